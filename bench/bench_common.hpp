@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+// Shared helpers of the blockq benchmarks: input data, the plain memory-read
+// baseline, and the roofline counter every benchmark row reports.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <random>
+#include <vector>
+
+namespace blockq_bench {
+
+// n standard-normal floats from a fixed seed.
+inline std::vector<float> normal_data(std::size_t n, unsigned seed = 42) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> x(n);
+  for (auto& v : x) v = d(g);
+  return x;
+}
+
+// Sums a buffer with eight independent accumulators (enough to keep the
+// loads, not the adds, the limit); the compiler vectorises it.
+inline float read_all(const float* x, std::size_t n) {
+  float acc[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += x[i + k];
+  for (; i < n; ++i) acc[0] += x[i];
+  float s = 0;
+  for (float a : acc) s += a;
+  return s;
+}
+
+// Bytes per second of a plain read of `bytes` bytes, measured in this process
+// (median of repeated passes, more passes for small buffers) and cached per size.
+inline double read_bandwidth(std::size_t bytes) {
+  static std::map<std::size_t, double> cache;
+  if (auto it = cache.find(bytes); it != cache.end()) return it->second;
+  const std::size_t n = bytes / sizeof(float);
+  std::vector<float> x = normal_data(n, 7);
+  const int passes = static_cast<int>(std::clamp<std::size_t>((std::size_t{1} << 30) / bytes, 5, 2000));
+  std::vector<double> rates;
+  for (int rep = 0; rep < 9; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int p = 0; p < passes; ++p) benchmark::DoNotOptimize(read_all(x.data(), n));
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    rates.push_back(static_cast<double>(bytes) * passes / dt.count());
+  }
+  std::nth_element(rates.begin(), rates.begin() + 4, rates.end());
+  return cache[bytes] = rates[4];
+}
+
+// Reports items/s and bytes/s for `items` elements and `bytes_moved` bytes
+// (read + written) per iteration, and the counter `roofline`: those bytes per
+// second over the plain-read bandwidth of a buffer of `input_bytes`.
+inline void report(benchmark::State& state, std::size_t items, std::size_t bytes_moved,
+                   std::size_t input_bytes) {
+  const auto iters = static_cast<double>(state.iterations());
+  state.SetItemsProcessed(static_cast<int64_t>(iters * static_cast<double>(items)));
+  state.SetBytesProcessed(static_cast<int64_t>(iters * static_cast<double>(bytes_moved)));
+  state.counters["roofline"] = benchmark::Counter(
+      static_cast<double>(bytes_moved) / read_bandwidth(input_bytes), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The baseline row itself: a plain read of `bytes` bytes, named baseline/read/<bytes>.
+inline void register_read_baseline(std::size_t bytes) {
+  benchmark::RegisterBenchmark(("baseline/read/" + std::to_string(bytes)).c_str(), [bytes](benchmark::State& state) {
+    const std::size_t n = bytes / sizeof(float);
+    std::vector<float> x = normal_data(n, 7);
+    for (auto _ : state) benchmark::DoNotOptimize(read_all(x.data(), n));
+    report(state, n, bytes, bytes);
+  });
+}
+
+}  // namespace blockq_bench

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// FP4 E2M1 elements with a free float32 scale per block (no scale rounding):
+// the accuracy ceiling of the 4-bit float grid, and the `fp4` format of the tool.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "blockq/arch.hpp"
+#include "blockq/config.hpp"
+#include "blockq/detail/bits.hpp"
+#include "blockq/detail/blocks.hpp"
+#include "blockq/detail/codec.hpp"
+#include "blockq/formats/minifloat.hpp"
+#include "blockq/kernels.hpp"
+#include "blockq/scale_rule.hpp"
+
+BLOCKQ_BEGIN_NAMESPACE
+
+struct fp4_options {
+  std::size_t block = 32;
+  scale_rule rule = scale_rule::absmax;
+  tie_mode ties = tie_mode::even;
+};
+
+struct fp4_tensor {
+  std::vector<std::uint8_t> codes;  // one E2M1 code a byte
+  std::vector<float> scales;        // one float a block
+};
+
+template <class Arch = default_arch>
+class fp4_quantizer {
+ public:
+  using element_type = e2m1;
+  using arch_type = Arch;
+
+  explicit fp4_quantizer(fp4_options opt = {}) : opt_(opt) {
+    detail::check_block(opt_.block);
+    detail::require(opt_.rule == scale_rule::absmax, detail::rule_error(opt_.rule, "fp4 (use absmax)"));
+  }
+
+  const fp4_options& options() const noexcept { return opt_; }
+  std::size_t num_blocks(std::size_t n) const noexcept { return detail::ceil_div(n, opt_.block); }
+
+  // absmax: amax / 6 in float; 0 for an all-zero block, NaN for a block with NaN or Inf.
+  float block_scale(std::span<const float> blk) const noexcept {
+    const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
+    if (!detail::is_finite(amax)) return std::numeric_limits<float>::quiet_NaN();
+    return amax / e2m1::max_value;
+  }
+
+  void quantize(std::span<const float> x, std::span<std::uint8_t> codes, std::span<float> scales) const {
+    detail::quantize_blocks<e2m1, Arch, false>(
+        x, opt_.block, opt_.ties, codes, scales,
+        [&](std::size_t, std::span<const float> blk) { return block_scale(blk); }, identity);
+  }
+
+  // out[i] = decode(codes[i]) * scales[b].
+  void dequantize(std::span<const std::uint8_t> codes, std::span<const float> scales,
+                  std::span<float> out) const {
+    detail::dequantize_blocks<e2m1, Arch, false>(codes, scales, opt_.block, out, identity);
+  }
+
+  fp4_tensor quantize(std::span<const float> x) const {
+    fp4_tensor t{std::vector<std::uint8_t>(x.size()), std::vector<float>(num_blocks(x.size()))};
+    quantize(x, t.codes, t.scales);
+    return t;
+  }
+
+  std::vector<float> dequantize(const fp4_tensor& t) const {
+    std::vector<float> out(t.codes.size());
+    dequantize(t.codes, t.scales, out);
+    return out;
+  }
+
+ private:
+  static float identity(float s) noexcept { return s; }
+
+  fp4_options opt_;
+};
+
+BLOCKQ_END_NAMESPACE

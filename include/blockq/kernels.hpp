@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
+// All block kernels: the scalar oracle plus the architectures the compiler targets.
+#pragma once
+
+#include "blockq/arch.hpp"
+#include "blockq/arch/scalar.hpp"
+#if BLOCKQ_WITH_AVX2
+#include "blockq/arch/avx2.hpp"
+#endif
+#if BLOCKQ_WITH_NEON
+#include "blockq/arch/neon.hpp"
+#endif

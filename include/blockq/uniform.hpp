@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+// Uniform integer quantization of 1 to 8 bits (SPEC §5): symmetric codes with
+// a scale (rules absmax, signed_max), or asymmetric codes with a scale and a
+// min (rule minmax), per block or for the whole tensor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "blockq/arch.hpp"
+#include "blockq/config.hpp"
+#include "blockq/detail/bits.hpp"
+#include "blockq/detail/blocks.hpp"
+#include "blockq/formats/integer.hpp"
+#include "blockq/kernels.hpp"
+#include "blockq/scale_rule.hpp"
+
+BLOCKQ_BEGIN_NAMESPACE
+
+struct uniform_options {
+  int bits = 4;
+  bool symmetric = true;
+  std::size_t block = 32;  // 0: one scale (and min) for the whole input
+  // Unset: absmax for symmetric codes, minmax for asymmetric ones.
+  std::optional<scale_rule> rule{};
+};
+
+struct uniform_tensor {
+  std::vector<std::uint8_t> codes;  // one code a byte (signed codes as b-bit two's complement)
+  std::vector<float> scales;        // one a block
+  std::vector<float> mins;          // one a block when asymmetric, else empty
+};
+
+// The scale (and min) of one block.
+struct uniform_params {
+  float scale = 0.0f;
+  float min = 0.0f;
+};
+
+template <class Arch = default_arch>
+class uniform_quantizer {
+ public:
+  using arch_type = Arch;
+
+  explicit uniform_quantizer(uniform_options opt = {}) : opt_(opt) {
+    detail::check_int_bits(opt_.bits);
+    fmt_ = int_format{opt_.bits, opt_.symmetric};
+    if (!opt_.rule) opt_.rule = opt_.symmetric ? scale_rule::absmax : scale_rule::minmax;
+    const scale_rule r = *opt_.rule;
+    if (opt_.symmetric) {
+      detail::require(r == scale_rule::absmax || r == scale_rule::signed_max,
+                      detail::rule_error(r, "symmetric integer codes (use absmax, signed_max)"));
+      detail::require(r != scale_rule::absmax || opt_.bits >= 2,
+                      "rule absmax needs at least 2 bits (qmax = 0 at 1 bit), got bits = " +
+                          std::to_string(opt_.bits));
+    } else {
+      detail::require(r == scale_rule::minmax,
+                      detail::rule_error(r, "asymmetric integer codes (use minmax)"));
+    }
+  }
+
+  const uniform_options& options() const noexcept { return opt_; }
+  scale_rule rule() const noexcept { return *opt_.rule; }
+  const int_format& format() const noexcept { return fmt_; }
+  std::size_t block_size(std::size_t n) const noexcept { return opt_.block == 0 ? (n ? n : 1) : opt_.block; }
+  std::size_t num_blocks(std::size_t n) const noexcept { return detail::ceil_div(n, block_size(n)); }
+
+  // The starting scale (and min) of one block under the rule. A block with NaN
+  // or Inf gets a NaN scale (and min), which quantizes to code 0 and
+  // dequantizes to NaN.
+  uniform_params block_params(std::span<const float> blk) const noexcept {
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    if (!opt_.symmetric) {
+      float lo = 0.0f, hi = 0.0f;
+      kernels::block_min_max(Arch{}, blk.data(), blk.size(), lo, hi);
+      if (!detail::is_finite(lo) || !detail::is_finite(hi)) return {nan, nan};
+      return {(hi - lo) / static_cast<float>(fmt_.qmax()), lo};
+    }
+    const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
+    if (!detail::is_finite(amax)) return {nan, 0.0f};
+    if (*opt_.rule == scale_rule::absmax) return {amax / static_cast<float>(fmt_.qmax()), 0.0f};
+    // signed_max: the first element of largest magnitude, with its sign, maps to qmin.
+    float m = 0.0f;
+    for (float v : blk)
+      if (detail::abs_bits(v) > detail::abs_bits(m)) m = v;
+    return {m / static_cast<float>(fmt_.qmin()), 0.0f};
+  }
+
+  // codes: x.size() bytes; scales (and mins when asymmetric; empty otherwise):
+  // num_blocks(x.size()) each.
+  void quantize(std::span<const float> x, std::span<std::uint8_t> codes, std::span<float> scales,
+                std::span<float> mins = {}) const {
+    check_args(x.size(), codes.size(), scales.size(), mins.size());
+    detail::for_each_block(x.size(), block_size(x.size()), [&](std::size_t b, std::size_t begin, std::size_t len) {
+      const uniform_params p = block_params(x.subspan(begin, len));
+      scales[b] = p.scale;
+      if (!opt_.symmetric) mins[b] = p.min;
+      encode_block(x.subspan(begin, len), p, codes.data() + begin);
+    });
+  }
+
+  // Codes of one block at the given scale and min.
+  void encode_block(std::span<const float> blk, uniform_params p, std::uint8_t* codes) const noexcept {
+    if (!detail::is_finite(p.scale) || !detail::is_finite(p.min))
+      kernels::encode_int(Arch{}, blk.data(), blk.size(), 0.0f, 0.0f, fmt_, codes);
+    else
+      kernels::encode_int(Arch{}, blk.data(), blk.size(), p.scale, p.min, fmt_, codes);
+  }
+
+  // out[i] = q * scale + min.
+  void dequantize(std::span<const std::uint8_t> codes, std::span<const float> scales,
+                  std::span<const float> mins, std::span<float> out) const {
+    check_args(out.size(), codes.size(), scales.size(), mins.size());
+    detail::for_each_block(out.size(), block_size(out.size()), [&](std::size_t b, std::size_t begin, std::size_t len) {
+      kernels::decode_int(Arch{}, codes.data() + begin, len, scales[b], opt_.symmetric ? 0.0f : mins[b], fmt_,
+                          out.data() + begin);
+    });
+  }
+
+  uniform_tensor quantize(std::span<const float> x) const {
+    const std::size_t nb = num_blocks(x.size());
+    uniform_tensor t{std::vector<std::uint8_t>(x.size()), std::vector<float>(nb),
+                     std::vector<float>(opt_.symmetric ? 0 : nb)};
+    quantize(x, t.codes, t.scales, t.mins);
+    return t;
+  }
+
+  std::vector<float> dequantize(const uniform_tensor& t) const {
+    std::vector<float> out(t.codes.size());
+    dequantize(t.codes, t.scales, t.mins, out);
+    return out;
+  }
+
+ private:
+  void check_args(std::size_t n, std::size_t ncodes, std::size_t nscales, std::size_t nmins) const {
+    detail::check_size(ncodes, n, "codes");
+    detail::check_size(nscales, num_blocks(n), "scales");
+    detail::check_size(nmins, opt_.symmetric ? 0 : num_blocks(n), "mins");
+  }
+
+  uniform_options opt_;
+  int_format fmt_{};
+};
+
+BLOCKQ_END_NAMESPACE

@@ -5,6 +5,7 @@
 
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
+#include "blockq/formats/half.hpp"
 #include "blockq/formats/integer.hpp"
 #include "blockq/formats/minifloat.hpp"
 #include "blockq/formats/tie_mode.hpp"

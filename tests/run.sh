@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every blockq test:
+#   1. the full suite (unit tests, tool end-to-end tests, consumer tests) with the AVX2 kernels;
+#   2. the core suite again with the scalar kernels forced;
+#   3. the suite under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   4. the core suite cross-compiled for aarch64 and run under qemu with the NEON kernels;
+#   5. the libFuzzer targets of the tool's file readers, for a bounded time.
+# Usage: bash tests/run.sh   (from anywhere; builds in ./build-test* of the checkout)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+bash tools/deps.sh --ci
+jobs=$(nproc)
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "1/5 full suite (default kernels)"
+cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-test -j"$jobs"
+ctest --test-dir build-test -j"$jobs" --output-on-failure
+
+step "2/5 core suite, scalar kernels forced"
+cmake -S . -B build-test-scalar -G Ninja -DCMAKE_BUILD_TYPE=Release -DBLOCKQ_FORCE_ARCH=scalar \
+  -DBLOCKQ_BUILD_TOOLS=OFF -DBLOCKQ_BUILD_BENCH=OFF -DBLOCKQ_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-test-scalar -j"$jobs"
+ctest --test-dir build-test-scalar -j"$jobs" --output-on-failure -LE consumer
+
+step "3/5 sanitizers (address, undefined)"
+cmake -S . -B build-test-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLOCKQ_SANITIZE=ON \
+  -DBLOCKQ_BUILD_BENCH=OFF -DBLOCKQ_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-test-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-test-asan -j"$jobs" --output-on-failure -LE consumer
+
+step "4/5 aarch64 (NEON) under qemu"
+bash .ci/aarch64.sh
+
+step "5/5 fuzzing the file readers"
+bash .ci/fuzz.sh

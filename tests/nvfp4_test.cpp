@@ -51,8 +51,8 @@ TEST(Nvfp4, MillionNormals) {
   const auto x = normal_floats(1 << 20, 1);
   const blockq::nvfp4_quantizer<> q;
   const double m = blockq::mse(x, q.dequantize(q.quantize(x)));
-  // The figure in the README (mt19937_64 seed 1): 0.009018...
-  EXPECT_NEAR(m, 0.00902, 0.00005) << m;
+  // The figure in the README (mt19937_64 seed 1, libstdc++): 0.009047
+  EXPECT_NEAR(m, 0.009047, 0.00005) << m;
 }
 
 TEST(Nvfp4, ZeroTinyNanBlocksAndTheTensorScaleSwitch) {

@@ -12,27 +12,47 @@ cd "$root"
 bash tools/deps.sh --ci
 jobs=$(nproc)
 step() { printf '\n=== %s ===\n' "$*"; }
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Runs ctest, keeps its output, and adds its counts to the totals printed at the end.
+run_ctest() {
+  local rc=0
+  ctest "$@" 2>&1 | tee "$log" || rc=$?
+  local line
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+  if [[ $line =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed=$((failed + BASH_REMATCH[1]))
+    passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
+  return "$rc"
+}
 
 step "1/5 full suite (default kernels)"
 cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-test -j"$jobs"
-ctest --test-dir build-test -j"$jobs" --output-on-failure
+run_ctest --test-dir build-test -j"$jobs" --output-on-failure
 
 step "2/5 core suite, scalar kernels forced"
 cmake -S . -B build-test-scalar -G Ninja -DCMAKE_BUILD_TYPE=Release -DBLOCKQ_FORCE_ARCH=scalar \
   -DBLOCKQ_BUILD_TOOLS=OFF -DBLOCKQ_BUILD_BENCH=OFF -DBLOCKQ_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-test-scalar -j"$jobs"
-ctest --test-dir build-test-scalar -j"$jobs" --output-on-failure -LE consumer
+run_ctest --test-dir build-test-scalar -j"$jobs" --output-on-failure -LE consumer
 
 step "3/5 sanitizers (address, undefined)"
 cmake -S . -B build-test-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLOCKQ_SANITIZE=ON \
   -DBLOCKQ_BUILD_BENCH=OFF -DBLOCKQ_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-test-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-test-asan -j"$jobs" --output-on-failure -LE consumer
+  run_ctest --test-dir build-test-asan -j"$jobs" --output-on-failure -LE consumer
 
 step "4/5 aarch64 (NEON) under qemu"
 bash .ci/aarch64.sh
 
 step "5/5 fuzzing the file readers"
 bash .ci/fuzz.sh
+
+step "summary"
+echo "ctest totals of the x86 builds (aarch64 and fuzzing reported above):"
+echo "blockq: ${passed} passed, ${failed} failed"

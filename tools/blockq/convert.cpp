@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "convert.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "blockq/version.hpp"
+#include "codec.hpp"
+#include "file.hpp"
+#include "input.hpp"
+#include "parallel.hpp"
+
+namespace blockq_tool {
+namespace {
+
+using json = nlohmann::json;
+
+// Tensors are converted and quantized in batches of about this many elements
+// (their floats are held in memory), in chunks of about chunk_elements.
+constexpr std::uint64_t batch_elements = std::uint64_t{32} << 20;
+constexpr std::uint64_t chunk_elements = std::uint64_t{1} << 16;
+
+std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
+
+// One input tensor and what becomes of it.
+struct job {
+  const tensor_view* in = nullptr;
+  bool transform = false;         // quantized (or dequantized); else copied
+  std::vector<tensor_spec> outs;  // what is written for it, in order
+  std::size_t k = 0, rows = 0;    // row length and count
+  std::vector<float> x;           // quantize: the input as floats; dequantize: the output
+  std::vector<std::vector<std::uint8_t>> parts;  // quantize: the output tensors' bytes
+  std::vector<std::span<const std::uint8_t>> in_parts;  // dequantize: the parts read
+  tensor_state st;
+  hessian_input h;
+  std::vector<std::size_t> nonfinite;  // per chunk
+  std::size_t chunk_rows = 1;
+};
+
+std::size_t chunk_rows_for(std::size_t k) { return std::max<std::size_t>(1, chunk_elements / std::max<std::size_t>(1, k)); }
+std::size_t num_chunks(const job& j) { return (j.rows + j.chunk_rows - 1) / j.chunk_rows; }
+
+struct chunk_ref {
+  job* j;
+  std::size_t r0, r1, index;
+};
+
+std::vector<chunk_ref> chunks_of(const std::vector<job*>& batch) {
+  std::vector<chunk_ref> c;
+  for (job* j : batch)
+    for (std::size_t i = 0, r = 0; r < j->rows; ++i, r += j->chunk_rows) c.push_back({j, r, std::min(j->rows, r + j->chunk_rows), i});
+  return c;
+}
+
+metadata_t kept_metadata(const metadata_t& in) {
+  metadata_t out;
+  for (const auto& kv : in)
+    if (kv.first.rfind(meta_prefix, 0) != 0) out.push_back(kv);
+  return out;
+}
+
+// Groups consecutive jobs so that the transformed ones in a group hold about
+// batch_elements elements, and calls f(group) for each, in order.
+template <class F>
+void for_each_batch(std::vector<job>& jobs, F&& f) {
+  std::vector<job*> batch;
+  std::uint64_t held = 0;
+  for (job& j : jobs) {
+    const std::uint64_t n = j.transform ? std::uint64_t{j.rows} * j.k : 0;
+    if (!batch.empty() && held + n > batch_elements) {
+      f(batch);
+      batch.clear();
+      held = 0;
+    }
+    batch.push_back(&j);
+    held += n;
+  }
+  if (!batch.empty()) f(batch);
+}
+
+std::uint64_t transformed_elements(const std::vector<job>& jobs) {
+  std::uint64_t n = 0;
+  for (const job& j : jobs)
+    if (j.transform) n += std::uint64_t{j.rows} * j.k;
+  return n;
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  int u = 0;
+  while (b >= 1000.0 && u < 4) b /= 1000.0, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+  return buf;
+}
+
+void check_output_path(const std::string& output, const std::string& input) {
+  if (output.empty()) throw error("no output file (-o OUTPUT)");
+  const std::string ext = ".safetensors";
+  if (output.size() < ext.size() || output.compare(output.size() - ext.size(), ext.size(), ext) != 0)
+    throw error("the output must be a .safetensors file, got '" + output + "'");
+  (void)input;
+}
+
+// Writes the header and every job's tensors in order; `process` fills a
+// batch's transformed jobs first.
+template <class Process>
+std::uint64_t write_all(const std::string& path, std::vector<job>& jobs, const metadata_t& metadata, Process&& process) {
+  std::vector<tensor_spec> specs;
+  for (const job& j : jobs) specs.insert(specs.end(), j.outs.begin(), j.outs.end());
+  const std::string header = safetensors_header(specs, metadata);
+  output_file out(path);
+  out.write(header.data(), header.size());
+  for_each_batch(jobs, [&](std::vector<job*>& batch) {
+    process(batch);
+    for (job* j : batch) {
+      if (!j->transform) {
+        out.write(j->in->bytes);
+      } else if (!j->parts.empty()) {
+        for (auto& p : j->parts) out.write(p);
+      } else {
+        out.write(reinterpret_cast<const std::uint8_t*>(j->x.data()), j->x.size() * sizeof(float));
+      }
+      j->x = {};
+      j->parts = {};
+    }
+  });
+  out.commit();
+  std::uint64_t total = header.size();
+  for (const tensor_spec& s : specs) total += s.bytes();
+  return total;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+void run_quantize(const quantize_options& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
+  const auto coder = make_codec(cfg);
+  check_output_path(opt.output, opt.input);
+  if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian)
+    throw error("--hessian is used by --rule hessian only");
+  if (cfg.rule == blockq::scale_rule::hessian && opt.hessian.empty())
+    throw error("--rule hessian needs calibration activations (--hessian ACTS)");
+  if (cfg.format->fam != family::mx && cfg.format->fam != family::nvfp4 && cfg.format->fam != family::fp4 &&
+      opt.ties != "even")
+    warn("--ties applies to the float formats; " + std::string(cfg.format->name) + " codes round half to even");
+  std::regex pattern;
+  if (opt.tensors_given) {
+    try {
+      pattern = std::regex(opt.tensors, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      throw error("invalid --tensors regex '" + opt.tensors + "': " + e.what());
+    }
+  }
+
+  const auto in = load_input(opt.input);
+  if (in->meta(meta_tensors) || in->meta("blockq.format"))
+    throw error(opt.input + " is already quantized by blockq; dequantize it first");
+  std::unique_ptr<loaded_input> acts;
+  if (!opt.hessian.empty()) acts = load_input(opt.hessian);
+
+  // What happens to each tensor.
+  std::vector<job> jobs(in->tensors.size());
+  json record = json::object();
+  bool matched_any = false;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    job& j = jobs[i];
+    const tensor_view& t = in->tensors[i];
+    j.in = &t;
+    j.outs = {{t.name, t.type, t.shape}};
+    if (opt.tensors_given && !std::regex_search(t.name, pattern)) continue;
+    matched_any = true;
+    const std::string who = "tensor " + in_quotes(t.name) + " " + shape_string(t.shape) + " " + std::string(to_string(t.type));
+    if (!is_quantizable(t.type)) {
+      if (opt.tensors_given) warn(who + " is not F32, F16 or BF16; copied unchanged");
+      continue;
+    }
+    if (t.shape.empty() || (!opt.tensors_given && t.shape.size() < 2)) {
+      if (opt.tensors_given) warn(who + " has no last axis to quantize along; copied unchanged");
+      continue;
+    }
+    const std::uint64_t k = t.shape.back(), n = t.numel();
+    if (n == 0) {
+      if (opt.tensors_given) warn(who + " is empty; copied unchanged");
+      continue;
+    }
+    if (k % cfg.block != 0) {
+      warn(who + ": the last dimension " + std::to_string(k) + " is not a multiple of the block (" +
+           std::to_string(cfg.block) + "); copied unchanged");
+      continue;
+    }
+    j.transform = true;
+    j.k = static_cast<std::size_t>(k);
+    j.rows = static_cast<std::size_t>(n / k);
+    j.chunk_rows = chunk_rows_for(j.k);
+    j.outs = coder->outputs(t.name, t.shape);
+    if (acts) {
+      const tensor_view* a = acts->find(t.name);
+      if (!a) throw error(opt.hessian + " has no activations for tensor " + in_quotes(t.name));
+      if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[1] != k || a->shape[0] == 0)
+        throw error("activations " + in_quotes(t.name) + " in " + opt.hessian + " have shape " + shape_string(a->shape) + " " +
+                    std::string(to_string(a->type)) + "; expected floats of shape [T, " + std::to_string(k) +
+                    "] for the weight " + shape_string(t.shape));
+    }
+    record[t.name] = {{"dtype", std::string(to_string(t.type))}, {"shape", t.shape}};
+  }
+  if (opt.tensors_given && !matched_any) warn("--tensors '" + opt.tensors + "' matches no tensor");
+
+  metadata_t meta = kept_metadata(in->metadata);
+  const std::vector<std::pair<std::string, std::string>> ours{
+      {"blockq.format", std::string(cfg.format->name)},
+      {"blockq.rule", std::string(blockq::to_string(cfg.rule))},
+      {"blockq.block", std::to_string(cfg.block)},
+      {"blockq.ties", std::string(blockq::to_string(cfg.ties))},
+      {"blockq.layout", std::string(to_string(cfg.lay))},
+      {"blockq.version", BLOCKQ_VERSION_STRING},
+      {meta_tensors, record.dump()}};
+  meta.insert(meta.end(), ours.begin(), ours.end());
+
+  const unsigned threads = opt.threads ? opt.threads : default_threads();
+  progress bar("quantizing", transformed_elements(jobs));
+  std::size_t quantized = 0;
+  const std::uint64_t written = write_all(opt.output, jobs, meta, [&](std::vector<job*>& batch) {
+    std::vector<job*> work;
+    for (job* j : batch)
+      if (j->transform) work.push_back(j);
+    if (work.empty()) return;
+    for (job* j : work) {
+      j->x.resize(j->rows * j->k);
+      j->nonfinite.assign(num_chunks(*j), 0);
+      j->parts.clear();
+      for (const tensor_spec& s : j->outs) j->parts.emplace_back(static_cast<std::size_t>(s.bytes()));
+    }
+    const auto chunks = chunks_of(work);
+    // 1. to float
+    parallel_for(chunks.size(), threads, [&](std::size_t i) {
+      const chunk_ref& c = chunks[i];
+      const std::size_t size = dtype_size(c.j->in->type), first = c.r0 * c.j->k, n = (c.r1 - c.r0) * c.j->k;
+      c.j->nonfinite[c.index] = to_float(c.j->in->type, c.j->in->bytes.data() + first * size, n, c.j->x.data() + first);
+    });
+    // 2. per-tensor values (NVFP4 tensor scale, Hessians)
+    parallel_for(work.size(), threads, [&](std::size_t i) {
+      job& j = *work[i];
+      j.st = coder->prepare(j.x, j.k, acts ? &j.h : nullptr);
+    });
+    for (job* j : work) {
+      std::size_t bad = 0;
+      for (std::size_t b : j->nonfinite) bad += b;
+      if (bad)
+        warn("tensor " + in_quotes(j->in->name) + " has " + std::to_string(bad) +
+             " NaN/Inf values; their blocks get a NaN scale and zero codes (SPEC §3) and dequantize to NaN");
+    }
+    // 3. quantize
+    parallel_for(
+        chunks.size(), threads,
+        [&](std::size_t i) {
+          const chunk_ref& c = chunks[i];
+          std::vector<std::span<std::uint8_t>> parts(c.j->parts.begin(), c.j->parts.end());
+          coder->quantize_rows(c.j->x, c.j->k, c.r0, c.r1, c.j->st, parts);
+          bar.add((c.r1 - c.r0) * c.j->k);
+        },
+        &bar);
+    quantized += work.size();
+  });
+  bar.finish();
+  std::fprintf(stderr, "blockq: %s: %zu tensor%s quantized to %s (rule %s, block %zu), %zu copied, %s in %.2f s\n",
+               opt.output.c_str(), quantized, quantized == 1 ? "" : "s", std::string(cfg.format->name).c_str(),
+               std::string(blockq::to_string(cfg.rule)).c_str(), cfg.block, jobs.size() - quantized,
+               human_bytes(static_cast<double>(written)).c_str(), seconds_since(t0));
+}
+
+void run_dequantize(const dequantize_options& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_output_path(opt.output, opt.input);
+  const auto in = load_input(opt.input);
+  const std::string* rec = in->meta(meta_tensors);
+  if (!rec) throw error(opt.input + " was not written by blockq quantize (no blockq.tensors metadata)");
+  auto meta_or = [&](const char* key) -> std::string {
+    const std::string* v = in->meta(key);
+    if (!v) throw error(opt.input + ": metadata " + key + " is missing");
+    return *v;
+  };
+  const std::string fmt = meta_or("blockq.format"), block_s = meta_or("blockq.block"),
+                    ties = meta_or("blockq.ties"), lay = meta_or("blockq.layout");
+  std::size_t block = 0;
+  if (block_s.empty() || block_s.size() > 9 || block_s.find_first_not_of("0123456789") != std::string::npos ||
+      (block = std::stoul(block_s)) == 0)
+    throw error(opt.input + ": metadata blockq.block '" + block_s + "' is not a positive integer");
+  // The rule does not change how codes decode; the format's default one is used.
+  quant_config cfg;
+  try {
+    cfg = make_config(fmt, "", block, ties, lay);
+  } catch (const error& e) {
+    throw error(opt.input + ": " + e.what());
+  }
+  const auto coder = make_codec(cfg);
+
+  json record;
+  try {
+    record = json::parse(*rec);
+  } catch (const json::exception&) {
+    throw error(opt.input + ": metadata blockq.tensors is not valid JSON");
+  }
+  if (!record.is_object()) throw error(opt.input + ": metadata blockq.tensors is not a JSON object");
+
+  // Every part of every quantized tensor, by name: the tensor it belongs to.
+  std::map<std::string, std::string> part_of;
+  std::map<std::string, std::pair<shape_t, std::vector<tensor_spec>>> quantized;
+  for (const auto& [name, info] : record.items()) {
+    const std::string who = opt.input + ": quantized tensor " + in_quotes(name);
+    shape_t shape;
+    const auto sh = info.is_object() ? info.find("shape") : info.end();
+    if (!info.is_object() || sh == info.end() || !sh->is_array() || sh->empty() || sh->size() > max_rank)
+      throw error(who + " has no valid shape in blockq.tensors");
+    for (const auto& d : *sh) {
+      if (!d.is_number_unsigned()) throw error(who + " has no valid shape in blockq.tensors");
+      shape.push_back(d.get<std::uint64_t>());
+    }
+    const std::uint64_t n = checked_numel(shape);
+    checked_mul(n, 4, who + " byte size");
+    if (shape.back() == 0 || shape.back() % cfg.block != 0 || (cfg.lay == layout::ggml && shape.back() % 32 != 0))
+      throw error(who + " has shape " + shape_string(shape) + " whose last dimension is not a multiple of the block");
+    auto parts = coder->outputs(name, shape);
+    for (const tensor_spec& p : parts) {
+      const tensor_view* t = in->find(p.name);
+      if (!t) throw error(who + ": its part " + in_quotes(p.name) + " is missing");
+      if (t->type != p.type || t->shape != p.shape)
+        throw error(who + ": its part " + in_quotes(p.name) + " is " + std::string(to_string(t->type)) + " " +
+                    shape_string(t->shape) + ", expected " + std::string(to_string(p.type)) + " " + shape_string(p.shape));
+      if (!part_of.emplace(p.name, name).second) throw error(who + ": tensor " + in_quotes(p.name) + " is claimed twice");
+    }
+    quantized.emplace(name, std::make_pair(std::move(shape), std::move(parts)));
+  }
+
+  // Walk the input in order: a quantized tensor is restored where its first part was.
+  std::vector<job> jobs;
+  std::set<std::string> done;
+  for (const tensor_view& t : in->tensors) {
+    const auto it = part_of.find(t.name);
+    if (it == part_of.end()) {
+      job j;
+      j.in = &t;
+      j.outs = {{t.name, t.type, t.shape}};
+      jobs.push_back(std::move(j));
+      continue;
+    }
+    if (!done.insert(it->second).second) continue;
+    const auto& [shape, parts] = quantized.at(it->second);
+    job j;
+    j.in = &t;
+    j.transform = true;
+    j.outs = {{it->second, dtype::F32, shape}};
+    j.k = static_cast<std::size_t>(shape.back());
+    j.rows = static_cast<std::size_t>(checked_numel(shape) / j.k);
+    j.chunk_rows = chunk_rows_for(j.k);
+    for (const tensor_spec& p : parts) j.in_parts.push_back(in->find(p.name)->bytes);
+    jobs.push_back(std::move(j));
+  }
+  const unsigned threads = opt.threads ? opt.threads : default_threads();
+  progress bar("dequantizing", transformed_elements(jobs));
+  std::size_t restored = 0;
+  write_all(opt.output, jobs, kept_metadata(in->metadata), [&](std::vector<job*>& batch) {
+    std::vector<job*> work;
+    for (job* j : batch)
+      if (j->transform) {
+        j->x.resize(j->rows * j->k);
+        work.push_back(j);
+      }
+    const auto chunks = chunks_of(work);
+    parallel_for(
+        chunks.size(), threads,
+        [&](std::size_t i) {
+          const chunk_ref& c = chunks[i];
+          coder->dequantize_rows(c.j->in_parts, c.j->k, c.r0, c.r1, c.j->x);
+          bar.add((c.r1 - c.r0) * c.j->k);
+        },
+        &bar);
+    restored += work.size();
+  });
+  bar.finish();
+  std::fprintf(stderr, "blockq: %s: %zu tensor%s restored as F32, %zu copied, in %.2f s\n", opt.output.c_str(), restored,
+               restored == 1 ? "" : "s", jobs.size() - restored, seconds_since(t0));
+}
+
+}  // namespace blockq_tool

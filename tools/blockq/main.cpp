@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+// blockq: quantize safetensors / npy tensors to MXFP4, NVFP4, FP4 and integer
+// formats, restore them, and report the error of every format.
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "blockq/version.hpp"
+#include "codec.hpp"
+#include "convert.hpp"
+#include "report.hpp"
+#include "tensor.hpp"
+
+namespace {
+
+// One line: control characters (from a file's bytes) become '?'.
+void print_error(const std::string& what) {
+  std::string line;
+  for (char c : what) line += (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) ? '?' : c;
+  if (line.size() > 400) line = line.substr(0, 397) + "...";
+  std::fprintf(stderr, "blockq: error: %s\n", line.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace blockq_tool;
+  CLI::App app{"blockq " BLOCKQ_VERSION_STRING
+               ": block quantization of tensors (MXFP4, NVFP4, FP4, integers) in .safetensors and .npy files"};
+  app.name("blockq");
+  app.set_version_flag("--version", BLOCKQ_VERSION_STRING);
+  app.require_subcommand(1);
+
+  quantize_options q;
+  auto* qc = app.add_subcommand("quantize", "quantize the floating tensors of INPUT into OUTPUT (.safetensors)");
+  qc->add_option("INPUT", q.input, ".safetensors (F32, F16, BF16) or .npy (float32, float16) file")->required();
+  qc->add_option("-o,--output", q.output, "output .safetensors file")->required();
+  qc->add_option("--format", q.format, "format: " + format_list())->required();
+  qc->add_option("--rule", q.rule,
+                 "scale rule: ocp, ceil, floor (MX); absmax, signed_max, minmax (integers); mse, lsq, hessian "
+                 "[default: mxfp4 ocp, nvfp4/fp4/intN absmax, uintN minmax]");
+  qc->add_option("--block", q.block, "elements per block [default: 32; nvfp4 16]")->check(CLI::PositiveNumber);
+  qc->add_option("--ties", q.ties, "rounding of ties: even, toward_zero, away")
+      ->check(CLI::IsMember({"even", "toward_zero", "away"}))
+      ->capture_default_str();
+  qc->add_option("--layout", q.layout, "mxfp4 byte layout: ocp (HF/gpt-oss _blocks/_scales) or ggml (block_mxfp4)")
+      ->check(CLI::IsMember({"ocp", "ggml"}))
+      ->capture_default_str();
+  qc->add_option("--hessian", q.hessian, "calibration activations (.safetensors, NAME: [T, K]) for --rule hessian");
+  auto* tensors_opt = qc->add_option("--tensors", q.tensors,
+                                     "regex (searched in names) selecting the tensors to quantize [default: floating "
+                                     "tensors of rank >= 2 whose last dimension is a multiple of the block]");
+  qc->add_option("--threads", q.threads, "worker threads [default: all cores]")->check(CLI::Range(1u, 4096u));
+
+  dequantize_options d;
+  auto* dc = app.add_subcommand("dequantize", "restore a quantized file's tensors as F32 under their names and shapes");
+  dc->add_option("INPUT", d.input, "a .safetensors file written by blockq quantize")->required();
+  dc->add_option("-o,--output", d.output, "output .safetensors file")->required();
+  dc->add_option("--threads", d.threads, "worker threads [default: all cores]")->check(CLI::Range(1u, 4096u));
+
+  report_options r;
+  auto* rc = app.add_subcommand("report", "bits, MSE, SQNR, max error and speed of formats x rules, per tensor and overall");
+  rc->add_option("INPUT", r.input, ".safetensors or .npy file [default: the built-in suite]");
+  rc->add_option("--formats", r.formats, "comma-separated formats [default: mxfp4,nvfp4,fp4,int4,uint4,int8]");
+  rc->add_option("--rules", r.rules, "comma-separated rules; those that do not apply to a format are skipped "
+                                     "[default: each format's default, and mse where available]");
+  rc->add_flag("--csv", r.csv, "comma-separated values for machines");
+
+  grid_options g;
+  auto* gc = app.add_subcommand("grid", "MSE-optimal scales of uniform and FP grids for a distribution (SPEC §9)");
+  gc->add_option("--dist", g.dist, "normal, laplace, student_t:NU or logistic")->capture_default_str();
+  gc->add_option("--bits", g.bits, "range of bit widths A-B")->capture_default_str();
+  gc->add_flag("--csv", g.csv, "comma-separated values for machines");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::string where = "blockq";
+    for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+    print_error(std::string(e.what()) + " (see " + where + " --help)");
+    return 2;
+  }
+
+  try {
+    if (qc->parsed()) {
+      q.tensors_given = tensors_opt->count() > 0;
+      run_quantize(q);
+    } else if (dc->parsed()) {
+      run_dequantize(d);
+    } else if (rc->parsed()) {
+      run_report(r);
+    } else if (gc->parsed()) {
+      run_grid(g);
+    }
+  } catch (const blockq_tool::error& e) {
+    print_error(e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    print_error("out of memory");
+    return 1;
+  } catch (const std::exception& e) {
+    print_error(e.what());
+    return 1;
+  }
+  return 0;
+}

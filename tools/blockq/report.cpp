@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "report.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "blockq/metrics.hpp"
+#include "blockq/version.hpp"
+#include "codec.hpp"
+#include "input.hpp"
+
+namespace blockq_tool {
+namespace {
+
+struct named_tensor {
+  std::string name, what;
+  shape_t shape;
+  std::vector<float> x;
+};
+
+// ------------------------------------------------------------ the built-in suite
+// Uniform doubles in [0, 1) from the top 53 bits of mt19937_64 (whose output
+// the standard fixes), and the distributions from them by formula, so that
+// the suite is the same with every standard library.
+class rng {
+ public:
+  explicit rng(std::uint64_t seed) : g_(seed) {}
+  double uniform() { return static_cast<double>(g_() >> 11) * 0x1.0p-53; }
+  double normal() {  // Box–Muller, one value per pair kept simple
+    if (have_) {
+      have_ = false;
+      return spare_;
+    }
+    double u = 0.0;
+    while (u == 0.0) u = uniform();
+    const double v = uniform(), r = std::sqrt(-2.0 * std::log(u)), a = 6.283185307179586 * v;
+    spare_ = r * std::sin(a);
+    have_ = true;
+    return r * std::cos(a);
+  }
+  double laplace() {  // scale 1/sqrt(2): unit variance
+    const double u = uniform() - 0.5;
+    const double m = -std::log(1.0 - 2.0 * std::fabs(u)) / std::sqrt(2.0);
+    return u < 0 ? -m : m;
+  }
+  double student_t(int nu) {
+    double chi2 = 0.0;
+    for (int i = 0; i < nu; ++i) {
+      const double z = normal();
+      chi2 += z * z;
+    }
+    return normal() / std::sqrt(chi2 / nu);
+  }
+
+ private:
+  std::mt19937_64 g_;
+  double spare_ = 0.0;
+  bool have_ = false;
+};
+
+constexpr std::uint64_t suite_rows = 256, suite_cols = 1024;
+
+std::vector<named_tensor> builtin_suite() {
+  std::vector<named_tensor> s;
+  const std::size_t n = suite_rows * suite_cols;
+  auto make = [&](std::string name, std::string what, std::uint64_t seed, auto&& draw) {
+    named_tensor t{std::move(name), std::move(what), {suite_rows, suite_cols}, std::vector<float>(n)};
+    rng r(seed);
+    for (float& v : t.x) v = static_cast<float>(draw(r));
+    s.push_back(std::move(t));
+  };
+  make("normal", "N(0, 1), seed 1", 1, [](rng& r) { return r.normal(); });
+  make("laplace", "Laplace, unit variance, seed 2", 2, [](rng& r) { return r.laplace(); });
+  make("student_t3", "Student-t, 3 d.o.f., seed 3", 3, [](rng& r) { return r.student_t(3); });
+  // A linear layer's weight [out, in]: N(0, 0.02) rows with log-normal row
+  // norms, and 8 of the 1024 input channels (columns) 25x larger.
+  named_tensor w{"weights", "weight-like, 8 outlier channels, seed 4", {suite_rows, suite_cols}, std::vector<float>(n)};
+  rng r(4);
+  std::vector<bool> outlier(suite_cols, false);
+  for (int i = 0; i < 8; ++i) outlier[static_cast<std::size_t>(r.uniform() * suite_cols)] = true;
+  for (std::size_t i = 0; i < suite_rows; ++i) {
+    const double row_scale = 0.02 * std::exp(0.3 * r.normal());
+    for (std::size_t j = 0; j < suite_cols; ++j)
+      w.x[i * suite_cols + j] = static_cast<float>(r.normal() * row_scale * (outlier[j] ? 25.0 : 1.0));
+  }
+  s.push_back(std::move(w));
+  return s;
+}
+
+// ------------------------------------------------------------ measuring
+struct measurement {
+  double bits = 0.0;
+  double se = 0.0, energy = 0.0, max_abs = 0.0;
+  std::size_t count = 0;
+  double seconds = 0.0;  // quantizing once, one thread
+
+  double mse() const { return count ? se / static_cast<double>(count) : 0.0; }
+  double sqnr() const {
+    return se == 0.0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(energy / se);
+  }
+  double rate() const { return seconds > 0.0 ? static_cast<double>(count) / seconds : 0.0; }
+  void merge(const measurement& m) {
+    const double total_bits = bits * static_cast<double>(count) + m.bits * static_cast<double>(m.count);
+    se += m.se;
+    energy += m.energy;
+    max_abs = std::max(max_abs, m.max_abs);
+    count += m.count;
+    seconds += m.seconds;
+    bits = count ? total_bits / static_cast<double>(count) : 0.0;
+  }
+};
+
+measurement measure(const codec& c, const named_tensor& t) {
+  const std::size_t k = static_cast<std::size_t>(t.shape.back()), rows = t.x.size() / k;
+  const auto specs = c.outputs(t.name, t.shape);
+  std::vector<std::vector<std::uint8_t>> bufs;
+  for (const auto& s : specs) bufs.emplace_back(static_cast<std::size_t>(s.bytes()));
+  std::vector<std::span<std::uint8_t>> parts(bufs.begin(), bufs.end());
+  // Best of a few runs, within about 50 ms.
+  double best = std::numeric_limits<double>::infinity(), spent = 0.0;
+  for (int rep = 0; rep < 10 && (rep == 0 || spent < 0.05); ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const tensor_state st = c.prepare(t.x, k, nullptr);
+    c.quantize_rows(t.x, k, 0, rows, st, parts);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, s);
+    spent += s;
+  }
+  std::vector<std::span<const std::uint8_t>> cparts(bufs.begin(), bufs.end());
+  std::vector<float> y(t.x.size());
+  c.dequantize_rows(cparts, k, 0, rows, y);
+  const blockq::error_stats e = blockq::compare(t.x, y);
+  measurement m;
+  m.bits = c.bits_per_element(t.x.size());
+  m.count = t.x.size();
+  m.se = e.mse * static_cast<double>(m.count);
+  for (float v : t.x) m.energy += static_cast<double>(v) * v;
+  m.max_abs = e.max_abs;
+  m.seconds = best;
+  return m;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+struct combo {
+  quant_config cfg;
+  std::unique_ptr<codec> c;
+  std::string label_format, label_rule;
+};
+
+std::vector<combo> combos(const report_options& opt, std::vector<std::string>& notes) {
+  const std::vector<std::string> formats =
+      split(opt.formats.empty() ? std::string("mxfp4,nvfp4,fp4,int4,uint4,int8") : opt.formats);
+  if (formats.empty()) throw error("--formats is empty");
+  std::vector<std::string> rules = split(opt.rules);
+  const bool default_rules = rules.empty();
+  if (default_rules) {
+    rules = {"default"};
+    if (rule_available(blockq::scale_rule::mse)) rules.push_back("mse");
+  }
+  for (const auto& r : rules)
+    if (r != "default" && !blockq::parse_scale_rule(r))
+      throw error("unknown rule '" + r + "' (rules: default, ocp, ceil, floor, absmax, signed_max, minmax, mse, lsq, hessian)");
+  std::vector<combo> out;
+  for (const auto& f : formats) {
+    const format_info* info = find_format(f);
+    if (!info) throw error("unknown format '" + f + "' (formats: " + format_list() + ")");
+    for (const auto& r : rules) {
+      const std::string rule = r == "default" ? std::string(blockq::to_string(info->default_rule)) : r;
+      if (rule == "hessian") {
+        notes.push_back("rule hessian needs calibration activations; use blockq quantize --hessian");
+        continue;
+      }
+      if (std::any_of(out.begin(), out.end(), [&](const combo& c) { return c.label_format == f && c.label_rule == rule; }))
+        continue;
+      try {
+        combo c;
+        c.cfg = make_config(f, rule, 0, "even", "ocp");
+        c.c = make_codec(c.cfg);
+        c.label_format = f;
+        c.label_rule = rule;
+        out.push_back(std::move(c));
+      } catch (const error& e) {
+        if (!default_rules) notes.push_back(f + " " + rule + " skipped: " + e.what());
+      }
+    }
+  }
+  if (out.empty()) throw error("no format accepts the rules given (" + opt.rules + ")");
+  return out;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string shape_text(const shape_t& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
+  return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace
+
+void run_report(const report_options& opt) {
+  std::vector<std::string> notes;
+  const auto cs = combos(opt, notes);
+
+  std::vector<named_tensor> tensors;
+  std::string source;
+  if (opt.input.empty()) {
+    tensors = builtin_suite();
+    source = "built-in suite";
+  } else {
+    const auto in = load_input(opt.input);
+    source = opt.input;
+    for (const tensor_view& t : in->tensors) {
+      if (!is_quantizable(t.type) || t.shape.size() < 2 || t.numel() == 0) continue;
+      named_tensor nt{t.name, std::string(to_string(t.type)), t.shape, std::vector<float>(static_cast<std::size_t>(t.numel()))};
+      if (const std::size_t bad = to_float(t.type, t.bytes.data(), nt.x.size(), nt.x.data()))
+        notes.push_back(t.name + " has " + std::to_string(bad) + " NaN/Inf values (its errors are NaN)");
+      tensors.push_back(std::move(nt));
+    }
+    if (tensors.empty()) throw error(opt.input + " has no F32, F16 or BF16 tensor of rank >= 2 to report on");
+  }
+
+  // results[t][c]; count 0 when the tensor's last dimension does not fit the block.
+  std::vector<std::vector<measurement>> results(tensors.size(), std::vector<measurement>(cs.size()));
+  std::vector<measurement> total(cs.size());
+  for (std::size_t ti = 0; ti < tensors.size(); ++ti)
+    for (std::size_t ci = 0; ci < cs.size(); ++ci) {
+      if (tensors[ti].shape.back() % cs[ci].cfg.block != 0) {
+        notes.push_back(tensors[ti].name + " " + shape_string(tensors[ti].shape) + ": not measured with " + cs[ci].label_format +
+                        " (last dimension not a multiple of " + std::to_string(cs[ci].cfg.block) + ")");
+        continue;
+      }
+      results[ti][ci] = measure(*cs[ci].c, tensors[ti]);
+      total[ci].merge(results[ti][ci]);
+    }
+
+  if (opt.csv) {
+    std::printf("tensor,shape,format,rule,block,bits_per_element,mse,sqnr_db,max_abs_error,elements_per_second\n");
+    auto row = [&](const std::string& name, const std::string& shape, std::size_t ci, const measurement& m) {
+      if (!m.count) return;
+      std::printf("%s,%s,%s,%s,%zu,%.6g,%.6e,%.4f,%.6e,%.4e\n", csv_field(name).c_str(), shape.c_str(),
+                  cs[ci].label_format.c_str(), cs[ci].label_rule.c_str(), cs[ci].cfg.block, m.bits, m.mse(), m.sqnr(),
+                  m.max_abs, m.rate());
+    };
+    for (std::size_t ti = 0; ti < tensors.size(); ++ti)
+      for (std::size_t ci = 0; ci < cs.size(); ++ci) row(tensors[ti].name, shape_text(tensors[ti].shape), ci, results[ti][ci]);
+    for (std::size_t ci = 0; ci < cs.size(); ++ci) row("(all)", "", ci, total[ci]);
+    return;
+  }
+
+  std::size_t elements = 0;
+  for (const auto& t : tensors) elements += t.x.size();
+  std::printf("blockq %s report: %s, %zu tensor%s, %zu elements\n", BLOCKQ_VERSION_STRING, source.c_str(),
+              tensors.size(), tensors.size() == 1 ? "" : "s", elements);
+  std::size_t fw = 6, rw = 4;
+  for (const auto& c : cs) {
+    fw = std::max(fw, c.label_format.size());
+    rw = std::max(rw, c.label_rule.size());
+  }
+  auto header = [&] {
+    std::printf("  %-*s  %-*s  %9s  %11s  %8s  %10s  %9s\n", static_cast<int>(fw), "format", static_cast<int>(rw), "rule",
+                "bits/elem", "MSE", "SQNR dB", "max |err|", "Melem/s");
+  };
+  auto line = [&](std::size_t ci, const measurement& m) {
+    if (!m.count) return;
+    std::printf("  %-*s  %-*s  %9s  %11s  %8s  %10s  %9s\n", static_cast<int>(fw), cs[ci].label_format.c_str(),
+                static_cast<int>(rw), cs[ci].label_rule.c_str(), fmt("%.3f", m.bits).c_str(), fmt("%.4e", m.mse()).c_str(),
+                fmt("%.2f", m.sqnr()).c_str(), fmt("%.4g", m.max_abs).c_str(), fmt("%.1f", m.rate() / 1e6).c_str());
+  };
+  for (std::size_t ti = 0; ti < tensors.size(); ++ti) {
+    const auto& t = tensors[ti];
+    std::printf("\n%s  [%s]  %s\n", t.name.c_str(), shape_text(t.shape).c_str(), t.what.c_str());
+    header();
+    for (std::size_t ci = 0; ci < cs.size(); ++ci) line(ci, results[ti][ci]);
+  }
+  if (tensors.size() > 1) {
+    std::printf("\nall %zu tensors together\n", tensors.size());
+    header();
+    for (std::size_t ci = 0; ci < cs.size(); ++ci) line(ci, total[ci]);
+  }
+  std::printf(
+      "\nbits/elem: element bits plus scale (and min) bits per element. SQNR = 10 log10(sum x^2 / sum (x - q(x))^2),\n"
+      "higher is better; MSE and max |err| in the tensor's units. Melem/s: quantization speed on one thread.\n");
+  for (const auto& n : notes) std::printf("note: %s\n", n.c_str());
+}
+
+}  // namespace blockq_tool

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "safetensors.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace blockq_tool {
+namespace {
+
+using json = nlohmann::json;
+
+std::string in_quotes(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string offsets_string(std::uint64_t b, std::uint64_t e) {
+  return "[" + std::to_string(b) + ", " + std::to_string(e) + "]";
+}
+
+// Parses the header, rejecting duplicate keys in any object and nesting
+// deeper than a valid header has (which also bounds the parser's stack).
+json parse_header(std::string_view text) {
+  std::vector<std::set<std::string>> keys;
+  const json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
+    switch (ev) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth >= 3) throw error("malformed header: JSON nested deeper than a safetensors header");
+        if (ev == json::parse_event_t::object_start) keys.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        if (!keys.empty()) keys.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!keys.empty() && parsed.is_string() && !keys.back().insert(parsed.get<std::string>()).second)
+          throw error("malformed header: duplicate key " + in_quotes(parsed.get<std::string>()));
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  try {
+    return json::parse(text.begin(), text.end(), cb);
+  } catch (const json::exception& e) {
+    throw error(std::string("malformed JSON header: ") + e.what());
+  }
+}
+
+bool get_u64(const json& j, std::uint64_t& out) {
+  if (!j.is_number_unsigned()) return false;
+  out = j.get<std::uint64_t>();
+  return true;
+}
+
+struct entry {
+  tensor_view view;
+  std::uint64_t begin = 0, end = 0;
+};
+
+entry parse_entry(const std::string& name, const json& j, std::uint64_t data_size) {
+  const std::string who = "tensor " + in_quotes(name) + ": ";
+  if (!j.is_object()) throw error(who + "entry must be an object with dtype, shape and data_offsets");
+  const auto dt = j.find("dtype"), sh = j.find("shape"), off = j.find("data_offsets");
+  if (dt == j.end() || sh == j.end() || off == j.end())
+    throw error(who + "entry must have dtype, shape and data_offsets");
+  entry e;
+  e.view.name = name;
+  if (!dt->is_string()) throw error(who + "dtype must be a string");
+  const auto type = parse_dtype(dt->get_ref<const std::string&>());
+  if (!type) throw error(who + "unknown dtype " + in_quotes(dt->get_ref<const std::string&>()));
+  e.view.type = *type;
+  if (!sh->is_array() || sh->size() > max_rank)
+    throw error(who + "shape must be an array of at most " + std::to_string(max_rank) + " non-negative integers");
+  for (const json& d : *sh) {
+    std::uint64_t v = 0;
+    if (!get_u64(d, v)) throw error(who + "shape must be an array of non-negative integers");
+    e.view.shape.push_back(v);
+  }
+  if (!off->is_array() || off->size() != 2 || !get_u64((*off)[0], e.begin) || !get_u64((*off)[1], e.end))
+    throw error(who + "data_offsets must be two non-negative integers [begin, end]");
+  const std::string offs = offsets_string(e.begin, e.end);
+  if (e.end < e.begin) throw error(who + "data_offsets " + offs + " end before they begin");
+  if (e.end > data_size)
+    throw error(who + "data_offsets " + offs + " run past the end of the data (" + std::to_string(data_size) +
+                " bytes; truncated file?)");
+  const std::uint64_t need = checked_mul(e.view.numel(), dtype_size(e.view.type), who + "byte size");
+  if (need != e.end - e.begin)
+    throw error(who + "shape " + shape_string(e.view.shape) + " of " + std::string(to_string(e.view.type)) +
+                " needs " + std::to_string(need) + " bytes but data_offsets " + offs + " hold " +
+                std::to_string(e.end - e.begin));
+  return e;
+}
+
+}  // namespace
+
+safetensors_contents parse_safetensors(std::span<const std::uint8_t> file) {
+  if (file.size() < 8)
+    throw error("file is " + std::to_string(file.size()) + " bytes, too short for a safetensors header");
+  std::uint64_t n = 0;
+  std::memcpy(&n, file.data(), 8);
+  const std::uint64_t rest = file.size() - 8;
+  if (n > max_header_bytes)
+    throw error("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_header_bytes) +
+                " bytes (not a safetensors file?)");
+  if (n > rest)
+    throw error("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(rest) +
+                " bytes follow it; truncated file?)");
+  const std::string_view text(reinterpret_cast<const char*>(file.data() + 8), static_cast<std::size_t>(n));
+  const json header = parse_header(text);
+  if (!header.is_object()) throw error("malformed header: not a JSON object");
+
+  const std::uint64_t data_size = rest - n;
+  const std::uint8_t* data = file.data() + 8 + n;
+  safetensors_contents out;
+  std::vector<entry> entries;
+  for (const auto& [key, value] : header.items()) {
+    if (key == "__metadata__") {
+      if (!value.is_object()) throw error("malformed header: __metadata__ must map strings to strings");
+      for (const auto& [mk, mv] : value.items()) {
+        if (!mv.is_string()) throw error("malformed header: __metadata__ value of " + in_quotes(mk) + " is not a string");
+        out.metadata.emplace_back(mk, mv.get<std::string>());
+      }
+      continue;
+    }
+    entries.push_back(parse_entry(key, value, data_size));
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const entry& a, const entry& b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
+  // The tensors must tile [0, data_size) exactly.
+  std::uint64_t at = 0;
+  const entry* prev = nullptr;
+  for (const entry& e : entries) {
+    if (e.begin < at)
+      throw error("tensors " + in_quotes(prev->view.name) + " and " + in_quotes(e.view.name) + " overlap (data_offsets " +
+                  offsets_string(prev->begin, prev->end) + " and " + offsets_string(e.begin, e.end) + ")");
+    if (e.begin > at)
+      throw error("tensor " + in_quotes(e.view.name) + " starts at " + std::to_string(e.begin) + " but the data before it ends at " +
+                  std::to_string(at) + " (a gap in the data section)");
+    at = e.end;
+    prev = &e;
+  }
+  if (at != data_size)
+    throw error("the data section has " + std::to_string(data_size - at) + " bytes after the last tensor");
+  out.tensors.reserve(entries.size());
+  for (entry& e : entries) {
+    e.view.bytes = std::span<const std::uint8_t>(data + e.begin, static_cast<std::size_t>(e.end - e.begin));
+    out.tensors.push_back(std::move(e.view));
+  }
+  return out;
+}
+
+std::uint64_t tensor_spec::bytes() const {
+  return checked_mul(checked_numel(shape), dtype_size(type), "the byte size of tensor " + in_quotes(name));
+}
+
+std::string safetensors_header(std::span<const tensor_spec> tensors, const metadata_t& metadata) {
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();
+  if (!metadata.empty()) {
+    nlohmann::ordered_json m = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : metadata) m[k] = v;
+    h["__metadata__"] = std::move(m);
+  }
+  std::uint64_t at = 0;
+  for (const tensor_spec& t : tensors) {
+    if (t.name.empty() || t.name == "__metadata__") throw error("invalid output tensor name " + in_quotes(t.name));
+    if (h.contains(t.name)) throw error("output tensor name " + in_quotes(t.name) + " would be written twice");
+    const std::uint64_t size = t.bytes();
+    std::uint64_t end = 0;
+    if (__builtin_add_overflow(at, size, &end)) throw error("output file size overflows 64 bits");
+    h[t.name] = {{"dtype", std::string(to_string(t.type))}, {"shape", t.shape}, {"data_offsets", {at, end}}};
+    at = end;
+  }
+  std::string text;
+  try {
+    text = h.dump();
+  } catch (const nlohmann::json::exception&) {
+    throw error("a tensor name or metadata value is not valid UTF-8");
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const std::uint64_t n = text.size();
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &n, 8);
+  return out + text;
+}
+
+}  // namespace blockq_tool

@@ -154,5 +154,95 @@ inline double block_sse_int(arch::scalar, const float* x, std::size_t n, float s
   return acc.total();
 }
 
+// ---------------------------------------------------------------------------
+// Kernels of the scale searches (include/blockq/search/). Same conventions as
+// above: residuals are rounded to float exactly as the quantizers produce
+// them, then squared / multiplied in double and summed with sum8.
+
+// Sum of x[i]^2 (the error of an all-zero block), sum8 order; w == nullptr
+// means unit weights, otherwise each square is (w[i] * x[i]) * x[i].
+inline double block_energy(arch::scalar, const float* x, const float* w, std::size_t n) noexcept {
+  sum8 acc;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = static_cast<double>(x[i]);
+    acc.add(i, w ? static_cast<double>(w[i]) * v * v : v * v);
+  }
+  return acc.total();
+}
+
+// r[i] = x[i] - decode(encode(x[i] / scale)) * scale, in float (the residual
+// whose squares block_sse sums).
+template <class Element>
+void block_residual(arch::scalar, const float* x, std::size_t n, float scale, tie_mode ties,
+                    float* r) noexcept {
+  for (std::size_t i = 0; i < n; ++i) r[i] = x[i] - Element::decode(Element::encode(x[i] / scale, ties)) * scale;
+}
+
+// r^T H r for an n x n row-major matrix H (double) and float residuals r.
+// Order: for each row i, h_i = sum over k of H[i n + k] * r[k] with sum8 over
+// k; then the result is the sum over i of r[i] * h_i with sum8 over i. Every
+// product is a double product (the float r converted exactly).
+inline double quad_form(arch::scalar, const float* r, const double* h, std::size_t n) noexcept {
+  sum8 outer;
+  for (std::size_t i = 0; i < n; ++i) {
+    sum8 inner;
+    const double* row = h + i * n;
+    for (std::size_t k = 0; k < n; ++k) inner.add(k, row[k] * static_cast<double>(r[k]));
+    outer.add(i, static_cast<double>(r[i]) * inner.total());
+  }
+  return outer.total();
+}
+
+// As block_sse_int with each square weighted by w[i] (product (w * r) * r in double).
+inline double block_wsse_int(arch::scalar, const float* x, const float* w, std::size_t n, float scale,
+                             float min, int_format fmt) noexcept {
+  sum8 acc;
+  for (std::size_t i = 0; i < n; ++i) {
+    const int q = scale == 0.0f ? (fmt.is_signed ? 0 : fmt.qmin()) : fmt.quantize((x[i] - min) / scale);
+    const float d = static_cast<float>(q) * scale + min;
+    const double r = static_cast<double>(x[i] - d);
+    acc.add(i, static_cast<double>(w[i]) * r * r);
+  }
+  return acc.total();
+}
+
+// The five sums of a weighted least-squares refit (SPEC §5) for levels q[i]:
+// sw = sum w, sq = sum w q, sqq = sum w q^2, sx = sum w x, sxq = sum w x q,
+// each in double with its own sum8 in increasing i (w == nullptr: w = 1).
+struct refit_sums {
+  double sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
+};
+
+// The shared loop of the two refit kernels below; level_of(i) gives q[i].
+template <class LevelOf>
+BLOCKQ_ALWAYS_INLINE refit_sums accumulate_refit_sums(const float* x, const float* w, std::size_t n,
+                                                      LevelOf&& level_of) noexcept {
+  sum8 sw, sq, sqq, sx, sxq;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double wi = w ? static_cast<double>(w[i]) : 1.0;
+    const double q = level_of(i);
+    const double xi = static_cast<double>(x[i]);
+    sw.add(i, wi);
+    sq.add(i, wi * q);
+    sqq.add(i, (wi * q) * q);
+    sx.add(i, wi * xi);
+    sxq.add(i, (wi * xi) * q);
+  }
+  return {sw.total(), sq.total(), sqq.total(), sx.total(), sxq.total()};
+}
+
+// Refit sums for integer codes (q = fmt.to_int(code)).
+inline refit_sums int_refit_sums(arch::scalar, const float* x, const float* w, const std::uint8_t* codes,
+                                 std::size_t n, int_format fmt) noexcept {
+  return accumulate_refit_sums(x, w, n, [&](std::size_t i) { return static_cast<double>(fmt.to_int(codes[i])); });
+}
+
+// Refit sums for element codes (q = Element::decode(code), a float level).
+template <class Element>
+refit_sums element_refit_sums(arch::scalar, const float* x, const float* w, const std::uint8_t* codes,
+                              std::size_t n) noexcept {
+  return accumulate_refit_sums(x, w, n, [&](std::size_t i) { return static_cast<double>(Element::decode(codes[i])); });
+}
+
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE

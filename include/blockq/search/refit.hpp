@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: Apache-2.0
+// Least-squares refit of a block's scale (and min) for fixed codes, and the
+// `lsq` rule built on it (SPEC §5).
+//
+// API
+//   refit_result refit_symmetric(span<const T> x, span<const int> q, span<const T> w = {});
+//   refit_result refit_asymmetric(span<const T> x, span<const int> q, span<const T> w = {});
+//       T = float or double; sums in double. d = Σwxq / Σwq²; asymmetric:
+//       D = Σw·Σwq² - (Σwq)², scale = (Σw·Σwxq - Σwx·Σwq) / D,
+//       min = (Σwx·Σwq² - Σwq·Σwxq) / D. `ok` is false (and the values 0) when
+//       the codes carry no information: Σwq² = 0, or all codes equal (D = 0).
+//   scale_min_result lsq_int(Arch, x, w, int_format fmt, float scale0, float min0, span<uint8_t> scratch);
+//       The `lsq` search for integer codes; symmetric formats ignore min.
+//   scale_min_result lsq_element<Element>(Arch, x, w, float scale0, tie_mode, span<uint8_t> scratch);
+//       The same for a minifloat element with a float scale (FP4 + float32).
+//   w empty: unweighted; otherwise one non-negative weight per element.
+//   scratch: at least 2 * x.size() bytes (lsq_scratch_bytes(n)).
+//
+// The `lsq` search: from a set of candidate scales around the start (levels
+// L + 0.1 k for k = -9..9, where L is the level the element of largest
+// magnitude maps to, in both sign orientations for symmetric codes; for
+// asymmetric codes (max - min) / (qmax + 0.1 k) with the block min), round the
+// codes, refit, re-round, refit... until the codes stop changing (at most
+// max_lsq_iterations refits). Every scale (and min) met on the way is scored
+// with the quantizer's own error kernel at the float values it would store,
+// and the best strictly better than the start is kept; so the result's
+// weighted SSE is never above the start's.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "blockq/arch.hpp"
+#include "blockq/config.hpp"
+#include "blockq/detail/bits.hpp"
+#include "blockq/detail/blocks.hpp"
+#include "blockq/formats/integer.hpp"
+#include "blockq/formats/tie_mode.hpp"
+#include "blockq/kernels.hpp"
+
+BLOCKQ_BEGIN_NAMESPACE
+namespace search {
+
+struct refit_result {
+  double scale = 0.0;
+  double min = 0.0;
+  bool ok = false;
+};
+
+// A block's chosen scale and min (0 for symmetric codes) and its weighted SSE
+// as the quantizer's kernel computes it.
+struct scale_min_result {
+  float scale = 0.0f;
+  float min = 0.0f;
+  double error = 0.0;
+};
+
+inline constexpr int max_lsq_iterations = 8;
+inline constexpr int lsq_steps = 9;  // candidates L + 0.1 k, k = -lsq_steps..lsq_steps
+
+constexpr std::size_t lsq_scratch_bytes(std::size_t n) noexcept { return 2 * n; }
+
+// Weights, when given, are one finite non-negative value per element.
+inline void check_weights(std::span<const float> w, std::size_t n) {
+  if (w.empty()) return;
+  blockq::detail::check_size(w.size(), n, "weights");
+  for (std::size_t i = 0; i < w.size(); ++i)
+    blockq::detail::require(blockq::detail::is_finite(w[i]) && w[i] >= 0.0f,
+                            "weight " + std::to_string(i) + " must be finite and non-negative, got " +
+                                std::to_string(w[i]));
+}
+
+// d = sxq / sqq.
+inline refit_result solve_symmetric(const kernels::refit_sums& s) noexcept {
+  if (!(s.sqq > 0.0)) return {};
+  return {s.sxq / s.sqq, 0.0, true};
+}
+
+// The two-parameter solution; D is treated as zero when it is below 1e-12 of
+// sw * sqq (all codes equal up to rounding in the sums).
+inline refit_result solve_asymmetric(const kernels::refit_sums& s) noexcept {
+  const double d = s.sw * s.sqq - s.sq * s.sq;
+  if (!(d > 1e-12 * s.sw * s.sqq)) return {};
+  return {(s.sw * s.sxq - s.sx * s.sq) / d, (s.sx * s.sqq - s.sq * s.sxq) / d, true};
+}
+
+namespace detail {
+template <class T>
+kernels::refit_sums refit_sums_of(std::span<const T> x, std::span<const int> q, std::span<const T> w) {
+  blockq::detail::check_size(q.size(), x.size(), "codes");
+  if (!w.empty()) blockq::detail::check_size(w.size(), x.size(), "weights");
+  kernels::sum8 sw, sq, sqq, sx, sxq;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double wi = w.empty() ? 1.0 : static_cast<double>(w[i]);
+    const double qi = q[i], xi = static_cast<double>(x[i]);
+    sw.add(i, wi);
+    sq.add(i, wi * qi);
+    sqq.add(i, (wi * qi) * qi);
+    sx.add(i, wi * xi);
+    sxq.add(i, (wi * xi) * qi);
+  }
+  return {sw.total(), sq.total(), sqq.total(), sx.total(), sxq.total()};
+}
+}  // namespace detail
+
+template <class T>
+refit_result refit_symmetric(std::span<const T> x, std::span<const int> q, std::span<const T> w = {}) {
+  return solve_symmetric(detail::refit_sums_of(x, q, w));
+}
+
+template <class T>
+refit_result refit_asymmetric(std::span<const T> x, std::span<const int> q, std::span<const T> w = {}) {
+  const auto s = detail::refit_sums_of(x, q, w);
+  bool distinct = false;
+  for (std::size_t i = 1; i < q.size() && !distinct; ++i) distinct = q[i] != q[0];
+  if (!distinct) return {};
+  return solve_asymmetric(s);
+}
+
+namespace detail {
+
+// True when a double fits a finite float and is not zero.
+inline bool usable_scale(double v) noexcept {
+  return v == v && v != 0.0 && v < 3.4e38 && v > -3.4e38;
+}
+
+// The refit loop shared by every lsq search. encode(s, m, codes) writes the
+// codes of a scale and min; sums(codes) gives their refit sums; solve(sums)
+// the refit; score(s, m) the kernel error. `best` holds the start and is
+// replaced by strict improvements only.
+template <class Encode, class Sums, class Solve, class Score>
+void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* prev, std::size_t n, Encode&& encode,
+                 Sums&& sums, Solve&& solve, Score&& score, scale_min_result& best) noexcept {
+  encode(s, m, cur);
+  for (int it = 0; it < max_lsq_iterations; ++it) {
+    const refit_result r = solve(sums(cur));
+    if (!r.ok || !usable_scale(r.scale) || !(r.min == r.min) || !(r.min < 3.4e38 && r.min > -3.4e38)) return;
+    s = static_cast<float>(r.scale);
+    m = static_cast<float>(r.min);
+    const double e = score(s, m);
+    if (e < best.error) best = {s, m, e};
+    std::swap(cur, prev);
+    encode(s, m, cur);
+    if (std::memcmp(cur, prev, n) == 0) return;  // the codes stopped changing
+  }
+}
+
+}  // namespace detail
+
+// lsq for integer codes. (scale0, min0) is the start (the rule's values); a
+// non-finite or zero start scale is returned as is.
+template <class Arch>
+scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> w, int_format fmt, float scale0,
+                         float min0, std::span<std::uint8_t> scratch) noexcept {
+  const std::size_t n = x.size();
+  const float* wp = w.empty() ? nullptr : w.data();
+  if (fmt.is_signed) min0 = 0.0f;
+  auto score = [&](float s, float m) {
+    return wp ? kernels::block_wsse_int(Arch{}, x.data(), wp, n, s, m, fmt)
+              : kernels::block_sse_int(Arch{}, x.data(), n, s, m, fmt);
+  };
+  scale_min_result best{scale0, min0, 0.0};
+  if (n == 0 || !blockq::detail::is_finite(scale0) || !blockq::detail::is_finite(min0) || scale0 == 0.0f) {
+    best.error = n && blockq::detail::is_finite(scale0) && blockq::detail::is_finite(min0) ? score(scale0, min0) : 0.0;
+    return best;
+  }
+  best.error = score(scale0, min0);
+  std::uint8_t* cur = scratch.data();
+  std::uint8_t* prev = scratch.data() + n;
+  auto encode = [&](float s, float m, std::uint8_t* out) { kernels::encode_int(Arch{}, x.data(), n, s, m, fmt, out); };
+  auto sums = [&](const std::uint8_t* codes) { return kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt); };
+
+  if (fmt.is_signed) {
+    // m: the first element of largest magnitude.
+    float m = 0.0f;
+    for (float v : x)
+      if (blockq::detail::abs_bits(v) > blockq::detail::abs_bits(m)) m = v;
+    const float amax = blockq::detail::abs_bits(m);
+    if (amax == 0.0f) return best;
+    for (int orientation : {1, -1}) {
+      // The level m reaches at a scale of this sign: qmax on the positive side, |qmin| on the negative.
+      const bool positive_side = (m > 0.0f) == (orientation > 0);
+      const float level = static_cast<float>(positive_side ? fmt.qmax() : -fmt.qmin());
+      for (int k = -lsq_steps; k <= lsq_steps; ++k) {
+        const float t = level + 0.1f * static_cast<float>(k);
+        if (!(t > 0.0f)) continue;
+        const float s = static_cast<float>(orientation) * (amax / t);
+        if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
+        detail::lsq_descend(s, 0.0f, cur, prev, n, encode, sums, solve_symmetric, score, best);
+      }
+    }
+  } else {
+    float lo = 0.0f, hi = 0.0f;
+    kernels::block_min_max(Arch{}, x.data(), n, lo, hi);
+    const float range = hi - lo;
+    if (!(range > 0.0f)) return best;
+    for (int k = -lsq_steps; k <= lsq_steps; ++k) {
+      const float t = static_cast<float>(fmt.qmax()) + 0.1f * static_cast<float>(k);
+      if (!(t > 0.0f)) continue;
+      const float s = range / t;
+      if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
+      detail::lsq_descend(s, lo, cur, prev, n, encode, sums, solve_asymmetric, score, best);
+    }
+  }
+  return best;
+}
+
+// lsq for a minifloat element with a free float scale (symmetric grid).
+template <class Element, class Arch>
+scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const float> w, float scale0, tie_mode ties,
+                             std::span<std::uint8_t> scratch) noexcept {
+  const std::size_t n = x.size();
+  const float* wp = w.empty() ? nullptr : w.data();
+  auto score = [&](float s, float) {
+    return wp ? kernels::block_wsse<Element>(Arch{}, x.data(), wp, n, s, ties)
+              : kernels::block_sse<Element>(Arch{}, x.data(), n, s, ties);
+  };
+  scale_min_result best{scale0, 0.0f, 0.0};
+  if (n == 0 || !blockq::detail::is_finite(scale0) || !(scale0 > 0.0f)) return best;
+  best.error = score(scale0, 0.0f);
+  const float amax = kernels::block_amax(Arch{}, x.data(), n);
+  if (!(amax > 0.0f) || !blockq::detail::is_finite(amax)) return best;
+  std::uint8_t* cur = scratch.data();
+  std::uint8_t* prev = scratch.data() + n;
+  auto encode = [&](float s, float, std::uint8_t* out) { kernels::encode<Element>(Arch{}, x.data(), n, s, ties, out); };
+  auto sums = [&](const std::uint8_t* codes) {
+    return kernels::element_refit_sums<Element>(Arch{}, x.data(), wp, codes, n);
+  };
+  auto solve = [](const kernels::refit_sums& s) {
+    refit_result r = solve_symmetric(s);
+    if (r.ok && !(r.scale > 0.0)) r.ok = false;  // element grids are symmetric: keep scales positive
+    return r;
+  };
+  for (int k = -lsq_steps; k <= lsq_steps; ++k) {
+    // The element of largest magnitude maps to max * (1 + k / 60): steps of
+    // 0.1 of a level at the top of E2M1 (max 6), the same relative steps elsewhere.
+    const float t = Element::max_value * (1.0f + static_cast<float>(k) / 60.0f);
+    const float s = amax / t;
+    if (!blockq::detail::is_finite(s) || !(s > 0.0f)) continue;
+    detail::lsq_descend(s, 0.0f, cur, prev, n, encode, sums, solve, score, best);
+  }
+  return best;
+}
+
+}  // namespace search
+BLOCKQ_END_NAMESPACE

@@ -75,6 +75,13 @@ int main(int argc, char** argv) {
   gc->add_option("--bits", g.bits, "range of bit widths A-B")->capture_default_str();
   gc->add_flag("--csv", g.csv, "comma-separated values for machines");
 
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string cmd = argv[1];
+    if (cmd != "quantize" && cmd != "dequantize" && cmd != "report" && cmd != "grid") {
+      print_error("unknown command '" + cmd + "' (quantize, dequantize, report, grid; see blockq --help)");
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // FP4 E2M1 elements with a free float32 scale per block (no scale rounding):
 // the accuracy ceiling of the 4-bit float grid, and the `fp4` format of the tool.
+//
+// Rules: absmax (default, amax / 6); lsq (candidate scales around absmax
+// with least-squares refits, never worse than absmax: search/refit.hpp);
+// mse (the float scale with the least block SSE, exactly up to float
+// rounding: search/continuous.hpp). quantize_weighted takes one weight per
+// element and makes lsq and mse minimise the weighted SSE.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +23,8 @@
 #include "blockq/formats/minifloat.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
+#include "blockq/search/continuous.hpp"
+#include "blockq/search/refit.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
 
@@ -39,23 +47,48 @@ class fp4_quantizer {
 
   explicit fp4_quantizer(fp4_options opt = {}) : opt_(opt) {
     detail::check_block(opt_.block);
-    detail::require(opt_.rule == scale_rule::absmax, detail::rule_error(opt_.rule, "fp4 (use absmax)"));
+    detail::require(opt_.rule == scale_rule::absmax || opt_.rule == scale_rule::lsq || opt_.rule == scale_rule::mse,
+                    detail::rule_error(opt_.rule, "fp4 (use absmax, lsq, mse)"));
   }
 
   const fp4_options& options() const noexcept { return opt_; }
   std::size_t num_blocks(std::size_t n) const noexcept { return detail::ceil_div(n, opt_.block); }
 
   // absmax: amax / 6 in float; 0 for an all-zero block, NaN for a block with NaN or Inf.
-  float block_scale(std::span<const float> blk) const noexcept {
+  float absmax_scale(std::span<const float> blk) const noexcept {
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return std::numeric_limits<float>::quiet_NaN();
     return amax / e2m1::max_value;
   }
 
+  // The scale the rule gives one block (w: its weights, or empty).
+  float block_scale(std::span<const float> blk, std::span<const float> w = {}) const {
+    workspace ws(opt_.rule, blk.size());
+    return block_scale(blk, w, ws);
+  }
+
   void quantize(std::span<const float> x, std::span<std::uint8_t> codes, std::span<float> scales) const {
+    quantize_weighted(x, {}, codes, scales);
+  }
+
+  // As quantize with one non-negative weight per element (empty: unweighted).
+  void quantize_weighted(std::span<const float> x, std::span<const float> w, std::span<std::uint8_t> codes,
+                         std::span<float> scales) const {
+    search::check_weights(w, x.size());
+    workspace ws(opt_.rule, opt_.block);
     detail::quantize_blocks<e2m1, Arch, false>(
         x, opt_.block, opt_.ties, codes, scales,
-        [&](std::size_t, std::span<const float> blk) { return block_scale(blk); }, identity);
+        [&](std::size_t, std::span<const float> blk) {
+          const std::size_t begin = static_cast<std::size_t>(blk.data() - x.data());
+          return block_scale(blk, w.empty() ? w : w.subspan(begin, blk.size()), ws);
+        },
+        identity);
+  }
+
+  fp4_tensor quantize_weighted(std::span<const float> x, std::span<const float> w) const {
+    fp4_tensor t{std::vector<std::uint8_t>(x.size()), std::vector<float>(num_blocks(x.size()))};
+    quantize_weighted(x, w, t.codes, t.scales);
+    return t;
   }
 
   // out[i] = decode(codes[i]) * scales[b].
@@ -78,6 +111,22 @@ class fp4_quantizer {
 
  private:
   static float identity(float s) noexcept { return s; }
+
+  // Scratch of the search rules, allocated once per call.
+  struct workspace {
+    std::vector<search::sweep_entry> heap;
+    std::vector<std::uint8_t> codes;
+    workspace(scale_rule r, std::size_t block)
+        : heap(r == scale_rule::mse ? search::continuous_heap_entries(block) : 0),
+          codes(r == scale_rule::lsq ? search::lsq_scratch_bytes(block) : 0) {}
+  };
+
+  float block_scale(std::span<const float> blk, std::span<const float> w, workspace& ws) const noexcept {
+    const float start = absmax_scale(blk);
+    if (opt_.rule == scale_rule::absmax || !detail::is_finite(start) || !(start > 0.0f)) return start;
+    if (opt_.rule == scale_rule::lsq) return search::lsq_element<e2m1>(Arch{}, blk, w, start, opt_.ties, ws.codes).scale;
+    return search::continuous_element_mse<e2m1>(Arch{}, blk, w, start, opt_.ties, ws.heap).scale;
+  }
 
   fp4_options opt_;
 };

@@ -2,6 +2,14 @@
 // MX block quantization (SPEC §3): one UE8M0 scale per block of 32 (or 16)
 // elements of an MX element format. mx_quantizer<e2m1> is MXFP4; MXFP6,
 // MXFP8 and MXINT8 are the same class with e2m3/e3m2, e4m3/e5m2 and int8_mx.
+//
+// Rules: ocp (default), ceil, floor; mse (the UE8M0 scale with the least
+// block SSE, exactly: search/discrete.hpp) and hessian (the least r^T H_j r,
+// exactly: search/hessian.hpp). Both searches start from ocp and keep it
+// unless a scale is strictly better. Rule hessian needs the Hessians:
+//   auto h = blockq::block_hessians::from_activations(acts, K, q.block());  // acts [T, K]
+//   blockq::mx_tensor t = q.quantize(weight, h);                            // weight [rows, K]
+// Block b of the weight uses H_(b mod K/block). Other rules ignore h.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +27,8 @@
 #include "blockq/formats/ue8m0.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
+#include "blockq/search/discrete.hpp"
+#include "blockq/search/hessian.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
 
@@ -59,8 +69,9 @@ class mx_quantizer {
   explicit mx_quantizer(mx_options opt = {}) : opt_(opt) {
     detail::check_block(opt_.block);
     detail::require(opt_.rule == scale_rule::ocp || opt_.rule == scale_rule::ceil ||
-                        opt_.rule == scale_rule::floor,
-                    detail::rule_error(opt_.rule, "MX formats (use ocp, ceil, floor)"));
+                        opt_.rule == scale_rule::floor || opt_.rule == scale_rule::mse ||
+                        opt_.rule == scale_rule::hessian,
+                    detail::rule_error(opt_.rule, "MX formats (use ocp, ceil, floor, mse, hessian)"));
   }
 
   const mx_options& options() const noexcept { return opt_; }
@@ -68,9 +79,28 @@ class mx_quantizer {
   // Blocks for n elements; a trailing partial block counts as one.
   std::size_t num_blocks(std::size_t n) const noexcept { return detail::ceil_div(n, opt_.block); }
 
-  // The scale code the rule gives one block.
-  std::uint8_t block_scale(std::span<const float> block) const noexcept {
-    return mx_scale_code<Element>(kernels::block_amax(Arch{}, block.data(), block.size()), opt_.rule);
+  // The scale code the rule gives one block. Rule hessian needs the block's
+  // Hessian: use the overload below.
+  std::uint8_t block_scale(std::span<const float> block) const {
+    detail::require(opt_.rule != scale_rule::hessian,
+                    "rule hessian needs block Hessians: call quantize(w, hessians, ...) or block_scale(block, scratch, h)");
+    if (opt_.rule != scale_rule::mse) return start_scale(block);
+    std::vector<float> scratch(search::hessian_scratch_floats(block.size()));
+    return block_scale(block, scratch, nullptr);
+  }
+
+  // As above without allocating: scratch holds at least 2 * block.size()
+  // floats; h is the block's Hessian (rule hessian only; null: rule mse).
+  std::uint8_t block_scale(std::span<const float> block, std::span<float> scratch,
+                           const search::hessian_block* h) const noexcept {
+    const std::uint8_t start = start_scale(block);
+    const bool search_rule = opt_.rule == scale_rule::mse || opt_.rule == scale_rule::hessian;
+    if (!search_rule || start == ue8m0::nan_code) return start;
+    const std::span<const float> set = search::ue8m0_scales();
+    const auto r = opt_.rule == scale_rule::hessian && h
+                       ? search::discrete_hessian<Element>(Arch{}, block, set, start, opt_.ties, *h, scratch)
+                       : search::discrete_mse<Element>(Arch{}, block, set, start, opt_.ties, scratch);
+    return static_cast<std::uint8_t>(r.index);
   }
 
   // codes: x.size() bytes, one code each; scales: num_blocks(x.size()) UE8M0 codes.
@@ -108,6 +138,29 @@ class mx_quantizer {
     return t;
   }
 
+  // A weight w [rows, K] row-major (whole rows; K = h.columns(), blocks along
+  // K, h.block() == block()) with the Hessians of its column blocks. Rule
+  // hessian uses them; the other rules quantize as quantize(w, codes, scales).
+  void quantize(std::span<const float> w, const block_hessians& h, std::span<std::uint8_t> codes,
+                std::span<std::uint8_t> scales) const {
+    check_hessians(w.size(), h);
+    quantize_impl<false>(w, codes, scales, &h);
+  }
+
+  void quantize_packed(std::span<const float> w, const block_hessians& h, std::span<std::uint8_t> packed,
+                       std::span<std::uint8_t> scales) const
+    requires(Element::bits <= 4)
+  {
+    check_hessians(w.size(), h);
+    quantize_impl<true>(w, packed, scales, &h);
+  }
+
+  mx_tensor quantize(std::span<const float> w, const block_hessians& h) const {
+    mx_tensor t{std::vector<std::uint8_t>(w.size()), std::vector<std::uint8_t>(num_blocks(w.size()))};
+    quantize(w, h, t.codes, t.scales);
+    return t;
+  }
+
   std::vector<float> dequantize(const mx_tensor& t) const {
     std::vector<float> out(t.codes.size());
     dequantize(t.codes, t.scales, out);
@@ -115,12 +168,39 @@ class mx_quantizer {
   }
 
  private:
+  // ocp for the search rules (their start), else the rule itself.
+  std::uint8_t start_scale(std::span<const float> block) const noexcept {
+    const bool search_rule = opt_.rule == scale_rule::mse || opt_.rule == scale_rule::hessian;
+    return mx_scale_code<Element>(kernels::block_amax(Arch{}, block.data(), block.size()),
+                                  search_rule ? scale_rule::ocp : opt_.rule);
+  }
+
+  void check_hessians(std::size_t n, const block_hessians& h) const {
+    detail::require(h.block() == opt_.block, "the Hessians have block size " + std::to_string(h.block()) +
+                                                 ", the quantizer " + std::to_string(opt_.block));
+    detail::require(n % h.columns() == 0, "the weight has " + std::to_string(n) +
+                                              " elements, not a multiple of K = " + std::to_string(h.columns()));
+  }
+
   template <bool Packed>
-  void quantize_impl(std::span<const float> x, std::span<std::uint8_t> codes,
-                     std::span<std::uint8_t> scales) const {
+  void quantize_impl(std::span<const float> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales,
+                     const block_hessians* h = nullptr) const {
+    detail::require(opt_.rule != scale_rule::hessian || h,
+                    "rule hessian needs block Hessians: call quantize(w, hessians, ...)");
+    const bool search_rule = opt_.rule == scale_rule::mse || opt_.rule == scale_rule::hessian;
+    std::vector<float> scratch(search_rule ? search::hessian_scratch_floats(opt_.block) : 0);
+    const std::size_t col_blocks = h ? h->num_blocks() : 1;
     detail::quantize_blocks<Element, Arch, Packed>(
         x, opt_.block, opt_.ties, codes, scales,
-        [&](std::size_t, std::span<const float> blk) { return block_scale(blk); }, &ue8m0::decode);
+        [&](std::size_t b, std::span<const float> blk) {
+          if (!search_rule) return start_scale(blk);
+          if (opt_.rule == scale_rule::hessian) {
+            const search::hessian_block hb = (*h)[b % col_blocks];
+            return block_scale(blk, scratch, &hb);
+          }
+          return block_scale(blk, scratch, nullptr);
+        },
+        &ue8m0::decode);
   }
 
   mx_options opt_;

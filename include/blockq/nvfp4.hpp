@@ -1,8 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // NVFP4 (SPEC §4): E2M1 elements in blocks of 16, an E4M3 scale per block and
 // one FP32 scale per tensor, as NVIDIA ModelOpt stores them.
+//
+// Rules: absmax (default); mse (the E4M3 block scale with the least block SSE
+// among all 126 positive finite E4M3 values times the tensor scale, exactly:
+// search/discrete.hpp) and hessian (the least r^T H_j r: search/hessian.hpp).
+// Both start from absmax and keep it unless a scale is strictly better; the
+// tensor scale is the absmax one in every rule. Rule hessian needs Hessians
+// of block 16:
+//   auto h = blockq::block_hessians::from_activations(acts, K, 16);  // acts [T, K]
+//   blockq::nvfp4_tensor t = q.quantize(weight, h);                  // weight [rows, K]
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -18,6 +28,8 @@
 #include "blockq/formats/minifloat.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
+#include "blockq/search/discrete.hpp"
+#include "blockq/search/hessian.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
 
@@ -49,7 +61,9 @@ class nvfp4_quantizer {
   static constexpr float e4m3_max = e4m3::max_value;  // 448
 
   explicit nvfp4_quantizer(nvfp4_options opt = {}) : opt_(opt) {
-    detail::require(opt_.rule == scale_rule::absmax, detail::rule_error(opt_.rule, "NVFP4 (use absmax)"));
+    detail::require(opt_.rule == scale_rule::absmax || opt_.rule == scale_rule::mse ||
+                        opt_.rule == scale_rule::hessian,
+                    detail::rule_error(opt_.rule, "NVFP4 (use absmax, mse, hessian)"));
   }
 
   const nvfp4_options& options() const noexcept { return opt_; }
@@ -68,12 +82,37 @@ class nvfp4_quantizer {
     return s >= std::numeric_limits<float>::min() ? s : 1.0f;
   }
 
-  // The E4M3 code of one block: E4M3(amax / (6 * s_t)); 0x7F (NaN) for a
-  // block holding NaN or Inf.
-  std::uint8_t block_scale(std::span<const float> blk, float s_t) const noexcept {
+  // The E4M3 code of one block under rule absmax: E4M3(amax / (6 * s_t));
+  // 0x7F (NaN) for a block holding NaN or Inf. The search rules start from it.
+  std::uint8_t absmax_scale(std::span<const float> blk, float s_t) const noexcept {
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return e4m3::nan_code;
     return e4m3::encode(amax / (e2m1_max * s_t));
+  }
+
+  // The E4M3 code the rule gives one block (rule hessian: use the overload below).
+  std::uint8_t block_scale(std::span<const float> blk, float s_t) const {
+    detail::require(opt_.rule != scale_rule::hessian,
+                    "rule hessian needs block Hessians: call quantize(w, hessians, ...) or block_scale(blk, s_t, set, scratch, h)");
+    if (opt_.rule == scale_rule::absmax) return absmax_scale(blk, s_t);
+    std::array<float, 126> set;
+    search::e4m3_scales(s_t, set);
+    std::vector<float> scratch(search::hessian_scratch_floats(blk.size()));
+    return block_scale(blk, s_t, set, scratch, nullptr);
+  }
+
+  // As above without allocating: set = search::e4m3_scales(s_t), scratch at
+  // least 2 * blk.size() floats, h the block's Hessian (rule hessian only).
+  std::uint8_t block_scale(std::span<const float> blk, float s_t, std::span<const float, 126> set,
+                           std::span<float> scratch, const search::hessian_block* h) const noexcept {
+    const std::uint8_t start = absmax_scale(blk, s_t);
+    if (opt_.rule == scale_rule::absmax || start == e4m3::nan_code) return start;
+    // Index i of the set is code i + 1; code 0 (a zero divisor) is the zero start.
+    const std::size_t first = start == 0 ? search::zero_start : std::size_t{start} - 1u;
+    const auto r = opt_.rule == scale_rule::hessian && h
+                       ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch)
+                       : search::discrete_mse<e2m1>(Arch{}, blk, set, first, opt_.ties, scratch);
+    return r.index == search::zero_start ? start : static_cast<std::uint8_t>(r.index + 1u);
   }
 
   // The divisor of a block's elements, fl(b * s_t).
@@ -111,6 +150,28 @@ class nvfp4_quantizer {
     return t;
   }
 
+  // A weight w [rows, K] row-major (whole rows; K = h.columns(), h.block()
+  // == 16) with the Hessians of its column blocks. Rule hessian uses them;
+  // the other rules quantize as quantize(w, s_t, codes, scales).
+  void quantize(std::span<const float> w, float s_t, const block_hessians& h, std::span<std::uint8_t> codes,
+                std::span<std::uint8_t> scales) const {
+    check_hessians(w.size(), h);
+    quantize_impl<false>(w, s_t, codes, scales, &h);
+  }
+
+  void quantize_packed(std::span<const float> w, float s_t, const block_hessians& h,
+                       std::span<std::uint8_t> packed, std::span<std::uint8_t> scales) const {
+    check_hessians(w.size(), h);
+    quantize_impl<true>(w, s_t, packed, scales, &h);
+  }
+
+  nvfp4_tensor quantize(std::span<const float> w, const block_hessians& h) const {
+    nvfp4_tensor t{std::vector<std::uint8_t>(w.size()), std::vector<std::uint8_t>(num_blocks(w.size())),
+                   tensor_scale(w)};
+    quantize(w, t.tensor_scale, h, t.codes, t.scales);
+    return t;
+  }
+
   std::vector<float> dequantize(const nvfp4_tensor& t) const {
     std::vector<float> out(t.codes.size());
     dequantize(t.codes, t.scales, t.tensor_scale, out);
@@ -118,13 +179,34 @@ class nvfp4_quantizer {
   }
 
  private:
+  void check_hessians(std::size_t n, const block_hessians& h) const {
+    detail::require(h.block() == block,
+                    "the Hessians have block size " + std::to_string(h.block()) + ", NVFP4 uses 16");
+    detail::require(n % h.columns() == 0, "the weight has " + std::to_string(n) +
+                                              " elements, not a multiple of K = " + std::to_string(h.columns()));
+  }
+
   template <bool Packed>
   void quantize_impl(std::span<const float> x, float s_t, std::span<std::uint8_t> codes,
-                     std::span<std::uint8_t> scales) const {
+                     std::span<std::uint8_t> scales, const block_hessians* h = nullptr) const {
     detail::check_tensor_scale(s_t);
+    detail::require(opt_.rule != scale_rule::hessian || h,
+                    "rule hessian needs block Hessians: call quantize(w, s_t, hessians, ...)");
+    const bool search_rule = opt_.rule != scale_rule::absmax;
+    std::array<float, 126> set{};
+    if (search_rule) search::e4m3_scales(s_t, set);
+    std::vector<float> scratch(search_rule ? search::hessian_scratch_floats(block) : 0);
+    const std::size_t col_blocks = h ? h->num_blocks() : 1;
     detail::quantize_blocks<e2m1, Arch, Packed>(
         x, block, opt_.ties, codes, scales,
-        [&](std::size_t, std::span<const float> blk) { return block_scale(blk, s_t); },
+        [&](std::size_t b, std::span<const float> blk) {
+          if (!search_rule) return absmax_scale(blk, s_t);
+          if (opt_.rule == scale_rule::hessian) {
+            const search::hessian_block hb = (*h)[b % col_blocks];
+            return block_scale(blk, s_t, set, scratch, &hb);
+          }
+          return block_scale(blk, s_t, set, scratch, nullptr);
+        },
         [&](std::uint8_t code) { return effective_scale(code, s_t); });
   }
 

@@ -2,6 +2,16 @@
 // Uniform integer quantization of 1 to 8 bits (SPEC §5): symmetric codes with
 // a scale (rules absmax, signed_max), or asymmetric codes with a scale and a
 // min (rule minmax), per block or for the whole tensor.
+//
+// Search rules (both kinds of codes): lsq (candidate scales with
+// least-squares refits, never worse than the start: search/refit.hpp) and
+// mse (symmetric: the float scale, of either sign, with the least SSE,
+// exactly up to float rounding; asymmetric: lsq improved by exact scale
+// steps and joint refits: search/continuous.hpp). Their start is minmax for
+// asymmetric codes and, for symmetric codes, the better of absmax and
+// signed_max (absmax on a tie; signed_max alone at 1 bit).
+// quantize_weighted takes one non-negative weight per element and makes lsq
+// and mse minimise the weighted SSE (the other rules ignore the weights).
 #pragma once
 
 #include <cstddef>
@@ -19,6 +29,8 @@
 #include "blockq/formats/integer.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
+#include "blockq/search/continuous.hpp"
+#include "blockq/search/refit.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
 
@@ -52,15 +64,16 @@ class uniform_quantizer {
     fmt_ = int_format{opt_.bits, opt_.symmetric};
     if (!opt_.rule) opt_.rule = opt_.symmetric ? scale_rule::absmax : scale_rule::minmax;
     const scale_rule r = *opt_.rule;
+    const bool search_rule = r == scale_rule::lsq || r == scale_rule::mse;
     if (opt_.symmetric) {
-      detail::require(r == scale_rule::absmax || r == scale_rule::signed_max,
-                      detail::rule_error(r, "symmetric integer codes (use absmax, signed_max)"));
+      detail::require(r == scale_rule::absmax || r == scale_rule::signed_max || search_rule,
+                      detail::rule_error(r, "symmetric integer codes (use absmax, signed_max, lsq, mse)"));
       detail::require(r != scale_rule::absmax || opt_.bits >= 2,
                       "rule absmax needs at least 2 bits (qmax = 0 at 1 bit), got bits = " +
                           std::to_string(opt_.bits));
     } else {
-      detail::require(r == scale_rule::minmax,
-                      detail::rule_error(r, "asymmetric integer codes (use minmax)"));
+      detail::require(r == scale_rule::minmax || search_rule,
+                      detail::rule_error(r, "asymmetric integer codes (use minmax, lsq, mse)"));
     }
   }
 
@@ -70,10 +83,17 @@ class uniform_quantizer {
   std::size_t block_size(std::size_t n) const noexcept { return opt_.block == 0 ? (n ? n : 1) : opt_.block; }
   std::size_t num_blocks(std::size_t n) const noexcept { return detail::ceil_div(n, block_size(n)); }
 
-  // The starting scale (and min) of one block under the rule. A block with NaN
-  // or Inf gets a NaN scale (and min), which quantizes to code 0 and
-  // dequantizes to NaN.
-  uniform_params block_params(std::span<const float> blk) const noexcept {
+  // The scale (and min) of one block under the rule (w: one weight per
+  // element, or empty). A block with NaN or Inf gets a NaN scale (and min),
+  // which quantizes to code 0 and dequantizes to NaN.
+  uniform_params block_params(std::span<const float> blk, std::span<const float> w = {}) const {
+    workspace ws(*opt_.rule, opt_.symmetric, blk.size());
+    return block_params(blk, w, ws);
+  }
+
+  // The scale (and min) of one block under a non-search rule (absmax,
+  // signed_max, minmax): the start of the search rules.
+  uniform_params rule_params(std::span<const float> blk, scale_rule rule) const noexcept {
     constexpr float nan = std::numeric_limits<float>::quiet_NaN();
     if (!opt_.symmetric) {
       float lo = 0.0f, hi = 0.0f;
@@ -83,7 +103,7 @@ class uniform_quantizer {
     }
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return {nan, 0.0f};
-    if (*opt_.rule == scale_rule::absmax) return {amax / static_cast<float>(fmt_.qmax()), 0.0f};
+    if (rule == scale_rule::absmax) return {amax / static_cast<float>(fmt_.qmax()), 0.0f};
     // signed_max: the first element of largest magnitude, with its sign, maps to qmin.
     float m = 0.0f;
     for (float v : blk)
@@ -95,9 +115,17 @@ class uniform_quantizer {
   // num_blocks(x.size()) each.
   void quantize(std::span<const float> x, std::span<std::uint8_t> codes, std::span<float> scales,
                 std::span<float> mins = {}) const {
+    quantize_weighted(x, {}, codes, scales, mins);
+  }
+
+  // As quantize with one non-negative weight per element (empty: unweighted).
+  void quantize_weighted(std::span<const float> x, std::span<const float> w, std::span<std::uint8_t> codes,
+                         std::span<float> scales, std::span<float> mins = {}) const {
     check_args(x.size(), codes.size(), scales.size(), mins.size());
+    search::check_weights(w, x.size());
+    workspace ws(*opt_.rule, opt_.symmetric, block_size(x.size()));
     detail::for_each_block(x.size(), block_size(x.size()), [&](std::size_t b, std::size_t begin, std::size_t len) {
-      const uniform_params p = block_params(x.subspan(begin, len));
+      const uniform_params p = block_params(x.subspan(begin, len), w.empty() ? w : w.subspan(begin, len), ws);
       scales[b] = p.scale;
       if (!opt_.symmetric) mins[b] = p.min;
       encode_block(x.subspan(begin, len), p, codes.data() + begin);
@@ -122,11 +150,13 @@ class uniform_quantizer {
     });
   }
 
-  uniform_tensor quantize(std::span<const float> x) const {
+  uniform_tensor quantize(std::span<const float> x) const { return quantize_weighted(x, {}); }
+
+  uniform_tensor quantize_weighted(std::span<const float> x, std::span<const float> w) const {
     const std::size_t nb = num_blocks(x.size());
     uniform_tensor t{std::vector<std::uint8_t>(x.size()), std::vector<float>(nb),
                      std::vector<float>(opt_.symmetric ? 0 : nb)};
-    quantize(x, t.codes, t.scales, t.mins);
+    quantize_weighted(x, w, t.codes, t.scales, t.mins);
     return t;
   }
 
@@ -137,6 +167,47 @@ class uniform_quantizer {
   }
 
  private:
+  // Scratch of the search rules, allocated once per call.
+  struct workspace {
+    std::vector<std::uint8_t> codes;
+    std::vector<search::sweep_entry> heap;
+    std::vector<float> shifted;
+    workspace(scale_rule r, bool symmetric, std::size_t block)
+        : codes(r == scale_rule::lsq || (r == scale_rule::mse && !symmetric) ? search::lsq_scratch_bytes(block) : 0),
+          heap(r == scale_rule::mse ? search::continuous_heap_entries(block) : 0),
+          shifted(r == scale_rule::mse && !symmetric ? block : 0) {}
+  };
+
+  uniform_params block_params(std::span<const float> blk, std::span<const float> w, workspace& ws) const noexcept {
+    const scale_rule r = *opt_.rule;
+    if (r != scale_rule::lsq && r != scale_rule::mse) return rule_params(blk, r);
+    uniform_params start;
+    if (!opt_.symmetric) {
+      start = rule_params(blk, scale_rule::minmax);
+    } else {
+      start = rule_params(blk, scale_rule::signed_max);
+      if (opt_.bits >= 2) {
+        // The better of absmax and signed_max (absmax on a tie).
+        const uniform_params a = rule_params(blk, scale_rule::absmax);
+        if (!(error(blk, w, start) < error(blk, w, a))) start = a;
+      }
+    }
+    if (!detail::is_finite(start.scale) || !detail::is_finite(start.min)) return start;
+    const search::scale_min_result res =
+        r == scale_rule::lsq
+            ? search::lsq_int(Arch{}, blk, w, fmt_, start.scale, start.min, ws.codes)
+            : search::continuous_int_mse(Arch{}, blk, w, fmt_, start.scale, start.min, ws.heap, ws.shifted, ws.codes);
+    return {res.scale, opt_.symmetric ? 0.0f : res.min};
+  }
+
+  // The (weighted) SSE of a block at p, as quantize produces it.
+  double error(std::span<const float> blk, std::span<const float> w, uniform_params p) const noexcept {
+    const float s = detail::is_finite(p.scale) && detail::is_finite(p.min) ? p.scale : 0.0f;
+    const float m = s == 0.0f ? 0.0f : p.min;
+    return w.empty() ? kernels::block_sse_int(Arch{}, blk.data(), blk.size(), s, m, fmt_)
+                     : kernels::block_wsse_int(Arch{}, blk.data(), w.data(), blk.size(), s, m, fmt_);
+  }
+
   void check_args(std::size_t n, std::size_t ncodes, std::size_t nscales, std::size_t nmins) const {
     detail::check_size(ncodes, n, "codes");
     detail::check_size(nscales, num_blocks(n), "scales");

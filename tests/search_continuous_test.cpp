@@ -1,0 +1,276 @@
+// The exact optimum for a continuous (float) scale: the breakpoint sweep
+// against a dense scan of the exact objective, and the quantizers' `mse`
+// rule against a dense scan of the kernel error and against the
+// least-squares refit at the scan's best codes.
+#include "blockq/search/continuous.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "blockq/fp4.hpp"
+#include "blockq/metrics.hpp"
+#include "blockq/uniform.hpp"
+#include "search_oracle.hpp"
+
+namespace {
+
+using blockq::int_format;
+using blockq::scale_rule;
+using blockq::tie_mode;
+namespace search = blockq::search;
+namespace kernels = blockq::kernels;
+using scalar = blockq::arch::scalar;
+
+// The exact objective in double: each element at its nearest level (clipped
+// at the top level of its sign), E = Σ w (|x| - s g)².
+double exact_error(std::span<const float> x, std::span<const float> w, std::span<const double> levels,
+                   std::size_t top_pos, std::size_t top_neg, double s) {
+  double e = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double y = std::fabs(static_cast<double>(x[i]));
+    const std::size_t top = std::signbit(x[i]) ? top_neg : top_pos;
+    double best = y * y;
+    for (std::size_t k = 1; k <= top; ++k) best = std::min(best, (y - s * levels[k]) * (y - s * levels[k]));
+    e += (w.empty() ? 1.0 : w[i]) * best;
+  }
+  return e;
+}
+
+// An independent exact oracle: every interval between consecutive
+// breakpoints |x_i| / t_k (all of them, sorted), its codes recomputed from
+// scratch at the interval's midpoint, its least-squares scale clamped to the
+// interval. O(n^2 L) per block.
+double interval_oracle(std::span<const float> x, std::span<const float> w, std::span<const double> levels,
+                       std::size_t top_pos, std::size_t top_neg) {
+  std::vector<double> bp = {0.0};
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::size_t top = std::signbit(x[i]) ? top_neg : top_pos;
+    for (std::size_t k = 1; k <= top; ++k) bp.push_back(std::fabs(static_cast<double>(x[i])) / ((levels[k - 1] + levels[k]) / 2));
+  }
+  std::sort(bp.begin(), bp.end());
+  bp.push_back(bp.back() * 2 + 1);
+  double best = std::numeric_limits<double>::infinity();
+  for (std::size_t j = 0; j + 1 < bp.size(); ++j) {
+    const double lo = bp[j], hi = bp[j + 1];
+    if (!(hi > lo)) continue;
+    const double mid = (lo + hi) / 2;
+    double a = 0, b = 0, c = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double wi = w.empty() ? 1.0 : w[i], y = std::fabs(static_cast<double>(x[i]));
+      const std::size_t top = std::signbit(x[i]) ? top_neg : top_pos;
+      std::size_t k = 0;
+      while (k < top && y / mid > (levels[k] + levels[k + 1]) / 2) ++k;
+      a += wi * y * levels[k];
+      b += wi * levels[k] * levels[k];
+      c += wi * y * y;
+    }
+    if (b == 0) continue;
+    const double s = std::clamp(a / b, lo, hi);
+    best = std::min(best, c - 2 * s * a + s * s * b);
+  }
+  return best;
+}
+
+// Geometric scan of n scales over [lo, hi].
+template <class F>
+std::pair<double, double> scan(double lo, double hi, int n, F&& f) {
+  double best = std::numeric_limits<double>::infinity(), at = lo;
+  for (int i = 0; i <= n; ++i) {
+    const double s = lo * std::pow(hi / lo, static_cast<double>(i) / n);
+    const double e = f(s);
+    if (e < best) best = e, at = s;
+  }
+  return {best, at};
+}
+
+std::vector<float> weights_for(int rep, std::size_t n, std::mt19937_64& g) {
+  std::vector<float> w;
+  if (rep % 2) {
+    std::uniform_real_distribution<float> u(0.0f, 3.0f);
+    w.resize(n);
+    for (auto& v : w) v = u(g);
+  }
+  return w;
+}
+
+// A block on the lattice of E2M1 midpoints: many breakpoints coincide and
+// many elements sit exactly on rounding ties.
+std::vector<float> lattice_block(std::size_t n, std::mt19937_64& g) {
+  std::vector<float> x(n);
+  for (auto& v : x) v = 0.25f * static_cast<float>(static_cast<int>(g() % 49) - 24);
+  return x;
+}
+
+TEST(Sweep, FindsTheExactMinimumOfTheContinuousObjective) {
+  std::mt19937_64 g(31);
+  std::vector<search::sweep_entry> heap(32);
+  const auto& lv = search::element_levels<blockq::e2m1>();
+  for (int rep = 0; rep < 200; ++rep) {
+    const auto x = rep % 5 == 4 ? lattice_block(32, g) : search_test::make_block(search_test::all_kinds[rep % 3], 32, g);
+    const auto w = weights_for(rep, 32, g);
+    std::array<search::scale_candidate, 4> c{};
+    const std::size_t got = search::sweep_scales(x, w.empty() ? nullptr : w.data(), lv, 7, 7, heap, c);
+    ASSERT_GT(got, 0u);
+    const double want = interval_oracle(x, w, lv, 7, 7);
+    EXPECT_NEAR(c[0].error, want, 1e-12 * want + 1e-300) << rep;
+    // The reported minimum is attained at the reported scale, and no scale of a dense scan is below it.
+    EXPECT_NEAR(exact_error(x, w, lv, 7, 7, c[0].scale), c[0].error, 1e-12 * want + 1e-300) << rep;
+    const double amax = kernels::block_amax(scalar{}, x.data(), 32);
+    const double smin = scan(amax / 60, amax / 0.25, 2000, [&](double s) { return exact_error(x, w, lv, 7, 7, s); }).first;
+    EXPECT_LE(c[0].error, smin * (1 + 1e-12) + 1e-300) << rep;
+  }
+}
+
+TEST(Sweep, IntegerLevelsWithAsymmetricTops) {
+  std::mt19937_64 g(32);
+  std::vector<search::sweep_entry> heap(40);
+  const auto& lv = search::integer_levels();
+  for (int bits : {1, 2, 3, 4, 8}) {
+    const int_format f{bits, true};
+    const std::size_t qmax = static_cast<std::size_t>(f.qmax()), qneg = static_cast<std::size_t>(-f.qmin());
+    for (int rep = 0; rep < 40; ++rep) {
+      const auto x = search_test::make_block(search_test::all_kinds[rep % 3], 40, g);
+      const auto w = weights_for(rep, 40, g);
+      std::array<search::scale_candidate, 4> c{};
+      const std::size_t got = search::sweep_scales(x, w.empty() ? nullptr : w.data(), lv, qmax, qneg, heap, c);
+      ASSERT_GT(got, 0u);
+      const double want = interval_oracle(x, w, lv, qmax, qneg);
+      // E = C - 2 s A + s^2 B cancels: the rounding is relative to C = Σ w x^2.
+      const double tol = 1e-12 * want + 1e-14 * kernels::block_energy(scalar{}, x.data(), w.empty() ? nullptr : w.data(), 40);
+      EXPECT_NEAR(c[0].error, want, tol) << bits << " " << rep;
+      EXPECT_NEAR(exact_error(x, w, lv, qmax, qneg, c[0].scale), c[0].error, tol) << bits << " " << rep;
+    }
+  }
+}
+
+// fp4 + float scale, rule mse: the kernel error is at most a dense scan's
+// (up to float rounding, 1e-7 relative) and at most the refit at the scan's
+// best codes; and never above absmax or lsq.
+TEST(Fp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
+  std::mt19937_64 g(33);
+  std::vector<search::sweep_entry> heap(32);
+  std::vector<std::uint8_t> codes(32), scratch(64);
+  double worst = 0.0;
+  for (tie_mode ties : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+    for (int rep = 0; rep < 60; ++rep) {
+      const auto x = rep % 6 == 5 ? lattice_block(32, g) : search_test::make_block(search_test::all_kinds[rep % 5], 32, g);
+      const auto w = weights_for(rep, 32, g);
+      auto err = [&](float s) {
+        return w.empty() ? kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), 32, s, ties)
+                         : kernels::block_wsse<blockq::e2m1>(scalar{}, x.data(), w.data(), 32, s, ties);
+      };
+      const float amax = kernels::block_amax(scalar{}, x.data(), 32);
+      const float start = amax / 6.0f;
+      const auto r = search::continuous_element_mse<blockq::e2m1>(scalar{}, x, w, start, ties, heap);
+      ASSERT_EQ(r.error, err(r.scale));
+      EXPECT_LE(r.error, err(start));
+      const auto [smin, sat] = scan(amax / 60.0, amax / 0.25, 20000, [&](double s) { return err(static_cast<float>(s)); });
+      EXPECT_LE(r.error, smin * (1 + 1e-7)) << rep;
+      worst = std::max(worst, r.error / smin - 1);
+      // The refit at the scan's best codes.
+      kernels::encode<blockq::e2m1>(scalar{}, x.data(), 32, static_cast<float>(sat), ties, codes.data());
+      const auto sums = kernels::element_refit_sums<blockq::e2m1>(scalar{}, x.data(), w.empty() ? nullptr : w.data(), codes.data(), 32);
+      const auto refit = search::solve_symmetric(sums);
+      if (refit.ok && refit.scale > 0) {
+        EXPECT_LE(r.error, err(static_cast<float>(refit.scale)) * (1 + 1e-7)) << rep;
+      }
+      const auto l = search::lsq_element<blockq::e2m1>(scalar{}, x, w, start, ties, scratch);
+      EXPECT_LE(r.error, l.error * (1 + 2e-6)) << rep;
+    }
+  }
+  std::printf("largest (mse / dense-scan min - 1): %.3g\n", worst);
+}
+
+TEST(IntMse, SymmetricBeatsDenseScanOfBothSigns) {
+  std::mt19937_64 g(34);
+  std::vector<search::sweep_entry> heap(32);
+  std::vector<std::uint8_t> scratch(64);
+  for (int bits : {1, 2, 3, 4, 8}) {
+    const int_format f{bits, true};
+    for (int rep = 0; rep < 30; ++rep) {
+      const auto x = search_test::make_block(search_test::all_kinds[rep % 5], 32, g);
+      const auto w = weights_for(rep, 32, g);
+      auto err = [&](float s) {
+        return w.empty() ? kernels::block_sse_int(scalar{}, x.data(), 32, s, 0.0f, f)
+                         : kernels::block_wsse_int(scalar{}, x.data(), w.data(), 32, s, 0.0f, f);
+      };
+      const float amax = kernels::block_amax(scalar{}, x.data(), 32);
+      const float start = amax / static_cast<float>(std::max(1, f.qmax()));
+      const auto r = search::continuous_int_mse(scalar{}, x, w, f, start, 0.0f, heap, {}, {});
+      ASSERT_EQ(r.error, err(r.scale));
+      const double lo = amax / (4.0 * -f.qmin()), hi = amax / 0.5;
+      const double pos = scan(lo, hi, 10000, [&](double s) { return err(static_cast<float>(s)); }).first;
+      const double neg = scan(lo, hi, 10000, [&](double s) { return err(static_cast<float>(-s)); }).first;
+      EXPECT_LE(r.error, std::min(pos, neg) * (1 + 2e-6)) << bits << " " << rep;
+      const auto l = search::lsq_int(scalar{}, x, w, f, start, 0.0f, scratch);
+      EXPECT_LE(r.error, l.error * (1 + 2e-6)) << bits << " " << rep;
+    }
+  }
+}
+
+TEST(IntMse, AsymmetricNeverWorseThanLsqOrMinmax) {
+  std::mt19937_64 g(35);
+  for (int bits : {2, 4, 8}) {
+    const blockq::uniform_quantizer<> mse({bits, false, 32, scale_rule::mse}), lsq({bits, false, 32, scale_rule::lsq}),
+        mm({bits, false, 32, scale_rule::minmax});
+    std::vector<float> x(32 * 64);
+    std::student_t_distribution<float> td(3.0f);
+    for (auto& v : x) v = td(g) + 0.5f;
+    const auto ym = mse.dequantize(mse.quantize(x)), yl = lsq.dequantize(lsq.quantize(x)), yo = mm.dequantize(mm.quantize(x));
+    for (std::size_t b = 0; b < 64; ++b) {
+      const auto xb = std::span<const float>(x).subspan(b * 32, 32);
+      const double em = blockq::mse(xb, std::span<const float>(ym).subspan(b * 32, 32));
+      const double el = blockq::mse(xb, std::span<const float>(yl).subspan(b * 32, 32));
+      const double eo = blockq::mse(xb, std::span<const float>(yo).subspan(b * 32, 32));
+      EXPECT_LE(em, el * (1 + 1e-12)) << bits << " " << b;
+      EXPECT_LE(el, eo * (1 + 1e-12)) << bits << " " << b;
+    }
+  }
+}
+
+// Acceptance figures on 2^20 N(0,1) floats (mt19937_64 seed 1, blocks of 32).
+TEST(ContinuousMse, OneMillionNormals) {
+  std::mt19937_64 g(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(std::size_t{1} << 20);
+  for (auto& v : x) v = nd(g);
+  auto run = [&](const auto& q) { return blockq::mse(x, q.dequantize(q.quantize(x))); };
+  const double fa = run(blockq::fp4_quantizer<>({32, scale_rule::absmax})),
+               fl = run(blockq::fp4_quantizer<>({32, scale_rule::lsq})),
+               fm = run(blockq::fp4_quantizer<>({32, scale_rule::mse}));
+  const double ia = run(blockq::uniform_quantizer<>({4, true, 32, scale_rule::absmax})),
+               il = run(blockq::uniform_quantizer<>({4, true, 32, scale_rule::lsq})),
+               im = run(blockq::uniform_quantizer<>({4, true, 32, scale_rule::mse}));
+  std::printf("fp4+f32 absmax %.7f lsq %.7f mse %.7f\nint4 absmax %.7f lsq %.7f mse %.7f\n", fa, fl, fm, ia, il, im);
+  EXPECT_LT(fm, fl);
+  EXPECT_LT(fl, fa);
+  EXPECT_LE(im, il);
+  EXPECT_LT(il, ia);
+  EXPECT_NEAR(fa, 0.0101980, 1e-6);
+  EXPECT_NEAR(fm, 0.0078280, 1e-6);
+  EXPECT_NEAR(im, 0.0065380, 1e-6);
+}
+
+TEST(ContinuousMse, EdgeBlocks) {
+  const blockq::fp4_quantizer<> fq({32, scale_rule::mse});
+  const blockq::uniform_quantizer<> iq({4, true, 32, scale_rule::mse});
+  std::vector<float> zeros(32, 0.0f);
+  EXPECT_EQ(fq.block_scale(zeros), 0.0f);
+  EXPECT_EQ(iq.block_params(zeros).scale, 0.0f);
+  std::vector<float> nan(32, 1.0f);
+  nan[2] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(std::isnan(fq.block_scale(nan)));
+  EXPECT_TRUE(std::isnan(iq.block_params(nan).scale));
+  std::vector<float> same(32, -1.5f);  // one level fits exactly: error 0
+  const auto t = iq.quantize(same);
+  EXPECT_EQ(blockq::mse(same, iq.dequantize(t)), 0.0);
+}
+
+}  // namespace

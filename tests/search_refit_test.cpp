@@ -1,0 +1,240 @@
+// Least-squares refit and the `lsq` rule (SPEC §5): seed 001's worked
+// example, the normal equations, and "never worse than the start" as a
+// property over many random blocks, weighted and unweighted.
+#include "blockq/search/refit.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "blockq/fp4.hpp"
+#include "blockq/metrics.hpp"
+#include "blockq/uniform.hpp"
+#include "search_oracle.hpp"
+
+namespace {
+
+using blockq::int_format;
+using blockq::scale_rule;
+using blockq::tie_mode;
+namespace search = blockq::search;
+namespace kernels = blockq::kernels;
+using scalar = blockq::arch::scalar;
+
+float f32(double v) { return static_cast<float>(v); }
+
+// Seed 001 (n_bits 4, use_min): the refit of scale and min for the codes of
+// the min-max start. The seed computes in float64 from x = 10 * randn(8) and
+// prints x to 8 decimals; refitting from the printed x in double gives
+// scale1 and min1 within 4e-12 and 3e-11 of the printed values (the x
+// rounding, not the sums, limits the agreement; float32 sums would be ~1e-7
+// away). The seed's mse1 is the mean of (x - dq)^2 with x float64 and dq a
+// float32 array (numpy 1.x: q.astype(float32) * scale rounds scale and the
+// product to float32, as does + min), so dq is modelled as
+// fl32(fl32(q * fl32(scale1)) + fl32(min1)); in exact double it would be 3e-8
+// away.
+TEST(Refit, Seed001AsymmetricExample) {
+  const std::vector<double> x = {5.63109251, -0.66333746, -3.7742885, -5.53918171,
+                                 -8.02601077, 3.97313181, 0.47977315, 3.40512398};
+  const std::vector<int> q = {15, 8, 5, 3, 0, 13, 9, 13};
+  const auto r = search::refit_asymmetric<double>(x, q);
+  ASSERT_TRUE(r.ok);
+  EXPECT_NEAR(r.scale, 0.9171847297558767, 0.9171847297558767 * 1e-11);
+  EXPECT_NEAR(r.min, -8.130986144472903, 8.130986144472903 * 5e-11);
+  double se = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float dq = f32(static_cast<double>(f32(q[i] * f32(r.scale))) + f32(r.min));
+    se += (x[i] - dq) * (x[i] - dq);
+  }
+  EXPECT_NEAR(se / 8, 0.05193813484932613, 1e-9);
+  // The start (scale0, min0) of the same example and its mse0.
+  double se0 = 0.0;
+  const double scale0 = (x[0] - x[4]) / 15, min0 = x[4];
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float dq = f32(static_cast<double>(f32(q[i] * f32(scale0))) + f32(min0));
+    se0 += (x[i] - dq) * (x[i] - dq);
+  }
+  EXPECT_NEAR(se0 / 8, 0.05551108470975463, 1e-9);
+}
+
+TEST(Refit, Seed001WithTheQuantizer) {
+  const std::vector<float> x = {5.63109251f, -0.66333746f, -3.7742885f, -5.53918171f,
+                                -8.02601077f, 3.97313181f, 0.47977315f, 3.40512398f};
+  // lsq over the whole vector: at most the refit's mse1 (it contains that refit).
+  const blockq::uniform_quantizer<> lsq({4, false, 0, scale_rule::lsq});
+  const double m = blockq::mse(x, lsq.dequantize(lsq.quantize(x)));
+  std::printf("seed 001 block: minmax 0.0555111, refit 0.0519381, lsq %.7f\n", m);
+  EXPECT_LE(m, 0.0519381349);
+  const blockq::uniform_quantizer<> mse({4, false, 0, scale_rule::mse});
+  EXPECT_LE(blockq::mse(x, mse.dequantize(mse.quantize(x))), m);
+}
+
+// The refit satisfies the weighted normal equations.
+TEST(Refit, NormalEquationsWeighted) {
+  std::mt19937_64 g(4);
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<double> uw(0.0, 5.0);
+  std::uniform_int_distribution<int> uq(-8, 7);
+  for (int rep = 0; rep < 500; ++rep) {
+    const std::size_t n = 2 + rep % 40;
+    std::vector<double> x(n), w(n);
+    std::vector<int> q(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = 3 * nd(g), w[i] = uw(g), q[i] = uq(g);
+    q[0] = 1, q[1] = -2;  // at least two distinct codes
+    const auto s = search::refit_symmetric<double>(x, q, w);
+    const auto a = search::refit_asymmetric<double>(x, q, w);
+    ASSERT_TRUE(s.ok && a.ok);
+    double gs = 0, ga1 = 0, ga2 = 0, scale = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      gs += w[i] * (x[i] - s.scale * q[i]) * q[i];
+      const double r = x[i] - (a.scale * q[i] + a.min);
+      ga1 += w[i] * r * q[i];
+      ga2 += w[i] * r;
+      scale += w[i] * (std::fabs(x[i]) + 1) * (std::abs(q[i]) + 1);
+    }
+    EXPECT_NEAR(gs / scale, 0.0, 1e-13);
+    EXPECT_NEAR(ga1 / scale, 0.0, 1e-12);
+    EXPECT_NEAR(ga2 / scale, 0.0, 1e-12);
+  }
+}
+
+TEST(Refit, DegenerateCodesAreReported) {
+  const std::vector<double> x = {1.0, 2.0, 3.0};
+  EXPECT_FALSE(search::refit_symmetric<double>(x, std::vector<int>{0, 0, 0}).ok);
+  EXPECT_FALSE(search::refit_asymmetric<double>(x, std::vector<int>{4, 4, 4}).ok);
+  EXPECT_TRUE(search::refit_asymmetric<double>(x, std::vector<int>{4, 4, 5}).ok);
+  try {
+    search::refit_symmetric<double>(x, std::vector<int>{1, 2});
+    ADD_FAILURE();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("2"), std::string::npos) << e.what();
+  }
+}
+
+// The kernel error of a block at (scale, min), as the quantizer produces it.
+double int_error(std::span<const float> x, std::span<const float> w, int_format f, float s, float m) {
+  return w.empty() ? kernels::block_sse_int(scalar{}, x.data(), x.size(), s, m, f)
+                   : kernels::block_wsse_int(scalar{}, x.data(), w.data(), x.size(), s, m, f);
+}
+
+// Property: lsq never returns a (weighted) SSE above its start's, over many
+// random blocks of every kind, sizes, bit widths, both code kinds, weights.
+TEST(Lsq, NeverWorseThanTheStartInteger) {
+  std::mt19937_64 g(77);
+  std::uniform_real_distribution<float> uw(0.0f, 4.0f);
+  std::vector<std::uint8_t> scratch(2 * 64);
+  std::size_t better = 0, total = 0;
+  for (int bits : {1, 2, 3, 4, 5, 8}) {
+    for (bool sym : {true, false}) {
+      const int_format f{bits, sym};
+      for (auto k : search_test::all_kinds) {
+        for (int rep = 0; rep < 60; ++rep) {
+          const std::size_t n = rep % 3 == 0 ? 64 : (rep % 3 == 1 ? 32 : 7);
+          const auto x = search_test::make_block(k, n, g);
+          std::vector<float> w;
+          if (rep % 2) {
+            w.resize(n);
+            for (auto& v : w) v = uw(g);
+          }
+          float s0 = 0, m0 = 0;
+          float lo = x[0], hi = x[0], amax = 0, mx = 0;
+          for (float v : x) {
+            lo = std::min(lo, v), hi = std::max(hi, v);
+            if (std::fabs(v) > amax) amax = std::fabs(v), mx = v;
+          }
+          if (sym)
+            s0 = bits >= 2 && rep % 4 < 2 ? amax / static_cast<float>(f.qmax()) : mx / static_cast<float>(f.qmin());
+          else
+            s0 = (hi - lo) / static_cast<float>(f.qmax()), m0 = lo;
+          const auto r = search::lsq_int(scalar{}, x, w, f, s0, m0, scratch);
+          const double e0 = int_error(x, w, f, s0, sym ? 0.0f : m0);
+          ASSERT_LE(r.error, e0) << bits << sym << search_test::name(k) << rep;
+          ASSERT_EQ(r.error, int_error(x, w, f, r.scale, r.min));
+          better += r.error < e0;
+          ++total;
+        }
+      }
+    }
+  }
+  std::printf("lsq strictly better than the start on %zu of %zu blocks\n", better, total);
+  EXPECT_GT(better, total / 2);
+}
+
+TEST(Lsq, NeverWorseThanTheStartFp4) {
+  std::mt19937_64 g(78);
+  std::uniform_real_distribution<float> uw(0.0f, 4.0f);
+  std::vector<std::uint8_t> scratch(2 * 32);
+  for (tie_mode ties : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+    for (auto k : search_test::all_kinds) {
+      for (int rep = 0; rep < 100; ++rep) {
+        const auto x = search_test::make_block(k, 32, g);
+        std::vector<float> w;
+        if (rep % 2) {
+          w.resize(32);
+          for (auto& v : w) v = uw(g);
+        }
+        const float s0 = kernels::block_amax(scalar{}, x.data(), 32) / 6.0f;
+        const auto r = search::lsq_element<blockq::e2m1>(scalar{}, x, w, s0, ties, scratch);
+        const double e0 = w.empty() ? kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), 32, s0, ties)
+                                    : kernels::block_wsse<blockq::e2m1>(scalar{}, x.data(), w.data(), 32, s0, ties);
+        ASSERT_LE(r.error, e0);
+      }
+    }
+  }
+}
+
+// Through the quantizers: per block, lsq's weighted SSE <= the start rule's.
+TEST(Lsq, QuantizersPerBlock) {
+  std::mt19937_64 g(5);
+  std::student_t_distribution<float> td(3.0f);
+  std::uniform_real_distribution<float> uw(0.1f, 3.0f);
+  std::vector<float> x(4096 + 17), w(x.size());
+  for (auto& v : x) v = td(g);
+  for (auto& v : w) v = uw(g);
+  auto block_wsse = [&](std::span<const float> y, std::size_t b, std::size_t bs) {
+    double s = 0;
+    for (std::size_t i = b * bs; i < std::min(x.size(), (b + 1) * bs); ++i)
+      s += static_cast<double>(w[i]) * (x[i] - y[i]) * (x[i] - y[i]);
+    return s;
+  };
+  for (bool sym : {true, false}) {
+    const blockq::uniform_quantizer<> lsq({4, sym, 32, scale_rule::lsq});
+    const blockq::uniform_quantizer<> start({4, sym, 32, sym ? scale_rule::absmax : scale_rule::minmax});
+    const auto yl = lsq.dequantize(lsq.quantize_weighted(x, w));
+    const auto ys = start.dequantize(start.quantize(x));
+    for (std::size_t b = 0; b < lsq.num_blocks(x.size()); ++b)
+      EXPECT_LE(block_wsse(yl, b, 32), block_wsse(ys, b, 32) * (1 + 1e-12)) << b;
+  }
+  const blockq::fp4_quantizer<> fl({32, scale_rule::lsq}), fa({32, scale_rule::absmax});
+  const auto yl = fl.dequantize(fl.quantize_weighted(x, w));
+  const auto ya = fa.dequantize(fa.quantize(x));
+  for (std::size_t b = 0; b < fl.num_blocks(x.size()); ++b)
+    EXPECT_LE(block_wsse(yl, b, 32), block_wsse(ya, b, 32) * (1 + 1e-12)) << b;
+}
+
+TEST(Lsq, InvalidWeightsNameTheValue) {
+  const blockq::uniform_quantizer<> q({4, true, 32, scale_rule::lsq});
+  std::vector<float> x(64, 1.0f), w(63, 1.0f);
+  auto message = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "no exception";
+  };
+  EXPECT_NE(message([&] { q.quantize_weighted(x, w); }).find("63"), std::string::npos);
+  w.resize(64, 1.0f);
+  w[5] = -2.0f;
+  const std::string m = message([&] { q.quantize_weighted(x, w); });
+  EXPECT_NE(m.find("weight 5"), std::string::npos) << m;
+  EXPECT_NE(m.find("-2"), std::string::npos) << m;
+}
+
+}  // namespace

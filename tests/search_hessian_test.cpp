@@ -1,0 +1,361 @@
+// Hessian-aware scale search (SPEC §7): the smallest eigenvalue and its
+// certified bound, the search against exhaustive search over every scale
+// for well- and ill-conditioned, singular and diagonal H, and the output
+// error of a weight quantized with correlated calibration activations.
+#include "blockq/search/hessian.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "blockq/metrics.hpp"
+#include "blockq/mx.hpp"
+#include "blockq/nvfp4.hpp"
+#include "search_oracle.hpp"
+
+namespace {
+
+using blockq::block_hessians;
+using blockq::scale_rule;
+using blockq::tie_mode;
+using blockq::ue8m0;
+namespace search = blockq::search;
+namespace kernels = blockq::kernels;
+using scalar = blockq::arch::scalar;
+
+// A random orthogonal n x n matrix (modified Gram-Schmidt, twice).
+std::vector<double> random_orthogonal(std::size_t n, std::mt19937_64& g) {
+  std::normal_distribution<double> nd;
+  std::vector<double> q(n * n);
+  for (auto& v : q) v = nd(g);
+  for (std::size_t i = 0; i < n; ++i)
+    for (int pass = 0; pass < 2; ++pass) {
+      for (std::size_t j = 0; j < i; ++j) {
+        double d = 0;
+        for (std::size_t k = 0; k < n; ++k) d += q[i * n + k] * q[j * n + k];
+        for (std::size_t k = 0; k < n; ++k) q[i * n + k] -= d * q[j * n + k];
+      }
+      double nr = 0;
+      for (std::size_t k = 0; k < n; ++k) nr += q[i * n + k] * q[i * n + k];
+      nr = std::sqrt(nr);
+      for (std::size_t k = 0; k < n; ++k) q[i * n + k] /= nr;
+    }
+  return q;
+}
+
+// H = Q^T diag(lambda) Q.
+std::vector<double> with_spectrum(const std::vector<double>& lambda, std::mt19937_64& g) {
+  const std::size_t n = lambda.size();
+  const auto q = random_orthogonal(n, g);
+  std::vector<double> h(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (std::size_t k = 0; k < n; ++k) s += q[k * n + i] * lambda[k] * q[k * n + j];
+      h[i * n + j] = s;
+    }
+  return h;
+}
+
+// Eigenvalues log-spaced from 1 down to 1 / cond (the last is the smallest).
+std::vector<double> log_spectrum(std::size_t n, double cond) {
+  std::vector<double> l(n);
+  for (std::size_t k = 0; k < n; ++k) l[k] = std::pow(cond, -static_cast<double>(k) / static_cast<double>(n - 1));
+  return l;
+}
+
+// Cholesky of H - shift I in long double: true when positive definite.
+bool positive_definite(const double* h, std::size_t n, double shift) {
+  std::vector<long double> a(n * n);
+  for (std::size_t i = 0; i < n * n; ++i) a[i] = h[i];
+  for (std::size_t i = 0; i < n; ++i) a[i * n + i] -= shift;
+  for (std::size_t j = 0; j < n; ++j) {
+    long double d = a[j * n + j];
+    for (std::size_t k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
+    if (!(d > 0)) return false;
+    d = std::sqrt(d);
+    a[j * n + j] = d;
+    for (std::size_t i = j + 1; i < n; ++i) {
+      long double s = a[i * n + j];
+      for (std::size_t k = 0; k < j; ++k) s -= a[i * n + k] * a[j * n + k];
+      a[i * n + j] = s / d;
+    }
+  }
+  return true;
+}
+
+TEST(Hessian, JacobiLambdaMinAndItsCertifiedBound) {
+  std::mt19937_64 g(41);
+  for (std::size_t n : {std::size_t{16}, std::size_t{32}}) {
+    for (double cond : {1.0e2, 1.0e6, 1.0e9}) {
+      const auto lambda = log_spectrum(n, cond);
+      const auto m = with_spectrum(lambda, g);
+      const auto h = block_hessians::from_matrices(std::span<const double>(m), n, n);
+      double fro = 0;
+      for (double v : m) fro += v * v;
+      fro = std::sqrt(fro);
+      EXPECT_NEAR(h.lambda_min(0), lambda.back(), 64 * static_cast<double>(n) * 0x1p-52 * fro) << n << " " << cond;
+      const double bound = h[0].lambda_bound;
+      EXPECT_GT(bound, 0.0);
+      EXPECT_LE(bound, h.lambda_min(0));
+      // H - bound I is positive definite: the bound is below every eigenvalue of the stored H.
+      EXPECT_TRUE(positive_definite(m.data(), n, bound)) << n << " " << cond;
+      EXPECT_GT(bound, lambda.back() * 0.99) << n << " " << cond;
+    }
+  }
+  // Singular and indefinite matrices give a bound of 0 (every candidate is evaluated).
+  auto l = log_spectrum(16, 1e3);
+  l.back() = 0.0;
+  EXPECT_EQ(block_hessians::from_matrices(std::span<const double>(with_spectrum(l, g)), 16, 16)[0].lambda_bound, 0.0);
+  l.back() = -0.5;
+  EXPECT_EQ(block_hessians::from_matrices(std::span<const double>(with_spectrum(l, g)), 16, 16)[0].lambda_bound, 0.0);
+}
+
+TEST(Hessian, FromActivationsIsXjTransposeXj) {
+  std::mt19937_64 g(42);
+  std::normal_distribution<float> nd;
+  const std::size_t t = 50, k = 64, b = 32;
+  std::vector<float> x(t * k);
+  for (auto& v : x) v = nd(g);
+  const auto h = block_hessians::from_activations(x, k, b);
+  ASSERT_EQ(h.num_blocks(), 2u);
+  for (std::size_t j = 0; j < 2; ++j) {
+    const auto v = h[j];
+    for (std::size_t p = 0; p < b; ++p)
+      for (std::size_t q = 0; q < b; ++q) {
+        double s = 0;
+        for (std::size_t r = 0; r < t; ++r) s += static_cast<double>(x[r * k + j * b + p]) * x[r * k + j * b + q];
+        ASSERT_NEAR(v.matrix[p * b + q], s, 1e-12 * std::fabs(s) + 1e-12);
+      }
+  }
+}
+
+// The kinds of H the search is checked with, for block size n.
+std::vector<block_hessians> test_hessians(std::size_t n, std::mt19937_64& g) {
+  std::vector<block_hessians> out;
+  std::normal_distribution<float> nd;
+  std::vector<float> x(4 * n * n);  // 4n tokens: well conditioned
+  for (auto& v : x) v = nd(g);
+  out.push_back(block_hessians::from_activations(x, n, n));
+  for (double cond : {1.0e6, 1.0e9})
+    out.push_back(block_hessians::from_matrices(std::span<const double>(with_spectrum(log_spectrum(n, cond), g)), n, n));
+  x.resize(n * (n / 2));  // n/2 tokens: rank n/2, λ_min = 0
+  out.push_back(block_hessians::from_activations(x, n, n));
+  std::vector<float> d(n);
+  std::uniform_real_distribution<float> u(0.01f, 10.0f);
+  for (auto& v : d) v = u(g);
+  out.push_back(block_hessians::from_diagonal(d, n));
+  return out;
+}
+
+template <class E>
+double hessian_error(std::span<const float> x, float s, const search::hessian_block& h, tie_mode ties) {
+  std::vector<float> r(x.size());
+  if (h.diagonal) return kernels::block_wsse<E>(scalar{}, x.data(), h.diagonal, x.size(), s, ties);
+  kernels::block_residual<E>(scalar{}, x.data(), x.size(), s, ties, r.data());
+  return kernels::quad_form(scalar{}, r.data(), h.matrix, x.size());
+}
+
+template <class E>
+class HessianSearch : public ::testing::Test {};
+using Elements = ::testing::Types<blockq::e2m1, blockq::e2m3, blockq::e4m3, blockq::int8_mx>;
+TYPED_TEST_SUITE(HessianSearch, Elements);
+
+TYPED_TEST(HessianSearch, EqualsExhaustiveSearchOverAllUe8m0Scales) {
+  using E = TypeParam;
+  std::mt19937_64 g(43);
+  const std::size_t n = 32;
+  const auto hs = test_hessians(n, g);
+  std::vector<float> scratch(2 * n);
+  std::size_t differs_from_mse = 0, total = 0;
+  for (std::size_t hi = 0; hi < hs.size(); ++hi) {
+    const auto h = hs[hi][0];
+    for (auto k : search_test::all_kinds) {
+      for (int rep = 0; rep < 25; ++rep) {
+        const auto x = search_test::make_block(k, n, g);
+        const std::uint8_t start = blockq::mx_scale_code<E>(kernels::block_amax(scalar{}, x.data(), n), scale_rule::ocp);
+        auto f = [&](std::size_t e) { return hessian_error<E>(x, ue8m0::decode(static_cast<std::uint8_t>(e)), h, tie_mode::even); };
+        const auto r = search::discrete_hessian<E>(scalar{}, x, search::ue8m0_scales(), start, tie_mode::even, h, scratch);
+        ASSERT_EQ(r.index, search_test::exhaustive(255, start, f(start), f)) << "H " << hi << " " << search_test::name(k) << " " << rep;
+        EXPECT_EQ(r.error, f(r.index));
+        // Never above the mse rule's scale evaluated under H.
+        const auto m = search::discrete_mse<E>(scalar{}, x, search::ue8m0_scales(), start, tie_mode::even, scratch);
+        EXPECT_LE(r.error, f(m.index));
+        differs_from_mse += r.index != m.index;
+        ++total;
+      }
+    }
+  }
+  std::printf("hessian scale differs from mse scale on %zu of %zu blocks\n", differs_from_mse, total);
+}
+
+TEST(HessianSearch, Nvfp4EqualsExhaustiveOverE4m3Scales) {
+  std::mt19937_64 g(44);
+  const std::size_t n = 16;
+  const auto hs = test_hessians(n, g);
+  std::vector<float> scratch(2 * n);
+  std::array<float, 126> set;
+  for (std::size_t hi = 0; hi < hs.size(); ++hi) {
+    const auto h = hs[hi][0];
+    for (auto k : search_test::all_kinds) {
+      for (int rep = 0; rep < 20; ++rep) {
+        const auto x = search_test::make_block(k, n, g);
+        const float amax = kernels::block_amax(scalar{}, x.data(), n);
+        const float s_t = amax * (rep % 4 == 0 ? 1.0f : 4.0f) / (6.0f * 448.0f);  // sometimes the block is not the tensor max
+        search::e4m3_scales(s_t, set);
+        const std::uint8_t code = blockq::e4m3::encode(amax / (6.0f * s_t));
+        const std::size_t start = code == 0 ? search::zero_start : code - 1u;
+        auto f = [&](std::size_t i) { return hessian_error<blockq::e2m1>(x, set[i], h, tie_mode::even); };
+        const auto r = search::discrete_hessian<blockq::e2m1>(scalar{}, x, set, start, tie_mode::even, h, scratch);
+        ASSERT_EQ(r.index, search_test::exhaustive(set.size(), start, f(start), f)) << hi << " " << rep;
+      }
+    }
+  }
+}
+
+// The output error ||X (W - Ŵ)^T||_F of a weight W [256, 512] (standard
+// normal) with correlated activations X = Z L [1024, 512]: Z standard normal,
+// L = (I + G / sqrt(512)) diag(c) with G standard normal (a random mixing of
+// all channels) and c = exp(0.75 N(0, 1)) (channels of unequal scale, as in
+// LLM activations). Fixed seeds; X accumulated in float in a fixed order.
+struct layer {
+  static constexpr std::size_t m = 256, k = 512, t = 1024;
+  std::vector<float> w, x;
+  layer() {
+    std::mt19937_64 g(2025);
+    std::normal_distribution<float> nd;
+    std::vector<float> z(t * k), l(k * k), c(k);
+    for (auto& v : z) v = nd(g);
+    for (auto& v : c) v = std::exp(0.75f * nd(g));
+    for (std::size_t p = 0; p < k; ++p)
+      for (std::size_t q = 0; q < k; ++q)
+        l[p * k + q] = (static_cast<float>(p == q) + nd(g) / std::sqrt(static_cast<float>(k))) * c[q];
+    x.assign(t * k, 0.0f);
+    for (std::size_t r = 0; r < t; ++r)
+      for (std::size_t p = 0; p < k; ++p) {
+        const float zp = z[r * k + p];
+        for (std::size_t q = 0; q < k; ++q) x[r * k + q] += zp * l[p * k + q];
+      }
+    w.resize(m * k);
+    for (auto& v : w) v = nd(g);
+  }
+  double output_error(const std::vector<float>& wq) const {
+    std::vector<double> d(m * k);
+    for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<double>(w[i]) - wq[i];
+    double s = 0;
+    for (std::size_t r = 0; r < t; ++r)
+      for (std::size_t i = 0; i < m; ++i) {
+        double o = 0;
+        for (std::size_t c = 0; c < k; ++c) o += x[r * k + c] * d[i * k + c];
+        s += o * o;
+      }
+    return std::sqrt(s);
+  }
+};
+
+const layer& the_layer() {
+  static const layer l;
+  return l;
+}
+
+TEST(HessianQuantize, Mxfp4OutputErrorHessianBelowMseBelowOcp) {
+  const layer& L = the_layer();
+  const auto h = block_hessians::from_activations(L.x, layer::k, 32);
+  auto err = [&](scale_rule r) {
+    const blockq::mxfp4_quantizer q({32, r, tie_mode::even});
+    return L.output_error(q.dequantize(q.quantize(L.w, h)));
+  };
+  const double ocp = err(scale_rule::ocp), mse = err(scale_rule::mse), hes = err(scale_rule::hessian);
+  std::printf("MXFP4 ||X (W - Q(W))^T||_F: ocp %.4f  mse %.4f  hessian %.4f\n", ocp, mse, hes);
+  EXPECT_LT(hes, mse);
+  EXPECT_LT(mse, ocp);
+  // The measured values (relative tolerance 1e-5: libm's exp may differ by an ulp elsewhere).
+  EXPECT_NEAR(ocp, 3079.1583, 3079.1583 * 1e-5);
+  EXPECT_NEAR(mse, 2995.8395, 2995.8395 * 1e-5);
+  EXPECT_NEAR(hes, 2973.9830, 2973.9830 * 1e-5);
+}
+
+TEST(HessianQuantize, Nvfp4OutputErrorHessianBelowMseBelowAbsmax) {
+  const layer& L = the_layer();
+  const auto h = block_hessians::from_activations(L.x, layer::k, 16);
+  auto err = [&](scale_rule r) {
+    const blockq::nvfp4_quantizer<> q({r, tie_mode::even, true});
+    return L.output_error(q.dequantize(q.quantize(L.w, h)));
+  };
+  const double absmax = err(scale_rule::absmax), mse = err(scale_rule::mse), hes = err(scale_rule::hessian);
+  std::printf("NVFP4 ||X (W - Q(W))^T||_F: absmax %.4f  mse %.4f  hessian %.4f\n", absmax, mse, hes);
+  EXPECT_LT(hes, mse);
+  EXPECT_LT(mse, absmax);
+  EXPECT_NEAR(absmax, 2539.2156, 2539.2156 * 1e-5);
+  EXPECT_NEAR(mse, 2178.3436, 2178.3436 * 1e-5);
+  EXPECT_NEAR(hes, 1784.6460, 1784.6460 * 1e-5);
+}
+
+// A diagonal importance (imatrix) H: the column-weighted SSE of the hessian
+// rule is at most the mse rule's, block by block.
+TEST(HessianQuantize, DiagonalImportance) {
+  std::mt19937_64 g(45);
+  std::normal_distribution<float> nd;
+  std::uniform_real_distribution<float> u(0.0f, 8.0f);
+  const std::size_t rows = 16, k = 128;
+  std::vector<float> w(rows * k), imp(k);
+  for (auto& v : w) v = nd(g);
+  for (auto& v : imp) v = u(g) * u(g);
+  const auto h = block_hessians::from_diagonal(imp, 32);
+  const blockq::mxfp4_quantizer hq({32, scale_rule::hessian, tie_mode::even}), mq({32, scale_rule::mse, tie_mode::even});
+  const auto yh = hq.dequantize(hq.quantize(w, h)), ym = mq.dequantize(mq.quantize(w));
+  for (std::size_t b = 0; b < rows * k / 32; ++b) {
+    double eh = 0, em = 0;
+    for (std::size_t i = b * 32; i < b * 32 + 32; ++i) {
+      const double c = imp[i % k];
+      eh += c * (w[i] - yh[i]) * (w[i] - yh[i]);
+      em += c * (w[i] - ym[i]) * (w[i] - ym[i]);
+    }
+    EXPECT_LE(eh, em * (1 + 1e-12)) << b;
+  }
+}
+
+TEST(HessianQuantize, InvalidArgumentsNameTheValue) {
+  auto message = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "no exception";
+  };
+  std::vector<float> x(100, 1.0f);
+  EXPECT_NE(message([&] { block_hessians::from_activations(x, 64, 32); }).find("100"), std::string::npos);
+  EXPECT_NE(message([&] { block_hessians::from_activations(x, 50, 32); }).find("K = 50"), std::string::npos);
+  EXPECT_NE(message([&] { block_hessians::from_activations(x, 50, 0); }).find("got 0"), std::string::npos);
+  std::vector<double> m(3 * 16 * 16);
+  EXPECT_NE(message([&] { block_hessians::from_matrices(std::span<const double>(m), 32, 16); }).find("768"), std::string::npos);
+  std::vector<float> d(32, 1.0f);
+  d[7] = -1.0f;
+  EXPECT_NE(message([&] { block_hessians::from_diagonal(d, 32); }).find("importance 7"), std::string::npos);
+  x[3] = std::nanf("");
+  EXPECT_NE(message([&] { block_hessians::from_activations(x, 50, 25); }).find("activation 3"), std::string::npos);
+
+  const auto h = block_hessians::from_diagonal(std::vector<float>(64, 1.0f), 32);
+  const blockq::mxfp4_quantizer q({32, scale_rule::hessian, tie_mode::even});
+  std::vector<float> w(100, 1.0f);
+  EXPECT_NE(message([&] { q.quantize(w, h); }).find("100"), std::string::npos);
+  const blockq::mxfp4_quantizer q16({16, scale_rule::hessian, tie_mode::even});
+  w.resize(128);
+  EXPECT_NE(message([&] { q16.quantize(w, h); }).find("block size 32"), std::string::npos);
+  const blockq::nvfp4_quantizer<> nv({scale_rule::hessian});
+  EXPECT_NE(message([&] { nv.quantize(w, h); }).find("block size 32"), std::string::npos);
+  EXPECT_NE(message([&] { nv.quantize(w); }).find("hessian"), std::string::npos);
+  // Other rules ignore the Hessians.
+  const blockq::mxfp4_quantizer ocp;
+  EXPECT_EQ(ocp.quantize(w, h).scales, ocp.quantize(w).scales);
+}
+
+}  // namespace

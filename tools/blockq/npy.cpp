@@ -180,9 +180,11 @@ npy_array parse_npy(std::span<const std::uint8_t> file) {
                 std::to_string(have) + (have < need ? " (truncated file?)" : ""));
   const std::uint8_t* src = file.data() + at;
   a.bytes.resize(static_cast<std::size_t>(need));
-  if (!*f.fortran_order || a.shape.size() < 2) {
+  if (a.bytes.empty()) {
+    // nothing to copy
+  } else if (!*f.fortran_order || a.shape.size() < 2) {
     std::memcpy(a.bytes.data(), src, a.bytes.size());
-  } else if (n > 0) {
+  } else {
     // Fortran order: element (i_0, ..., i_{r-1}) is at sum i_k * prod_{j<k} d_j.
     // Walk the C-order indices with an odometer, tracking the Fortran offset.
     const std::size_t r = a.shape.size();

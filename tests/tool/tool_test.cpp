@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "blockq/blockq.hpp"
+#include "blockq/search/hessian.hpp"
 #include "blockq/version.hpp"
 #include "files.hpp"
 #include "safetensors.hpp"
@@ -435,6 +436,103 @@ TEST(Options, ThreadCountDoesNotChangeTheBytes) {
   }
 }
 
+// ------------------------------------------------------------------ search rules
+
+TEST(SearchRules, MseAndLsqAreTheLibrarys) {
+  temp_dir dir;
+  const shape_t s{6, 64};
+  const std::vector<float> x = normal_floats(6 * 64, 91);
+  write_safetensors(dir / "in.safetensors", {{"w", "F32", s, float_bytes(x)}});
+  using blockq::scale_rule;
+  auto run = [&](const std::string& args) {
+    const auto r = run_tool(dir, "quantize in.safetensors -o q.safetensors " + args);
+    EXPECT_EQ(r.code, 0) << args << ": " << r.err;
+    return r.code == 0;
+  };
+  if (run("--format mxfp4 --rule mse")) {
+    const blockq::mxfp4_quantizer q({32, scale_rule::mse, blockq::tie_mode::even});
+    const auto t = q.quantize(x);
+    const output o(dir / "q.safetensors");
+    EXPECT_EQ(o.u8("w_blocks"), blockq::pack_nibbles(t.codes));
+    EXPECT_EQ(o.u8("w_scales"), t.scales);
+    EXPECT_EQ(o.meta("blockq.rule"), "mse");
+  }
+  if (run("--format nvfp4 --rule mse")) {
+    const blockq::nvfp4_quantizer<> q({scale_rule::mse, blockq::tie_mode::even, true});
+    const auto t = q.quantize(x);
+    const output o(dir / "q.safetensors");
+    EXPECT_EQ(o.u8("w"), blockq::pack_nibbles(t.codes));
+    EXPECT_EQ(o.u8("w_scale"), t.scales);
+  }
+  for (const auto& [args, rule] : {std::pair<std::string, scale_rule>{"--format fp4 --rule lsq", scale_rule::lsq},
+                                   {"--format fp4 --rule mse", scale_rule::mse}})
+    if (run(args)) {
+      const blockq::fp4_quantizer<> q({32, rule, blockq::tie_mode::even});
+      const auto t = q.quantize(x);
+      const output o(dir / "q.safetensors");
+      EXPECT_EQ(o.u8("w_codes"), pack_rows(t.codes, 64, 4)) << args;
+      EXPECT_EQ(o.u8("w_scales"), as_bytes(t.scales)) << args;
+    }
+  struct int_case {
+    std::string args;
+    int bits;
+    bool symmetric;
+    scale_rule rule;
+  };
+  for (const int_case& c : {int_case{"--format int4 --rule mse", 4, true, scale_rule::mse},
+                            int_case{"--format int3 --rule lsq", 3, true, scale_rule::lsq},
+                            int_case{"--format uint4 --rule lsq", 4, false, scale_rule::lsq},
+                            int_case{"--format uint6 --rule mse", 6, false, scale_rule::mse}})
+    if (run(c.args)) check_parts(output(dir / "q.safetensors"), "w", expect_int(x, s, c.bits, c.symmetric, 32, c.rule));
+  // Dequantization does not depend on the rule.
+  ASSERT_EQ(run_tool(dir, "dequantize q.safetensors -o d.safetensors").code, 0);
+  expect_same_floats(output(dir / "d.safetensors").f32("w"), expect_int(x, s, 6, false, 32, scale_rule::mse).dequantized,
+                     "uint6 mse");
+}
+
+TEST(SearchRules, HessianUsesTheActivations) {
+  temp_dir dir;
+  const shape_t s{8, 64};
+  const std::vector<float> w = normal_floats(8 * 64, 101), u = normal_floats(8 * 32, 102);
+  // Correlated activations [T = 24, K = 64]: a few shared directions plus noise.
+  std::vector<float> acts = normal_floats(24 * 64, 103, 0.1f);
+  const std::vector<float> dirs = normal_floats(3 * 64, 104);
+  const std::vector<float> mix = normal_floats(24 * 3, 105);
+  for (std::size_t t = 0; t < 24; ++t)
+    for (std::size_t k = 0; k < 64; ++k)
+      for (std::size_t d = 0; d < 3; ++d) acts[t * 64 + k] += mix[t * 3 + d] * dirs[d * 64 + k];
+  write_safetensors(dir / "in.safetensors", {{"w", "F32", s, float_bytes(w)}, {"u", "F32", {8, 32}, float_bytes(u)}});
+  // Activations in BF16 (converted exactly), one tensor per weight.
+  std::vector<float> acts_bf16, u_acts_bf16;
+  const auto ab = to_half_bytes(acts, true, acts_bf16);
+  const auto ub = to_half_bytes(normal_floats(5 * 32, 106), true, u_acts_bf16);
+  write_safetensors(dir / "acts.safetensors", {{"w", "BF16", {24, 64}, ab}, {"u", "BF16", {5, 32}, ub}});
+
+  auto r = run_tool(dir, "quantize in.safetensors -o q.safetensors --format mxfp4 --rule hessian --hessian acts.safetensors");
+  ASSERT_EQ(r.code, 0) << r.err;
+  {
+    const blockq::mxfp4_quantizer q({32, blockq::scale_rule::hessian, blockq::tie_mode::even});
+    const auto t = q.quantize(w, blockq::block_hessians::from_activations(acts_bf16, 64, 32));
+    const auto tu = q.quantize(u, blockq::block_hessians::from_activations(u_acts_bf16, 32, 32));
+    const output o(dir / "q.safetensors");
+    EXPECT_EQ(o.u8("w_blocks"), blockq::pack_nibbles(t.codes));
+    EXPECT_EQ(o.u8("w_scales"), t.scales);
+    EXPECT_EQ(o.u8("u_scales"), tu.scales);
+    EXPECT_EQ(o.meta("blockq.rule"), "hessian");
+    // The Hessian rule differs from plain ocp somewhere (else this test shows nothing).
+    EXPECT_NE(t.scales, blockq::mxfp4_quantizer().quantize(w).scales);
+  }
+  r = run_tool(dir, "quantize in.safetensors -o q.safetensors --format nvfp4 --rule hessian --hessian acts.safetensors");
+  ASSERT_EQ(r.code, 0) << r.err;
+  {
+    const blockq::nvfp4_quantizer<> q({blockq::scale_rule::hessian, blockq::tie_mode::even, true});
+    const auto t = q.quantize(w, blockq::block_hessians::from_activations(acts_bf16, 64, 16));
+    const output o(dir / "q.safetensors");
+    EXPECT_EQ(o.u8("w"), blockq::pack_nibbles(t.codes));
+    EXPECT_EQ(o.u8("w_scale"), t.scales);
+  }
+}
+
 // ------------------------------------------------------------------ exact header bytes
 
 TEST(Header, HandCheckableBytes) {
@@ -615,6 +713,25 @@ TEST_F(Errors, AlreadyQuantizedInput) {
   expect_failure(dir, "quantize q.safetensors -o out.safetensors --format int4", "already quantized");
 }
 
+TEST_F(Errors, HessianInputs) {
+  write_safetensors(dir / "in.safetensors", {{"w", "F32", {8, 64}, float_bytes(normal_floats(8 * 64, 1))}});
+  write_safetensors(dir / "narrow.safetensors", {{"w", "F32", {16, 32}, float_bytes(normal_floats(16 * 32, 2))}});
+  write_safetensors(dir / "other.safetensors", {{"v", "F32", {16, 64}, float_bytes(normal_floats(16 * 64, 3))}});
+  std::vector<float> bad = normal_floats(4 * 64, 4);
+  bad[9] = std::numeric_limits<float>::quiet_NaN();
+  write_safetensors(dir / "nan.safetensors", {{"w", "F32", {4, 64}, float_bytes(bad)}});
+  const std::string q = "quantize in.safetensors -o out.safetensors --format mxfp4 ";
+  expect_failure(dir, q + "--rule hessian --hessian narrow.safetensors",
+                 "activations 'w' in narrow.safetensors have shape [16, 32] F32; expected floats of shape [T, 64] for the weight [8, 64]");
+  expect_failure(dir, q + "--rule hessian --hessian other.safetensors", "other.safetensors has no activations for tensor 'w'");
+  expect_failure(dir, q + "--rule hessian --hessian nan.safetensors", "activations 'w' in nan.safetensors have 1 NaN/Inf values");
+  expect_failure(dir, q + "--rule hessian --hessian missing.safetensors", "cannot open 'missing.safetensors'");
+  expect_failure(dir, q + "--rule hessian", "--rule hessian needs calibration activations");
+  expect_failure(dir, q + "--hessian narrow.safetensors", "--hessian is used by --rule hessian only");
+  expect_failure(dir, "quantize in.safetensors -o out.safetensors --format fp4 --rule hessian --hessian narrow.safetensors",
+                 "scale rule 'hessian' does not apply to fp4");
+}
+
 // ------------------------------------------------------------------ report
 
 TEST(Report, BuiltInSuiteIsQuickAndComplete) {
@@ -631,7 +748,7 @@ TEST(Report, BuiltInSuiteIsQuickAndComplete) {
   ASSERT_EQ(c.code, 0) << c.err;
   EXPECT_EQ(c.out.rfind("tensor,shape,format,rule,block,bits_per_element,mse,sqnr_db,max_abs_error,elements_per_second\n", 0), 0u);
   EXPECT_EQ(std::count(c.out.begin(), c.out.end(), '\n'), 1 + 5 * 2);
-  EXPECT_NE(c.out.find("normal,256x1024,mxfp4,ocp,32,4.25,"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("normal,128x1024,mxfp4,ocp,32,4.25,"), std::string::npos) << c.out;
 }
 
 TEST(Report, OnAFileMatchesTheLibrarysError) {

@@ -10,6 +10,7 @@
 #include "blockq/mx.hpp"
 #include "blockq/nvfp4.hpp"
 #include "blockq/pack.hpp"
+#include "blockq/search/hessian.hpp"
 #include "blockq/uniform.hpp"
 
 namespace blockq_tool {
@@ -42,11 +43,15 @@ constexpr std::array<format_info, 21> formats{{
 }};
 
 // The library reports invalid arguments as "blockq: ..."; the tool adds its own prefix.
+}  // namespace
+
 std::string library_message(const std::exception& e) {
   std::string m = e.what();
   if (m.rfind("blockq: ", 0) == 0) m.erase(0, 8);
   return m;
 }
+
+namespace {
 
 std::size_t packed_row_bytes(std::size_t k, int bits) { return blockq::packed_size(k, bits); }
 
@@ -57,6 +62,20 @@ std::vector<float> load_floats(std::span<const std::uint8_t> src, std::size_t of
   std::vector<float> v(n);
   std::memcpy(v.data(), src.data() + offset * sizeof(float), n * sizeof(float));
   return v;
+}
+
+// The block Hessians of rule hessian, built once per tensor by prepare().
+using hessians_ptr = std::shared_ptr<const blockq::block_hessians>;
+
+hessians_ptr make_hessians(const quant_config& cfg, std::size_t k, const hessian_input* h) {
+  if (cfg.rule != scale_rule::hessian) return nullptr;
+  if (!h || h->activations.empty()) throw error("rule hessian needs calibration activations (--hessian ACTS)");
+  return std::make_shared<const blockq::block_hessians>(
+      blockq::block_hessians::from_activations(h->activations, k, cfg.block));
+}
+
+const blockq::block_hessians* hessians_of(const tensor_state& st) {
+  return static_cast<const blockq::block_hessians*>(st.extra.get());
 }
 
 // shape with its last dimension replaced by `tail`.
@@ -80,22 +99,41 @@ class mx_codec final : public codec {
             {name + "_scales", dtype::U8, lead_with(shape, {k / b})}};
   }
 
-  void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state&,
+  tensor_state prepare(std::span<const float>, std::size_t k, const hessian_input* h) const override {
+    tensor_state st;
+    st.extra = make_hessians(cfg_, k, h);
+    return st;
+  }
+
+  void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state& st,
                      std::span<const std::span<std::uint8_t>> parts) const override {
     const std::size_t n = (r1 - r0) * k, nb = n / cfg_.block;
     const auto xs = x.subspan(r0 * k, n);
+    const blockq::block_hessians* h = hessians_of(st);
     if (cfg_.lay == layout::ggml) {
       std::vector<std::uint8_t> codes(n), scales(nb);
-      q_.quantize(xs, codes, scales);
+      if (h)
+        q_.quantize(xs, *h, codes, scales);
+      else
+        q_.quantize(xs, codes, scales);
       const std::size_t gb = k / 32 * 17;
       blockq::pack_ggml_mxfp4(codes, scales, parts[0].subspan(r0 * gb, (r1 - r0) * gb));
       return;
     }
     const auto scales = parts[1].subspan(r0 * (k / cfg_.block), nb);
-    if constexpr (Element::bits <= 4)
-      q_.quantize_packed(xs, parts[0].subspan(r0 * k / 2, n / 2), scales);
-    else
-      q_.quantize(xs, parts[0].subspan(r0 * k, n), scales);
+    if constexpr (Element::bits <= 4) {
+      const auto packed = parts[0].subspan(r0 * k / 2, n / 2);
+      if (h)
+        q_.quantize_packed(xs, *h, packed, scales);
+      else
+        q_.quantize_packed(xs, packed, scales);
+    } else {
+      const auto codes = parts[0].subspan(r0 * k, n);
+      if (h)
+        q_.quantize(xs, *h, codes, scales);
+      else
+        q_.quantize(xs, codes, scales);
+    }
   }
 
   void dequantize_rows(std::span<const std::span<const std::uint8_t>> parts, std::size_t k, std::size_t r0,
@@ -136,17 +174,23 @@ class nvfp4_codec final : public codec {
             {name + "_scale_2", dtype::F32, {}}};
   }
 
-  tensor_state prepare(std::span<const float> x, std::size_t, const hessian_input*) const override {
+  tensor_state prepare(std::span<const float> x, std::size_t k, const hessian_input* h) const override {
     tensor_state st;
     st.tensor_scale = q_.tensor_scale(x);
+    st.extra = make_hessians(cfg_, k, h);
     return st;
   }
 
   void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state& st,
                      std::span<const std::span<std::uint8_t>> parts) const override {
     const std::size_t n = (r1 - r0) * k;
-    q_.quantize_packed(x.subspan(r0 * k, n), st.tensor_scale, parts[0].subspan(r0 * k / 2, n / 2),
-                       parts[1].subspan(r0 * k / 16, n / 16));
+    const auto xs = x.subspan(r0 * k, n);
+    const auto packed = parts[0].subspan(r0 * k / 2, n / 2);
+    const auto scales = parts[1].subspan(r0 * k / 16, n / 16);
+    if (const blockq::block_hessians* h = hessians_of(st))
+      q_.quantize_packed(xs, st.tensor_scale, *h, packed, scales);
+    else
+      q_.quantize_packed(xs, st.tensor_scale, packed, scales);
     if (r0 == 0) store_floats(parts[2], std::span<const float>(&st.tensor_scale, 1));
   }
 
@@ -314,10 +358,6 @@ std::string format_list() {
 
 std::string_view to_string(layout l) noexcept { return l == layout::ggml ? "ggml" : "ocp"; }
 
-bool rule_available(scale_rule r) noexcept {
-  return r != scale_rule::mse && r != scale_rule::lsq && r != scale_rule::hessian;
-}
-
 tensor_state codec::prepare(std::span<const float>, std::size_t, const hessian_input*) const { return {}; }
 
 quant_config make_config(std::string_view format, std::string_view rule, std::size_t block, std::string_view ties,
@@ -334,8 +374,6 @@ quant_config make_config(std::string_view format, std::string_view rule, std::si
                   "' (rules: ocp, ceil, floor, absmax, signed_max, minmax, mse, lsq, hessian)");
     cfg.rule = *r;
   }
-  if (!rule_available(cfg.rule))
-    throw error("rule '" + std::string(rule) + "' is not available in this build of the blockq library yet");
   cfg.block = block ? block : f.default_block;
   if (block > (std::size_t{1} << 24)) throw error("--block " + std::to_string(block) + " is too large");
   if (f.fam == family::nvfp4 && cfg.block != 16)

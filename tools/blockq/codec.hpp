@@ -57,7 +57,6 @@ quant_config make_config(std::string_view format, std::string_view rule, std::si
 // [T, K] (row-major), viewed.
 struct hessian_input {
   std::span<const float> activations;
-  std::size_t tokens = 0;
 };
 
 // Per-tensor values computed from the whole tensor before its rows.
@@ -93,7 +92,7 @@ class codec {
 // Throws error when the configuration is invalid.
 std::unique_ptr<codec> make_codec(const quant_config& cfg);
 
-// Whether the library offers this rule (the search rules arrive separately).
-bool rule_available(blockq::scale_rule r) noexcept;
+// The message of the library's std::invalid_argument without its "blockq: " prefix.
+std::string library_message(const std::exception& e);
 
 }  // namespace blockq_tool

@@ -39,6 +39,8 @@ struct job {
   std::vector<std::vector<std::uint8_t>> parts;  // quantize: the output tensors' bytes
   std::vector<std::span<const std::uint8_t>> in_parts;  // dequantize: the parts read
   tensor_state st;
+  const tensor_view* act = nullptr;  // calibration activations [T, K] (rule hessian)
+  std::vector<float> act_x;
   hessian_input h;
   std::vector<std::size_t> nonfinite;  // per chunk
   std::size_t chunk_rows = 1;
@@ -213,6 +215,7 @@ void run_quantize(const quantize_options& opt) {
         throw error("activations " + in_quotes(t.name) + " in " + opt.hessian + " have shape " + shape_string(a->shape) + " " +
                     std::string(to_string(a->type)) + "; expected floats of shape [T, " + std::to_string(k) +
                     "] for the weight " + shape_string(t.shape));
+      j.act = a;
     }
     record[t.name] = {{"dtype", std::string(to_string(t.type))}, {"shape", t.shape}};
   }
@@ -253,7 +256,16 @@ void run_quantize(const quantize_options& opt) {
     // 2. per-tensor values (NVFP4 tensor scale, Hessians)
     parallel_for(work.size(), threads, [&](std::size_t i) {
       job& j = *work[i];
-      j.st = coder->prepare(j.x, j.k, acts ? &j.h : nullptr);
+      if (j.act) {
+        j.act_x.resize(static_cast<std::size_t>(j.act->numel()));
+        if (const std::size_t bad = to_float(j.act->type, j.act->bytes.data(), j.act_x.size(), j.act_x.data()))
+          throw error("activations " + in_quotes(j.in->name) + " in " + opt.hessian + " have " + std::to_string(bad) +
+                      " NaN/Inf values");
+        j.h.activations = j.act_x;
+      }
+      j.st = coder->prepare(j.x, j.k, j.act ? &j.h : nullptr);
+      j.act_x = {};
+      j.h = {};
     });
     for (job* j : work) {
       std::size_t bad = 0;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <stdexcept>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -105,6 +106,9 @@ int main(int argc, char** argv) {
     }
   } catch (const blockq_tool::error& e) {
     print_error(e.what());
+    return 1;
+  } catch (const std::invalid_argument& e) {
+    print_error(library_message(e));
     return 1;
   } catch (const std::bad_alloc&) {
     print_error("out of memory");

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <regex>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +16,7 @@
 #include "file.hpp"
 #include "input.hpp"
 #include "parallel.hpp"
+#include "select.hpp"
 
 namespace blockq_tool {
 namespace {
@@ -158,14 +159,8 @@ void run_quantize(const quantize_options& opt) {
   if (cfg.format->fam != family::mx && cfg.format->fam != family::nvfp4 && cfg.format->fam != family::fp4 &&
       opt.ties != "even")
     warn("--ties applies to the float formats; " + std::string(cfg.format->name) + " codes round half to even");
-  std::regex pattern;
-  if (opt.tensors_given) {
-    try {
-      pattern = std::regex(opt.tensors, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      throw error("invalid --tensors regex '" + opt.tensors + "': " + e.what());
-    }
-  }
+  std::optional<name_filter> pattern;
+  if (opt.tensors_given) pattern.emplace(opt.tensors);
 
   const auto in = load_input(opt.input);
   if (in->meta(meta_tensors) || in->meta("blockq.format"))
@@ -182,7 +177,7 @@ void run_quantize(const quantize_options& opt) {
     const tensor_view& t = in->tensors[i];
     j.in = &t;
     j.outs = {{t.name, t.type, t.shape}};
-    if (opt.tensors_given && !std::regex_search(t.name, pattern)) continue;
+    if (pattern && !pattern->matches(t.name)) continue;
     matched_any = true;
     const std::string who = "tensor " + in_quotes(t.name) + " " + shape_string(t.shape) + " " + std::string(to_string(t.type));
     if (!is_quantizable(t.type)) {

@@ -20,6 +20,7 @@
 #include "blockq/detail/bits.hpp"
 #include "blockq/detail/blocks.hpp"
 #include "blockq/detail/codec.hpp"
+#include "blockq/formats/half.hpp"
 #include "blockq/formats/minifloat.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
@@ -71,18 +72,18 @@ class fp4_quantizer {
     quantize_weighted(x, {}, codes, scales);
   }
 
+  // float16 / bfloat16 inputs: each block is converted to float32 (exactly) and quantized as above.
+  void quantize(std::span<const float16> x, std::span<std::uint8_t> codes, std::span<float> scales) const {
+    quantize_impl(x, {}, codes, scales);
+  }
+  void quantize(std::span<const bfloat16> x, std::span<std::uint8_t> codes, std::span<float> scales) const {
+    quantize_impl(x, {}, codes, scales);
+  }
+
   // As quantize with one non-negative weight per element (empty: unweighted).
   void quantize_weighted(std::span<const float> x, std::span<const float> w, std::span<std::uint8_t> codes,
                          std::span<float> scales) const {
-    search::check_weights(w, x.size());
-    workspace ws(opt_.rule, opt_.block);
-    detail::quantize_blocks<e2m1, Arch, false>(
-        x, opt_.block, opt_.ties, codes, scales,
-        [&](std::size_t, std::span<const float> blk) {
-          const std::size_t begin = static_cast<std::size_t>(blk.data() - x.data());
-          return block_scale(blk, w.empty() ? w : w.subspan(begin, blk.size()), ws);
-        },
-        identity);
+    quantize_impl(x, w, codes, scales);
   }
 
   fp4_tensor quantize_weighted(std::span<const float> x, std::span<const float> w) const {
@@ -111,6 +112,28 @@ class fp4_quantizer {
 
  private:
   static float identity(float s) noexcept { return s; }
+
+  template <class T>
+  void quantize_impl(std::span<const T> x, std::span<const float> w, std::span<std::uint8_t> codes,
+                     std::span<float> scales) const {
+    search::check_weights(w, x.size());
+    if (opt_.rule == scale_rule::absmax) {  // one pass: kernels::amax_blocks, fused per architecture
+      detail::quantize_amax_blocks<e2m1, Arch, kernels::code_layout::bytes>(
+          x, opt_.block, opt_.ties, codes, scales,
+          [](float amax) {
+            return detail::is_finite(amax) ? amax / e2m1::max_value : std::numeric_limits<float>::quiet_NaN();
+          },
+          identity);
+      return;
+    }
+    workspace ws(opt_.rule, opt_.block);
+    detail::quantize_blocks<e2m1, Arch, false>(
+        x, opt_.block, opt_.ties, codes, scales,
+        [&](std::size_t b, std::span<const float> blk) {
+          return block_scale(blk, w.empty() ? w : w.subspan(b * opt_.block, blk.size()), ws);
+        },
+        identity);
+  }
 
   // Scratch of the search rules, allocated once per call.
   struct workspace {

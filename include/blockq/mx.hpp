@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "blockq/arch.hpp"
@@ -23,9 +24,11 @@
 #include "blockq/detail/bits.hpp"
 #include "blockq/detail/blocks.hpp"
 #include "blockq/detail/codec.hpp"
+#include "blockq/formats/half.hpp"
 #include "blockq/formats/minifloat.hpp"
 #include "blockq/formats/ue8m0.hpp"
 #include "blockq/kernels.hpp"
+#include "blockq/pack.hpp"
 #include "blockq/scale_rule.hpp"
 #include "blockq/search/discrete.hpp"
 #include "blockq/search/hessian.hpp"
@@ -119,17 +122,56 @@ class mx_quantizer {
     quantize_impl<true>(x, packed, scales);
   }
 
+  // float16 / bfloat16 inputs: each block is converted to float32 (exactly) and quantized as above.
+  void quantize(std::span<const float16> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
+    quantize_impl<false>(x, codes, scales);
+  }
+  void quantize(std::span<const bfloat16> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
+    quantize_impl<false>(x, codes, scales);
+  }
+  void quantize_packed(std::span<const float16> x, std::span<std::uint8_t> packed,
+                       std::span<std::uint8_t> scales) const
+    requires(Element::bits <= 4)
+  {
+    quantize_impl<true>(x, packed, scales);
+  }
+  void quantize_packed(std::span<const bfloat16> x, std::span<std::uint8_t> packed,
+                       std::span<std::uint8_t> scales) const
+    requires(Element::bits <= 4)
+  {
+    quantize_impl<true>(x, packed, scales);
+  }
+
+  // MXFP4 straight into ggml's block_mxfp4 layout (SPEC §8): out has x.size() / 32 * 17
+  // bytes, {e, qs[16]} per block with qs[j] = code(x[j]) | code(x[j + 16]) << 4. Blocks of
+  // 32 and x.size() a multiple of 32. Use tie_mode::toward_zero to match ggml's quantizer.
+  void quantize_ggml(std::span<const float> x, std::span<std::uint8_t> out) const
+    requires(std::is_same_v<Element, e2m1>)
+  {
+    detail::require(opt_.block == ggml_mxfp4_block_elements,
+                    "ggml block_mxfp4 needs blocks of 32, got " + std::to_string(opt_.block));
+    detail::check_ggml_mxfp4(x.size());
+    detail::check_size(out.size(), x.size() / ggml_mxfp4_block_elements * ggml_mxfp4_block_bytes, "ggml output");
+    if (opt_.rule == scale_rule::ocp || opt_.rule == scale_rule::ceil || opt_.rule == scale_rule::floor) {
+      quantize_amax<kernels::code_layout::ggml_mxfp4>(x, out, std::span<std::uint8_t>{});
+      return;
+    }
+    std::vector<std::uint8_t> codes(x.size()), scales(num_blocks(x.size()));
+    quantize(x, codes, scales);
+    pack_ggml_mxfp4(codes, scales, out);
+  }
+
   // out[i] = decode(codes[i]) * 2^(e - 127); a NaN scale gives NaN.
   void dequantize(std::span<const std::uint8_t> codes, std::span<const std::uint8_t> scales,
                   std::span<float> out) const {
-    detail::dequantize_blocks<Element, Arch, false>(codes, scales, opt_.block, out, &ue8m0::decode);
+    detail::dequantize_blocks<Element, Arch, false>(codes, scales, opt_.block, out, decode_scale);
   }
 
   void dequantize_packed(std::span<const std::uint8_t> packed, std::span<const std::uint8_t> scales,
                          std::span<float> out) const
     requires(Element::bits <= 4)
   {
-    detail::dequantize_blocks<Element, Arch, true>(packed, scales, opt_.block, out, &ue8m0::decode);
+    detail::dequantize_blocks<Element, Arch, true>(packed, scales, opt_.block, out, decode_scale);
   }
 
   mx_tensor quantize(std::span<const float> x) const {
@@ -182,12 +224,26 @@ class mx_quantizer {
                                               " elements, not a multiple of K = " + std::to_string(h.columns()));
   }
 
-  template <bool Packed>
-  void quantize_impl(std::span<const float> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales,
+  static float decode_scale(std::uint8_t code) noexcept { return ue8m0::decode(code); }
+
+  // The amax rules (ocp, ceil, floor) in one pass: kernels::amax_blocks, fused per architecture.
+  template <kernels::code_layout L, class T>
+  void quantize_amax(std::span<const T> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
+    detail::quantize_amax_blocks<Element, Arch, L>(
+        x, opt_.block, opt_.ties, codes, scales,
+        [rule = opt_.rule](float amax) { return mx_scale_code<Element>(amax, rule); }, decode_scale);
+  }
+
+  template <bool Packed, class T = float>
+  void quantize_impl(std::span<const T> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales,
                      const block_hessians* h = nullptr) const {
     detail::require(opt_.rule != scale_rule::hessian || h,
                     "rule hessian needs block Hessians: call quantize(w, hessians, ...)");
     const bool search_rule = opt_.rule == scale_rule::mse || opt_.rule == scale_rule::hessian;
+    if (!search_rule) {
+      quantize_amax<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(x, codes, scales);
+      return;
+    }
     std::vector<float> scratch(search_rule ? search::hessian_scratch_floats(opt_.block) : 0);
     const std::size_t col_blocks = h ? h->num_blocks() : 1;
     detail::quantize_blocks<Element, Arch, Packed>(
@@ -200,7 +256,7 @@ class mx_quantizer {
           }
           return block_scale(blk, scratch, nullptr);
         },
-        &ue8m0::decode);
+        decode_scale);
   }
 
   mx_options opt_;

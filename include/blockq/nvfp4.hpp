@@ -25,6 +25,7 @@
 #include "blockq/detail/bits.hpp"
 #include "blockq/detail/blocks.hpp"
 #include "blockq/detail/codec.hpp"
+#include "blockq/formats/half.hpp"
 #include "blockq/formats/minifloat.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
@@ -73,14 +74,11 @@ class nvfp4_quantizer {
   // when it is not a normal float, or when the tensor scale is switched off.
   float tensor_scale(std::span<const float> x) const noexcept {
     if (!opt_.use_tensor_scale) return 1.0f;
-    float amax = 0.0f;
-    for (float v : x) {
-      const float a = detail::abs_bits(v);
-      if (detail::is_finite(a) && a > amax) amax = a;
-    }
-    const float s = amax / (e2m1_max * e4m3_max);
-    return s >= std::numeric_limits<float>::min() ? s : 1.0f;
+    return tensor_scale_of(kernels::finite_amax(Arch{}, x.data(), x.size()));
   }
+  // The same for float16 / bfloat16 inputs (converted exactly, in chunks on the stack).
+  float tensor_scale(std::span<const float16> x) const { return tensor_scale_16(x); }
+  float tensor_scale(std::span<const bfloat16> x) const { return tensor_scale_16(x); }
 
   // The E4M3 code of one block under rule absmax: E4M3(amax / (6 * s_t));
   // 0x7F (NaN) for a block holding NaN or Inf. The search rules start from it.
@@ -132,6 +130,24 @@ class nvfp4_quantizer {
     quantize_impl<true>(x, s_t, packed, scales);
   }
 
+  // float16 / bfloat16 inputs: each block is converted to float32 (exactly) and quantized as above.
+  void quantize(std::span<const float16> x, float s_t, std::span<std::uint8_t> codes,
+                std::span<std::uint8_t> scales) const {
+    quantize_impl<false>(x, s_t, codes, scales);
+  }
+  void quantize(std::span<const bfloat16> x, float s_t, std::span<std::uint8_t> codes,
+                std::span<std::uint8_t> scales) const {
+    quantize_impl<false>(x, s_t, codes, scales);
+  }
+  void quantize_packed(std::span<const float16> x, float s_t, std::span<std::uint8_t> packed,
+                       std::span<std::uint8_t> scales) const {
+    quantize_impl<true>(x, s_t, packed, scales);
+  }
+  void quantize_packed(std::span<const bfloat16> x, float s_t, std::span<std::uint8_t> packed,
+                       std::span<std::uint8_t> scales) const {
+    quantize_impl<true>(x, s_t, packed, scales);
+  }
+
   // out[i] = decode(codes[i]) * fl(b * s_t).
   void dequantize(std::span<const std::uint8_t> codes, std::span<const std::uint8_t> scales, float s_t,
                   std::span<float> out) const {
@@ -179,6 +195,26 @@ class nvfp4_quantizer {
   }
 
  private:
+  static float tensor_scale_of(float amax) noexcept {
+    const float s = amax / (e2m1_max * e4m3_max);
+    return s >= std::numeric_limits<float>::min() ? s : 1.0f;
+  }
+
+  template <class T>
+  float tensor_scale_16(std::span<const T> x) const {
+    if (!opt_.use_tensor_scale) return 1.0f;
+    constexpr std::size_t chunk = detail::float_buffer<T>::kStackFloats;
+    detail::float_buffer<T> buf(chunk);
+    float amax = 0.0f;
+    for (std::size_t i = 0; i < x.size(); i += chunk) {
+      const std::size_t n = x.size() - i < chunk ? x.size() - i : chunk;
+      kernels::to_float(Arch{}, x.data() + i, n, buf.data());
+      const float a = kernels::finite_amax(Arch{}, buf.data(), n);
+      amax = a > amax ? a : amax;
+    }
+    return tensor_scale_of(amax);
+  }
+
   void check_hessians(std::size_t n, const block_hessians& h) const {
     detail::require(h.block() == block,
                     "the Hessians have block size " + std::to_string(h.block()) + ", NVFP4 uses 16");
@@ -186,13 +222,20 @@ class nvfp4_quantizer {
                                               " elements, not a multiple of K = " + std::to_string(h.columns()));
   }
 
-  template <bool Packed>
-  void quantize_impl(std::span<const float> x, float s_t, std::span<std::uint8_t> codes,
+  template <bool Packed, class T = float>
+  void quantize_impl(std::span<const T> x, float s_t, std::span<std::uint8_t> codes,
                      std::span<std::uint8_t> scales, const block_hessians* h = nullptr) const {
     detail::check_tensor_scale(s_t);
     detail::require(opt_.rule != scale_rule::hessian || h,
                     "rule hessian needs block Hessians: call quantize(w, s_t, hessians, ...)");
     const bool search_rule = opt_.rule != scale_rule::absmax;
+    if (!search_rule) {  // rule absmax in one pass: kernels::amax_blocks, fused per architecture
+      detail::quantize_amax_blocks<e2m1, Arch, Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
+          x, block, opt_.ties, codes, scales,
+          [s_t](float amax) { return detail::is_finite(amax) ? e4m3::encode(amax / (e2m1_max * s_t)) : e4m3::nan_code; },
+          [s_t](std::uint8_t code) { return effective_scale(code, s_t); });
+      return;
+    }
     std::array<float, 126> set{};
     if (search_rule) search::e4m3_scales(s_t, set);
     std::vector<float> scratch(search_rule ? search::hessian_scratch_floats(block) : 0);

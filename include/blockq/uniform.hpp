@@ -20,12 +20,15 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/bits.hpp"
 #include "blockq/detail/blocks.hpp"
+#include "blockq/detail/codec.hpp"
+#include "blockq/formats/half.hpp"
 #include "blockq/formats/integer.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
@@ -118,18 +121,20 @@ class uniform_quantizer {
     quantize_weighted(x, {}, codes, scales, mins);
   }
 
+  // float16 / bfloat16 inputs: each block is converted to float32 (exactly) and quantized as above.
+  void quantize(std::span<const float16> x, std::span<std::uint8_t> codes, std::span<float> scales,
+                std::span<float> mins = {}) const {
+    quantize_impl(x, {}, codes, scales, mins);
+  }
+  void quantize(std::span<const bfloat16> x, std::span<std::uint8_t> codes, std::span<float> scales,
+                std::span<float> mins = {}) const {
+    quantize_impl(x, {}, codes, scales, mins);
+  }
+
   // As quantize with one non-negative weight per element (empty: unweighted).
   void quantize_weighted(std::span<const float> x, std::span<const float> w, std::span<std::uint8_t> codes,
                          std::span<float> scales, std::span<float> mins = {}) const {
-    check_args(x.size(), codes.size(), scales.size(), mins.size());
-    search::check_weights(w, x.size());
-    workspace ws(*opt_.rule, opt_.symmetric, block_size(x.size()));
-    detail::for_each_block(x.size(), block_size(x.size()), [&](std::size_t b, std::size_t begin, std::size_t len) {
-      const uniform_params p = block_params(x.subspan(begin, len), w.empty() ? w : w.subspan(begin, len), ws);
-      scales[b] = p.scale;
-      if (!opt_.symmetric) mins[b] = p.min;
-      encode_block(x.subspan(begin, len), p, codes.data() + begin);
-    });
+    quantize_impl(x, w, codes, scales, mins);
   }
 
   // Codes of one block at the given scale and min.
@@ -167,6 +172,49 @@ class uniform_quantizer {
   }
 
  private:
+  template <class T>
+  void quantize_impl(std::span<const T> x, std::span<const float> w, std::span<std::uint8_t> codes,
+                     std::span<float> scales, std::span<float> mins) const {
+    check_args(x.size(), codes.size(), scales.size(), mins.size());
+    search::check_weights(w, x.size());
+    const std::size_t block = block_size(x.size());
+    if (opt_.symmetric && *opt_.rule == scale_rule::absmax) {
+      // One pass (kernels::int_amax_blocks, fused per architecture): scale = amax / qmax, NaN
+      // for a block with NaN or Inf, codes at that scale (block_params and encode_block).
+      auto scale_of = [qmax = static_cast<float>(fmt_.qmax())](float amax) {
+        return detail::is_finite(amax) ? amax / qmax : std::numeric_limits<float>::quiet_NaN();
+      };
+      if constexpr (std::is_same_v<T, float>) {
+        kernels::int_amax_blocks(Arch{}, x.data(), x.size(), block, fmt_, scale_of, codes.data(), scales.data());
+      } else {
+        const std::size_t chunk = detail::chunk_elements(block);
+        detail::float_buffer<T> buf(chunk);
+        for (std::size_t i = 0; i < x.size(); i += chunk) {
+          const std::size_t n = x.size() - i < chunk ? x.size() - i : chunk;
+          kernels::to_float(Arch{}, x.data() + i, n, buf.data());
+          kernels::int_amax_blocks(Arch{}, buf.data(), n, block, fmt_, scale_of, codes.data() + i,
+                                   scales.data() + i / block);
+        }
+      }
+      return;
+    }
+    workspace ws(*opt_.rule, opt_.symmetric, block);
+    [[maybe_unused]] detail::float_buffer<T> buf(block);
+    detail::for_each_block(x.size(), block, [&](std::size_t b, std::size_t begin, std::size_t len) {
+      std::span<const float> blk;
+      if constexpr (std::is_same_v<T, float>) {
+        blk = x.subspan(begin, len);
+      } else {
+        kernels::to_float(Arch{}, x.data() + begin, len, buf.data());
+        blk = std::span<const float>(buf.data(), len);
+      }
+      const uniform_params p = block_params(blk, w.empty() ? w : w.subspan(begin, len), ws);
+      scales[b] = p.scale;
+      if (!opt_.symmetric) mins[b] = p.min;
+      encode_block(blk, p, codes.data() + begin);
+    });
+  }
+
   // Scratch of the search rules, allocated once per call.
   struct workspace {
     std::vector<std::uint8_t> codes;

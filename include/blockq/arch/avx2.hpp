@@ -1,5 +1,923 @@
 // SPDX-License-Identifier: Apache-2.0
 // AVX2 (+FMA, F16C) block kernels; anything not overloaded here falls back to arch/scalar.hpp.
+//
+// Every kernel returns the bits its arch/scalar.hpp oracle returns, for every input, block
+// length and tie mode (tests/arch_test.cpp). The numeric tricks, each explained where used:
+// - maxima of |x| as integer maxima of the absolute bits (NaN bits sort above +Inf);
+// - x / s as x * (1 / s) only when s is a power of two whose reciprocal is a float: both
+//   are the one correctly rounded value of the same real number (any other s divides);
+// - E2M1 rounding as a table lookup on the float's top bits, with the tie rule folded into
+//   an integer addend (e2m1_index);
+// - integer rounding by vcvtps2dq (round to nearest even, as detail::round_half_even) after
+//   clamping in float;
+// - sums of squares in eight double lanes s[i % 8], reduced in the scalar tree.
 #pragma once
 
 #include "blockq/arch/scalar.hpp"
+
+#if BLOCKQ_WITH_AVX2
+#include <immintrin.h>
+
+#include <bit>
+#include <cstring>
+#include <type_traits>
+
+#include "blockq/formats/half.hpp"
+
+// The kernels dispatch on the tie rule and on the kind of divisor once per call, through
+// generic lambdas; they are forced inline so that each variant is one straight loop.
+#define BLOCKQ_LAMBDA_INLINE __attribute__((always_inline))
+
+BLOCKQ_BEGIN_NAMESPACE
+namespace kernels {
+namespace avx2_detail {
+
+BLOCKQ_ALWAYS_INLINE __m256i splat(std::uint32_t v) noexcept {
+  return _mm256_set1_epi32(static_cast<int>(v));
+}
+
+// Lanes 0..n-1 all ones (0 <= n <= 8), for masked loads of a block's tail.
+BLOCKQ_ALWAYS_INLINE __m256i first_lanes(std::size_t n) noexcept {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+BLOCKQ_ALWAYS_INLINE std::uint32_t hmax_epu32(__m256i v) noexcept {
+  __m128i m = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4E));
+  m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xB1));
+  return static_cast<std::uint32_t>(_mm_cvtsi128_si32(m));
+}
+
+// 1 / s when s is a power of two whose reciprocal is a float (normal s, or the subnormal
+// 2^-127): then x * (1 / s) and x / s are both the correctly rounded x * 2^-k, the same bits
+// (subnormal results included). 0 otherwise: the caller divides.
+BLOCKQ_ALWAYS_INLINE float exact_reciprocal(float s) noexcept {
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(s) & 0x7FFFFFFFu;
+  const bool normal_pow2 = (u & 0x7FFFFFu) == 0 && u >= 0x00800000u && u < 0x7F800000u;
+  if (normal_pow2 || u == 0x00400000u) return 1.0f / s;
+  return 0.0f;
+}
+
+// y = x / s, as a multiplication when exact_reciprocal allows it.
+struct divide_by {
+  __m256 s;
+  BLOCKQ_ALWAYS_INLINE __m256 operator()(__m256 x) const noexcept { return _mm256_div_ps(x, s); }
+};
+struct multiply_by {
+  __m256 r;
+  BLOCKQ_ALWAYS_INLINE __m256 operator()(__m256 x) const noexcept { return _mm256_mul_ps(x, r); }
+};
+
+// Calls f(divider) with the cheapest exact way of computing x / scale.
+template <class F>
+BLOCKQ_ALWAYS_INLINE void with_divider(float scale, F&& f) {
+  const float r = exact_reciprocal(scale);
+  if (r != 0.0f)
+    f(multiply_by{_mm256_set1_ps(r)});
+  else
+    f(divide_by{_mm256_set1_ps(scale)});
+}
+
+// Calls f(std::integral_constant<tie_mode, t>) so that the tie rule is a compile-time constant.
+template <class F>
+BLOCKQ_ALWAYS_INLINE void with_ties(tie_mode t, F&& f) {
+  switch (t) {
+    case tie_mode::toward_zero: f(std::integral_constant<tie_mode, tie_mode::toward_zero>{}); break;
+    case tie_mode::away: f(std::integral_constant<tie_mode, tie_mode::away>{}); break;
+    default: f(std::integral_constant<tie_mode, tie_mode::even>{}); break;
+  }
+}
+
+// ---------------------------------------------------------------------------- E2M1
+//
+// The E2M1 magnitude code of a = |y| is the number of rounding thresholds a passes:
+// 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5 (the midpoints of 0, 0.5, 1, 1.5, 2, 3, 4, 6). Each
+// threshold has at most two significant bits, so its bits are K_t * 2^21 with
+// K_t = bits >> 21 (500, 506, 509, 511, 513, 515, 517): "a >= t" is exactly
+// "(bits(a) >> 21) >= K_t" and "a > t" is "((bits(a) - 1) >> 21) >= K_t". The tie rule
+// decides which side is inclusive:
+// - away (all >=):        key = bits >> 21;
+// - toward_zero (all >):  key = (bits + 0x1FFFFF) >> 21, which is ((bits - 1) >> 21) + 1;
+// - even: > at the thresholds whose lower neighbour has the even code (0.25, 1.25, 2.5, 5:
+//   bit 22 clear) and >= at the others (0.75, 1.75, 3.5: bit 22 set), so
+//   key = (bits + 0x1FFFFF + bit22) >> 21 (inclusive ones get the +1 that "> t - 1" needs).
+// The code is then a table entry at index key - offset (offset 499 for away, 500 for the
+// others: the +1 above), clamped to 0..18 (18 and up: code 7, which also saturates Inf).
+// Keys are formed from |y| (so no addend can carry into the sign) and packed to 16 bits,
+// where the offset is subtracted and the index saturates to a byte. A NaN saturates the
+// byte index at 255 like |y| >= 2^61 does; the stand-alone kernels then hand the whole
+// call to the scalar oracle, the block loops never see a NaN (they check amax).
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256i e2m1_key_bits(__m256i a) noexcept {  // a: the bits of |y|
+  if constexpr (T == tie_mode::away) {
+    return _mm256_srli_epi32(a, 21);
+  } else if constexpr (T == tie_mode::toward_zero) {
+    return _mm256_srli_epi32(_mm256_add_epi32(a, splat(0x1FFFFFu)), 21);
+  } else {
+    const __m256i bit22 = _mm256_and_si256(_mm256_srli_epi32(a, 22), splat(1));
+    return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(a, splat(0x1FFFFFu)), bit22), 21);
+  }
+}
+
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256i e2m1_key(__m256 y) noexcept {
+  return e2m1_key_bits<T>(_mm256_and_si256(_mm256_castps_si256(y), splat(0x7FFFFFFFu)));
+}
+
+template <tie_mode T>
+inline constexpr int e2m1_offset = T == tie_mode::away ? 499 : 500;
+
+// 32 E2M1 codes, one a byte, from the keys of 32 elements packed to 16 bits (k01 holds
+// elements 0..15, k23 16..31, as packs_epi32 leaves them), their index offsets (one per
+// half, so that two blocks of 16 can share a call) and the raw bits of the elements (signs).
+// The bytes come out in the order packus leaves them: dword j holds elements
+// 4 * perm[j] .. 4 * perm[j] + 3 with perm = {0, 2, 4, 6, 1, 3, 5, 7}. `guard`, when
+// given, accumulates the byte maximum of the indices (255: an element needs the scalar path).
+BLOCKQ_ALWAYS_INLINE __m256i e2m1_codes_from_keys(__m256i k01, __m256i k23, __m256i off01, __m256i off23,
+                                                  __m256i b0, __m256i b1, __m256i b2, __m256i b3,
+                                                  __m256i* guard) noexcept {
+  __m256i idx = _mm256_packus_epi16(_mm256_sub_epi16(k01, off01), _mm256_sub_epi16(k23, off23));  // 0..255
+  if (guard) *guard = _mm256_max_epu8(*guard, idx);
+  idx = _mm256_min_epu8(idx, _mm256_set1_epi8(18));
+  // A 19-entry table from two 16-entry shuffles: hi[i & 15] xor (lo ^ hi)[i], the second
+  // shuffle zeroed for i >= 16 (i + 0x70 has bit 7 set exactly then).
+  const __m256i hi = _mm256_setr_epi8(6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,  //
+                                      6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7);
+  const __m256i lo_xor_hi = _mm256_setr_epi8(0 ^ 6, 1 ^ 6, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 2 ^ 7, 2 ^ 7,
+                                             2 ^ 7, 3 ^ 7, 3 ^ 7, 4 ^ 7, 4 ^ 7, 5 ^ 7, 5 ^ 7,  //
+                                             0 ^ 6, 1 ^ 6, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 2 ^ 7, 2 ^ 7,
+                                             2 ^ 7, 3 ^ 7, 3 ^ 7, 4 ^ 7, 4 ^ 7, 5 ^ 7, 5 ^ 7);
+  const __m256i mag = _mm256_xor_si256(
+      _mm256_shuffle_epi8(hi, idx),
+      _mm256_shuffle_epi8(lo_xor_hi, _mm256_adds_epu8(idx, _mm256_set1_epi8(0x70))));
+  // Signs: packs saturates every negative int32 (sign bit set, -0 included) to a negative
+  // byte and every other to a non-negative one, so bit 7 of the byte is the sign, which is
+  // what blendv reads.
+  const __m256i s = _mm256_packs_epi16(_mm256_packs_epi32(b0, b1), _mm256_packs_epi32(b2, b3));
+  return _mm256_blendv_epi8(mag, _mm256_or_si256(mag, _mm256_set1_epi8(8)), s);
+}
+
+// The codes of y0..y3 (8 elements each), with the ordering and guard of e2m1_codes_from_keys.
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256i e2m1_codes32(__m256 y0, __m256 y1, __m256 y2, __m256 y3,
+                                          __m256i& guard) noexcept {
+  const __m256i off = _mm256_set1_epi16(static_cast<short>(e2m1_offset<T>));
+  const __m256i k01 = _mm256_packs_epi32(e2m1_key<T>(y0), e2m1_key<T>(y1));  // keys <= 1024: exact
+  const __m256i k23 = _mm256_packs_epi32(e2m1_key<T>(y2), e2m1_key<T>(y3));
+  return e2m1_codes_from_keys(k01, k23, off, off, _mm256_castps_si256(y0), _mm256_castps_si256(y1),
+                              _mm256_castps_si256(y2), _mm256_castps_si256(y3), &guard);
+}
+
+// The codes of e2m1_codes32 in element order.
+BLOCKQ_ALWAYS_INLINE __m256i e2m1_unscramble(__m256i c) noexcept {
+  return _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// The 16 bytes of nibble-packed codes (element 2i low, 2i+1 high) of e2m1_codes32's output.
+BLOCKQ_ALWAYS_INLINE __m128i e2m1_pack_nibbles(__m256i c) noexcept {
+  // maddubs: c[2i] * 1 + c[2i+1] * 16 in 16 bits; dword j of c holds elements of group
+  // perm[j], so after packus lane 0 has the byte pairs of groups 0, 2, 4, 6 and lane 1 those
+  // of 1, 3, 5, 7, and interleaving their 16-bit pairs restores the order.
+  const __m256i m = _mm256_maddubs_epi16(c, _mm256_set1_epi16(0x1001));
+  const __m256i p = _mm256_packus_epi16(m, m);
+  return _mm_unpacklo_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+}
+
+// Encodes n elements (any n) of x at divider `div`, writing one code a byte (Packed false)
+// or two (Packed true, low nibble first; (n + 1) / 2 bytes). Returns false when an element
+// needs the scalar path (see e2m1_key); the output is then incomplete.
+template <bool Packed, tie_mode T, class Div>
+BLOCKQ_ALWAYS_INLINE bool e2m1_encode(const float* x, std::size_t n, Div div, std::uint8_t* out) noexcept {
+  __m256i guard = _mm256_setzero_si256();
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i c = e2m1_codes32<T>(div(_mm256_loadu_ps(x + i)), div(_mm256_loadu_ps(x + i + 8)),
+                                      div(_mm256_loadu_ps(x + i + 16)), div(_mm256_loadu_ps(x + i + 24)), guard);
+    if constexpr (Packed)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i / 2), e2m1_pack_nibbles(c));
+    else
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), e2m1_unscramble(c));
+  }
+  if (i + 16 <= n) {
+    // Half a group: the second half repeats the first (the duplicated work is cheaper than
+    // a separate narrowing path) and only the first 16 codes are stored.
+    const __m256 y0 = div(_mm256_loadu_ps(x + i)), y1 = div(_mm256_loadu_ps(x + i + 8));
+    const __m256i c = e2m1_codes32<T>(y0, y1, y0, y1, guard);
+    if constexpr (Packed)
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i / 2), e2m1_pack_nibbles(c));
+    else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(e2m1_unscramble(c)));
+    i += 16;
+  }
+  if (i < n) {
+    // The tail, its quotients padded with +0 (code 0, so an odd last high nibble stays 0;
+    // the padding is applied after the division, which would turn 0 / -s into -0).
+    const std::size_t m = n - i;
+    const __m256i l0 = first_lanes(m), l1 = first_lanes(m > 8 ? m - 8 : 0);
+    const __m256 y0 = _mm256_and_ps(div(_mm256_maskload_ps(x + i, l0)), _mm256_castsi256_ps(l0));
+    const __m256 y1 = _mm256_and_ps(div(_mm256_maskload_ps(x + i + 8, l1)), _mm256_castsi256_ps(l1));
+    alignas(32) std::uint8_t buf[32];
+    const __m256i c = e2m1_codes32<T>(y0, y1, y0, y1, guard);
+    if constexpr (Packed) {
+      _mm_store_si128(reinterpret_cast<__m128i*>(buf), e2m1_pack_nibbles(c));
+      std::memcpy(out + i / 2, buf, (m + 1) / 2);
+    } else {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(buf), e2m1_unscramble(c));
+      std::memcpy(out + i, buf, m);
+    }
+  }
+  return _mm256_movemask_epi8(_mm256_cmpeq_epi8(guard, _mm256_set1_epi8(-1))) == 0;
+}
+
+// The E2M1 value of each lane's code, with its sign (decode(encode(y)) without the scale),
+// by counting the thresholds passed with ordered compares (a NaN passes none: code 0).
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256 e2m1_round(__m256 y) noexcept {
+  const __m256 sign = _mm256_and_ps(y, _mm256_castsi256_ps(splat(0x80000000u)));
+  const __m256 a = _mm256_andnot_ps(_mm256_castsi256_ps(splat(0x80000000u)), y);
+  constexpr int gt = _CMP_GT_OQ, ge = _CMP_GE_OQ;
+  constexpr int p_even_lo = T == tie_mode::away ? ge : gt;  // 0.25, 1.25, 2.5, 5
+  constexpr int p_even_hi = T == tie_mode::toward_zero ? gt : ge;  // 0.75, 1.75, 3.5
+  __m256i c = _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(0.25f), p_even_lo));
+  c = _mm256_add_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(0.75f), p_even_hi)));
+  __m256i d = _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(1.25f), p_even_lo));
+  d = _mm256_add_epi32(d, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(1.75f), p_even_hi)));
+  __m256i e = _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(2.5f), p_even_lo));
+  e = _mm256_add_epi32(e, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(3.5f), p_even_hi)));
+  const __m256i f = _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(5.0f), p_even_lo));
+  const __m256i neg = _mm256_add_epi32(_mm256_add_epi32(c, d), _mm256_add_epi32(e, f));  // -code
+  const __m256i code = _mm256_sub_epi32(_mm256_setzero_si256(), neg);
+  const __m256 grid = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
+  return _mm256_or_ps(_mm256_permutevar8x32_ps(grid, code), sign);
+}
+
+// Eight double lanes s[i % 8]: add the squares (or weighted squares) of 8 float residuals.
+struct sum8x {
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  BLOCKQ_ALWAYS_INLINE void add_sq(__m256 r) noexcept {
+    const __m256d r0 = _mm256_cvtps_pd(_mm256_castps256_ps128(r));
+    const __m256d r1 = _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1));
+    lo = _mm256_add_pd(lo, _mm256_mul_pd(r0, r0));
+    hi = _mm256_add_pd(hi, _mm256_mul_pd(r1, r1));
+  }
+  // (w * r) * r, as the scalar kernel rounds it.
+  BLOCKQ_ALWAYS_INLINE void add_wsq(__m256 w, __m256 r) noexcept {
+    const __m256d r0 = _mm256_cvtps_pd(_mm256_castps256_ps128(r));
+    const __m256d r1 = _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1));
+    const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(w));
+    const __m256d w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1));
+    lo = _mm256_add_pd(lo, _mm256_mul_pd(_mm256_mul_pd(w0, r0), r0));
+    hi = _mm256_add_pd(hi, _mm256_mul_pd(_mm256_mul_pd(w1, r1), r1));
+  }
+  // ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)), the tree of kernels::sum8.
+  BLOCKQ_ALWAYS_INLINE double total() const noexcept {
+    const __m256d t = _mm256_add_pd(lo, hi);  // s0+s4, s1+s5, s2+s6, s3+s7
+    const __m128d u = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));  // (s0+s4)+(s2+s6), ...
+    return _mm_cvtsd_f64(_mm_add_sd(u, _mm_unpackhi_pd(u, u)));
+  }
+};
+
+// Calls f(x_vector, lane_mask_or_null, offset) over n elements in groups of 8; the last
+// group is loaded masked (zeros in the unused lanes) and `full` is false for it.
+template <class F>
+BLOCKQ_ALWAYS_INLINE void for_each8(const float* x, std::size_t n, F&& f) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) f(_mm256_loadu_ps(x + i), i, true);
+  if (i < n) f(_mm256_maskload_ps(x + i, first_lanes(n - i)), i, false);
+}
+
+// ------------------------------------------------------------------------ integers
+
+// q = clamp(round_half_even(y), qmin, qmax) as int32 lanes; clamping first in float gives the
+// same q (qmin, qmax are integers and rounding is monotone) and keeps vcvtps2dq in range.
+// NaN: max_ps / min_ps return their second operand when either is NaN, so NaN reaches the
+// conversion, which gives 0x80000000; `nan_to_zero` replaces those lanes by 0 (as
+// int_format::quantize does); encoders skip it since 0x80000000 & mask is the code of 0.
+template <bool NanToZero>
+BLOCKQ_ALWAYS_INLINE __m256i int_round(__m256 y, __m256 qmin, __m256 qmax) noexcept {
+  const __m256 c = _mm256_min_ps(qmax, _mm256_max_ps(qmin, y));
+  const __m256i q = _mm256_cvtps_epi32(c);
+  if constexpr (NanToZero) return _mm256_andnot_si256(_mm256_castps_si256(_mm256_cmp_ps(y, y, _CMP_UNORD_Q)), q);
+  return q;
+}
+
+// Sign-extends the low `bits` bits of each lane (signed formats) or masks them (unsigned).
+BLOCKQ_ALWAYS_INLINE __m256i int_from_code(__m256i c, int_format fmt) noexcept {
+  if (fmt.is_signed) {
+    const __m128i sh = _mm_cvtsi32_si128(32 - fmt.bits);
+    return _mm256_sra_epi32(_mm256_sll_epi32(c, sh), sh);
+  }
+  return _mm256_and_si256(c, _mm256_set1_epi32(fmt.mask()));
+}
+
+// 16-bit float inputs.
+// F16C's vcvtph2ps is exact but quiets signalling NaNs; float16::to_float keeps the payload
+// as it is, so NaN lanes get the quiet bit back from the half's own bit 9.
+BLOCKQ_ALWAYS_INLINE __m256 f16_to_f32(__m128i h) noexcept {
+  const __m256 f = _mm256_cvtph_ps(h);
+  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+  const __m256i quiet_in = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 13);  // half bit 9 -> float bit 22
+  const __m256i clear = _mm256_andnot_si256(quiet_in, _mm256_and_si256(nan, splat(0x00400000u)));
+  return _mm256_andnot_ps(_mm256_castsi256_ps(clear), f);
+}
+BLOCKQ_ALWAYS_INLINE __m256 bf16_to_f32(__m128i h) noexcept {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+}  // namespace avx2_detail
+
+// ------------------------------------------------------------------- block maxima
+
+// The absolute bits as integers order like the values, and every NaN's bits exceed +Inf's:
+// one unsigned integer maximum gives amax and whether a NaN is present.
+inline float block_amax(arch::avx2, const float* x, std::size_t n) noexcept {
+  using namespace avx2_detail;
+  const __m256i abs = splat(0x7FFFFFFFu);
+  __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    m0 = _mm256_max_epu32(m0, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), abs));
+    m1 = _mm256_max_epu32(m1, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 8)), abs));
+  }
+  for (; i + 8 <= n; i += 8)
+    m0 = _mm256_max_epu32(m0, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), abs));
+  if (i < n)  // masked lanes load as 0, which never raises the maximum
+    m1 = _mm256_max_epu32(m1, _mm256_and_si256(_mm256_castps_si256(_mm256_maskload_ps(x + i, first_lanes(n - i))), abs));
+  const std::uint32_t m = hmax_epu32(_mm256_max_epu32(m0, m1));
+  return m > 0x7F800000u ? std::numeric_limits<float>::quiet_NaN() : std::bit_cast<float>(m);
+}
+
+// min_ps/max_ps on the values, NaN tracked separately. Equal values have equal bits except
+// +0 and -0; the scalar loop keeps the first of equal values, so a zero result takes the
+// bits of the first zero in x.
+inline void block_min_max(arch::avx2, const float* x, std::size_t n, float& lo, float& hi) noexcept {
+  using namespace avx2_detail;
+  if (n < 8) return block_min_max(arch::scalar{}, x, n, lo, hi);
+  __m256 a = _mm256_loadu_ps(x), b = a, nan = _mm256_cmp_ps(a, a, _CMP_UNORD_Q);
+  std::size_t i = 8;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    a = _mm256_min_ps(a, v);
+    b = _mm256_max_ps(b, v);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  if (i < n) {  // the last 8, overlapping: min and max do not mind repeats
+    const __m256 v = _mm256_loadu_ps(x + n - 8);
+    a = _mm256_min_ps(a, v);
+    b = _mm256_max_ps(b, v);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  if (_mm256_movemask_ps(nan) != 0) {
+    lo = hi = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
+  __m128 a4 = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  __m128 b4 = _mm_max_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+  a4 = _mm_min_ps(a4, _mm_movehl_ps(a4, a4));
+  b4 = _mm_max_ps(b4, _mm_movehl_ps(b4, b4));
+  a4 = _mm_min_ss(a4, _mm_shuffle_ps(a4, a4, 1));
+  b4 = _mm_max_ss(b4, _mm_shuffle_ps(b4, b4, 1));
+  lo = _mm_cvtss_f32(a4);
+  hi = _mm_cvtss_f32(b4);
+  if (lo == 0.0f || hi == 0.0f) {
+    float z = 0.0f;
+    for (std::size_t j = 0; j < n; ++j)
+      if (x[j] == 0.0f) {
+        z = x[j];
+        break;
+      }
+    if (lo == 0.0f) lo = z;
+    if (hi == 0.0f) hi = z;
+  }
+}
+
+// ------------------------------------------------------------ small-float elements
+
+template <class Element>
+void encode(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
+            std::uint8_t* codes) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    bool ok = true;
+    avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+      avx2_detail::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE { ok = avx2_detail::e2m1_encode<false, decltype(t)::value>(x, n, div, codes); });
+    });
+    if (!ok) encode<Element>(arch::scalar{}, x, n, scale, ties, codes);
+  } else {
+    encode<Element>(arch::scalar{}, x, n, scale, ties, codes);
+  }
+}
+
+template <class Element>
+void encode_packed(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
+                   std::uint8_t* packed) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    bool ok = true;
+    avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+      avx2_detail::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE { ok = avx2_detail::e2m1_encode<true, decltype(t)::value>(x, n, div, packed); });
+    });
+    if (!ok) encode_packed<Element>(arch::scalar{}, x, n, scale, ties, packed);
+  } else {
+    encode_packed<Element>(arch::scalar{}, x, n, scale, ties, packed);
+  }
+}
+
+namespace avx2_detail {
+// E2M1 values of codes 0..15 (8 elements of 32-bit codes; bits above 3 are ignored): the
+// magnitude from an 8-entry vpermps table (which reads the low 3 bits), the sign from bit 3.
+BLOCKQ_ALWAYS_INLINE __m256 e2m1_decode8(__m256i c) noexcept {
+  const __m256 grid = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
+  const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(c, 28), splat(0x80000000u));
+  return _mm256_or_ps(_mm256_permutevar8x32_ps(grid, c), _mm256_castsi256_ps(sign));
+}
+}  // namespace avx2_detail
+
+template <class Element>
+void decode(arch::avx2, const std::uint8_t* codes, std::size_t n, float scale, float* out) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    using namespace avx2_detail;
+    const __m256 s = _mm256_set1_ps(scale);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(e2m1_decode8(c), s));
+    }
+    if (i < n) decode<Element>(arch::scalar{}, codes + i, n - i, scale, out + i);
+  } else {
+    decode<Element>(arch::scalar{}, codes, n, scale, out);
+  }
+}
+
+template <class Element>
+void decode_packed(arch::avx2, const std::uint8_t* packed, std::size_t n, float scale, float* out) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    using namespace avx2_detail;
+    const __m256 s = _mm256_set1_ps(scale);
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + i / 2));
+      const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0F));
+      const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F));
+      const __m128i c0 = _mm_unpacklo_epi8(lo, hi), c1 = _mm_unpackhi_epi8(lo, hi);  // codes in order
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(e2m1_decode8(_mm256_cvtepu8_epi32(c0)), s));
+      _mm256_storeu_ps(out + i + 8, _mm256_mul_ps(e2m1_decode8(_mm256_cvtepu8_epi32(_mm_srli_si128(c0, 8))), s));
+      _mm256_storeu_ps(out + i + 16, _mm256_mul_ps(e2m1_decode8(_mm256_cvtepu8_epi32(c1)), s));
+      _mm256_storeu_ps(out + i + 24, _mm256_mul_ps(e2m1_decode8(_mm256_cvtepu8_epi32(_mm_srli_si128(c1, 8))), s));
+    }
+    for (; i + 8 <= n; i += 8) {
+      // 4 bytes -> 8 codes: the low nibble of byte j in lane 2j, the high one in 2j + 1.
+      std::uint32_t w;
+      std::memcpy(&w, packed + i / 2, 4);
+      const __m256i b = _mm256_cvtepu8_epi32(_mm_cvtsi32_si128(static_cast<int>(w)));
+      const __m256i spread = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+      const __m256i c = _mm256_srlv_epi32(spread, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(e2m1_decode8(c), s));
+    }
+    if (i < n) decode_packed<Element>(arch::scalar{}, packed + i / 2, n - i, scale, out + i);
+  } else {
+    decode_packed<Element>(arch::scalar{}, packed, n, scale, out);
+  }
+}
+
+template <class Element>
+double block_sse(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    using namespace avx2_detail;
+    sum8x acc;
+    const __m256 s = _mm256_set1_ps(scale);
+    with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+      with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+        for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
+          const __m256 d = _mm256_mul_ps(e2m1_round<decltype(t)::value>(div(v)), s);
+          const __m256 r = _mm256_sub_ps(v, d);
+          // Masked lanes (x = 0) are cleared: adding +0 leaves a partial sum as it is.
+          acc.add_sq(full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i))));
+        });
+      });
+    });
+    return acc.total();
+  } else {
+    return block_sse<Element>(arch::scalar{}, x, n, scale, ties);
+  }
+}
+
+template <class Element>
+double block_wsse(arch::avx2, const float* x, const float* w, std::size_t n, float scale,
+                  tie_mode ties) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    using namespace avx2_detail;
+    sum8x acc;
+    const __m256 s = _mm256_set1_ps(scale);
+    with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+      with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+        for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
+          const __m256 wv = full ? _mm256_loadu_ps(w + i) : _mm256_maskload_ps(w + i, first_lanes(n - i));
+          const __m256 d = _mm256_mul_ps(e2m1_round<decltype(t)::value>(div(v)), s);
+          const __m256 r = _mm256_sub_ps(v, d);
+          acc.add_wsq(wv, full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i))));
+        });
+      });
+    });
+    return acc.total();
+  } else {
+    return block_wsse<Element>(arch::scalar{}, x, w, n, scale, ties);
+  }
+}
+
+// ----------------------------------------------------------------------- integers
+
+inline void encode_int(arch::avx2, const float* x, std::size_t n, float scale, float min, int_format fmt,
+                       std::uint8_t* codes) noexcept {
+  using namespace avx2_detail;
+  if (scale == 0.0f || n < 8) return encode_int(arch::scalar{}, x, n, scale, min, fmt, codes);
+  const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
+  const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+  const __m256 mn = _mm256_set1_ps(min);
+  const __m256i mask = _mm256_set1_epi32(fmt.mask());
+  with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+    auto codes8 = [&](const float* p) BLOCKQ_LAMBDA_INLINE {
+      return _mm256_and_si256(int_round<false>(div(_mm256_sub_ps(_mm256_loadu_ps(p), mn)), qmin, qmax), mask);
+    };
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      const __m256i a = _mm256_packus_epi32(codes8(x + i), codes8(x + i + 8));  // codes 0..255
+      const __m256i b = _mm256_packus_epi32(codes8(x + i + 16), codes8(x + i + 24));
+      const __m256i c = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), c);
+    }
+    for (; i + 8 <= n; i += 8) {
+      const __m256i a = codes8(x + i);
+      const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(w, w));
+    }
+    if (i < n) {  // the last 8, overlapping: the same elements give the same codes
+      const std::size_t j = n - 8;
+      const __m256i a = codes8(x + j);
+      const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + j), _mm_packus_epi16(w, w));
+    }
+  });
+}
+
+inline void decode_int(arch::avx2, const std::uint8_t* codes, std::size_t n, float scale, float min,
+                       int_format fmt, float* out) noexcept {
+  using namespace avx2_detail;
+  const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+    const __m256 q = _mm256_cvtepi32_ps(int_from_code(c, fmt));
+    _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_mul_ps(q, s), mn));  // q * s + min, two roundings
+  }
+  if (i < n) decode_int(arch::scalar{}, codes + i, n - i, scale, min, fmt, out + i);
+}
+
+inline double block_sse_int(arch::avx2, const float* x, std::size_t n, float scale, float min,
+                            int_format fmt) noexcept {
+  using namespace avx2_detail;
+  if (scale == 0.0f) return block_sse_int(arch::scalar{}, x, n, scale, min, fmt);
+  const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
+  const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+  const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
+  sum8x acc;
+  with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+    for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
+      const __m256 q = _mm256_cvtepi32_ps(int_round<true>(div(_mm256_sub_ps(v, mn)), qmin, qmax));
+      const __m256 r = _mm256_sub_ps(v, _mm256_add_ps(_mm256_mul_ps(q, s), mn));
+      // Masked lanes: r = 0 - (q * s + min) need not be 0, so they are cleared.
+      acc.add_sq(full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i))));
+    });
+  });
+  return acc.total();
+}
+
+// ------------------------------------------------------------- 16-bit float inputs
+
+inline void to_float(arch::avx2, const float16* in, std::size_t n, float* out) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, avx2_detail::f16_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  if (i < n) to_float(arch::scalar{}, in + i, n - i, out + i);
+}
+
+inline void to_float(arch::avx2, const bfloat16* in, std::size_t n, float* out) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, avx2_detail::bf16_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  if (i < n) to_float(arch::scalar{}, in + i, n - i, out + i);
+}
+
+// Non-finite lanes (absolute bits >= 0x7F800000) count as 0; the rest as in block_amax.
+inline float finite_amax(arch::avx2, const float* x, std::size_t n) noexcept {
+  using namespace avx2_detail;
+  const __m256i abs = splat(0x7FFFFFFFu), inf = splat(0x7F800000u);
+  auto finite_abs = [&](__m256i v) BLOCKQ_LAMBDA_INLINE {
+    const __m256i a = _mm256_and_si256(v, abs);
+    return _mm256_and_si256(a, _mm256_cmpgt_epi32(inf, a));  // a < Inf as signed: a has no sign bit
+  };
+  __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    m0 = _mm256_max_epu32(m0, finite_abs(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+    m1 = _mm256_max_epu32(m1, finite_abs(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 8))));
+  }
+  for (; i + 8 <= n; i += 8)
+    m0 = _mm256_max_epu32(m0, finite_abs(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+  if (i < n)
+    m1 = _mm256_max_epu32(m1, finite_abs(_mm256_castps_si256(_mm256_maskload_ps(x + i, first_lanes(n - i)))));
+  return std::bit_cast<float>(hmax_epu32(_mm256_max_epu32(m0, m1)));
+}
+
+// ------------------------------------------------------------------- block loops
+
+namespace avx2_detail {
+
+// How the elements of one block become E2M1 keys, chosen once per block from its divisor d.
+struct e2m1_divisor {
+  enum kind_t { zero, shift, multiply, divide } kind;
+  __m256 v;     // 1 / d (multiply) or d (divide)
+  __m256i off;  // the 16-bit index offset
+};
+
+// shift: d = 2^k, a normal power of two with k >= -124. Then x / d is x with its exponent
+// lowered by k, and its key (e2m1_key_bits) is key(x) - 4k: exactly for normal quotients,
+// and for the others (below 2^-126, so below the first threshold 0.25) the shifted key
+// stays below the offset and indexes code 0, as the quotient does; subnormal x (< 2^-126)
+// give quotients below 2^-126 * 2^124 = 0.25 and keys <= 3 - 4k, code 0 again. Quotients
+// that would overflow get keys past 18 from the offset: code 7, as Inf gets. So no
+// multiplication at all (the usual MX case).
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE e2m1_divisor e2m1_plan(float d) noexcept {
+  if (!(d > 0.0f) || !detail::is_finite(d)) return {e2m1_divisor::zero, _mm256_setzero_ps(), _mm256_setzero_si256()};
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(d);
+  if ((u & 0x7FFFFFu) == 0 && u >= (3u << 23)) {
+    const int k = static_cast<int>(u >> 23) - 127;
+    return {e2m1_divisor::shift, _mm256_setzero_ps(), _mm256_set1_epi16(static_cast<short>(e2m1_offset<T> + 4 * k))};
+  }
+  const __m256i off = _mm256_set1_epi16(static_cast<short>(e2m1_offset<T>));
+  const float r = exact_reciprocal(d);
+  if (r != 0.0f) return {e2m1_divisor::multiply, _mm256_set1_ps(r), off};
+  return {e2m1_divisor::divide, _mm256_set1_ps(d), off};
+}
+
+// The keys of |x| / d for the absolute bits a of 8 elements (d > 0, so |x / d| = |x| / d).
+template <tie_mode T, e2m1_divisor::kind_t K>
+BLOCKQ_ALWAYS_INLINE __m256i e2m1_keys(__m256i a, const e2m1_divisor& p) noexcept {
+  if constexpr (K == e2m1_divisor::shift) return e2m1_key_bits<T>(a);
+  if constexpr (K == e2m1_divisor::multiply)
+    return e2m1_key_bits<T>(_mm256_castps_si256(_mm256_mul_ps(_mm256_castsi256_ps(a), p.v)));
+  return e2m1_key_bits<T>(_mm256_castps_si256(_mm256_div_ps(_mm256_castsi256_ps(a), p.v)));
+}
+
+// Stores the 32 codes of e2m1_codes_from_keys in layout L at out (ggml_mxfp4: the 16 code
+// bytes of a block, after its scale byte).
+template <code_layout L>
+BLOCKQ_ALWAYS_INLINE void e2m1_store32(__m256i c, std::uint8_t* out) noexcept {
+  if constexpr (L == code_layout::nibbles) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), e2m1_pack_nibbles(c));
+  } else if constexpr (L == code_layout::bytes) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), e2m1_unscramble(c));
+  } else {  // qs[j] = c[j] | c[j + 16] << 4 (codes < 16, so the 16-bit shift stays in its byte)
+    const __m256i o = e2m1_unscramble(c);
+    const __m128i lo = _mm256_castsi256_si128(o), hi = _mm256_extracti128_si256(o, 1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_or_si128(lo, _mm_slli_epi16(hi, 4)));
+  }
+}
+
+BLOCKQ_ALWAYS_INLINE __m256i load8i(const float* p) noexcept {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// 32 elements at p, all at divisor plan p (one block, or part of one).
+template <code_layout L, tie_mode T, e2m1_divisor::kind_t K>
+BLOCKQ_ALWAYS_INLINE void e2m1_chunk32(const float* x, const e2m1_divisor& p, std::uint8_t* out) noexcept {
+  const __m256i abs = splat(0x7FFFFFFFu);
+  const __m256i b0 = load8i(x), b1 = load8i(x + 8), b2 = load8i(x + 16), b3 = load8i(x + 24);
+  const __m256i k01 = _mm256_packs_epi32(e2m1_keys<T, K>(_mm256_and_si256(b0, abs), p),
+                                         e2m1_keys<T, K>(_mm256_and_si256(b1, abs), p));
+  const __m256i k23 = _mm256_packs_epi32(e2m1_keys<T, K>(_mm256_and_si256(b2, abs), p),
+                                         e2m1_keys<T, K>(_mm256_and_si256(b3, abs), p));
+  e2m1_store32<L>(e2m1_codes_from_keys(k01, k23, p.off, p.off, b0, b1, b2, b3, nullptr), out);
+}
+
+// Two blocks of 16 at x, with plans pa and pb of the same kind.
+template <code_layout L, tie_mode T, e2m1_divisor::kind_t K>
+BLOCKQ_ALWAYS_INLINE void e2m1_pair16(const float* x, const e2m1_divisor& pa, const e2m1_divisor& pb,
+                                      std::uint8_t* out) noexcept {
+  const __m256i abs = splat(0x7FFFFFFFu);
+  const __m256i b0 = load8i(x), b1 = load8i(x + 8), b2 = load8i(x + 16), b3 = load8i(x + 24);
+  const __m256i k01 = _mm256_packs_epi32(e2m1_keys<T, K>(_mm256_and_si256(b0, abs), pa),
+                                         e2m1_keys<T, K>(_mm256_and_si256(b1, abs), pa));
+  const __m256i k23 = _mm256_packs_epi32(e2m1_keys<T, K>(_mm256_and_si256(b2, abs), pb),
+                                         e2m1_keys<T, K>(_mm256_and_si256(b3, abs), pb));
+  e2m1_store32<L>(e2m1_codes_from_keys(k01, k23, pa.off, pb.off, b0, b1, b2, b3, nullptr), out);
+}
+
+template <code_layout L>
+BLOCKQ_ALWAYS_INLINE std::uint8_t* e2m1_block_out(std::uint8_t* out, std::size_t b, std::size_t begin) noexcept {
+  if constexpr (L == code_layout::nibbles) return out + begin / 2;
+  if constexpr (L == code_layout::bytes) return out + begin;
+  return out + b * 17 + 1;
+}
+
+// The fused MXFP4 / NVFP4 / FP4 loop: per block amax (integer maximum of the absolute bits,
+// NaN and Inf blocks left to the per-block loop), the scale and divisor from the caller's
+// functions, then the codes by e2m1_plan. Blocks of 16 go two at a time through one
+// 32-element core; blocks of 32 * m one core per 32 elements. The rest (a partial last
+// block, pairs whose plans differ) run the per-block loop with the AVX2 kernels.
+template <code_layout L, tie_mode T, class Scale, class CodeOf, class DivisorOf, class Rest>
+void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& code_of, DivisorOf& divisor_of,
+                      std::uint8_t* out, Scale* scales, Rest&& rest) noexcept {
+  using kind = e2m1_divisor;
+  const __m256i abs = splat(0x7FFFFFFFu);
+  auto set_scale = [&](std::size_t b, Scale s) BLOCKQ_LAMBDA_INLINE {
+    if constexpr (L == code_layout::ggml_mxfp4)
+      out[b * 17] = static_cast<std::uint8_t>(s);
+    else
+      scales[b] = s;
+  };
+  std::size_t b = 0, i = 0;
+  if (block == 16) {
+    for (; i + 32 <= n; i += 32, b += 2) {
+      const __m256i m0 = _mm256_max_epu32(_mm256_and_si256(load8i(x + i), abs), _mm256_and_si256(load8i(x + i + 8), abs));
+      const __m256i m1 = _mm256_max_epu32(_mm256_and_si256(load8i(x + i + 16), abs), _mm256_and_si256(load8i(x + i + 24), abs));
+      // Both blocks' maxima in one reduction: lanes 0..3 end with block b's, 4..7 with b + 1's.
+      __m256i m = _mm256_max_epu32(_mm256_permute2x128_si256(m0, m1, 0x20), _mm256_permute2x128_si256(m0, m1, 0x31));
+      m = _mm256_max_epu32(m, _mm256_shuffle_epi32(m, 0x4E));
+      m = _mm256_max_epu32(m, _mm256_shuffle_epi32(m, 0xB1));
+      const auto ma = static_cast<std::uint32_t>(_mm256_cvtsi256_si32(m));
+      const auto mb = static_cast<std::uint32_t>(_mm256_extract_epi32(m, 4));
+      if (ma >= 0x7F800000u || mb >= 0x7F800000u) {
+        rest(b, i, 32);
+        continue;
+      }
+      const Scale sa = code_of(std::bit_cast<float>(ma)), sb = code_of(std::bit_cast<float>(mb));
+      set_scale(b, sa);
+      set_scale(b + 1, sb);
+      const e2m1_divisor pa = e2m1_plan<T>(divisor_of(sa)), pb = e2m1_plan<T>(divisor_of(sb));
+      std::uint8_t* o = e2m1_block_out<L>(out, b, i);
+      if (pa.kind != pb.kind || pa.kind == kind::zero) {
+        rest(b, i, 32);
+      } else if (pa.kind == kind::shift) {
+        e2m1_pair16<L, T, kind::shift>(x + i, pa, pb, o);
+      } else if (pa.kind == kind::multiply) {
+        e2m1_pair16<L, T, kind::multiply>(x + i, pa, pb, o);
+      } else {
+        e2m1_pair16<L, T, kind::divide>(x + i, pa, pb, o);
+      }
+    }
+  } else {  // block % 32 == 0
+    for (; i + block <= n; i += block, ++b) {
+      __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
+      for (std::size_t j = i; j < i + block; j += 32) {
+        m0 = _mm256_max_epu32(m0, _mm256_max_epu32(_mm256_and_si256(load8i(x + j), abs),
+                                                   _mm256_and_si256(load8i(x + j + 8), abs)));
+        m1 = _mm256_max_epu32(m1, _mm256_max_epu32(_mm256_and_si256(load8i(x + j + 16), abs),
+                                                   _mm256_and_si256(load8i(x + j + 24), abs)));
+      }
+      const std::uint32_t m = hmax_epu32(_mm256_max_epu32(m0, m1));
+      if (m >= 0x7F800000u) {
+        rest(b, i, block);
+        continue;
+      }
+      const Scale s = code_of(std::bit_cast<float>(m));
+      set_scale(b, s);
+      const e2m1_divisor p = e2m1_plan<T>(divisor_of(s));
+      std::uint8_t* o = e2m1_block_out<L>(out, b, i);
+      switch (p.kind) {
+        case kind::zero:
+          rest(b, i, block);
+          break;
+        case kind::shift:
+          for (std::size_t j = 0; j < block; j += 32) e2m1_chunk32<L, T, kind::shift>(x + i + j, p, o + j / 2 * (L == code_layout::bytes ? 2 : 1));
+          break;
+        case kind::multiply:
+          for (std::size_t j = 0; j < block; j += 32) e2m1_chunk32<L, T, kind::multiply>(x + i + j, p, o + j / 2 * (L == code_layout::bytes ? 2 : 1));
+          break;
+        default:
+          for (std::size_t j = 0; j < block; j += 32) e2m1_chunk32<L, T, kind::divide>(x + i + j, p, o + j / 2 * (L == code_layout::bytes ? 2 : 1));
+          break;
+      }
+    }
+  }
+  if (i < n) rest(b, i, n - i);
+}
+
+}  // namespace avx2_detail
+
+template <class Element, code_layout L, class Scale, class CodeOf, class DivisorOf>
+void amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, tie_mode ties, CodeOf&& code_of,
+                 DivisorOf&& divisor_of, std::uint8_t* out, Scale* scales) noexcept {
+  // The per-block loop over the AVX2 kernels, for whatever the fused loop leaves: the
+  // elements [begin, begin + len) starting at block b.
+  auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
+    std::uint8_t* o = L == code_layout::ggml_mxfp4 ? out + b * 17
+                      : L == code_layout::nibbles  ? out + begin / 2
+                                                   : out + begin;
+    loops::amax_blocks<Element, L>(
+        x + begin, len, block, ties, code_of, divisor_of, o, L == code_layout::ggml_mxfp4 ? scales : scales + b,
+        [](const float* p, std::size_t m) { return block_amax(arch::avx2{}, p, m); },
+        [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* c) {
+          encode<Element>(arch::avx2{}, p, m, d, t, c);
+        },
+        [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* c) {
+          if constexpr (Element::bits <= 4) encode_packed<Element>(arch::avx2{}, p, m, d, t, c);
+        });
+  };
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    if (block == 16 || block % 32 == 0) {
+      avx2_detail::with_ties(ties, [&](auto t) {
+        avx2_detail::e2m1_amax_blocks<L, decltype(t)::value>(x, n, block, code_of, divisor_of, out, scales, rest);
+      });
+      return;
+    }
+  }
+  rest(0, 0, n);
+}
+
+namespace avx2_detail {
+// Stores 8 floats, non-temporally (16-byte aligned halves) when Stream.
+template <bool Stream>
+BLOCKQ_ALWAYS_INLINE void store8(float* p, __m256 v) noexcept {
+  if constexpr (Stream) {
+    _mm_stream_ps(p, _mm256_castps256_ps128(v));
+    _mm_stream_ps(p + 4, _mm256_extractf128_ps(v, 1));
+  } else {
+    _mm256_storeu_ps(p, v);
+  }
+}
+
+// Fused E2M1 dequantization of whole blocks of 32 * m (or pairs of 16) elements.
+template <bool Packed, bool Stream, class Scale, class DivisorOf>
+std::size_t e2m1_decode_blocks(const std::uint8_t* codes, const Scale* scales, std::size_t n, std::size_t block,
+                               DivisorOf& divisor_of, float* out) noexcept {
+  std::size_t i = 0;
+  auto decode32 = [&](const std::uint8_t* c, __m256 s0, __m256 s1, float* o) BLOCKQ_LAMBDA_INLINE {
+    __m128i c0, c1;
+    if constexpr (Packed) {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c));
+      const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0F));
+      const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F));
+      c0 = _mm_unpacklo_epi8(lo, hi);
+      c1 = _mm_unpackhi_epi8(lo, hi);
+    } else {
+      c0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c));
+      c1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 16));
+    }
+    store8<Stream>(o, _mm256_mul_ps(e2m1_decode8(_mm256_cvtepu8_epi32(c0)), s0));
+    store8<Stream>(o + 8, _mm256_mul_ps(e2m1_decode8(_mm256_cvtepu8_epi32(_mm_srli_si128(c0, 8))), s0));
+    store8<Stream>(o + 16, _mm256_mul_ps(e2m1_decode8(_mm256_cvtepu8_epi32(c1)), s1));
+    store8<Stream>(o + 24, _mm256_mul_ps(e2m1_decode8(_mm256_cvtepu8_epi32(_mm_srli_si128(c1, 8))), s1));
+  };
+  constexpr std::size_t per = Packed ? 2 : 1;  // elements a code byte
+  if (block == 16) {
+    for (std::size_t b = 0; i + 32 <= n; i += 32, b += 2)
+      decode32(codes + i / per, _mm256_set1_ps(divisor_of(scales[b])), _mm256_set1_ps(divisor_of(scales[b + 1])), out + i);
+  } else {
+    for (std::size_t b = 0; i + block <= n; i += block, ++b) {
+      const __m256 s = _mm256_set1_ps(divisor_of(scales[b]));
+      for (std::size_t j = i; j < i + block; j += 32) decode32(codes + j / per, s, s, out + j);
+    }
+  }
+  if constexpr (Stream) _mm_sfence();
+  return i;
+}
+}  // namespace avx2_detail
+
+template <class Element, bool Packed, class Scale, class DivisorOf>
+void decode_blocks(arch::avx2, const std::uint8_t* codes, const Scale* scales, std::size_t n, std::size_t block,
+                   DivisorOf&& divisor_of, float* out) noexcept {
+  std::size_t done = 0;
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    if (block == 16 || block % 32 == 0) {
+      // Outputs well past the last-level cache are written with non-temporal stores (no
+      // read for ownership); they need 16-byte alignment, which float buffers from the
+      // usual allocators have.
+      const bool stream = n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
+      done = stream ? avx2_detail::e2m1_decode_blocks<Packed, true>(codes, scales, n, block, divisor_of, out)
+                    : avx2_detail::e2m1_decode_blocks<Packed, false>(codes, scales, n, block, divisor_of, out);
+    }
+  }
+  if (done < n)
+    loops::decode_blocks<Element, Packed>(
+        codes + (Packed ? done / 2 : done), scales + done / block, n - done, block, divisor_of, out + done,
+        [](const std::uint8_t* c, std::size_t m, float d, float* o) { decode<Element>(arch::avx2{}, c, m, d, o); },
+        [](const std::uint8_t* c, std::size_t m, float d, float* o) {
+          if constexpr (Element::bits <= 4) decode_packed<Element>(arch::avx2{}, c, m, d, o);
+        });
+}
+
+template <class ScaleOf>
+void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
+                     ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
+  loops::int_amax_blocks(
+      x, n, block, fmt, scale_of, codes, scales,
+      [](const float* p, std::size_t m) { return block_amax(arch::avx2{}, p, m); },
+      [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
+        encode_int(arch::avx2{}, p, m, s, mn, f, o);
+      });
+}
+
+}  // namespace kernels
+BLOCKQ_END_NAMESPACE
+
+#endif  // BLOCKQ_WITH_AVX2

@@ -21,6 +21,7 @@
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/bits.hpp"
+#include "blockq/formats/half.hpp"
 #include "blockq/formats/integer.hpp"
 #include "blockq/formats/minifloat.hpp"
 
@@ -242,6 +243,161 @@ template <class Element>
 refit_sums element_refit_sums(arch::scalar, const float* x, const float* w, const std::uint8_t* codes,
                               std::size_t n) noexcept {
   return accumulate_refit_sums(x, w, n, [&](std::size_t i) { return static_cast<double>(Element::decode(codes[i])); });
+}
+
+// Lower bounds of a block's squared residuals at one scale, for the discrete
+// searches' pruning (search/discrete.hpp):
+//   zero = sum of x[i]^2 over |x[i]| < zero_below (elements certain to round to zero),
+//   clip = sum of max(0, (|x[i]| - clip_above) - 2^-22 |x[i]| - 2^-148)^2 over
+//          |x[i]| > clip_above (elements certain to be clipped to the top code;
+//          the slack covers the float rounding of the kernel's residual).
+// Only bounds: any summation order is valid (the searches allow for it), so a
+// SIMD version need not match these bits.
+struct bound_energies {
+  double zero = 0, clip = 0;
+};
+
+inline bound_energies block_bound_energies(arch::scalar, const float* x, std::size_t n, double zero_below,
+                                           double clip_above) noexcept {
+  bound_energies e;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double y = static_cast<double>(detail::abs_bits(x[i]));
+    if (y < zero_below) e.zero += y * y;
+    const double r = (y - clip_above) - y * 0x1p-22 - 0x1p-148;
+    if (y > clip_above && r > 0.0) e.clip += r * r;
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+// Inputs in 16-bit floats, and the block loops of the amax rules, whole tensors at a
+// time so that an architecture can fuse them (one pass, no call per block). The
+// versions here, built from the kernels above, are their oracles.
+
+// out[i] = in[i].to_float(), exact.
+inline void to_float(arch::scalar, const float16* in, std::size_t n, float* out) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] = in[i].to_float();
+}
+inline void to_float(arch::scalar, const bfloat16* in, std::size_t n, float* out) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] = in[i].to_float();
+}
+
+// max |x[i]| over the finite x[i]; 0 when there is none (the NVFP4 tensor amax).
+inline float finite_amax(arch::scalar, const float* x, std::size_t n) noexcept {
+  float m = 0.0f;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float a = detail::abs_bits(x[i]);
+    if (detail::is_finite(a) && a > m) m = a;
+  }
+  return m;
+}
+
+// Where amax_blocks writes the codes.
+enum class code_layout : std::uint8_t {
+  bytes,       // one code a byte
+  nibbles,     // two 4-bit codes a byte, element 2i in the low nibble of byte i (OCP); even blocks
+  ggml_mxfp4,  // ggml block_mxfp4, blocks of 32: {scale byte, qs[16]}, qs[j] = c[j] | c[j + 16] << 4
+};
+
+namespace loops {
+
+// For each block of `block` elements (the last may be shorter): s = code_of(amax of the
+// block), scales[b] = s (ggml_mxfp4: the block's first byte), then the codes at the
+// divisor d = divisor_of(s), all zero when d is 0 or not finite. The per-block kernels
+// come in as callables (amax(p, n), encode(p, n, d, ties, out), encode_packed(...)) so
+// that every architecture reuses this loop with its own kernels.
+template <class Element, code_layout L, class Scale, class CodeOf, class DivisorOf, class Amax, class Encode,
+          class EncodePacked>
+void amax_blocks(const float* x, std::size_t n, std::size_t block, tie_mode ties, CodeOf& code_of,
+                 DivisorOf& divisor_of, std::uint8_t* out, Scale* scales, Amax&& amax, Encode&& encode,
+                 EncodePacked&& encode_packed) noexcept {
+  for (std::size_t b = 0, begin = 0; begin < n; ++b, begin += block) {
+    const std::size_t len = n - begin < block ? n - begin : block;
+    const Scale s = code_of(amax(x + begin, len));
+    const float d = divisor_of(s);
+    const bool zero = !(d > 0.0f) || !detail::is_finite(d);
+    if constexpr (L == code_layout::ggml_mxfp4) {
+      std::uint8_t c[32] = {};
+      if (!zero) encode(x + begin, len, d, ties, c);
+      std::uint8_t* o = out + b * 17;
+      o[0] = static_cast<std::uint8_t>(s);
+      for (std::size_t j = 0; j < 16; ++j) o[1 + j] = static_cast<std::uint8_t>((c[j] & 0x0Fu) | (c[j + 16] << 4));
+    } else {
+      scales[b] = s;
+      constexpr bool packed = L == code_layout::nibbles;
+      std::uint8_t* o = out + (packed ? begin / 2 : begin);
+      if (zero)
+        for (std::size_t i = 0; i < (packed ? (len + 1) / 2 : len); ++i) o[i] = 0;
+      else if constexpr (packed)
+        encode_packed(x + begin, len, d, ties, o);
+      else
+        encode(x + begin, len, d, ties, o);
+    }
+  }
+}
+
+// Integer codes per block from the block's amax: s = scale_of(amax), scales[b] = s, codes
+// at s with min 0; a scale that is not finite gives the codes of scale 0 (all code 0).
+template <class ScaleOf, class Amax, class EncodeInt>
+void int_amax_blocks(const float* x, std::size_t n, std::size_t block, int_format fmt, ScaleOf& scale_of,
+                     std::uint8_t* codes, float* scales, Amax&& amax, EncodeInt&& encode_int) noexcept {
+  for (std::size_t b = 0, begin = 0; begin < n; ++b, begin += block) {
+    const std::size_t len = n - begin < block ? n - begin : block;
+    const float s = scale_of(amax(x + begin, len));
+    scales[b] = s;
+    encode_int(x + begin, len, detail::is_finite(s) ? s : 0.0f, 0.0f, fmt, codes + begin);
+  }
+}
+
+// out = decode(codes) * divisor_of(scales[b]) per block (Packed: nibble codes).
+template <class Element, bool Packed, class Scale, class DivisorOf, class Decode, class DecodePacked>
+void decode_blocks(const std::uint8_t* codes, const Scale* scales, std::size_t n, std::size_t block,
+                   DivisorOf& divisor_of, float* out, Decode&& decode, DecodePacked&& decode_packed) noexcept {
+  for (std::size_t b = 0, begin = 0; begin < n; ++b, begin += block) {
+    const std::size_t len = n - begin < block ? n - begin : block;
+    if constexpr (Packed)
+      decode_packed(codes + begin / 2, len, divisor_of(scales[b]), out + begin);
+    else
+      decode(codes + begin, len, divisor_of(scales[b]), out + begin);
+  }
+}
+
+}  // namespace loops
+
+template <class Element, code_layout L, class Scale, class CodeOf, class DivisorOf>
+void amax_blocks(arch::scalar, const float* x, std::size_t n, std::size_t block, tie_mode ties, CodeOf&& code_of,
+                 DivisorOf&& divisor_of, std::uint8_t* out, Scale* scales) noexcept {
+  loops::amax_blocks<Element, L>(
+      x, n, block, ties, code_of, divisor_of, out, scales,
+      [](const float* p, std::size_t m) { return block_amax(arch::scalar{}, p, m); },
+      [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) {
+        encode<Element>(arch::scalar{}, p, m, d, t, o);
+      },
+      [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) {
+        if constexpr (Element::bits <= 4) encode_packed<Element>(arch::scalar{}, p, m, d, t, o);
+      });
+}
+
+template <class ScaleOf>
+void int_amax_blocks(arch::scalar, const float* x, std::size_t n, std::size_t block, int_format fmt,
+                     ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
+  loops::int_amax_blocks(
+      x, n, block, fmt, scale_of, codes, scales,
+      [](const float* p, std::size_t m) { return block_amax(arch::scalar{}, p, m); },
+      [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
+        encode_int(arch::scalar{}, p, m, s, mn, f, o);
+      });
+}
+
+template <class Element, bool Packed, class Scale, class DivisorOf>
+void decode_blocks(arch::scalar, const std::uint8_t* codes, const Scale* scales, std::size_t n, std::size_t block,
+                   DivisorOf&& divisor_of, float* out) noexcept {
+  loops::decode_blocks<Element, Packed>(
+      codes, scales, n, block, divisor_of, out,
+      [](const std::uint8_t* c, std::size_t m, float d, float* o) { decode<Element>(arch::scalar{}, c, m, d, o); },
+      [](const std::uint8_t* c, std::size_t m, float d, float* o) {
+        if constexpr (Element::bits <= 4) decode_packed<Element>(arch::scalar{}, c, m, d, o);
+      });
 }
 
 }  // namespace kernels

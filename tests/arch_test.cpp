@@ -1,0 +1,680 @@
+// The SIMD kernels (arch/avx2.hpp, arch/neon.hpp) against the scalar oracle
+// (arch/scalar.hpp), bit for bit (STYLE.md, SIMD): every kernel directly, and every
+// quantizer with every rule, tie mode and layout, instantiated with each tag the compiler
+// can target, over the sizes 1, 2, 5, 15, 16, 17, 31, 32, 33, 64, 1000, random data from
+// fixed seeds (printed with every failure), exact ties, and the edge values zeros, -0,
+// subnormals, huge values, NaN and Inf; float16 and bfloat16 inputs too. A failure prints
+// the index, the input there, and both results.
+//
+// Bits are compared as bytes, NaN included, with one exception: a double sum that is NaN
+// in both results passes whatever its payload (GCC may swap the operands of the scalar
+// additions, which decides which NaN propagates).
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "blockq/blockq.hpp"
+
+namespace {
+
+using namespace blockq;
+
+// Scalar is in the list too, so that the suite runs (trivially) where no SIMD tag exists.
+using Tags = ::testing::Types<
+#if BLOCKQ_WITH_AVX2
+    arch::avx2,
+#endif
+#if BLOCKQ_WITH_NEON && defined(__aarch64__)
+    arch::neon,
+#endif
+    arch::scalar>;
+
+constexpr std::size_t kSizes[] = {1, 2, 5, 15, 16, 17, 31, 32, 33, 64, 1000};
+constexpr std::uint32_t kSeed = 6;  // every data set derives from it and its size and kind
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// ------------------------------------------------------------------------------ data
+
+enum class kind { normal, scaled, ties, edge, bits, tiny };
+constexpr kind kKinds[] = {kind::normal, kind::scaled, kind::ties, kind::edge, kind::bits, kind::tiny};
+
+const char* name(kind k) {
+  switch (k) {
+    case kind::normal: return "normal";
+    case kind::scaled: return "scaled";
+    case kind::ties: return "ties";
+    case kind::edge: return "edge";
+    case kind::bits: return "bits";
+    case kind::tiny: return "tiny";
+  }
+  return "?";
+}
+
+std::uint32_t seed_of(kind k, std::size_t n) { return kSeed * 1000003u + static_cast<std::uint32_t>(k) * 10007u + static_cast<std::uint32_t>(n); }
+
+float f32(std::uint32_t u) { return std::bit_cast<float>(u); }
+std::uint32_t u32(float f) { return std::bit_cast<std::uint32_t>(f); }
+
+// n floats of the given kind from seed_of(k, n):
+// - normal: N(0, 1);
+// - scaled: N(0, 1) times 2^j per block of 16, j in {-140, -130, -127, -126, -125, -124,
+//   -60, -3, 0, 3, 60, 100, 120, 126}: subnormal and huge scales, the MX clamps;
+// - ties: k / 4 for |k| <= 28 (E2M1 midpoints, half-integers of the integer formats),
+//   times 2^j per block of 16 (j in -3..3), some zeros and -0;
+// - edge: 0, -0, subnormals, huge, NaN (quiet, negative, signalling), Inf, -Inf, ties, and
+//   ordinary values, one in eight elements edge in most blocks, none in some;
+// - bits: uniformly random bit patterns (every exponent, many NaNs);
+// - tiny: subnormals and the smallest normals only.
+std::vector<float> make_data(kind k, std::size_t n) {
+  std::mt19937 g(seed_of(k, n));
+  std::normal_distribution<float> nd;
+  std::vector<float> x(n);
+  static const float edges[] = {0.0f, -0.0f, f32(1), f32(0x80000001u), f32(0x007FFFFFu), f32(0x00400000u),
+                                1e-40f, -3e-39f, std::numeric_limits<float>::max(), -3e38f, 1.7e38f,
+                                kNaN, -kNaN, f32(0x7F800001u), f32(0xFFFFFFFFu), kInf, -kInf, 0.25f,
+                                -0.75f, 5.0f, 6.0f, -7.0f, 0.5f, 2.5f};
+  static const int scales[] = {-140, -130, -127, -126, -125, -124, -60, -3, 0, 3, 60, 100, 120, 126};
+  int j = 0;
+  bool clean = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i % 16 == 0) {
+      j = static_cast<int>(g() % 14);
+      clean = g() % 4 == 0;
+    }
+    switch (k) {
+      case kind::normal: x[i] = nd(g); break;
+      case kind::scaled: x[i] = static_cast<float>(std::ldexp(static_cast<double>(nd(g)), scales[j])); break;
+      case kind::ties: {
+        const int q = static_cast<int>(g() % 57) - 28;
+        x[i] = q == 0 && g() % 2 ? -0.0f : std::ldexp(static_cast<float>(q) / 4.0f, j % 7 - 3);
+        break;
+      }
+      case kind::edge:
+        x[i] = !clean && g() % 8 == 0 ? edges[g() % std::size(edges)] : nd(g) * 3.0f;
+        if (clean && !std::isfinite(x[i])) x[i] = 1.0f;
+        break;
+      case kind::bits: x[i] = f32(static_cast<std::uint32_t>(g())); break;
+      case kind::tiny: x[i] = f32((g() % 0x01000000u) | (g() % 2 ? 0x80000000u : 0u)); break;
+    }
+  }
+  return x;
+}
+
+std::string hex(float v) {
+  std::ostringstream s;
+  s << v << " (0x" << std::hex << u32(v) << ")";
+  return s.str();
+}
+
+std::string where(kind k, std::size_t n) {
+  return std::string("data ") + name(k) + ", n = " + std::to_string(n) + ", seed " + std::to_string(seed_of(k, n));
+}
+
+// ---------------------------------------------------------------------- comparisons
+
+// Byte-identical arrays; on failure the first differing item, both values and, through
+// input_of(index), the input elements it came from.
+template <class T, class InputOf>
+::testing::AssertionResult same(const std::vector<T>& want, const std::vector<T>& got, const std::string& what,
+                                InputOf&& input_of) {
+  if (want.size() != got.size()) return ::testing::AssertionFailure() << what << ": sizes differ";
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (std::memcmp(&want[i], &got[i], sizeof(T)) == 0) continue;
+    std::ostringstream s;
+    s << what << ": first difference at index " << i << ": scalar ";
+    if constexpr (std::is_same_v<T, float>)
+      s << hex(want[i]) << ", simd " << hex(got[i]);
+    else
+      s << "0x" << std::hex << +want[i] << ", simd 0x" << +got[i] << std::dec;
+    s << "; input " << input_of(i);
+    return ::testing::AssertionFailure() << s.str();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// The input elements [first, first + count) of x, for failure messages.
+std::string inputs(const std::vector<float>& x, std::size_t first, std::size_t count) {
+  std::ostringstream s;
+  for (std::size_t i = first; i < first + count && i < x.size(); ++i) s << (i > first ? ", " : "") << "x[" << i << "] = " << hex(x[i]);
+  return s.str();
+}
+
+::testing::AssertionResult same_sum(double want, double got, const std::string& what) {
+  if (std::bit_cast<std::uint64_t>(want) == std::bit_cast<std::uint64_t>(got)) return ::testing::AssertionSuccess();
+  if (std::isnan(want) && std::isnan(got)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": scalar " << want << " (0x" << std::hex
+                                       << std::bit_cast<std::uint64_t>(want) << "), simd " << std::dec << got << " (0x"
+                                       << std::hex << std::bit_cast<std::uint64_t>(got) << ")";
+}
+
+// Divisors the kernels are called with: powers of two (normal, the subnormal 2^-127 and
+// 2^-149, near the MX clamp and the shift-path limit 2^-124), others (NVFP4- and FP4-like),
+// and the degenerate 0, negative, Inf and NaN.
+const float kScales[] = {1.0f, 0.5f, 4.0f, 0x1p-124f, 0x1p-125f, 0x1p-126f, f32(0x00400000u), f32(1), 0x1p127f, 0x1p100f,
+                         0.3f, 1.0f / 3.0f, 0.448f, 7.0f, 6.5e-39f, 3e38f, 0.0f, -0.5f, -0.3f, kInf, kNaN};
+
+std::string scale_str(float s) { return "scale " + hex(s); }
+
+template <class Tag>
+class Arch : public ::testing::Test {};
+TYPED_TEST_SUITE(Arch, Tags);
+
+// ------------------------------------------------------------------ kernels directly
+
+TYPED_TEST(Arch, BlockMaxima) {
+  using A = TypeParam;
+  for (kind k : kKinds)
+    for (std::size_t n : kSizes) {
+      const auto x = make_data(k, n);
+      const float a0 = kernels::block_amax(arch::scalar{}, x.data(), n), a1 = kernels::block_amax(A{}, x.data(), n);
+      EXPECT_EQ(u32(a0), u32(a1)) << "block_amax, " << where(k, n) << ": scalar " << hex(a0) << ", simd " << hex(a1);
+      const float f0 = kernels::finite_amax(arch::scalar{}, x.data(), n), f1 = kernels::finite_amax(A{}, x.data(), n);
+      EXPECT_EQ(u32(f0), u32(f1)) << "finite_amax, " << where(k, n) << ": scalar " << hex(f0) << ", simd " << hex(f1);
+      float l0, h0, l1, h1;
+      kernels::block_min_max(arch::scalar{}, x.data(), n, l0, h0);
+      kernels::block_min_max(A{}, x.data(), n, l1, h1);
+      EXPECT_EQ(u32(l0), u32(l1)) << "block_min_max lo, " << where(k, n) << ": " << hex(l0) << " vs " << hex(l1);
+      EXPECT_EQ(u32(h0), u32(h1)) << "block_min_max hi, " << where(k, n) << ": " << hex(h0) << " vs " << hex(h1);
+    }
+  // The first zero decides the sign of a zero minimum or maximum.
+  for (const std::vector<float>& x : {std::vector<float>(40, 0.0f), std::vector<float>(40, -0.0f)}) {
+    for (std::size_t at = 0; at < x.size(); at += 7) {
+      auto y = x;
+      y[at] = -y[at];
+      float l0, h0, l1, h1;
+      kernels::block_min_max(arch::scalar{}, y.data(), y.size(), l0, h0);
+      kernels::block_min_max(A{}, y.data(), y.size(), l1, h1);
+      EXPECT_EQ(u32(l0), u32(l1)) << "zeros, flipped at " << at;
+      EXPECT_EQ(u32(h0), u32(h1)) << "zeros, flipped at " << at;
+    }
+  }
+}
+
+template <class Element, class A>
+void check_element_kernels(tie_mode t) {
+  for (kind k : kKinds)
+    for (std::size_t n : kSizes) {
+      const auto x = make_data(k, n);
+      for (float s : kScales) {
+        const std::string what = std::string(Element::name) + ", ties " + std::string(to_string(t)) + ", " +
+                                 scale_str(s) + ", " + where(k, n);
+        std::vector<std::uint8_t> c0(n, 0xAA), c1(n, 0xAA);
+        kernels::encode<Element>(arch::scalar{}, x.data(), n, s, t, c0.data());
+        kernels::encode<Element>(A{}, x.data(), n, s, t, c1.data());
+        ASSERT_TRUE(same(c0, c1, "encode, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+        if constexpr (Element::bits <= 4) {
+          std::vector<std::uint8_t> p0((n + 1) / 2, 0xAA), p1((n + 1) / 2, 0xAA);
+          kernels::encode_packed<Element>(arch::scalar{}, x.data(), n, s, t, p0.data());
+          kernels::encode_packed<Element>(A{}, x.data(), n, s, t, p1.data());
+          ASSERT_TRUE(same(p0, p1, "encode_packed, " + what, [&](std::size_t i) { return inputs(x, 2 * i, 2); }));
+          std::vector<float> d0(n), d1(n);
+          kernels::decode_packed<Element>(arch::scalar{}, p0.data(), n, s, d0.data());
+          kernels::decode_packed<Element>(A{}, p0.data(), n, s, d1.data());
+          ASSERT_TRUE(same(d0, d1, "decode_packed, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
+        }
+        // Decoding: the codes above, then every byte value (bits beyond the format ignored).
+        std::vector<float> d0(n), d1(n);
+        kernels::decode<Element>(arch::scalar{}, c0.data(), n, s, d0.data());
+        kernels::decode<Element>(A{}, c0.data(), n, s, d1.data());
+        ASSERT_TRUE(same(d0, d1, "decode, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
+        std::vector<std::uint8_t> all(n);
+        for (std::size_t i = 0; i < n; ++i) all[i] = static_cast<std::uint8_t>(i * 37 + 11);
+        kernels::decode<Element>(arch::scalar{}, all.data(), n, s, d0.data());
+        kernels::decode<Element>(A{}, all.data(), n, s, d1.data());
+        ASSERT_TRUE(same(d0, d1, "decode of all bytes, " + what, [&](std::size_t i) { return "code " + std::to_string(all[i]); }));
+        // Errors at this scale (the inner loop of the searches).
+        std::vector<float> w(n);
+        for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 7919) % 13) * 0.25f;
+        ASSERT_TRUE(same_sum(kernels::block_sse<Element>(arch::scalar{}, x.data(), n, s, t),
+                             kernels::block_sse<Element>(A{}, x.data(), n, s, t), "block_sse, " + what));
+        ASSERT_TRUE(same_sum(kernels::block_wsse<Element>(arch::scalar{}, x.data(), w.data(), n, s, t),
+                             kernels::block_wsse<Element>(A{}, x.data(), w.data(), n, s, t), "block_wsse, " + what));
+        std::vector<float> r0(n), r1(n);
+        kernels::block_residual<Element>(arch::scalar{}, x.data(), n, s, t, r0.data());
+        kernels::block_residual<Element>(A{}, x.data(), n, s, t, r1.data());
+        ASSERT_TRUE(same(r0, r1, "block_residual, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+        const auto e0 = kernels::element_refit_sums<Element>(arch::scalar{}, x.data(), w.data(), c0.data(), n);
+        const auto e1 = kernels::element_refit_sums<Element>(A{}, x.data(), w.data(), c0.data(), n);
+        ASSERT_TRUE(same_sum(e0.sw, e1.sw, "element_refit_sums sw, " + what));
+        ASSERT_TRUE(same_sum(e0.sq, e1.sq, "element_refit_sums sq, " + what));
+        ASSERT_TRUE(same_sum(e0.sqq, e1.sqq, "element_refit_sums sqq, " + what));
+        ASSERT_TRUE(same_sum(e0.sx, e1.sx, "element_refit_sums sx, " + what));
+        ASSERT_TRUE(same_sum(e0.sxq, e1.sxq, "element_refit_sums sxq, " + what));
+      }
+    }
+}
+
+TYPED_TEST(Arch, ElementKernels) {
+  for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+    check_element_kernels<e2m1, TypeParam>(t);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  // The other elements forward to the scalar kernels unless an architecture adds them.
+  check_element_kernels<e2m3, TypeParam>(tie_mode::even);
+  check_element_kernels<e3m2, TypeParam>(tie_mode::away);
+  check_element_kernels<e4m3, TypeParam>(tie_mode::even);
+  check_element_kernels<e5m2, TypeParam>(tie_mode::toward_zero);
+  check_element_kernels<int8_mx, TypeParam>(tie_mode::even);
+}
+
+// Every E2M1 rounding threshold and its float neighbours, at scale 1, both signs, each tie rule.
+TYPED_TEST(Arch, E2m1Thresholds) {
+  std::vector<float> x;
+  for (float m : {0.0f, 0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.5f, 1.75f, 2.0f, 2.5f, 3.0f, 3.5f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f})
+    for (int d = -3; d <= 3; ++d)
+      for (float sign : {1.0f, -1.0f}) x.push_back(sign * f32(static_cast<std::uint32_t>(static_cast<int>(u32(m)) + d * (m > 0.0f))));
+  for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+    std::vector<std::uint8_t> c0(x.size()), c1(x.size());
+    kernels::encode<e2m1>(arch::scalar{}, x.data(), x.size(), 1.0f, t, c0.data());
+    kernels::encode<e2m1>(TypeParam{}, x.data(), x.size(), 1.0f, t, c1.data());
+    EXPECT_TRUE(same(c0, c1, std::string("thresholds, ties ") + std::string(to_string(t)), [&](std::size_t i) { return inputs(x, i, 1); }));
+  }
+}
+
+TYPED_TEST(Arch, IntegerKernels) {
+  using A = TypeParam;
+  for (int bits = 1; bits <= 8; ++bits)
+    for (bool sgn : {true, false}) {
+      const int_format fmt{bits, sgn};
+      for (kind k : kKinds)
+        for (std::size_t n : kSizes) {
+          const auto x = make_data(k, n);
+          std::vector<float> w(n);
+          for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 31) % 7) * 0.5f;
+          for (float s : kScales)
+            for (float mn : {0.0f, -1.5f, 0.3f}) {
+              const std::string what = "int" + std::to_string(bits) + (sgn ? " signed, " : " unsigned, ") + scale_str(s) +
+                                       ", min " + hex(mn) + ", " + where(k, n);
+              std::vector<std::uint8_t> c0(n, 0xAA), c1(n, 0xAA);
+              kernels::encode_int(arch::scalar{}, x.data(), n, s, mn, fmt, c0.data());
+              kernels::encode_int(A{}, x.data(), n, s, mn, fmt, c1.data());
+              ASSERT_TRUE(same(c0, c1, "encode_int, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+              std::vector<std::uint8_t> all(n);
+              for (std::size_t i = 0; i < n; ++i) all[i] = static_cast<std::uint8_t>(i * 37 + 5);
+              std::vector<float> d0(n), d1(n);
+              kernels::decode_int(arch::scalar{}, all.data(), n, s, mn, fmt, d0.data());
+              kernels::decode_int(A{}, all.data(), n, s, mn, fmt, d1.data());
+              ASSERT_TRUE(same(d0, d1, "decode_int, " + what, [&](std::size_t i) { return "code " + std::to_string(all[i]); }));
+              ASSERT_TRUE(same_sum(kernels::block_sse_int(arch::scalar{}, x.data(), n, s, mn, fmt),
+                                   kernels::block_sse_int(A{}, x.data(), n, s, mn, fmt), "block_sse_int, " + what));
+              ASSERT_TRUE(same_sum(kernels::block_wsse_int(arch::scalar{}, x.data(), w.data(), n, s, mn, fmt),
+                                   kernels::block_wsse_int(A{}, x.data(), w.data(), n, s, mn, fmt), "block_wsse_int, " + what));
+              for (const float* wp : {static_cast<const float*>(nullptr), static_cast<const float*>(w.data())}) {
+                const auto r0 = kernels::int_refit_sums(arch::scalar{}, x.data(), wp, c0.data(), n, fmt);
+                const auto r1 = kernels::int_refit_sums(A{}, x.data(), wp, c0.data(), n, fmt);
+                ASSERT_TRUE(same_sum(r0.sw, r1.sw, "int_refit_sums sw, " + what));
+                ASSERT_TRUE(same_sum(r0.sq, r1.sq, "int_refit_sums sq, " + what));
+                ASSERT_TRUE(same_sum(r0.sqq, r1.sqq, "int_refit_sums sqq, " + what));
+                ASSERT_TRUE(same_sum(r0.sx, r1.sx, "int_refit_sums sx, " + what));
+                ASSERT_TRUE(same_sum(r0.sxq, r1.sxq, "int_refit_sums sxq, " + what));
+              }
+            }
+        }
+    }
+}
+
+TYPED_TEST(Arch, SearchKernels) {
+  using A = TypeParam;
+  for (kind k : kKinds)
+    for (std::size_t n : kSizes) {
+      const auto x = make_data(k, n);
+      std::vector<float> w(n);
+      for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 13) % 5) * 0.75f;
+      ASSERT_TRUE(same_sum(kernels::block_energy(arch::scalar{}, x.data(), nullptr, n),
+                           kernels::block_energy(A{}, x.data(), nullptr, n), "block_energy, " + where(k, n)));
+      ASSERT_TRUE(same_sum(kernels::block_energy(arch::scalar{}, x.data(), w.data(), n),
+                           kernels::block_energy(A{}, x.data(), w.data(), n), "block_energy weighted, " + where(k, n)));
+      if (n > 64) continue;
+      std::mt19937 g(seed_of(k, n) + 1);
+      std::normal_distribution<double> nd;
+      std::vector<double> h(n * n);
+      for (auto& v : h) v = nd(g);
+      ASSERT_TRUE(same_sum(kernels::quad_form(arch::scalar{}, x.data(), h.data(), n),
+                           kernels::quad_form(A{}, x.data(), h.data(), n), "quad_form, " + where(k, n)));
+    }
+}
+
+TYPED_TEST(Arch, SixteenBitInputs) {
+  // Every bit pattern of both formats, NaN payloads (signalling ones included) and all.
+  std::vector<float16> h(65536);
+  std::vector<bfloat16> b(65536);
+  for (std::uint32_t i = 0; i < 65536; ++i) {
+    h[i] = float16::from_bits(static_cast<std::uint16_t>(i));
+    b[i] = bfloat16::from_bits(static_cast<std::uint16_t>(i));
+  }
+  for (std::size_t n : {std::size_t{65536}, std::size_t{1}, std::size_t{7}, std::size_t{9}, std::size_t{1000}}) {
+    for (std::size_t off : {std::size_t{0}, std::size_t{31744}, std::size_t{64500}}) {
+      if (off + n > 65536) continue;
+      std::vector<float> f0(n), f1(n);
+      kernels::to_float(arch::scalar{}, h.data() + off, n, f0.data());
+      kernels::to_float(TypeParam{}, h.data() + off, n, f1.data());
+      EXPECT_TRUE(same(f0, f1, "to_float(float16), n = " + std::to_string(n), [&](std::size_t i) {
+        std::ostringstream s;
+        s << "half 0x" << std::hex << h[off + i].bits;
+        return s.str();
+      }));
+      kernels::to_float(arch::scalar{}, b.data() + off, n, f0.data());
+      kernels::to_float(TypeParam{}, b.data() + off, n, f1.data());
+      EXPECT_TRUE(same(f0, f1, "to_float(bfloat16), n = " + std::to_string(n), [&](std::size_t i) {
+        std::ostringstream s;
+        s << "bfloat16 0x" << std::hex << b[off + i].bits;
+        return s.str();
+      }));
+    }
+  }
+}
+
+// ------------------------------------------------------------------------ quantizers
+
+// The three input types: float32 as is, and the data rounded to float16 / bfloat16.
+template <class T>
+std::vector<T> as(const std::vector<float>& x) {
+  std::vector<T> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if constexpr (std::is_same_v<T, float>)
+      y[i] = x[i];
+    else
+      y[i] = T::from_float(x[i]);
+  }
+  return y;
+}
+
+template <class T>
+std::vector<float> widened(const std::vector<T>& y) {
+  std::vector<float> x(y.size());
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if constexpr (std::is_same_v<T, float>)
+      x[i] = y[i];
+    else
+      x[i] = y[i].to_float();
+  }
+  return x;
+}
+
+template <class T>
+const char* type_name() {
+  return std::is_same_v<T, float> ? "float" : std::is_same_v<T, float16> ? "float16" : "bfloat16";
+}
+
+// Runs check(x, input, what) for every kind and size with input of type T.
+template <class T, class F>
+void for_all_data(F&& check, bool small_only = false) {
+  for (kind k : kKinds)
+    for (std::size_t n : kSizes) {
+      if (small_only && n > 64) continue;
+      const std::vector<T> in = as<T>(make_data(k, n));
+      check(widened(in), in, std::string(type_name<T>()) + " input, " + where(k, n));
+    }
+}
+
+bool is_search(scale_rule r) { return r == scale_rule::mse || r == scale_rule::lsq || r == scale_rule::hessian; }
+
+template <class Element, class A, class T>
+void check_mx(std::size_t block, scale_rule rule, tie_mode ties) {
+  const mx_options opt{block, rule, ties};
+  const mx_quantizer<Element, arch::scalar> q0(opt);
+  const mx_quantizer<Element, A> q1(opt);
+  for_all_data<T>([&](const std::vector<float>& x, const std::vector<T>& in, const std::string& data) {
+    const std::size_t n = x.size(), nb = q0.num_blocks(n);
+    const std::string what = std::string("mx ") + std::string(Element::name) + ", block " + std::to_string(block) +
+                             ", rule " + std::string(to_string(rule)) + ", ties " + std::string(to_string(ties)) + ", " + data;
+    std::vector<std::uint8_t> c0(n), c1(n), s0(nb), s1(nb);
+    q0.quantize(std::span<const T>(in), c0, s0);
+    q1.quantize(std::span<const T>(in), c1, s1);
+    ASSERT_TRUE(same(s0, s1, "scales, " + what, [&](std::size_t b) { return inputs(x, b * block, block); }));
+    ASSERT_TRUE(same(c0, c1, "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+    if constexpr (!std::is_same_v<T, float>) {  // = the float path on the exactly widened input
+      std::vector<std::uint8_t> cf(n), sf(nb);
+      q0.quantize(std::span<const float>(x), cf, sf);
+      ASSERT_TRUE(same(sf, s0, "scales vs float32 path, " + what, [&](std::size_t b) { return inputs(x, b * block, block); }));
+      ASSERT_TRUE(same(cf, c0, "codes vs float32 path, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+    }
+    std::vector<float> d0(n), d1(n);
+    q0.dequantize(c0, s0, d0);
+    q1.dequantize(c0, s0, d1);
+    ASSERT_TRUE(same(d0, d1, "dequantize, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
+    if constexpr (Element::bits <= 4) {
+      if (block % 2 == 0) {
+        std::vector<std::uint8_t> p0((n + 1) / 2), p1((n + 1) / 2);
+        q0.quantize_packed(std::span<const T>(in), p0, s0);
+        q1.quantize_packed(std::span<const T>(in), p1, s1);
+        ASSERT_TRUE(same(s0, s1, "packed scales, " + what, [&](std::size_t b) { return inputs(x, b * block, block); }));
+        ASSERT_TRUE(same(p0, p1, "packed codes, " + what, [&](std::size_t i) { return inputs(x, 2 * i, 2); }));
+        q0.dequantize_packed(p0, s0, d0);
+        q1.dequantize_packed(p0, s0, d1);
+        ASSERT_TRUE(same(d0, d1, "dequantize_packed, " + what, [&](std::size_t i) { return "byte " + std::to_string(p0[i / 2]); }));
+      }
+    }
+    if constexpr (std::is_same_v<Element, e2m1> && std::is_same_v<T, float>) {
+      if (block == 32 && n % 32 == 0) {
+        std::vector<std::uint8_t> g0(n / 32 * 17), g1(n / 32 * 17), gp(n / 32 * 17);
+        q0.quantize_ggml(x, g0);
+        q1.quantize_ggml(x, g1);
+        ASSERT_TRUE(same(g0, g1, "ggml, " + what, [&](std::size_t i) { return "block " + std::to_string(i / 17); }));
+        pack_ggml_mxfp4(c0, s0, gp);  // the layout itself: the separate codes and scales, packed
+        ASSERT_TRUE(same(gp, g0, "ggml vs pack_ggml_mxfp4, " + what, [&](std::size_t i) { return "block " + std::to_string(i / 17); }));
+      }
+    }
+  }, is_search(rule));
+}
+
+template <class Element, class A>
+void check_mx_all() {
+  for (std::size_t block : {32, 16, 64, 48})
+    for (scale_rule rule : {scale_rule::ocp, scale_rule::ceil, scale_rule::floor, scale_rule::mse})
+      for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+        if (rule == scale_rule::mse && block == 48) continue;
+        check_mx<Element, A, float>(block, rule, t);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+  check_mx<Element, A, float16>(32, scale_rule::ocp, tie_mode::even);
+  check_mx<Element, A, bfloat16>(16, scale_rule::ocp, tie_mode::away);
+  check_mx<Element, A, float16>(32, scale_rule::mse, tie_mode::toward_zero);
+}
+
+TYPED_TEST(Arch, Mxfp4) { check_mx_all<e2m1, TypeParam>(); }
+TYPED_TEST(Arch, Mxfp6) {
+  check_mx_all<e2m3, TypeParam>();
+  check_mx_all<e3m2, TypeParam>();
+}
+TYPED_TEST(Arch, Mxfp8) {
+  check_mx_all<e4m3, TypeParam>();
+  check_mx_all<e5m2, TypeParam>();
+}
+TYPED_TEST(Arch, Mxint8) { check_mx_all<int8_mx, TypeParam>(); }
+
+template <class A, class T>
+void check_nvfp4(scale_rule rule, tie_mode ties, bool tensor_scale) {
+  const nvfp4_options opt{rule, ties, tensor_scale};
+  const nvfp4_quantizer<arch::scalar> q0(opt);
+  const nvfp4_quantizer<A> q1(opt);
+  for_all_data<T>([&](const std::vector<float>& x, const std::vector<T>& in, const std::string& data) {
+    const std::size_t n = x.size(), nb = q0.num_blocks(n);
+    const std::string what = std::string("nvfp4, rule ") + std::string(to_string(rule)) + ", ties " +
+                             std::string(to_string(ties)) + (tensor_scale ? ", tensor scale, " : ", no tensor scale, ") + data;
+    const float st0 = q0.tensor_scale(std::span<const T>(in)), st1 = q1.tensor_scale(std::span<const T>(in));
+    ASSERT_EQ(u32(st0), u32(st1)) << "tensor scale, " << what << ": " << hex(st0) << " vs " << hex(st1);
+    std::vector<std::uint8_t> c0(n), c1(n), s0(nb), s1(nb);
+    q0.quantize(std::span<const T>(in), st0, c0, s0);
+    q1.quantize(std::span<const T>(in), st0, c1, s1);
+    ASSERT_TRUE(same(s0, s1, "scales, " + what, [&](std::size_t b) { return inputs(x, b * 16, 16); }));
+    ASSERT_TRUE(same(c0, c1, "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+    std::vector<float> d0(n), d1(n);
+    q0.dequantize(c0, s0, st0, d0);
+    q1.dequantize(c0, s0, st0, d1);
+    ASSERT_TRUE(same(d0, d1, "dequantize, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
+    std::vector<std::uint8_t> p0((n + 1) / 2), p1((n + 1) / 2);
+    q0.quantize_packed(std::span<const T>(in), st0, p0, s0);
+    q1.quantize_packed(std::span<const T>(in), st0, p1, s1);
+    ASSERT_TRUE(same(s0, s1, "packed scales, " + what, [&](std::size_t b) { return inputs(x, b * 16, 16); }));
+    ASSERT_TRUE(same(p0, p1, "packed codes, " + what, [&](std::size_t i) { return inputs(x, 2 * i, 2); }));
+    q0.dequantize_packed(p0, s0, st0, d0);
+    q1.dequantize_packed(p0, s0, st0, d1);
+    ASSERT_TRUE(same(d0, d1, "dequantize_packed, " + what, [&](std::size_t i) { return "byte " + std::to_string(p0[i / 2]); }));
+  }, is_search(rule));
+}
+
+TYPED_TEST(Arch, Nvfp4) {
+  for (scale_rule rule : {scale_rule::absmax, scale_rule::mse})
+    for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away})
+      for (bool ts : {true, false}) {
+        check_nvfp4<TypeParam, float>(rule, t, ts);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+  check_nvfp4<TypeParam, float16>(scale_rule::absmax, tie_mode::even, true);
+  check_nvfp4<TypeParam, bfloat16>(scale_rule::absmax, tie_mode::toward_zero, false);
+  check_nvfp4<TypeParam, bfloat16>(scale_rule::mse, tie_mode::even, true);
+}
+
+// Rule hessian (MX and NVFP4) needs whole rows of K = one block and the blocks' Hessians.
+TYPED_TEST(Arch, HessianRule) {
+  for (std::size_t block : {std::size_t{32}, std::size_t{16}}) {
+    std::mt19937 g(kSeed);
+    std::normal_distribution<float> nd;
+    std::vector<float> acts(24 * block);
+    for (auto& v : acts) v = nd(g);
+    std::vector<float> importance(block);
+    for (auto& v : importance) v = std::abs(nd(g));
+    const block_hessians full = block_hessians::from_activations(acts, block, block);
+    const block_hessians diag = block_hessians::from_diagonal(importance, block);
+    for (const block_hessians* h : {&full, &diag})
+      for (kind k : kKinds)
+        for (std::size_t n : {block, 2 * block, 20 * block}) {
+          const auto x = make_data(k, n);
+          const std::string what = std::string(h->is_diagonal() ? "diagonal" : "full") + " Hessian, block " +
+                                   std::to_string(block) + ", " + where(k, n);
+          if (block == 32) {
+            const mx_options opt{block, scale_rule::hessian, tie_mode::even};
+            const auto t0 = mx_quantizer<e2m1, arch::scalar>(opt).quantize(x, *h);
+            const auto t1 = mx_quantizer<e2m1, TypeParam>(opt).quantize(x, *h);
+            ASSERT_TRUE(same(t0.scales, t1.scales, "mx scales, " + what, [&](std::size_t b) { return inputs(x, b * block, block); }));
+            ASSERT_TRUE(same(t0.codes, t1.codes, "mx codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+          } else {
+            const nvfp4_options opt{scale_rule::hessian, tie_mode::even, true};
+            const auto t0 = nvfp4_quantizer<arch::scalar>(opt).quantize(x, *h);
+            const auto t1 = nvfp4_quantizer<TypeParam>(opt).quantize(x, *h);
+            ASSERT_TRUE(same(t0.scales, t1.scales, "nvfp4 scales, " + what, [&](std::size_t b) { return inputs(x, b * 16, 16); }));
+            ASSERT_TRUE(same(t0.codes, t1.codes, "nvfp4 codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+          }
+        }
+  }
+}
+
+template <class A, class T>
+void check_fp4(std::size_t block, scale_rule rule, tie_mode ties) {
+  const fp4_options opt{block, rule, ties};
+  const fp4_quantizer<arch::scalar> q0(opt);
+  const fp4_quantizer<A> q1(opt);
+  for_all_data<T>([&](const std::vector<float>& x, const std::vector<T>& in, const std::string& data) {
+    const std::size_t n = x.size(), nb = q0.num_blocks(n);
+    const std::string what = "fp4, block " + std::to_string(block) + ", rule " + std::string(to_string(rule)) + ", ties " +
+                             std::string(to_string(ties)) + ", " + data;
+    std::vector<std::uint8_t> c0(n), c1(n);
+    std::vector<float> s0(nb), s1(nb);
+    q0.quantize(std::span<const T>(in), c0, s0);
+    q1.quantize(std::span<const T>(in), c1, s1);
+    ASSERT_TRUE(same(s0, s1, "scales, " + what, [&](std::size_t b) { return inputs(x, b * block, block); }));
+    ASSERT_TRUE(same(c0, c1, "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+    std::vector<float> d0(n), d1(n);
+    q0.dequantize(c0, s0, d0);
+    q1.dequantize(c0, s0, d1);
+    ASSERT_TRUE(same(d0, d1, "dequantize, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
+    if constexpr (std::is_same_v<T, float>) {  // weighted
+      std::vector<float> w(n);
+      for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 17) % 9) * 0.5f;
+      q0.quantize_weighted(x, w, c0, s0);
+      q1.quantize_weighted(x, w, c1, s1);
+      ASSERT_TRUE(same(s0, s1, "weighted scales, " + what, [&](std::size_t b) { return inputs(x, b * block, block); }));
+      ASSERT_TRUE(same(c0, c1, "weighted codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+    }
+  }, is_search(rule));
+}
+
+TYPED_TEST(Arch, Fp4) {
+  for (std::size_t block : {32, 16, 48})
+    for (scale_rule rule : {scale_rule::absmax, scale_rule::mse, scale_rule::lsq})
+      for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+        check_fp4<TypeParam, float>(block, rule, t);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+  check_fp4<TypeParam, float16>(32, scale_rule::absmax, tie_mode::even);
+  check_fp4<TypeParam, bfloat16>(16, scale_rule::lsq, tie_mode::away);
+}
+
+template <class A, class T>
+void check_uniform(int bits, bool symmetric, std::size_t block, scale_rule rule) {
+  const uniform_options opt{bits, symmetric, block, rule};
+  const uniform_quantizer<arch::scalar> q0(opt);
+  const uniform_quantizer<A> q1(opt);
+  for_all_data<T>([&](const std::vector<float>& x, const std::vector<T>& in, const std::string& data) {
+    const std::size_t n = x.size(), nb = q0.num_blocks(n), bs = q0.block_size(n);
+    const std::string what = "uniform " + std::to_string(bits) + (symmetric ? " bits symmetric" : " bits asymmetric") +
+                             ", block " + std::to_string(block) + ", rule " + std::string(to_string(rule)) + ", " + data;
+    std::vector<std::uint8_t> c0(n), c1(n);
+    std::vector<float> s0(nb), s1(nb), m0(symmetric ? 0 : nb), m1(symmetric ? 0 : nb);
+    q0.quantize(std::span<const T>(in), c0, s0, m0);
+    q1.quantize(std::span<const T>(in), c1, s1, m1);
+    ASSERT_TRUE(same(s0, s1, "scales, " + what, [&](std::size_t b) { return inputs(x, b * bs, bs); }));
+    ASSERT_TRUE(same(m0, m1, "mins, " + what, [&](std::size_t b) { return inputs(x, b * bs, bs); }));
+    ASSERT_TRUE(same(c0, c1, "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+    if constexpr (!std::is_same_v<T, float>) {
+      std::vector<std::uint8_t> cf(n);
+      std::vector<float> sf(nb), mf(symmetric ? 0 : nb);
+      q0.quantize(std::span<const float>(x), cf, sf, mf);
+      ASSERT_TRUE(same(sf, s0, "scales vs float32 path, " + what, [&](std::size_t b) { return inputs(x, b * bs, bs); }));
+      ASSERT_TRUE(same(cf, c0, "codes vs float32 path, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+    }
+    std::vector<float> d0(n), d1(n);
+    q0.dequantize(c0, s0, m0, d0);
+    q1.dequantize(c0, s0, m0, d1);
+    ASSERT_TRUE(same(d0, d1, "dequantize, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
+  }, is_search(rule));
+}
+
+TYPED_TEST(Arch, Uniform) {
+  for (int bits = 1; bits <= 8; ++bits)
+    for (std::size_t block : {32, 16, 0}) {
+      std::vector<std::pair<bool, scale_rule>> rules = {{true, scale_rule::signed_max}, {true, scale_rule::lsq},
+                                                        {true, scale_rule::mse},        {false, scale_rule::minmax},
+                                                        {false, scale_rule::lsq},       {false, scale_rule::mse}};
+      if (bits >= 2) rules.push_back({true, scale_rule::absmax});
+      for (auto [sym, rule] : rules) {
+        if (is_search(rule) && block == 0 && bits % 3 != 0) continue;  // whole-tensor searches: a few widths
+        check_uniform<TypeParam, float>(bits, sym, block, rule);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  check_uniform<TypeParam, float16>(4, true, 32, scale_rule::absmax);
+  check_uniform<TypeParam, bfloat16>(4, true, 0, scale_rule::absmax);
+  check_uniform<TypeParam, float16>(4, false, 16, scale_rule::minmax);
+  check_uniform<TypeParam, bfloat16>(8, true, 32, scale_rule::signed_max);
+  check_uniform<TypeParam, float16>(3, false, 32, scale_rule::lsq);
+}
+
+// The architecture the library picks by default is one of the tags above, and BLOCKQ_ARCH
+// overrides it (the forced-scalar build of .ci/run).
+TEST(ArchDefault, MatchesTheFlags) {
+#if defined(BLOCKQ_ARCH)
+  EXPECT_TRUE((std::is_same_v<default_arch, arch::BLOCKQ_ARCH>));
+#elif BLOCKQ_WITH_AVX2
+  EXPECT_TRUE((std::is_same_v<default_arch, arch::avx2>));
+#elif BLOCKQ_WITH_NEON
+  EXPECT_TRUE((std::is_same_v<default_arch, arch::neon>));
+#else
+  EXPECT_TRUE((std::is_same_v<default_arch, arch::scalar>));
+#endif
+  std::printf("default_arch: %s\n", default_arch::name);
+}
+
+}  // namespace

@@ -108,7 +108,7 @@ std::vector<float> lattice_block(std::size_t n, std::mt19937_64& g) {
   return x;
 }
 
-TEST(Sweep, FindsTheExactMinimumOfTheContinuousObjective) {
+TEST(SearchSweep, FindsTheExactMinimumOfTheContinuousObjective) {
   std::mt19937_64 g(31);
   std::vector<search::sweep_entry> heap(32);
   const auto& lv = search::element_levels<blockq::e2m1>();
@@ -125,10 +125,15 @@ TEST(Sweep, FindsTheExactMinimumOfTheContinuousObjective) {
     const double amax = kernels::block_amax(scalar{}, x.data(), 32);
     const double smin = scan(amax / 60, amax / 0.25, 2000, [&](double s) { return exact_error(x, w, lv, 7, 7, s); }).first;
     EXPECT_LE(c[0].error, smin * (1 + 1e-12) + 1e-300) << rep;
+    // With a budget (the absmax scale's error) the restricted sweep finds the same minimum.
+    std::array<search::scale_candidate, 4> cb{};
+    const double budget = exact_error(x, w, lv, 7, 7, amax / 6);
+    ASSERT_GT(search::sweep_scales(x, w.empty() ? nullptr : w.data(), lv, 7, 7, heap, cb, budget), 0u);
+    EXPECT_NEAR(cb[0].error, want, 1e-12 * want + 1e-300) << rep;
   }
 }
 
-TEST(Sweep, IntegerLevelsWithAsymmetricTops) {
+TEST(SearchSweep, IntegerLevelsWithAsymmetricTops) {
   std::mt19937_64 g(32);
   std::vector<search::sweep_entry> heap(40);
   const auto& lv = search::integer_levels();
@@ -146,6 +151,10 @@ TEST(Sweep, IntegerLevelsWithAsymmetricTops) {
       const double tol = 1e-12 * want + 1e-14 * kernels::block_energy(scalar{}, x.data(), w.empty() ? nullptr : w.data(), 40);
       EXPECT_NEAR(c[0].error, want, tol) << bits << " " << rep;
       EXPECT_NEAR(exact_error(x, w, lv, qmax, qneg, c[0].scale), c[0].error, tol) << bits << " " << rep;
+      std::array<search::scale_candidate, 4> cb{};
+      const double budget = exact_error(x, w, lv, qmax, qneg, kernels::block_amax(scalar{}, x.data(), 40) / std::max<double>(1, static_cast<double>(qmax)));
+      ASSERT_GT(search::sweep_scales(x, w.empty() ? nullptr : w.data(), lv, qmax, qneg, heap, cb, budget), 0u);
+      EXPECT_NEAR(cb[0].error, want, tol) << bits << " " << rep;
     }
   }
 }
@@ -153,10 +162,10 @@ TEST(Sweep, IntegerLevelsWithAsymmetricTops) {
 // fp4 + float scale, rule mse: the kernel error is at most a dense scan's
 // (up to float rounding, 1e-7 relative) and at most the refit at the scan's
 // best codes; and never above absmax or lsq.
-TEST(Fp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
+TEST(SearchFp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
   std::mt19937_64 g(33);
   std::vector<search::sweep_entry> heap(32);
-  std::vector<std::uint8_t> codes(32), scratch(64);
+  std::vector<std::uint8_t> codes(32), scratch(search::lsq_scratch_bytes(32));
   double worst = 0.0;
   for (tie_mode ties : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
     for (int rep = 0; rep < 60; ++rep) {
@@ -188,10 +197,10 @@ TEST(Fp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
   std::printf("largest (mse / dense-scan min - 1): %.3g\n", worst);
 }
 
-TEST(IntMse, SymmetricBeatsDenseScanOfBothSigns) {
+TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
   std::mt19937_64 g(34);
   std::vector<search::sweep_entry> heap(32);
-  std::vector<std::uint8_t> scratch(64);
+  std::vector<std::uint8_t> scratch(search::lsq_scratch_bytes(32));
   for (int bits : {1, 2, 3, 4, 8}) {
     const int_format f{bits, true};
     for (int rep = 0; rep < 30; ++rep) {
@@ -215,7 +224,7 @@ TEST(IntMse, SymmetricBeatsDenseScanOfBothSigns) {
   }
 }
 
-TEST(IntMse, AsymmetricNeverWorseThanLsqOrMinmax) {
+TEST(SearchIntMse, AsymmetricNeverWorseThanLsqOrMinmax) {
   std::mt19937_64 g(35);
   for (int bits : {2, 4, 8}) {
     const blockq::uniform_quantizer<> mse({bits, false, 32, scale_rule::mse}), lsq({bits, false, 32, scale_rule::lsq}),
@@ -236,7 +245,7 @@ TEST(IntMse, AsymmetricNeverWorseThanLsqOrMinmax) {
 }
 
 // Acceptance figures on 2^20 N(0,1) floats (mt19937_64 seed 1, blocks of 32).
-TEST(ContinuousMse, OneMillionNormals) {
+TEST(SearchContinuous, OneMillionNormals) {
   std::mt19937_64 g(1);
   std::normal_distribution<float> nd;
   std::vector<float> x(std::size_t{1} << 20);
@@ -258,7 +267,7 @@ TEST(ContinuousMse, OneMillionNormals) {
   EXPECT_NEAR(im, 0.0065380, 1e-6);
 }
 
-TEST(ContinuousMse, EdgeBlocks) {
+TEST(SearchContinuous, EdgeBlocks) {
   const blockq::fp4_quantizer<> fq({32, scale_rule::mse});
   const blockq::uniform_quantizer<> iq({4, true, 32, scale_rule::mse});
   std::vector<float> zeros(32, 0.0f);

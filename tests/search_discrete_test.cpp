@@ -44,11 +44,11 @@ std::uint8_t mx_oracle(std::span<const float> x, tie_mode ties) {
 }
 
 template <class E>
-class MxMseSearch : public ::testing::Test {};
+class SearchMxMse : public ::testing::Test {};
 using Elements = ::testing::Types<blockq::e2m1, blockq::e2m3, blockq::e3m2, blockq::e4m3, blockq::e5m2, blockq::int8_mx>;
-TYPED_TEST_SUITE(MxMseSearch, Elements);
+TYPED_TEST_SUITE(SearchMxMse, Elements);
 
-TYPED_TEST(MxMseSearch, EqualsExhaustiveSearchOnEveryKindOfBlock) {
+TYPED_TEST(SearchMxMse, EqualsExhaustiveSearchOnEveryKindOfBlock) {
   using E = TypeParam;
   std::mt19937_64 g(2024);
   for (tie_mode ties : all_ties) {
@@ -63,7 +63,7 @@ TYPED_TEST(MxMseSearch, EqualsExhaustiveSearchOnEveryKindOfBlock) {
   }
 }
 
-TYPED_TEST(MxMseSearch, NeverWorseThanOcpAndPartialBlocks) {
+TYPED_TEST(SearchMxMse, NeverWorseThanOcpAndPartialBlocks) {
   using E = TypeParam;
   std::mt19937_64 g(7);
   std::student_t_distribution<float> td(3.0f);
@@ -84,7 +84,7 @@ TYPED_TEST(MxMseSearch, NeverWorseThanOcpAndPartialBlocks) {
 // SPEC §6's counterexample: one 4 and 31 copies of 0.25. OCP gives 2^0 (the
 // 0.25s round to zero: SSE 31/16); 2^-1 clips the 4 to 3 but keeps every
 // 0.25 exact (SSE 1): the optimum is half the OCP scale.
-TEST(MxfpMse, CounterexampleOptimumIsHalfTheOcpScale) {
+TEST(SearchMxfp4Mse, CounterexampleOptimumIsHalfTheOcpScale) {
   std::vector<float> x(32, 0.25f);
   x[0] = 4.0f;
   for (tie_mode ties : all_ties) {
@@ -97,7 +97,7 @@ TEST(MxfpMse, CounterexampleOptimumIsHalfTheOcpScale) {
   }
 }
 
-TEST(MxfpMse, EdgeBlocks) {
+TEST(SearchMxfp4Mse, EdgeBlocks) {
   const blockq::mxfp4_quantizer q({32, scale_rule::mse, tie_mode::even});
   std::vector<float> zeros(32, 0.0f);
   EXPECT_EQ(q.block_scale(zeros), 0);  // amax 0: code 0, as ocp
@@ -119,14 +119,13 @@ TEST(MxfpMse, EdgeBlocks) {
   EXPECT_EQ(q.block_scale(big), mx_oracle<blockq::e2m1>(big, tie_mode::even));
 }
 
-TEST(MxfpMse, BoundsPruneMostCandidates) {
+TEST(SearchMxfp4Mse, BoundsPruneMostCandidates) {
   std::mt19937_64 g(11);
-  std::vector<float> scratch(32);
   std::size_t evals = 0, blocks = 0;
   for (int rep = 0; rep < 2000; ++rep) {
     const auto x = search_test::make_block(search_test::kind::normal, 32, g);
     const std::uint8_t start = blockq::mx_scale_code<blockq::e2m1>(kernels::block_amax(scalar{}, x.data(), 32), scale_rule::ocp);
-    const auto r = search::discrete_mse<blockq::e2m1>(scalar{}, x, search::ue8m0_scales(), start, tie_mode::even, scratch);
+    const auto r = search::discrete_mse<blockq::e2m1>(scalar{}, x, search::ue8m0_scales(), start, tie_mode::even);
     evals += r.evaluations;
     ++blocks;
   }
@@ -138,7 +137,7 @@ TEST(MxfpMse, BoundsPruneMostCandidates) {
 // Acceptance: 2^20 N(0,1) floats (mt19937_64 seed 1), blocks of 32, ties to
 // even. The seed's optimal search reports 0.012460 (ties toward zero,
 // exponents 1..254).
-TEST(MxfpMse, OneMillionNormalsEqualExhaustiveBlockForBlock) {
+TEST(SearchMxfp4Mse, OneMillionNormalsEqualExhaustiveBlockForBlock) {
   std::mt19937_64 g(1);
   std::normal_distribution<float> nd;
   std::vector<float> x(std::size_t{1} << 20);
@@ -171,7 +170,7 @@ std::uint8_t nvfp4_oracle(std::span<const float> x, float s_t, tie_mode ties) {
   return best == static_cast<std::size_t>(-1) ? start : static_cast<std::uint8_t>(best + 1);
 }
 
-TEST(Nvfp4Mse, EqualsExhaustiveSearchOverAllE4m3Scales) {
+TEST(SearchNvfp4Mse, EqualsExhaustiveSearchOverAllE4m3Scales) {
   std::mt19937_64 g(5);
   for (tie_mode ties : all_ties) {
     const blockq::nvfp4_quantizer<> q({scale_rule::mse, ties, true});
@@ -187,7 +186,7 @@ TEST(Nvfp4Mse, EqualsExhaustiveSearchOverAllE4m3Scales) {
   }
 }
 
-TEST(Nvfp4Mse, BlocksWhoseAbsmaxScaleUnderflows) {
+TEST(SearchNvfp4Mse, BlocksWhoseAbsmaxScaleUnderflows) {
   // One huge element sets the tensor scale; blocks of tiny values get an
   // absmax E4M3 code of 0 (all codes zero), yet a small E4M3 scale is better.
   std::mt19937_64 g(9);
@@ -211,7 +210,7 @@ TEST(Nvfp4Mse, BlocksWhoseAbsmaxScaleUnderflows) {
   EXPECT_LT(blockq::mse(x, mse.dequantize(t)), blockq::mse(x, absmax.dequantize(ta)));
 }
 
-TEST(Nvfp4Mse, OneMillionNormals) {
+TEST(SearchNvfp4Mse, OneMillionNormals) {
   std::mt19937_64 g(1);
   std::normal_distribution<float> nd;
   std::vector<float> x(std::size_t{1} << 20);
@@ -226,10 +225,9 @@ TEST(Nvfp4Mse, OneMillionNormals) {
 
 // ----------------------------------------------------------- user tables
 
-TEST(DiscreteMse, AnySortedTableWithDuplicates) {
+TEST(SearchDiscrete, AnySortedTableWithDuplicates) {
   std::mt19937_64 g(21);
   std::uniform_real_distribution<float> u(-3.0f, 1.5f);
-  std::vector<float> scratch(48);
   for (int rep = 0; rep < 300; ++rep) {
     std::vector<float> table(40);
     for (auto& v : table) v = std::pow(10.0f, u(g));
@@ -239,14 +237,14 @@ TEST(DiscreteMse, AnySortedTableWithDuplicates) {
     const std::size_t start = g() % table.size();
     for (tie_mode ties : all_ties) {
       auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), table[i], ties); };
-      const auto r = search::discrete_mse<blockq::e2m1>(scalar{}, x, table, start, ties, scratch);
+      const auto r = search::discrete_mse<blockq::e2m1>(scalar{}, x, table, start, ties);
       ASSERT_EQ(r.index, search_test::exhaustive(table.size(), start, f(start), f)) << rep;
       EXPECT_EQ(r.error, f(r.index));
     }
   }
 }
 
-TEST(DiscreteMse, ZeroThresholdIsHalfTheSmallestElement) {
+TEST(SearchDiscrete, ZeroThresholdIsHalfTheSmallestElement) {
   EXPECT_EQ(search::zero_threshold<blockq::e2m1>(), 0.25);
   EXPECT_EQ(search::zero_threshold<blockq::e2m3>(), 0.0625);
   EXPECT_EQ(search::zero_threshold<blockq::e3m2>(), 0.03125);
@@ -257,7 +255,7 @@ TEST(DiscreteMse, ZeroThresholdIsHalfTheSmallestElement) {
   EXPECT_EQ(search::ue8m0_scales().back(), std::ldexp(1.0f, 127));
 }
 
-TEST(DiscreteMse, RulesAreAcceptedAndHessianNeedsHessians) {
+TEST(SearchDiscrete, RulesAreAcceptedAndHessianNeedsHessians) {
   EXPECT_NO_THROW(blockq::mxfp4_quantizer({32, scale_rule::mse, tie_mode::even}));
   EXPECT_NO_THROW(blockq::nvfp4_quantizer<>({scale_rule::mse}));
   const blockq::mxfp4_quantizer h({32, scale_rule::hessian, tie_mode::even});

@@ -91,7 +91,7 @@ bool positive_definite(const double* h, std::size_t n, double shift) {
   return true;
 }
 
-TEST(Hessian, JacobiLambdaMinAndItsCertifiedBound) {
+TEST(SearchHessianMatrix, JacobiLambdaMinAndItsCertifiedBound) {
   std::mt19937_64 g(41);
   for (std::size_t n : {std::size_t{16}, std::size_t{32}}) {
     for (double cond : {1.0e2, 1.0e6, 1.0e9}) {
@@ -118,7 +118,7 @@ TEST(Hessian, JacobiLambdaMinAndItsCertifiedBound) {
   EXPECT_EQ(block_hessians::from_matrices(std::span<const double>(with_spectrum(l, g)), 16, 16)[0].lambda_bound, 0.0);
 }
 
-TEST(Hessian, FromActivationsIsXjTransposeXj) {
+TEST(SearchHessianMatrix, FromActivationsIsXjTransposeXj) {
   std::mt19937_64 g(42);
   std::normal_distribution<float> nd;
   const std::size_t t = 50, k = 64, b = 32;
@@ -164,16 +164,16 @@ double hessian_error(std::span<const float> x, float s, const search::hessian_bl
 }
 
 template <class E>
-class HessianSearch : public ::testing::Test {};
+class SearchHessian : public ::testing::Test {};
 using Elements = ::testing::Types<blockq::e2m1, blockq::e2m3, blockq::e4m3, blockq::int8_mx>;
-TYPED_TEST_SUITE(HessianSearch, Elements);
+TYPED_TEST_SUITE(SearchHessian, Elements);
 
-TYPED_TEST(HessianSearch, EqualsExhaustiveSearchOverAllUe8m0Scales) {
+TYPED_TEST(SearchHessian, EqualsExhaustiveSearchOverAllUe8m0Scales) {
   using E = TypeParam;
   std::mt19937_64 g(43);
   const std::size_t n = 32;
   const auto hs = test_hessians(n, g);
-  std::vector<float> scratch(2 * n);
+  std::vector<float> scratch(n);
   std::size_t differs_from_mse = 0, total = 0;
   for (std::size_t hi = 0; hi < hs.size(); ++hi) {
     const auto h = hs[hi][0];
@@ -186,7 +186,7 @@ TYPED_TEST(HessianSearch, EqualsExhaustiveSearchOverAllUe8m0Scales) {
         ASSERT_EQ(r.index, search_test::exhaustive(255, start, f(start), f)) << "H " << hi << " " << search_test::name(k) << " " << rep;
         EXPECT_EQ(r.error, f(r.index));
         // Never above the mse rule's scale evaluated under H.
-        const auto m = search::discrete_mse<E>(scalar{}, x, search::ue8m0_scales(), start, tie_mode::even, scratch);
+        const auto m = search::discrete_mse<E>(scalar{}, x, search::ue8m0_scales(), start, tie_mode::even);
         EXPECT_LE(r.error, f(m.index));
         differs_from_mse += r.index != m.index;
         ++total;
@@ -196,11 +196,11 @@ TYPED_TEST(HessianSearch, EqualsExhaustiveSearchOverAllUe8m0Scales) {
   std::printf("hessian scale differs from mse scale on %zu of %zu blocks\n", differs_from_mse, total);
 }
 
-TEST(HessianSearch, Nvfp4EqualsExhaustiveOverE4m3Scales) {
+TEST(SearchHessian, Nvfp4EqualsExhaustiveOverE4m3Scales) {
   std::mt19937_64 g(44);
   const std::size_t n = 16;
   const auto hs = test_hessians(n, g);
-  std::vector<float> scratch(2 * n);
+  std::vector<float> scratch(n);
   std::array<float, 126> set;
   for (std::size_t hi = 0; hi < hs.size(); ++hi) {
     const auto h = hs[hi][0];
@@ -265,7 +265,7 @@ const layer& the_layer() {
   return l;
 }
 
-TEST(HessianQuantize, Mxfp4OutputErrorHessianBelowMseBelowOcp) {
+TEST(SearchHessianQuantize, Mxfp4OutputErrorHessianBelowMseBelowOcp) {
   const layer& L = the_layer();
   const auto h = block_hessians::from_activations(L.x, layer::k, 32);
   auto err = [&](scale_rule r) {
@@ -282,7 +282,7 @@ TEST(HessianQuantize, Mxfp4OutputErrorHessianBelowMseBelowOcp) {
   EXPECT_NEAR(hes, 2973.9830, 2973.9830 * 1e-5);
 }
 
-TEST(HessianQuantize, Nvfp4OutputErrorHessianBelowMseBelowAbsmax) {
+TEST(SearchHessianQuantize, Nvfp4OutputErrorHessianBelowMseBelowAbsmax) {
   const layer& L = the_layer();
   const auto h = block_hessians::from_activations(L.x, layer::k, 16);
   auto err = [&](scale_rule r) {
@@ -300,7 +300,7 @@ TEST(HessianQuantize, Nvfp4OutputErrorHessianBelowMseBelowAbsmax) {
 
 // A diagonal importance (imatrix) H: the column-weighted SSE of the hessian
 // rule is at most the mse rule's, block by block.
-TEST(HessianQuantize, DiagonalImportance) {
+TEST(SearchHessianQuantize, DiagonalImportance) {
   std::mt19937_64 g(45);
   std::normal_distribution<float> nd;
   std::uniform_real_distribution<float> u(0.0f, 8.0f);
@@ -322,7 +322,7 @@ TEST(HessianQuantize, DiagonalImportance) {
   }
 }
 
-TEST(HessianQuantize, InvalidArgumentsNameTheValue) {
+TEST(SearchHessianQuantize, InvalidArgumentsNameTheValue) {
   auto message = [](auto&& f) -> std::string {
     try {
       f();

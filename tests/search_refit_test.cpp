@@ -39,7 +39,7 @@ float f32(double v) { return static_cast<float>(v); }
 // product to float32, as does + min), so dq is modelled as
 // fl32(fl32(q * fl32(scale1)) + fl32(min1)); in exact double it would be 3e-8
 // away.
-TEST(Refit, Seed001AsymmetricExample) {
+TEST(SearchRefit, Seed001AsymmetricExample) {
   const std::vector<double> x = {5.63109251, -0.66333746, -3.7742885, -5.53918171,
                                  -8.02601077, 3.97313181, 0.47977315, 3.40512398};
   const std::vector<int> q = {15, 8, 5, 3, 0, 13, 9, 13};
@@ -63,7 +63,7 @@ TEST(Refit, Seed001AsymmetricExample) {
   EXPECT_NEAR(se0 / 8, 0.05551108470975463, 1e-9);
 }
 
-TEST(Refit, Seed001WithTheQuantizer) {
+TEST(SearchRefit, Seed001WithTheQuantizer) {
   const std::vector<float> x = {5.63109251f, -0.66333746f, -3.7742885f, -5.53918171f,
                                 -8.02601077f, 3.97313181f, 0.47977315f, 3.40512398f};
   // lsq over the whole vector: at most the refit's mse1 (it contains that refit).
@@ -76,7 +76,7 @@ TEST(Refit, Seed001WithTheQuantizer) {
 }
 
 // The refit satisfies the weighted normal equations.
-TEST(Refit, NormalEquationsWeighted) {
+TEST(SearchRefit, NormalEquationsWeighted) {
   std::mt19937_64 g(4);
   std::normal_distribution<double> nd;
   std::uniform_real_distribution<double> uw(0.0, 5.0);
@@ -104,7 +104,7 @@ TEST(Refit, NormalEquationsWeighted) {
   }
 }
 
-TEST(Refit, DegenerateCodesAreReported) {
+TEST(SearchRefit, DegenerateCodesAreReported) {
   const std::vector<double> x = {1.0, 2.0, 3.0};
   EXPECT_FALSE(search::refit_symmetric<double>(x, std::vector<int>{0, 0, 0}).ok);
   EXPECT_FALSE(search::refit_asymmetric<double>(x, std::vector<int>{4, 4, 4}).ok);
@@ -125,10 +125,10 @@ double int_error(std::span<const float> x, std::span<const float> w, int_format 
 
 // Property: lsq never returns a (weighted) SSE above its start's, over many
 // random blocks of every kind, sizes, bit widths, both code kinds, weights.
-TEST(Lsq, NeverWorseThanTheStartInteger) {
+TEST(SearchLsq, NeverWorseThanTheStartInteger) {
   std::mt19937_64 g(77);
   std::uniform_real_distribution<float> uw(0.0f, 4.0f);
-  std::vector<std::uint8_t> scratch(2 * 64);
+  std::vector<std::uint8_t> scratch(search::lsq_scratch_bytes(64));
   std::size_t better = 0, total = 0;
   for (int bits : {1, 2, 3, 4, 5, 8}) {
     for (bool sym : {true, false}) {
@@ -166,10 +166,10 @@ TEST(Lsq, NeverWorseThanTheStartInteger) {
   EXPECT_GT(better, total / 2);
 }
 
-TEST(Lsq, NeverWorseThanTheStartFp4) {
+TEST(SearchLsq, NeverWorseThanTheStartFp4) {
   std::mt19937_64 g(78);
   std::uniform_real_distribution<float> uw(0.0f, 4.0f);
-  std::vector<std::uint8_t> scratch(2 * 32);
+  std::vector<std::uint8_t> scratch(search::lsq_scratch_bytes(32));
   for (tie_mode ties : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
     for (auto k : search_test::all_kinds) {
       for (int rep = 0; rep < 100; ++rep) {
@@ -190,7 +190,7 @@ TEST(Lsq, NeverWorseThanTheStartFp4) {
 }
 
 // Through the quantizers: per block, lsq's weighted SSE <= the start rule's.
-TEST(Lsq, QuantizersPerBlock) {
+TEST(SearchLsq, QuantizersPerBlock) {
   std::mt19937_64 g(5);
   std::student_t_distribution<float> td(3.0f);
   std::uniform_real_distribution<float> uw(0.1f, 3.0f);
@@ -218,7 +218,7 @@ TEST(Lsq, QuantizersPerBlock) {
     EXPECT_LE(block_wsse(yl, b, 32), block_wsse(ya, b, 32) * (1 + 1e-12)) << b;
 }
 
-TEST(Lsq, InvalidWeightsNameTheValue) {
+TEST(SearchLsq, InvalidWeightsNameTheValue) {
   const blockq::uniform_quantizer<> q({4, true, 32, scale_rule::lsq});
   std::vector<float> x(64, 1.0f), w(63, 1.0f);
   auto message = [](auto&& f) -> std::string {

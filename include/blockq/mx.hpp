@@ -88,12 +88,11 @@ class mx_quantizer {
     detail::require(opt_.rule != scale_rule::hessian,
                     "rule hessian needs block Hessians: call quantize(w, hessians, ...) or block_scale(block, scratch, h)");
     if (opt_.rule != scale_rule::mse) return start_scale(block);
-    std::vector<float> scratch(search::hessian_scratch_floats(block.size()));
-    return block_scale(block, scratch, nullptr);
+    return block_scale(block, {}, nullptr);
   }
 
-  // As above without allocating: scratch holds at least 2 * block.size()
-  // floats; h is the block's Hessian (rule hessian only; null: rule mse).
+  // As above without allocating: scratch holds at least block.size() floats
+  // (rule hessian); h is the block's Hessian (rule hessian only; null: rule mse).
   std::uint8_t block_scale(std::span<const float> block, std::span<float> scratch,
                            const search::hessian_block* h) const noexcept {
     const std::uint8_t start = start_scale(block);
@@ -102,7 +101,7 @@ class mx_quantizer {
     const std::span<const float> set = search::ue8m0_scales();
     const auto r = opt_.rule == scale_rule::hessian && h
                        ? search::discrete_hessian<Element>(Arch{}, block, set, start, opt_.ties, *h, scratch)
-                       : search::discrete_mse<Element>(Arch{}, block, set, start, opt_.ties, scratch);
+                       : search::discrete_mse<Element>(Arch{}, block, set, start, opt_.ties);
     return static_cast<std::uint8_t>(r.index);
   }
 
@@ -244,7 +243,7 @@ class mx_quantizer {
       quantize_amax<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(x, codes, scales);
       return;
     }
-    std::vector<float> scratch(search_rule ? search::hessian_scratch_floats(opt_.block) : 0);
+    std::vector<float> scratch(h ? search::hessian_scratch_floats(opt_.block) : 0);
     const std::size_t col_blocks = h ? h->num_blocks() : 1;
     detail::quantize_blocks<Element, Arch, Packed>(
         x, opt_.block, opt_.ties, codes, scales,

@@ -95,12 +95,11 @@ class nvfp4_quantizer {
     if (opt_.rule == scale_rule::absmax) return absmax_scale(blk, s_t);
     std::array<float, 126> set;
     search::e4m3_scales(s_t, set);
-    std::vector<float> scratch(search::hessian_scratch_floats(blk.size()));
-    return block_scale(blk, s_t, set, scratch, nullptr);
+    return block_scale(blk, s_t, set, {}, nullptr);
   }
 
   // As above without allocating: set = search::e4m3_scales(s_t), scratch at
-  // least 2 * blk.size() floats, h the block's Hessian (rule hessian only).
+  // least blk.size() floats and h the block's Hessian (rule hessian only).
   std::uint8_t block_scale(std::span<const float> blk, float s_t, std::span<const float, 126> set,
                            std::span<float> scratch, const search::hessian_block* h) const noexcept {
     const std::uint8_t start = absmax_scale(blk, s_t);
@@ -109,7 +108,7 @@ class nvfp4_quantizer {
     const std::size_t first = start == 0 ? search::zero_start : std::size_t{start} - 1u;
     const auto r = opt_.rule == scale_rule::hessian && h
                        ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch)
-                       : search::discrete_mse<e2m1>(Arch{}, blk, set, first, opt_.ties, scratch);
+                       : search::discrete_mse<e2m1>(Arch{}, blk, set, first, opt_.ties);
     return r.index == search::zero_start ? start : static_cast<std::uint8_t>(r.index + 1u);
   }
 
@@ -238,7 +237,7 @@ class nvfp4_quantizer {
     }
     std::array<float, 126> set{};
     if (search_rule) search::e4m3_scales(s_t, set);
-    std::vector<float> scratch(search_rule ? search::hessian_scratch_floats(block) : 0);
+    std::vector<float> scratch(h ? search::hessian_scratch_floats(block) : 0);
     const std::size_t col_blocks = h ? h->num_blocks() : 1;
     detail::quantize_blocks<e2m1, Arch, Packed>(
         x, block, opt_.ties, codes, scales,

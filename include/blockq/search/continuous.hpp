@@ -16,9 +16,13 @@
 //     scale is strictly better under the quantizer's own error kernel).
 //   size_t sweep_scales(span<const float> x, const float* w, span<const double> levels,
 //                       size_t top_pos, size_t top_neg, span<sweep_entry> heap,
-//                       span<scale_candidate> out);
+//                       span<scale_candidate> out, double budget = inf);
 //     The sweep itself, in exact (double) arithmetic: writes the best local
-//     minima of E(s) over s > 0, best first, and returns how many.
+//     minima of E(s) over s > 0 below `budget`, best first, and returns how
+//     many. With a finite budget only the scales that can reach it are swept:
+//     below (y - sqrt(B / w)) / g_top an element alone is clipped by more than
+//     B (the bound tightens as minima are found), and above y_(k) / t_1 the k
+//     smallest elements all round to zero and carry more than B.
 //
 // Method. For a positive scale s, element i rounds |x_i| / s to the nearest
 // level g_0 = 0 < g_1 < ... < g_top (top depends on the sign of x_i for
@@ -28,7 +32,8 @@
 // A = Σ w |x| g, B = Σ w g², C = Σ w x², minimised by the least-squares
 // refit s = A / B clamped to the interval. Sweeping the breakpoints from the
 // largest down (a heap holding each element's next breakpoint) with running
-// A and B visits every interval: O(n·L log n) for L levels, O(n) memory.
+// A and B visits every interval: O(n·L log n) for L levels, O(n) memory
+// (in practice only the intervals between the bounds above).
 // At a breakpoint the element's two levels are equally far, so E(s) is
 // continuous and the tie rule does not change the minimum; past the top
 // threshold the element stays at the top level (clipping). E is a sum of
@@ -57,6 +62,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 
 #include "blockq/arch.hpp"
@@ -136,75 +142,137 @@ inline void offer(std::span<scale_candidate> out, std::size_t& count, scale_cand
   for (std::size_t j = count - 1; j > 0 && out[j].error < out[j - 1].error; --j) std::swap(out[j], out[j - 1]);
 }
 
-inline bool heap_less(const sweep_entry& a, const sweep_entry& b) noexcept {
-  // max-heap on s; equal s in a fixed order so that the sweep is deterministic.
-  if (a.s != b.s) return a.s < b.s;
-  if (a.i != b.i) return a.i > b.i;
-  return a.k > b.k;
-}
+// A max-heap on s. Equal keys pop in an order fixed by the heap algorithm,
+// so the sweep is deterministic; their order does not change E (continuity).
+inline bool heap_less(const sweep_entry& a, const sweep_entry& b) noexcept { return a.s < b.s; }
 
 }  // namespace detail
 
 inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::span<const double> levels,
                                 std::size_t top_pos, std::size_t top_neg, std::span<sweep_entry> heap,
-                                std::span<scale_candidate> out) noexcept {
-  std::size_t count = 0, h = 0;
+                                std::span<scale_candidate> out,
+                                double budget = std::numeric_limits<double>::infinity()) noexcept {
+  const std::size_t n = x.size();
+  auto weight = [&](std::size_t i) { return w ? static_cast<double>(w[i]) : 1.0; };
+  auto top_of = [&](std::size_t i) { return blockq::detail::sign_bit(x[i]) ? top_neg : top_pos; };
+  auto threshold = [&](std::size_t k) { return (levels[k - 1] + levels[k]) / 2; };  // between levels k-1 and k
+  const double cap = budget * (1.0 + 1e-12);
+
+  // C, and the smallest scale worth sweeping: below (y - sqrt(B / w)) / g_top
+  // an element alone is clipped by more than the budget allows. The element
+  // with the largest y / g_top keeps that bound up to date as minima are found.
+  double c = 0.0, lo = 0.0, y_star = 0.0, w_star = 0.0, g_star = 1.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double wi = weight(i), y = std::fabs(static_cast<double>(x[i]));
+    c += wi * y * y;
+    const std::size_t top = top_of(i);
+    if (wi == 0.0 || top == 0 || y == 0.0) continue;
+    const double g = levels[top];
+    if (y / g > y_star / g_star) y_star = y, w_star = wi, g_star = g;
+    if (cap < std::numeric_limits<double>::infinity()) lo = std::max(lo, (y - std::sqrt(cap / wi)) / g);
+  }
+  auto clip_bound = [&](double e) {
+    return w_star > 0.0 ? (y_star - std::sqrt(e * (1.0 + 1e-12) / w_star)) / g_star : 0.0;
+  };
+
+  // The largest scale worth sweeping: above y / t_1 an element rounds to
+  // zero; once the smallest of them carry more than the budget, stop.
+  double hi = std::numeric_limits<double>::infinity();
+  std::size_t h = 0;
+  if (cap < std::numeric_limits<double>::infinity()) {
+    for (std::size_t i = 0; i < n; ++i)
+      if (top_of(i) > 0 && weight(i) > 0.0 && x[i] != 0.0f)
+        heap[h++] = {std::fabs(static_cast<double>(x[i])), static_cast<std::uint32_t>(i), 0u};
+    std::sort(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h),
+              [](const sweep_entry& p, const sweep_entry& q) { return p.s < q.s; });
+    double zero = c;  // elements that never leave level 0 stay at error w y^2 at every scale
+    for (std::size_t j = 0; j < h; ++j) zero -= weight(heap[j].i) * heap[j].s * heap[j].s;
+    for (std::size_t j = 0; j < h; ++j) {
+      zero += weight(heap[j].i) * heap[j].s * heap[j].s;
+      if (zero > cap) {
+        hi = heap[j].s / threshold(1);
+        break;
+      }
+    }
+  }
+
+  // Codes at hi (all zero when hi is infinite), each element's next breakpoint below it.
   // A is summed with a compensation term (Neumaier): its terms w |x| Δg are
   // exact products, and E = C - 2 s A + s² B cancels heavily for fine grids
-  // (8-bit codes). B's terms w Δ(g²) are exact and so is their sum for unit
-  // weights.
-  double a = 0.0, a_lo = 0.0, b = 0.0, c = 0.0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double wi = w ? static_cast<double>(w[i]) : 1.0;
-    const double xi = x[i];
-    c += wi * xi * xi;
-    const std::size_t top = blockq::detail::sign_bit(x[i]) ? top_neg : top_pos;
-    if (xi == 0.0 || wi == 0.0 || top == 0) continue;
-    heap[h++] = {std::fabs(xi) / ((levels[0] + levels[1]) / 2), static_cast<std::uint32_t>(i), 1u};
-  }
-  std::make_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h), detail::heap_less);
-  while (h > 0) {
-    std::pop_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h), detail::heap_less);
-    const sweep_entry e = heap[h - 1];
-    const std::size_t i = e.i, k = e.k;
-    const double wi = w ? static_cast<double>(w[i]) : 1.0;
-    const double yi = std::fabs(static_cast<double>(x[i]));
-    const double g0 = levels[k - 1], g1 = levels[k];
-    const double da = wi * yi * (g1 - g0);
+  // (8-bit codes). B's terms w Δ(g²) are exact and so is their sum for unit weights.
+  double a = 0.0, a_lo = 0.0, b = 0.0;
+  auto add_a = [&](double da) {
     const double t = a + da;
     a_lo += std::fabs(a) >= std::fabs(da) ? (a - t) + da : (da - t) + a;
     a = t;
+  };
+  h = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double wi = weight(i), y = std::fabs(static_cast<double>(x[i]));
+    const std::size_t top = top_of(i);
+    if (y == 0.0 || wi == 0.0 || top == 0) continue;
+    std::size_t k = 0;
+    if (hi < std::numeric_limits<double>::infinity())
+      while (k < top && y > hi * threshold(k + 1)) ++k;
+    if (k > 0) {
+      add_a(wi * y * levels[k]);
+      b += wi * levels[k] * levels[k];
+    }
+    if (k < top) heap[h++] = {y / threshold(k + 1), static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(k + 1)};
+  }
+  std::make_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h), detail::heap_less);
+
+  std::size_t count = 0;
+  // The interval [lower, upper] with the current codes: its least-squares scale.
+  auto interval = [&](double lower, double upper) {
+    if (!(b > 0.0)) return;
+    const double am = a + a_lo;
+    double s = am / b;
+    s = s < lower ? lower : (s > upper ? upper : s);
+    if (!(s > 0.0)) return;
+    const double e = c - 2.0 * s * am + s * s * b;
+    detail::offer(out, count, {s, e});
+    if (count > 0) lo = std::max(lo, clip_bound(out[0].error));
+  };
+  interval(h > 0 ? heap[0].s : 0.0, hi);
+  while (h > 0 && heap[0].s >= lo) {
+    std::pop_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h), detail::heap_less);
+    const sweep_entry e = heap[h - 1];
+    const std::size_t i = e.i, k = e.k;
+    const double wi = weight(i), yi = std::fabs(static_cast<double>(x[i]));
+    const double g0 = levels[k - 1], g1 = levels[k];
+    add_a(wi * yi * (g1 - g0));
     b += wi * (g1 * g1 - g0 * g0);
-    const std::size_t top = blockq::detail::sign_bit(x[i]) ? top_neg : top_pos;
-    if (k < top) {
-      heap[h - 1] = {yi / ((g1 + levels[k + 1]) / 2), e.i, e.k + 1};
+    if (k < top_of(i)) {
+      heap[h - 1] = {yi / threshold(k + 1), e.i, e.k + 1};
       std::push_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h), detail::heap_less);
     } else {
       --h;
     }
-    // Codes are now fixed on [lo, e.s].
-    const double lo = h > 0 ? heap[0].s : 0.0;
-    const double am = a + a_lo;
-    double s = am / b;
-    s = s < lo ? lo : (s > e.s ? e.s : s);
-    if (!(s > 0.0)) continue;
-    detail::offer(out, count, {s, c - 2.0 * s * am + s * s * b});
+    interval(h > 0 ? heap[0].s : 0.0, e.s);  // the codes are now fixed below e.s
   }
   return count;
 }
 
 namespace detail {
 
-// Scores the start and, for each candidate (best first), its float rounding
-// and that float's two neighbours; keeps strict improvements. sign = -1
+// The sweep's budget from a kernel error: the real objective's minimum is
+// below it, with room for the kernel's float rounding (~1e-7 relative).
+inline double budget(double kernel_error) noexcept { return kernel_error * (1.0 + 1e-5) + 1e-300; }
+
+// Scores each candidate (best first) at its float rounding, the best one
+// also at that float's two neighbours; keeps strict improvements over best
+// (which holds the start). sign = -1
 // negates the candidates (the negative-scale sweep of symmetric integers).
 template <class Score>
 void score_candidates(std::span<const scale_candidate> cands, double sign, float min, Score&& score,
                       scale_min_result& best) noexcept {
-  for (const scale_candidate& c : cands) {
-    const float f = static_cast<float>(sign * c.scale);
+  for (std::size_t j = 0; j < cands.size(); ++j) {
+    const float f = static_cast<float>(sign * cands[j].scale);
     if (!blockq::detail::is_finite(f) || f == 0.0f) continue;
-    for (float s : {f, std::nextafter(f, 0.0f), std::nextafter(f, sign > 0 ? 3.4e38f : -3.4e38f)}) {
+    const float near[3] = {f, std::nextafter(f, 0.0f), std::nextafter(f, sign > 0 ? 3.4e38f : -3.4e38f)};
+    for (std::size_t m = 0; m < (j == 0 ? 3u : 1u); ++m) {  // the best minimum's float neighbours too
+      const float s = near[m];
       if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
       const double e = score(s, min);
       if (e < best.error) best = {s, min, e};
@@ -230,7 +298,7 @@ scale_min_result continuous_element_mse(Arch, std::span<const float> x, std::spa
   if (!(best.error > 0.0)) return best;
   std::array<scale_candidate, scored_candidates> cands{};
   const auto& lv = element_levels<Element>();
-  const std::size_t got = sweep_scales(x, wp, lv, Element::max_code, Element::max_code, heap, cands);
+  const std::size_t got = sweep_scales(x, wp, lv, Element::max_code, Element::max_code, heap, cands, detail::budget(best.error));
   detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f, score, best);
   return best;
 }
@@ -255,9 +323,9 @@ scale_min_result continuous_int_mse(Arch, std::span<const float> x, std::span<co
   std::array<scale_candidate, scored_candidates> cands{};
   if (fmt.is_signed) {
     const auto qmax = static_cast<std::size_t>(fmt.qmax()), qneg = static_cast<std::size_t>(-fmt.qmin());
-    std::size_t got = sweep_scales(x, wp, lv, qmax, qneg, heap, cands);
+    std::size_t got = sweep_scales(x, wp, lv, qmax, qneg, heap, cands, detail::budget(best.error));
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f, score, best);
-    got = sweep_scales(x, wp, lv, qneg, qmax, heap, cands);
+    got = sweep_scales(x, wp, lv, qneg, qmax, heap, cands, detail::budget(best.error));
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), -1.0, 0.0f, score, best);
     return best;
   }
@@ -270,7 +338,8 @@ scale_min_result continuous_int_mse(Arch, std::span<const float> x, std::span<co
     const double before = best.error;
     const float m = best.min;
     for (std::size_t i = 0; i < n; ++i) shifted[i] = x[i] - m;
-    const std::size_t got = sweep_scales(std::span<const float>(shifted.data(), n), wp, lv, qmax, 0, heap, cands);
+    const std::size_t got =
+        sweep_scales(std::span<const float>(shifted.data(), n), wp, lv, qmax, 0, heap, cands, detail::budget(best.error));
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, m, score, best);
     kernels::encode_int(Arch{}, x.data(), n, best.scale, best.min, fmt, codes.data());
     const refit_result r = solve_asymmetric(kernels::int_refit_sums(Arch{}, x.data(), wp, codes.data(), n, fmt));

@@ -7,37 +7,46 @@
 //   const std::array<float, 255>& ue8m0_scales();      // 2^(e - 127), index = code e
 //   void e4m3_scales(float s_t, std::span<float, 126>); // fl(E4M3(c) * s_t), index = code c - 1
 //   discrete_result discrete_mse<Element>(Arch, span<const float> x, span<const float> set,
-//                                         size_t start, tie_mode ties, span<float> scratch);
+//                                         size_t start, tie_mode ties);
+//     x:       a block of finite floats.
 //     set:     candidate scales, finite, positive and sorted (non-decreasing).
 //     start:   index of the rule's scale in set, or search::zero_start for a
 //              start whose divisor is zero (all codes zero, error Σx²).
-//     scratch: at least x.size() floats (discrete_scratch_floats(n)).
 //     Returns {index, error, evaluations}: index is `start` unless a scale is
 //     strictly better; among equally good scales the first in increasing
 //     set order wins. error is block_sse (or Σx² for zero_start) there.
 //     The result equals an exhaustive search (start first, then every index
 //     in increasing order, replacing on strict improvement only) on every
-//     block, because only scales that provably cannot be strictly better than
-//     the start are skipped (see the bounds below).
+//     block, because only scales that provably cannot be strictly better
+//     than the best so far are skipped (see the bounds below).
 //
 // Element: any element type (e2m1, e2m3, e3m2, e4m3, e5m2, int8_mx).
 // q_max = Element::max_value, d_0 = half the smallest positive element value.
 //
-// Bounds (SPEC §6, made safe against rounding). With y = |x| sorted ascending
-// and a budget B (the start's SSE; for the Hessian search E_H(s0) / λ_min):
-// - s < lo = (amax - sqrt(B) - 2^-20 amax) / q_max clips amax by more than
-//   sqrt(B) even after float rounding of fl(q_max s) and of the residual, so
-//   the block's SSE exceeds B;
-// - s > hi = y_k / d_0 * (1 + 2^-20), k the number of leading y whose squares
-//   sum to at most B (1 + m), rounds y_0..y_k to zero under every tie
-//   rule, and their squares (exact in double) already exceed B. When all
-//   squares fit (k = n) there is no upper bound.
-// - inside [lo, hi] a candidate is skipped when its clipping error alone,
-//   computed exactly as the kernel computes those residuals, is at least the
-//   best error so far (times 1 - m).
-// m = (n + 8) 2^-50 covers the rounding of sums of n terms in any order.
-// A sum of non-negative terms rounded in any order is monotone in each term,
-// which is what makes these lower bounds of the kernel's value.
+// Bounds (SPEC §6, made safe against rounding). The objective is at least
+// λ times the block's SSE (λ = 1 for the SSE itself; the Hessian search
+// passes a certified λ_min, search/hessian.hpp), and the budget is
+// B = E(s0) / λ:
+// - below lo = (amax - sqrt(B) - 2^-20 amax) / q_max a scale clips amax by
+//   more than sqrt(B) even after the float rounding of fl(q_max s) and of the
+//   residual, so the SSE exceeds B: the search starts at lo;
+// - for each candidate s upward, one pass over the block
+//   (kernels::block_bound_energies) sums the squares of the elements certain
+//   to round to zero (|x| < d_0 s (1 - 2^-20), under every tie rule; their
+//   residual is x itself) and of the clipping residuals of the elements
+//   certain to be clipped (|x| > q_max s). When λ times the zero part alone
+//   reaches the best error so far, no larger scale can do better (the part
+//   only grows with s) and the search stops; this is SPEC §6's upper bound
+//   s_max = y_(k+1) / d_0, applied with the best error instead of E0. When λ
+//   times both parts reaches it, the candidate is skipped (the clipping
+//   fast-fail).
+// Every comparison allows a relative m = (n + 8) 2^-50 for the rounding of
+// sums of n terms in any order; a sum of non-negative terms rounded in any
+// order is monotone in each term, which makes these lower bounds of the
+// kernel's value. SPEC §6 keeps s0 when Σx² <= E0; here such a block is
+// searched too (it can happen only when the start rounds every element to
+// zero, e.g. an NVFP4 absmax scale that underflows, and then a scale that
+// keeps some element can be strictly better).
 #pragma once
 
 #include <algorithm>
@@ -66,8 +75,6 @@ struct discrete_result {
   std::size_t evaluations = 0;     // objective evaluations, the start's included
 };
 
-constexpr std::size_t discrete_scratch_floats(std::size_t n) noexcept { return n; }
-
 // d_0: values below it round to zero under every tie rule, it is itself a tie.
 template <class Element>
 constexpr double zero_threshold() noexcept {
@@ -90,86 +97,56 @@ inline void e4m3_scales(float s_t, std::span<float, 126> out) noexcept {
   for (std::size_t c = 1; c <= 126; ++c) out[c - 1] = e4m3::decode(static_cast<std::uint8_t>(c)) * s_t;
 }
 
-// The interval of scales that can have a block SSE at most `budget` (see the header).
-struct scale_interval {
-  double lo = 0.0;
-  double hi = std::numeric_limits<double>::infinity();
-};
-
 // A relative margin that covers the rounding of a sum of n non-negative
 // doubles in any order (n + 8 units of 2^-50, far above n * 2^-53).
 constexpr double sum_margin(std::size_t n) noexcept { return static_cast<double>(n + 8) * 0x1p-50; }
 
+// The smallest scale that can have a block SSE of at most `budget`.
 template <class Element>
-scale_interval sse_interval(std::span<const float> y_sorted, double budget) noexcept {
-  scale_interval iv;
-  if (y_sorted.empty() || !(budget == budget)) return iv;
-  const double amax = y_sorted.back();
-  const double qmax = Element::max_value;
-  const double cap = budget * (1.0 + sum_margin(y_sorted.size()));
-  const double r = std::sqrt(cap) + amax * 0x1p-20;
-  iv.lo = amax > r ? (amax - r) / qmax : 0.0;
-  double acc = 0.0;
-  for (float v : y_sorted) {
-    const double y = v;
-    acc += y * y;
-    if (acc > cap) {
-      iv.hi = y / zero_threshold<Element>() * (1.0 + 0x1p-20);
-      break;
-    }
-  }
-  return iv;
-}
-
-// The SSE of the elements the kernel certainly clips at scale s (those with
-// fl(|x| / s) >= q_max), computed as the kernel computes their residuals;
-// y sorted ascending.
-template <class Element>
-double clipping_sse(std::span<const float> y_sorted, float s) noexcept {
-  const float top = Element::decode(Element::max_code) * s;
-  double acc = 0.0;
-  for (std::size_t i = y_sorted.size(); i-- > 0;) {
-    if (!(y_sorted[i] / s >= Element::max_value)) break;
-    const double r = static_cast<double>(y_sorted[i] - top);
-    acc += r * r;
-  }
-  return acc;
+double lowest_useful_scale(double amax, double budget, std::size_t n) noexcept {
+  const double r = std::sqrt(budget * (1.0 + sum_margin(n))) + amax * 0x1p-20;
+  return amax > r ? (amax - r) / static_cast<double>(Element::max_value) : 0.0;
 }
 
 namespace detail {
 
-// |x| into y, sorted ascending.
-inline void sorted_magnitudes(std::span<const float> x, float* y) noexcept {
-  for (std::size_t i = 0; i < x.size(); ++i) y[i] = blockq::detail::abs_bits(x[i]);
-  std::sort(y, y + x.size());
-}
-
-// The bounded search shared by the MSE and Hessian objectives. f(s) is the
-// objective at scale s; its values are at least lambda times the block SSE
-// (lambda = 1 for the SSE itself, 0: no bound, every candidate is evaluated).
-template <class Element, class Objective>
-discrete_result bounded_search(std::span<const float> y_sorted, std::span<const float> set, std::size_t start,
+// The bounded search shared by the MSE and Hessian objectives. f(s, best) is
+// the objective at scale s, or any value >= best when it can prove the
+// objective is at least best; its values are at least lambda times the block
+// SSE (lambda = 1 for the SSE itself; 0: no bound, every candidate is evaluated).
+template <class Element, class Arch, class Objective>
+discrete_result bounded_search(std::span<const float> x, std::span<const float> set, std::size_t start,
                                double start_error, double lambda, Objective&& f) noexcept {
   discrete_result best{start, start_error, 1};
   // With lambda > 0 the objective is non-negative: nothing is strictly below a start of 0.
   if (set.empty() || (lambda > 0.0 && start_error <= 0.0)) return best;
-  std::size_t i = 0, end = set.size();
-  const double keep = 1.0 - sum_margin(y_sorted.size());
-  if (lambda > 0.0) {
-    const scale_interval iv = sse_interval<Element>(y_sorted, start_error / lambda);
-    i = static_cast<std::size_t>(std::lower_bound(set.begin(), set.end(), iv.lo) - set.begin());
-    end = static_cast<std::size_t>(std::upper_bound(set.begin(), set.end(), iv.hi) - set.begin());
-  }
-  for (; i < end; ++i) {
-    if (i == start) continue;
-    const float s = set[i];
-    if (lambda > 0.0 && lambda * clipping_sse<Element>(y_sorted, s) * keep >= best.error) continue;
-    const double e = f(s);
+  auto consider = [&](std::size_t i) {
+    const double e = f(set[i], best.error);
     ++best.evaluations;
     if (e < best.error) {
       best.index = i;
       best.error = e;
     }
+  };
+  if (!(lambda > 0.0)) {
+    for (std::size_t i = 0; i < set.size(); ++i)
+      if (i != start) consider(i);
+    return best;
+  }
+  const std::size_t n = x.size();
+  const double amax = kernels::block_amax(Arch{}, x.data(), n);
+  const double keep = 1.0 - sum_margin(n);
+  const double lo = lowest_useful_scale<Element>(amax, start_error / lambda, n);
+  const double zero_factor = zero_threshold<Element>() * (1.0 - 0x1p-20);
+  const double top = Element::max_value;
+  for (auto i = static_cast<std::size_t>(std::lower_bound(set.begin(), set.end(), lo) - set.begin());
+       i < set.size(); ++i) {
+    if (i == start) continue;
+    const double s = set[i];
+    const kernels::bound_energies b = kernels::block_bound_energies(Arch{}, x.data(), n, zero_factor * s, top * s);
+    if (lambda * b.zero * keep >= best.error) break;
+    if (lambda * (b.zero + b.clip) * keep >= best.error) continue;
+    consider(i);
   }
   return best;
 }
@@ -179,14 +156,12 @@ discrete_result bounded_search(std::span<const float> y_sorted, std::span<const 
 // The scale of `set` with the least block SSE (see the header for the contract).
 template <class Element, class Arch>
 discrete_result discrete_mse(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
-                             tie_mode ties, std::span<float> scratch) noexcept {
+                             tie_mode ties) noexcept {
   const std::size_t n = x.size();
   const double e0 = start == zero_start ? kernels::block_energy(Arch{}, x.data(), nullptr, n)
                                         : kernels::block_sse<Element>(Arch{}, x.data(), n, set[start], ties);
-  detail::sorted_magnitudes(x, scratch.data());
-  return detail::bounded_search<Element>(
-      std::span<const float>(scratch.data(), n), set, start, e0, 1.0,
-      [&](float s) { return kernels::block_sse<Element>(Arch{}, x.data(), n, s, ties); });
+  return detail::bounded_search<Element, Arch>(
+      x, set, start, e0, 1.0, [&](float s, double) { return kernels::block_sse<Element>(Arch{}, x.data(), n, s, ties); });
 }
 
 }  // namespace search

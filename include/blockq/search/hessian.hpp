@@ -20,7 +20,9 @@
 //                                             size_t start, tie_mode ties, const hessian_block& h,
 //                                             span<float> scratch);
 //     As discrete_mse (search/discrete.hpp) with the objective r^T H r;
-//     scratch: at least 2 * x.size() floats (hessian_scratch_floats(n)).
+//     scratch: at least x.size() floats (hessian_scratch_floats(n)). A
+//     candidate whose λ_min |r|² already reaches the best error skips the
+//     quadratic form.
 //   The quantizers take a block_hessians in their quantize(w, hessians, ...)
 //   overloads (mx.hpp, nvfp4.hpp); W is [rows, K] row-major with blocks along
 //   K, and block b of W uses H_(b mod K/B).
@@ -64,7 +66,7 @@ struct hessian_block {
   double lambda_bound = 0.0;
 };
 
-constexpr std::size_t hessian_scratch_floats(std::size_t n) noexcept { return 2 * n; }
+constexpr std::size_t hessian_scratch_floats(std::size_t n) noexcept { return n; }
 
 // The smallest eigenvalue of a symmetric n x n matrix (row-major, overwritten)
 // by cyclic Jacobi rotations (Rutishauser's formulation), in double.
@@ -233,22 +235,27 @@ template <class Element, class Arch>
 discrete_result discrete_hessian(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
                                  tie_mode ties, const hessian_block& h, std::span<float> scratch) noexcept {
   const std::size_t n = x.size();
-  float* r = scratch.data() + n;
-  auto objective = [&](float s) {
+  float* r = scratch.data();
+  const double lambda = h.lambda_bound, keep = 1.0 - sum_margin(n);
+  auto objective = [&](float s, double best) {
     if (h.diagonal) return kernels::block_wsse<Element>(Arch{}, x.data(), h.diagonal, n, s, ties);
     kernels::block_residual<Element>(Arch{}, x.data(), n, s, ties, r);
+    if (lambda > 0.0) {
+      // r^T H r >= λ |r|²: skip the quadratic form when that already reaches best.
+      double ssq = 0.0;
+      for (std::size_t i = 0; i < n; ++i) ssq += static_cast<double>(r[i]) * static_cast<double>(r[i]);
+      if (lambda * ssq * keep >= best) return std::numeric_limits<double>::infinity();
+    }
     return kernels::quad_form(Arch{}, r, h.matrix, n);
   };
   double e0 = 0.0;
   if (start != zero_start)
-    e0 = objective(set[start]);
+    e0 = objective(set[start], std::numeric_limits<double>::infinity());
   else if (h.diagonal)
     e0 = kernels::block_energy(Arch{}, x.data(), h.diagonal, n);
   else
     e0 = kernels::quad_form(Arch{}, x.data(), h.matrix, n);
-  detail::sorted_magnitudes(x, scratch.data());
-  return detail::bounded_search<Element>(std::span<const float>(scratch.data(), n), set, start, e0,
-                                         h.lambda_bound, objective);
+  return detail::bounded_search<Element, Arch>(x, set, start, e0, lambda, objective);
 }
 
 }  // namespace search

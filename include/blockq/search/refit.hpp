@@ -14,7 +14,7 @@
 //   scale_min_result lsq_element<Element>(Arch, x, w, float scale0, tie_mode, span<uint8_t> scratch);
 //       The same for a minifloat element with a float scale (FP4 + float32).
 //   w empty: unweighted; otherwise one non-negative weight per element.
-//   scratch: at least 2 * x.size() bytes (lsq_scratch_bytes(n)).
+//   scratch: at least 3 * x.size() bytes (lsq_scratch_bytes(n)).
 //
 // The `lsq` search: from a set of candidate scales around the start (levels
 // L + 0.1 k for k = -9..9, where L is the level the element of largest
@@ -62,7 +62,7 @@ struct scale_min_result {
 inline constexpr int max_lsq_iterations = 8;
 inline constexpr int lsq_steps = 9;  // candidates L + 0.1 k, k = -lsq_steps..lsq_steps
 
-constexpr std::size_t lsq_scratch_bytes(std::size_t n) noexcept { return 2 * n; }
+constexpr std::size_t lsq_scratch_bytes(std::size_t n) noexcept { return 3 * n; }
 
 // Weights, when given, are one finite non-negative value per element.
 inline void check_weights(std::span<const float> w, std::size_t n) {
@@ -131,11 +131,17 @@ inline bool usable_scale(double v) noexcept {
 // The refit loop shared by every lsq search. encode(s, m, codes) writes the
 // codes of a scale and min; sums(codes) gives their refit sums; solve(sums)
 // the refit; score(s, m) the kernel error. `best` holds the start and is
-// replaced by strict improvements only.
+// replaced by strict improvements only. seen holds the previous candidate's
+// first codes: the descent depends on the codes alone, so a candidate that
+// rounds to the same codes is skipped.
 template <class Encode, class Sums, class Solve, class Score>
-void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* prev, std::size_t n, Encode&& encode,
-                 Sums&& sums, Solve&& solve, Score&& score, scale_min_result& best) noexcept {
+void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* prev, std::uint8_t* seen, bool& have_seen,
+                 std::size_t n, Encode&& encode, Sums&& sums, Solve&& solve, Score&& score,
+                 scale_min_result& best) noexcept {
   encode(s, m, cur);
+  if (have_seen && std::memcmp(cur, seen, n) == 0) return;
+  std::memcpy(seen, cur, n);
+  have_seen = true;
   for (int it = 0; it < max_lsq_iterations; ++it) {
     const refit_result r = solve(sums(cur));
     if (!r.ok || !usable_scale(r.scale) || !(r.min == r.min) || !(r.min < 3.4e38 && r.min > -3.4e38)) return;
@@ -171,6 +177,8 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
   best.error = score(scale0, min0);
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
+  std::uint8_t* seen = scratch.data() + 2 * n;
+  bool have_seen = false;
   auto encode = [&](float s, float m, std::uint8_t* out) { kernels::encode_int(Arch{}, x.data(), n, s, m, fmt, out); };
   auto sums = [&](const std::uint8_t* codes) { return kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt); };
 
@@ -190,7 +198,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
         if (!(t > 0.0f)) continue;
         const float s = static_cast<float>(orientation) * (amax / t);
         if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        detail::lsq_descend(s, 0.0f, cur, prev, n, encode, sums, solve_symmetric, score, best);
+        detail::lsq_descend(s, 0.0f, cur, prev, seen, have_seen, n, encode, sums, solve_symmetric, score, best);
       }
     }
   } else {
@@ -203,7 +211,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       if (!(t > 0.0f)) continue;
       const float s = range / t;
       if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      detail::lsq_descend(s, lo, cur, prev, n, encode, sums, solve_asymmetric, score, best);
+      detail::lsq_descend(s, lo, cur, prev, seen, have_seen, n, encode, sums, solve_asymmetric, score, best);
     }
   }
   return best;
@@ -226,6 +234,8 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
   if (!(amax > 0.0f) || !blockq::detail::is_finite(amax)) return best;
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
+  std::uint8_t* seen = scratch.data() + 2 * n;
+  bool have_seen = false;
   auto encode = [&](float s, float, std::uint8_t* out) { kernels::encode<Element>(Arch{}, x.data(), n, s, ties, out); };
   auto sums = [&](const std::uint8_t* codes) {
     return kernels::element_refit_sums<Element>(Arch{}, x.data(), wp, codes, n);
@@ -241,7 +251,7 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
     const float t = Element::max_value * (1.0f + static_cast<float>(k) / 60.0f);
     const float s = amax / t;
     if (!blockq::detail::is_finite(s) || !(s > 0.0f)) continue;
-    detail::lsq_descend(s, 0.0f, cur, prev, n, encode, sums, solve, score, best);
+    detail::lsq_descend(s, 0.0f, cur, prev, seen, have_seen, n, encode, sums, solve, score, best);
   }
   return best;
 }

@@ -85,8 +85,8 @@ class mx_quantizer {
   // The scale code the rule gives one block. Rule hessian needs the block's
   // Hessian: use the overload below.
   std::uint8_t block_scale(std::span<const float> block) const {
-    detail::require(opt_.rule != scale_rule::hessian,
-                    "rule hessian needs block Hessians: call quantize(w, hessians, ...) or block_scale(block, scratch, h)");
+    if (opt_.rule == scale_rule::hessian)
+      detail::require(false, "rule hessian needs block Hessians: call quantize(w, hessians, ...) or block_scale(block, scratch, h)");
     if (opt_.rule != scale_rule::mse) return start_scale(block);
     return block_scale(block, {}, nullptr);
   }

@@ -90,8 +90,8 @@ class nvfp4_quantizer {
 
   // The E4M3 code the rule gives one block (rule hessian: use the overload below).
   std::uint8_t block_scale(std::span<const float> blk, float s_t) const {
-    detail::require(opt_.rule != scale_rule::hessian,
-                    "rule hessian needs block Hessians: call quantize(w, hessians, ...) or block_scale(blk, s_t, set, scratch, h)");
+    if (opt_.rule == scale_rule::hessian)
+      detail::require(false, "rule hessian needs block Hessians: call quantize(w, hessians, ...) or block_scale(blk, s_t, set, scratch, h)");
     if (opt_.rule == scale_rule::absmax) return absmax_scale(blk, s_t);
     std::array<float, 126> set;
     search::e4m3_scales(s_t, set);

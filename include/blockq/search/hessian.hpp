@@ -79,7 +79,9 @@ inline double jacobi_lambda_min(double* a, std::size_t n) noexcept {
       diag += at(i, i) * at(i, i);
       for (std::size_t j = i + 1; j < n; ++j) off += at(i, j) * at(i, j);
     }
-    if (off == 0.0 || off <= 1e-36 * diag) break;
+    // Converged when the off-diagonal part is below eps/2 of the matrix (Frobenius):
+    // the diagonal then holds the eigenvalues to within eps ||H|| (Weyl).
+    if (off <= 0x1p-108 * (diag + 2.0 * off)) break;
     for (std::size_t p = 0; p + 1 < n; ++p)
       for (std::size_t q = p + 1; q < n; ++q) {
         const double apq = at(p, q);
@@ -113,18 +115,21 @@ class block_hessians {
                             "activations have " + std::to_string(x.size()) + " elements, not a multiple of K = " +
                                 std::to_string(columns));
     for (std::size_t i = 0; i < x.size(); ++i)
-      blockq::detail::require(blockq::detail::is_finite(x[i]),
-                              "activation " + std::to_string(i) + " is not finite: " + std::to_string(x[i]));
+      if (!blockq::detail::is_finite(x[i]))  // (the message is built only on failure)
+        blockq::detail::require(false, "activation " + std::to_string(i) + " is not finite: " + std::to_string(x[i]));
+    // One block at a time (H_j stays in cache), tokens in order, the upper
+    // triangle accumulated in double from a double copy of the token's slice.
     const std::size_t t_count = x.size() / columns, b = block, bb = b * b;
-    for (std::size_t t = 0; t < t_count; ++t) {
-      const float* row = x.data() + t * columns;
-      for (std::size_t j = 0; j < h.blocks_; ++j) {
-        double* hj = h.h_.data() + j * bb;
-        const float* xj = row + j * b;
+    std::vector<double> xd(b);
+    for (std::size_t j = 0; j < h.blocks_; ++j) {
+      double* hj = h.h_.data() + j * bb;
+      for (std::size_t t = 0; t < t_count; ++t) {
+        const float* xj = x.data() + t * columns + j * b;
+        for (std::size_t p = 0; p < b; ++p) xd[p] = xj[p];
         for (std::size_t p = 0; p < b; ++p) {
-          const double xp = xj[p];
-          if (xp == 0.0) continue;
-          for (std::size_t q = p; q < b; ++q) hj[p * b + q] += xp * static_cast<double>(xj[q]);
+          const double xp = xd[p];
+          double* row = hj + p * b;
+          for (std::size_t q = p; q < b; ++q) row[q] += xp * xd[q];
         }
       }
     }
@@ -143,9 +148,9 @@ class block_hessians {
     blockq::detail::check_size(m.size(), h.blocks_ * block * block, "Hessian matrices");
     const std::size_t b = block, bb = b * b;
     for (std::size_t i = 0; i < m.size(); ++i)
-      blockq::detail::require(std::isfinite(static_cast<double>(m[i])),
-                              "Hessian entry " + std::to_string(i) + " is not finite: " +
-                                  std::to_string(static_cast<double>(m[i])));
+      if (!std::isfinite(static_cast<double>(m[i])))
+        blockq::detail::require(false, "Hessian entry " + std::to_string(i) + " is not finite: " +
+                                           std::to_string(static_cast<double>(m[i])));
     for (std::size_t j = 0; j < h.blocks_; ++j)
       for (std::size_t p = 0; p < b; ++p)
         for (std::size_t q = 0; q < b; ++q)
@@ -164,9 +169,9 @@ class block_hessians {
   static block_hessians from_diagonal(std::span<const float> importance, std::size_t block) {
     block_hessians h(importance.size(), block, true);
     for (std::size_t i = 0; i < importance.size(); ++i)
-      blockq::detail::require(blockq::detail::is_finite(importance[i]) && importance[i] >= 0.0f,
-                              "importance " + std::to_string(i) + " must be finite and non-negative, got " +
-                                  std::to_string(importance[i]));
+      if (!(blockq::detail::is_finite(importance[i]) && importance[i] >= 0.0f))
+        blockq::detail::require(false, "importance " + std::to_string(i) + " must be finite and non-negative, got " +
+                                           std::to_string(importance[i]));
     h.d_.assign(importance.begin(), importance.end());
     for (std::size_t j = 0; j < h.blocks_; ++j) {
       float m = std::numeric_limits<float>::infinity();

@@ -69,9 +69,9 @@ inline void check_weights(std::span<const float> w, std::size_t n) {
   if (w.empty()) return;
   blockq::detail::check_size(w.size(), n, "weights");
   for (std::size_t i = 0; i < w.size(); ++i)
-    blockq::detail::require(blockq::detail::is_finite(w[i]) && w[i] >= 0.0f,
-                            "weight " + std::to_string(i) + " must be finite and non-negative, got " +
-                                std::to_string(w[i]));
+    if (!(blockq::detail::is_finite(w[i]) && w[i] >= 0.0f))  // (the message is built only on failure)
+      blockq::detail::require(false, "weight " + std::to_string(i) + " must be finite and non-negative, got " +
+                                         std::to_string(w[i]));
 }
 
 // d = sxq / sqq.

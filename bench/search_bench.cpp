@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+// Throughput of the scale searches (include/blockq/search/) through the
+// quantizers, next to their start rules and an exhaustive search:
+//   search/<format>/<rule>/<elements>
+// Each row quantizes `elements` N(0, 1) floats (blocks of 32, NVFP4 16);
+// bytes moved = the floats read + one code byte each + the scales.
+// The hessian rows quantize a weight [elements / 512, 512] with block
+// Hessians from 1024 x 512 activations built once outside the timing loop.
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "blockq/blockq.hpp"
+
+namespace {
+
+constexpr std::size_t n = 65536, k = 512;
+using blockq::scale_rule;
+using blockq::tie_mode;
+
+const std::vector<float>& data() {
+  static const std::vector<float> x = blockq_bench::normal_data(n);
+  return x;
+}
+
+const blockq::block_hessians& hessians(std::size_t block) {
+  static const std::vector<float> acts = blockq_bench::normal_data(1024 * k, 3);
+  static const auto h32 = blockq::block_hessians::from_activations(acts, k, 32);
+  static const auto h16 = blockq::block_hessians::from_activations(acts, k, 16);
+  return block == 32 ? h32 : h16;
+}
+
+std::string row(const char* format, const char* rule) {
+  return std::string("search/") + format + "/" + rule + "/" + std::to_string(n);
+}
+
+template <class Q>
+void run_plain(benchmark::State& state, const Q& q, std::size_t scale_bytes) {
+  const auto& x = data();
+  for (auto _ : state) {
+    auto t = q.quantize(x);
+    benchmark::DoNotOptimize(t.codes.data());
+    benchmark::ClobberMemory();
+  }
+  blockq_bench::report(state, n, n * sizeof(float) + n + scale_bytes, n * sizeof(float));
+}
+
+template <class Q>
+void run_hessian(benchmark::State& state, const Q& q, const blockq::block_hessians& h, std::size_t scale_bytes) {
+  const auto& x = data();
+  for (auto _ : state) {
+    auto t = q.quantize(x, h);
+    benchmark::DoNotOptimize(t.codes.data());
+    benchmark::ClobberMemory();
+  }
+  blockq_bench::report(state, n, n * sizeof(float) + n + scale_bytes, n * sizeof(float));
+}
+
+// The exhaustive MXFP4 oracle (every UE8M0 scale per block), for scale.
+void mxfp4_exhaustive(benchmark::State& state) {
+  const auto& x = data();
+  std::vector<std::uint8_t> scales(n / 32);
+  const auto& set = blockq::search::ue8m0_scales();
+  for (auto _ : state) {
+    for (std::size_t b = 0; b < n / 32; ++b) {
+      double best = 1e300;
+      for (std::size_t e = 0; e < set.size(); ++e) {
+        const double err = blockq::kernels::block_sse<blockq::e2m1>(blockq::default_arch{}, x.data() + b * 32, 32,
+                                                                     set[e], tie_mode::even);
+        if (err < best) best = err, scales[b] = static_cast<std::uint8_t>(e);
+      }
+    }
+    benchmark::DoNotOptimize(scales.data());
+  }
+  blockq_bench::report(state, n, n * sizeof(float) + n / 32, n * sizeof(float));
+}
+
+void hessian_build(benchmark::State& state) {
+  const std::vector<float> acts = blockq_bench::normal_data(1024 * k, 3);
+  for (auto _ : state) {
+    auto h = blockq::block_hessians::from_activations(acts, k, 32);
+    benchmark::DoNotOptimize(&h);
+  }
+  blockq_bench::report(state, acts.size(), acts.size() * sizeof(float), acts.size() * sizeof(float));
+}
+
+const int registered = [] {
+  blockq_bench::register_read_baseline(n * sizeof(float));
+  for (auto r : {scale_rule::ocp, scale_rule::mse}) {
+    const blockq::mxfp4_quantizer q({32, r, tie_mode::even});
+    benchmark::RegisterBenchmark(row("mxfp4", std::string(to_string(r)).c_str()).c_str(),
+                                 [q](benchmark::State& s) { run_plain(s, q, n / 32); });
+  }
+  benchmark::RegisterBenchmark(row("mxfp4", "hessian").c_str(), [](benchmark::State& s) {
+    run_hessian(s, blockq::mxfp4_quantizer({32, scale_rule::hessian, tie_mode::even}), hessians(32), n / 32);
+  });
+  benchmark::RegisterBenchmark(row("mxfp4", "exhaustive").c_str(), mxfp4_exhaustive);
+  benchmark::RegisterBenchmark(row("mxfp6_e2m3", "mse").c_str(), [](benchmark::State& s) {
+    run_plain(s, blockq::mxfp6_e2m3_quantizer({32, scale_rule::mse, tie_mode::even}), n / 32);
+  });
+  benchmark::RegisterBenchmark(row("mxint8", "mse").c_str(), [](benchmark::State& s) {
+    run_plain(s, blockq::mxint8_quantizer({32, scale_rule::mse, tie_mode::even}), n / 32);
+  });
+  for (auto r : {scale_rule::absmax, scale_rule::mse}) {
+    const blockq::nvfp4_quantizer<> q({r, tie_mode::even, true});
+    benchmark::RegisterBenchmark(row("nvfp4", std::string(to_string(r)).c_str()).c_str(),
+                                 [q](benchmark::State& s) { run_plain(s, q, n / 16); });
+  }
+  benchmark::RegisterBenchmark(row("nvfp4", "hessian").c_str(), [](benchmark::State& s) {
+    run_hessian(s, blockq::nvfp4_quantizer<>({scale_rule::hessian, tie_mode::even, true}), hessians(16), n / 16);
+  });
+  for (auto r : {scale_rule::absmax, scale_rule::lsq, scale_rule::mse}) {
+    const blockq::fp4_quantizer<> q({32, r, tie_mode::even});
+    benchmark::RegisterBenchmark(row("fp4", std::string(to_string(r)).c_str()).c_str(),
+                                 [q](benchmark::State& s) { run_plain(s, q, n / 32 * 4); });
+  }
+  for (int bits : {4, 8}) {
+    for (bool sym : {true, false}) {
+      const std::string fmt = (sym ? "int" : "uint") + std::to_string(bits);
+      for (auto r : {sym ? scale_rule::absmax : scale_rule::minmax, scale_rule::lsq, scale_rule::mse}) {
+        const blockq::uniform_quantizer<> q({bits, sym, 32, r});
+        benchmark::RegisterBenchmark(row(fmt.c_str(), std::string(to_string(r)).c_str()).c_str(),
+                                     [q, sym](benchmark::State& s) { run_plain(s, q, n / 32 * (sym ? 4 : 8)); });
+      }
+    }
+  }
+  benchmark::RegisterBenchmark(("search/hessian_build/1024x512/" + std::to_string(1024 * k)).c_str(), hessian_build);
+  return 0;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

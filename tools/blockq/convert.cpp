@@ -104,12 +104,11 @@ std::string human_bytes(double b) {
   return buf;
 }
 
-void check_output_path(const std::string& output, const std::string& input) {
+void check_output_path(const std::string& output) {
   if (output.empty()) throw error("no output file (-o OUTPUT)");
   const std::string ext = ".safetensors";
   if (output.size() < ext.size() || output.compare(output.size() - ext.size(), ext.size(), ext) != 0)
     throw error("the output must be a .safetensors file, got '" + output + "'");
-  (void)input;
 }
 
 // Writes the header and every job's tensors in order; `process` fills a
@@ -131,8 +130,8 @@ std::uint64_t write_all(const std::string& path, std::vector<job>& jobs, const m
       } else {
         out.write(reinterpret_cast<const std::uint8_t*>(j->x.data()), j->x.size() * sizeof(float));
       }
-      j->x = {};
-      j->parts = {};
+      j->x = std::vector<float>();  // release the memory (= {} would keep the capacity)
+      j->parts = std::vector<std::vector<std::uint8_t>>();
     }
   });
   out.commit();
@@ -151,7 +150,7 @@ void run_quantize(const quantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
   const auto coder = make_codec(cfg);
-  check_output_path(opt.output, opt.input);
+  check_output_path(opt.output);
   if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian)
     throw error("--hessian is used by --rule hessian only");
   if (cfg.rule == blockq::scale_rule::hessian && opt.hessian.empty())
@@ -259,7 +258,7 @@ void run_quantize(const quantize_options& opt) {
         j.h.activations = j.act_x;
       }
       j.st = coder->prepare(j.x, j.k, j.act ? &j.h : nullptr);
-      j.act_x = {};
+      j.act_x = std::vector<float>();
       j.h = {};
     });
     for (job* j : work) {
@@ -290,7 +289,7 @@ void run_quantize(const quantize_options& opt) {
 
 void run_dequantize(const dequantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  check_output_path(opt.output, opt.input);
+  check_output_path(opt.output);
   const auto in = load_input(opt.input);
   const std::string* rec = in->meta(meta_tensors);
   if (!rec) throw error(opt.input + " was not written by blockq quantize (no blockq.tensors metadata)");

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   rc->add_option("INPUT", r.input, ".safetensors or .npy file [default: the built-in suite]");
   rc->add_option("--formats", r.formats, "comma-separated formats [default: mxfp4,nvfp4,fp4,int4,uint4,int8]");
   rc->add_option("--rules", r.rules, "comma-separated rules; those that do not apply to a format are skipped "
-                                     "[default: each format's default, and mse where available]");
+                                     "[default: each format's default rule, plus mse for formats of at most 6 bits]");
   rc->add_flag("--csv", r.csv, "comma-separated values for machines");
 
   grid_options g;

@@ -321,9 +321,27 @@ void run_report(const report_options& opt) {
     header();
     for (std::size_t ci = 0; ci < cs.size(); ++ci) line(ci, total[ci]);
   }
+  // The best SQNR (over all tensors) within each budget of bits per element.
+  std::vector<std::size_t> order;
+  for (std::size_t ci = 0; ci < cs.size(); ++ci)
+    if (total[ci].count) order.push_back(ci);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return total[a].bits < total[b].bits; });
+  if (order.size() > 1) {
+    std::printf("\nbest SQNR within a budget of bits/elem%s:\n", tensors.size() > 1 ? " (all tensors)" : "");
+    std::size_t best = order.front();
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      const std::size_t ci = order[i];
+      if (total[ci].sqnr() > total[best].sqnr()) best = ci;
+      const bool last_of_budget = i + 1 == order.size() || total[order[i + 1]].bits > total[ci].bits + 1e-9;
+      if (last_of_budget)
+        std::printf("  <= %5.2f: %-*s %-*s %6.2f dB\n", total[ci].bits, static_cast<int>(fw), cs[best].label_format.c_str(),
+                    static_cast<int>(rw), cs[best].label_rule.c_str(), total[best].sqnr());
+    }
+  }
   std::printf(
       "\nbits/elem: element bits plus scale (and min) bits per element. SQNR = 10 log10(sum x^2 / sum (x - q(x))^2),\n"
-      "higher is better; MSE and max |err| in the tensor's units. Melem/s: quantization speed on one thread.\n");
+      "higher is better (pooled over all elements for several tensors); MSE and max |err| in the tensor's units.\n"
+      "Melem/s: quantization speed on one thread.\n");
   for (const auto& n : notes) std::printf("note: %s\n", n.c_str());
 }
 

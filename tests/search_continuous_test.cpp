@@ -257,14 +257,22 @@ TEST(SearchContinuous, OneMillionNormals) {
   const double ia = run(blockq::uniform_quantizer<>({4, true, 32, scale_rule::absmax})),
                il = run(blockq::uniform_quantizer<>({4, true, 32, scale_rule::lsq})),
                im = run(blockq::uniform_quantizer<>({4, true, 32, scale_rule::mse}));
-  std::printf("fp4+f32 absmax %.7f lsq %.7f mse %.7f\nint4 absmax %.7f lsq %.7f mse %.7f\n", fa, fl, fm, ia, il, im);
+  const double ua = run(blockq::uniform_quantizer<>({4, false, 32, scale_rule::minmax})),
+               ul = run(blockq::uniform_quantizer<>({4, false, 32, scale_rule::lsq})),
+               um = run(blockq::uniform_quantizer<>({4, false, 32, scale_rule::mse}));
+  std::printf("fp4+f32 absmax %.7f lsq %.7f mse %.7f\nint4 absmax %.7f lsq %.7f mse %.7f\n"
+              "uint4 minmax %.7f lsq %.7f mse %.7f\n",
+              fa, fl, fm, ia, il, im, ua, ul, um);
+  EXPECT_LE(um, ul);
+  EXPECT_LT(ul, ua);
+  EXPECT_NEAR(um, 0.0047257, 1e-7);
   EXPECT_LT(fm, fl);
   EXPECT_LT(fl, fa);
   EXPECT_LE(im, il);
   EXPECT_LT(il, ia);
-  EXPECT_NEAR(fa, 0.0101980, 1e-6);
-  EXPECT_NEAR(fm, 0.0078280, 1e-6);
-  EXPECT_NEAR(im, 0.0065380, 1e-6);
+  EXPECT_NEAR(fa, 0.0101976, 1e-7);
+  EXPECT_NEAR(fm, 0.0078277, 1e-7);
+  EXPECT_NEAR(im, 0.0065383, 1e-7);
 }
 
 TEST(SearchContinuous, EdgeBlocks) {

@@ -215,9 +215,18 @@ TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
       const auto r = search::continuous_int_mse(scalar{}, x, w, f, start, 0.0f, heap, {}, {});
       ASSERT_EQ(r.error, err(r.scale));
       const double lo = amax / (4.0 * -f.qmin()), hi = amax / 0.5;
-      const double pos = scan(lo, hi, 10000, [&](double s) { return err(static_cast<float>(s)); }).first;
-      const double neg = scan(lo, hi, 10000, [&](double s) { return err(static_cast<float>(-s)); }).first;
-      EXPECT_LE(r.error, std::min(pos, neg) * (1 + 2e-6)) << bits << " " << rep;
+      const auto [pos, spos] = scan(lo, hi, 10000, [&](double s) { return err(static_cast<float>(s)); });
+      const auto [neg, sneg] = scan(lo, hi, 10000, [&](double s) { return err(static_cast<float>(-s)); });
+      EXPECT_LE(r.error, std::min(pos, neg) * (1 + 1e-7)) << bits << " " << rep;
+      // The refit at the scan's best codes.
+      const float sbest = pos <= neg ? static_cast<float>(spos) : -static_cast<float>(sneg);
+      std::vector<std::uint8_t> codes(32);
+      kernels::encode_int(scalar{}, x.data(), 32, sbest, 0.0f, f, codes.data());
+      const auto refit = search::solve_symmetric(
+          kernels::int_refit_sums(scalar{}, x.data(), w.empty() ? nullptr : w.data(), codes.data(), 32, f));
+      if (refit.ok) {
+        EXPECT_LE(r.error, err(static_cast<float>(refit.scale)) * (1 + 1e-7)) << bits << " " << rep;
+      }
       const auto l = search::lsq_int(scalar{}, x, w, f, start, 0.0f, scratch);
       EXPECT_LE(r.error, l.error * (1 + 2e-6)) << bits << " " << rep;
     }

@@ -42,8 +42,8 @@
 //
 // Floating point. The sweep's minima are real numbers; the quantizer stores
 // a float scale and rounds the elements in float. The best few minima are
-// rounded to float and scored, with their float neighbours, by the
-// quantizer's kernel (block_sse / block_wsse / block_sse_int ...), and the
+// rounded to float and scored (the best one with its two float neighbours
+// too) by the quantizer's kernel (block_sse / block_wsse / block_sse_int ...), and the
 // start competes with them on equal terms (kept unless strictly beaten). The
 // result's error is therefore within float rounding (~1e-7 relative) of the
 // true continuous optimum, and never above the start's.

@@ -19,7 +19,9 @@
 // The `lsq` search: from a set of candidate scales around the start (levels
 // L + 0.1 k for k = -9..9, where L is the level the element of largest
 // magnitude maps to, in both sign orientations for symmetric codes; for
-// asymmetric codes (max - min) / (qmax + 0.1 k) with the block min), round the
+// asymmetric codes (max - min) / (qmax + 0.1 k) with the block min; for a
+// minifloat element amax / (max (1 + k / 60)), 0.1 of a level at the top of
+// E2M1), round the
 // codes, refit, re-round, refit... until the codes stop changing (at most
 // max_lsq_iterations refits). Every scale (and min) met on the way is scored
 // with the quantizer's own error kernel at the float values it would store,

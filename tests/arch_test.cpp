@@ -335,6 +335,15 @@ TYPED_TEST(Arch, SearchKernels) {
                            kernels::block_energy(A{}, x.data(), nullptr, n), "block_energy, " + where(k, n)));
       ASSERT_TRUE(same_sum(kernels::block_energy(arch::scalar{}, x.data(), w.data(), n),
                            kernels::block_energy(A{}, x.data(), w.data(), n), "block_energy weighted, " + where(k, n)));
+      // Bounds only: the contract (arch/scalar.hpp) allows any summation order, so the sums
+      // are compared within the searches' margin, (n + 8) 2^-50 relative.
+      for (double s : {0.25, 1.0, 3.0, 1e-30, 1e30}) {
+        const auto b0 = kernels::block_bound_energies(arch::scalar{}, x.data(), n, 0.25 * s, 6.0 * s);
+        const auto b1 = kernels::block_bound_energies(A{}, x.data(), n, 0.25 * s, 6.0 * s);
+        const double m = static_cast<double>(n + 8) * 0x1p-50;
+        EXPECT_LE(std::abs(b0.zero - b1.zero), m * b0.zero) << "block_bound_energies zero, s = " << s << ", " << where(k, n);
+        EXPECT_LE(std::abs(b0.clip - b1.clip), m * b0.clip) << "block_bound_energies clip, s = " << s << ", " << where(k, n);
+      }
       if (n > 64) continue;
       std::mt19937 g(seed_of(k, n) + 1);
       std::normal_distribution<double> nd;

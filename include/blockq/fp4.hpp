@@ -95,7 +95,7 @@ class fp4_quantizer {
   // out[i] = decode(codes[i]) * scales[b].
   void dequantize(std::span<const std::uint8_t> codes, std::span<const float> scales,
                   std::span<float> out) const {
-    detail::dequantize_blocks<e2m1, Arch, false>(codes, scales, opt_.block, out, identity);
+    detail::dequantize_blocks<e2m1, Arch, false>(codes, scales, opt_.block, out, kernels::identity_divisor{});
   }
 
   fp4_tensor quantize(std::span<const float> x) const {
@@ -119,11 +119,8 @@ class fp4_quantizer {
     search::check_weights(w, x.size());
     if (opt_.rule == scale_rule::absmax) {  // one pass: kernels::amax_blocks, fused per architecture
       detail::quantize_amax_blocks<e2m1, Arch, kernels::code_layout::bytes>(
-          x, opt_.block, opt_.ties, codes, scales,
-          [](float amax) {
-            return detail::is_finite(amax) ? amax / e2m1::max_value : std::numeric_limits<float>::quiet_NaN();
-          },
-          identity);
+          x, opt_.block, opt_.ties, codes, scales, kernels::quotient_block_scale{e2m1::max_value},
+          kernels::identity_divisor{});
       return;
     }
     workspace ws(opt_.rule, opt_.block);

@@ -51,6 +51,22 @@ constexpr std::uint8_t mx_scale_code(float amax, scale_rule rule) noexcept {
   return ue8m0::from_exponent(k);
 }
 
+// The scale function of the rules ocp, ceil and floor for the fused block loops
+// (kernels::amax_blocks): mx_scale_code, with the facts an architecture needs to evaluate it
+// for several blocks at once (the element's emax and largest value, the rule).
+template <class Element>
+struct mx_block_scale {
+  static constexpr bool ue8m0_amax_rule = true;
+  static constexpr int emax = Element::emax;
+  static constexpr float max_value = Element::max_value;
+  scale_rule rule = scale_rule::ocp;
+  std::uint8_t operator()(float amax) const noexcept { return mx_scale_code<Element>(amax, rule); }
+};
+
+struct ue8m0_block_divisor {
+  float operator()(std::uint8_t code) const noexcept { return ue8m0::decode(code); }
+};
+
 struct mx_options {
   std::size_t block = 32;
   scale_rule rule = scale_rule::ocp;
@@ -163,14 +179,14 @@ class mx_quantizer {
   // out[i] = decode(codes[i]) * 2^(e - 127); a NaN scale gives NaN.
   void dequantize(std::span<const std::uint8_t> codes, std::span<const std::uint8_t> scales,
                   std::span<float> out) const {
-    detail::dequantize_blocks<Element, Arch, false>(codes, scales, opt_.block, out, decode_scale);
+    detail::dequantize_blocks<Element, Arch, false>(codes, scales, opt_.block, out, ue8m0_block_divisor{});
   }
 
   void dequantize_packed(std::span<const std::uint8_t> packed, std::span<const std::uint8_t> scales,
                          std::span<float> out) const
     requires(Element::bits <= 4)
   {
-    detail::dequantize_blocks<Element, Arch, true>(packed, scales, opt_.block, out, decode_scale);
+    detail::dequantize_blocks<Element, Arch, true>(packed, scales, opt_.block, out, ue8m0_block_divisor{});
   }
 
   mx_tensor quantize(std::span<const float> x) const {
@@ -223,14 +239,11 @@ class mx_quantizer {
                                               " elements, not a multiple of K = " + std::to_string(h.columns()));
   }
 
-  static float decode_scale(std::uint8_t code) noexcept { return ue8m0::decode(code); }
-
   // The amax rules (ocp, ceil, floor) in one pass: kernels::amax_blocks, fused per architecture.
   template <kernels::code_layout L, class T>
   void quantize_amax(std::span<const T> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
-    detail::quantize_amax_blocks<Element, Arch, L>(
-        x, opt_.block, opt_.ties, codes, scales,
-        [rule = opt_.rule](float amax) { return mx_scale_code<Element>(amax, rule); }, decode_scale);
+    detail::quantize_amax_blocks<Element, Arch, L>(x, opt_.block, opt_.ties, codes, scales,
+                                                   mx_block_scale<Element>{opt_.rule}, ue8m0_block_divisor{});
   }
 
   template <bool Packed, class T = float>
@@ -255,7 +268,7 @@ class mx_quantizer {
           }
           return block_scale(blk, scratch, nullptr);
         },
-        decode_scale);
+        ue8m0_block_divisor{});
   }
 
   mx_options opt_;

@@ -230,9 +230,7 @@ class nvfp4_quantizer {
     const bool search_rule = opt_.rule != scale_rule::absmax;
     if (!search_rule) {  // rule absmax in one pass: kernels::amax_blocks, fused per architecture
       detail::quantize_amax_blocks<e2m1, Arch, Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
-          x, block, opt_.ties, codes, scales,
-          [s_t](float amax) { return detail::is_finite(amax) ? e4m3::encode(amax / (e2m1_max * s_t)) : e4m3::nan_code; },
-          [s_t](std::uint8_t code) { return effective_scale(code, s_t); });
+          x, block, opt_.ties, codes, scales, kernels::e4m3_block_scale{s_t}, kernels::e4m3_block_divisor{s_t});
       return;
     }
     std::array<float, 126> set{};
@@ -256,8 +254,7 @@ class nvfp4_quantizer {
   void dequantize_impl(std::span<const std::uint8_t> codes, std::span<const std::uint8_t> scales,
                        float s_t, std::span<float> out) const {
     detail::check_tensor_scale(s_t);
-    detail::dequantize_blocks<e2m1, Arch, Packed>(
-        codes, scales, block, out, [&](std::uint8_t code) { return effective_scale(code, s_t); });
+    detail::dequantize_blocks<e2m1, Arch, Packed>(codes, scales, block, out, kernels::e4m3_block_divisor{s_t});
   }
 
   nvfp4_options opt_;

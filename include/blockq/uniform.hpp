@@ -181,9 +181,7 @@ class uniform_quantizer {
     if (opt_.symmetric && *opt_.rule == scale_rule::absmax) {
       // One pass (kernels::int_amax_blocks, fused per architecture): scale = amax / qmax, NaN
       // for a block with NaN or Inf, codes at that scale (block_params and encode_block).
-      auto scale_of = [qmax = static_cast<float>(fmt_.qmax())](float amax) {
-        return detail::is_finite(amax) ? amax / qmax : std::numeric_limits<float>::quiet_NaN();
-      };
+      const kernels::quotient_block_scale scale_of{static_cast<float>(fmt_.qmax())};
       if constexpr (std::is_same_v<T, float>) {
         kernels::int_amax_blocks(Arch{}, x.data(), x.size(), block, fmt_, scale_of, codes.data(), scales.data());
       } else {

@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "blockq/formats/half.hpp"
+#include "blockq/scale_rule.hpp"
 
 // The kernels dispatch on the tie rule and on the kind of divisor once per call, through
 // generic lambdas; they are forced inline so that each variant is one straight loop.
@@ -229,12 +230,27 @@ BLOCKQ_ALWAYS_INLINE bool e2m1_encode(const float* x, std::size_t n, Div div, st
   return _mm256_movemask_epi8(_mm256_cmpeq_epi8(guard, _mm256_set1_epi8(-1))) == 0;
 }
 
-// The E2M1 value of each lane's code, with its sign (decode(encode(y)) without the scale),
-// by counting the thresholds passed with ordered compares (a NaN passes none: code 0).
+// The E2M1 value of each lane's code, with its sign (decode(encode(y)) without the scale).
+// Ties to even: magic-number rounding. |y| (clamped to 8) plus M = 2^(e + 22), e the
+// exponent of |y| but at least 0, lands in a binade whose spacing is E2M1's spacing there
+// (0.5 below 2, 1 in [2, 4), 2 in [4, 8)), so the addition rounds |y| to the E2M1 grid with
+// the FPU's round-to-nearest-even, which picks the even multiple of the spacing, i.e. the
+// even code; subtracting M is exact, and min(., 6) saturates (a rounded 8 included). A NaN
+// lane becomes +0 as the scalar code 0 does (max_ps returns its second operand, 0, for a
+// NaN; the sign is dropped). The other rules count the thresholds passed with ordered
+// compares (a NaN passes none: code 0).
 template <tie_mode T>
 BLOCKQ_ALWAYS_INLINE __m256 e2m1_round(__m256 y) noexcept {
-  const __m256 sign = _mm256_and_ps(y, _mm256_castsi256_ps(splat(0x80000000u)));
+  // The sign of y, none for a NaN (code 0 is +0).
+  const __m256 sign = _mm256_and_ps(_mm256_and_ps(y, _mm256_castsi256_ps(splat(0x80000000u))), _mm256_cmp_ps(y, y, _CMP_ORD_Q));
   const __m256 a = _mm256_andnot_ps(_mm256_castsi256_ps(splat(0x80000000u)), y);
+  if constexpr (T == tie_mode::even) {
+    const __m256 a8 = _mm256_min_ps(_mm256_max_ps(a, _mm256_setzero_ps()), _mm256_set1_ps(8.0f));
+    const __m256i e = _mm256_max_epi32(_mm256_and_si256(_mm256_castps_si256(a8), splat(0x7F800000u)), splat(0x3F800000u));
+    const __m256 m = _mm256_castsi256_ps(_mm256_add_epi32(e, splat(22u << 23)));
+    const __m256 v = _mm256_min_ps(_mm256_sub_ps(_mm256_add_ps(a8, m), m), _mm256_set1_ps(6.0f));
+    return _mm256_or_ps(v, sign);
+  }
   constexpr int gt = _CMP_GT_OQ, ge = _CMP_GE_OQ;
   constexpr int p_even_lo = T == tie_mode::away ? ge : gt;  // 0.25, 1.25, 2.5, 5
   constexpr int p_even_hi = T == tie_mode::toward_zero ? gt : ge;  // 0.75, 1.75, 3.5
@@ -590,6 +606,182 @@ inline double block_sse_int(arch::avx2, const float* x, std::size_t n, float sca
   return acc.total();
 }
 
+// ------------------------------------------------------------------ search kernels
+
+template <class Element>
+void block_residual(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties, float* r) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    using namespace avx2_detail;
+    const __m256 s = _mm256_set1_ps(scale);
+    std::size_t done = 0;
+    with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+      with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+        std::size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+          const __m256 v = _mm256_loadu_ps(x + i);
+          _mm256_storeu_ps(r + i, _mm256_sub_ps(v, _mm256_mul_ps(e2m1_round<decltype(t)::value>(div(v)), s)));
+        }
+        done = i;
+      });
+    });
+    if (done < n) block_residual<Element>(arch::scalar{}, x + done, n - done, scale, ties, r + done);
+  } else {
+    block_residual<Element>(arch::scalar{}, x, n, scale, ties, r);
+  }
+}
+
+// Sums in the scalar order (lane i % 8 of sum8x); masked lanes load 0 and add +0.
+inline double block_energy(arch::avx2, const float* x, const float* w, std::size_t n) noexcept {
+  using namespace avx2_detail;
+  sum8x acc;
+  for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
+    if (!w)
+      acc.add_sq(v);
+    else
+      acc.add_wsq(full ? _mm256_loadu_ps(w + i) : _mm256_maskload_ps(w + i, first_lanes(n - i)), v);
+  });
+  return acc.total();
+}
+
+// Each row's inner sum in eight double lanes (k % 8, sum8x), the outer one in kernels::sum8.
+inline double quad_form(arch::avx2, const float* r, const double* h, std::size_t n) noexcept {
+  using namespace avx2_detail;
+  sum8 outer;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double* row = h + i * n;
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    std::size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+      const __m256 v = _mm256_loadu_ps(r + k);
+      lo = _mm256_add_pd(lo, _mm256_mul_pd(_mm256_loadu_pd(row + k), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+      hi = _mm256_add_pd(hi, _mm256_mul_pd(_mm256_loadu_pd(row + k + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+    }
+    if (k < n) {  // masked lanes: 0 * 0 = +0
+      const std::size_t m = n - k;
+      const __m256i l = first_lanes(m);
+      const __m256 v = _mm256_maskload_ps(r + k, l);
+      const __m256i l0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(l)), l1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(l, 1));
+      lo = _mm256_add_pd(lo, _mm256_mul_pd(_mm256_maskload_pd(row + k, l0), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+      hi = _mm256_add_pd(hi, _mm256_mul_pd(_mm256_maskload_pd(row + k + 4, l1), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+    }
+    sum8x inner;
+    inner.lo = lo;
+    inner.hi = hi;
+    outer.add(i, static_cast<double>(r[i]) * inner.total());
+  }
+  return outer.total();
+}
+
+inline double block_wsse_int(arch::avx2, const float* x, const float* w, std::size_t n, float scale, float min,
+                             int_format fmt) noexcept {
+  using namespace avx2_detail;
+  if (scale == 0.0f) return block_wsse_int(arch::scalar{}, x, w, n, scale, min, fmt);
+  const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
+  const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+  const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
+  sum8x acc;
+  with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+    for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
+      const __m256 q = _mm256_cvtepi32_ps(int_round<true>(div(_mm256_sub_ps(v, mn)), qmin, qmax));
+      const __m256 r = _mm256_sub_ps(v, _mm256_add_ps(_mm256_mul_ps(q, s), mn));
+      if (full)
+        acc.add_wsq(_mm256_loadu_ps(w + i), r);
+      else {
+        const __m256i l = first_lanes(n - i);
+        acc.add_wsq(_mm256_maskload_ps(w + i, l), _mm256_and_ps(r, _mm256_castsi256_ps(l)));
+      }
+    });
+  });
+  return acc.total();
+}
+
+namespace avx2_detail {
+// The five refit sums, each in eight double lanes; level(i, full) gives the 8 levels q of
+// elements i..i+7 as floats (exact in double). Masked lanes have w = 0, x = 0, q = 0.
+template <class Level>
+BLOCKQ_ALWAYS_INLINE refit_sums refit_sums8(const float* x, const float* w, std::size_t n, Level&& level) noexcept {
+  sum8x sw, sq, sqq, sx, sxq;
+  auto add = [](sum8x& acc, __m256d a, __m256d b) BLOCKQ_LAMBDA_INLINE {
+    acc.lo = _mm256_add_pd(acc.lo, a);
+    acc.hi = _mm256_add_pd(acc.hi, b);
+  };
+  for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
+    const __m256i lanes = full ? splat(0xFFFFFFFFu) : first_lanes(n - i);
+    const __m256 wf = w ? (full ? _mm256_loadu_ps(w + i) : _mm256_maskload_ps(w + i, lanes))
+                        : _mm256_and_ps(_mm256_set1_ps(1.0f), _mm256_castsi256_ps(lanes));
+    const __m256 qf = level(i, lanes);
+    const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wf)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1));
+    const __m256d q0 = _mm256_cvtps_pd(_mm256_castps256_ps128(qf)), q1 = _mm256_cvtps_pd(_mm256_extractf128_ps(qf, 1));
+    const __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    const __m256d wq0 = _mm256_mul_pd(w0, q0), wq1 = _mm256_mul_pd(w1, q1);
+    const __m256d wx0 = _mm256_mul_pd(w0, x0), wx1 = _mm256_mul_pd(w1, x1);
+    add(sw, w0, w1);
+    add(sq, wq0, wq1);
+    add(sqq, _mm256_mul_pd(wq0, q0), _mm256_mul_pd(wq1, q1));
+    add(sx, wx0, wx1);
+    add(sxq, _mm256_mul_pd(wx0, q0), _mm256_mul_pd(wx1, q1));
+  });
+  return {sw.total(), sq.total(), sqq.total(), sx.total(), sxq.total()};
+}
+
+// 8 code bytes at c (masked: the lanes of `lanes`, the others 0) as 32-bit lanes.
+BLOCKQ_ALWAYS_INLINE __m256i load_codes8(const std::uint8_t* c, __m256i lanes, bool full) noexcept {
+  if (full) return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c)));
+  alignas(16) std::uint8_t buf[16] = {};
+  const int m = _mm256_movemask_ps(_mm256_castsi256_ps(lanes));
+  for (int j = 0; j < 8; ++j)
+    if (m & (1 << j)) buf[j] = c[j];
+  return _mm256_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(buf)));
+}
+}  // namespace avx2_detail
+
+inline refit_sums int_refit_sums(arch::avx2, const float* x, const float* w, const std::uint8_t* codes, std::size_t n,
+                                 int_format fmt) noexcept {
+  using namespace avx2_detail;
+  return refit_sums8(x, w, n, [&](std::size_t i, __m256i lanes) BLOCKQ_LAMBDA_INLINE {
+    // Masked lanes read code 0, whose level is 0 in every format.
+    const __m256i c = load_codes8(codes + i, lanes, i + 8 <= n);
+    return _mm256_cvtepi32_ps(int_from_code(c, fmt));
+  });
+}
+
+template <class Element>
+refit_sums element_refit_sums(arch::avx2, const float* x, const float* w, const std::uint8_t* codes,
+                              std::size_t n) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    using namespace avx2_detail;
+    return refit_sums8(x, w, n, [&](std::size_t i, __m256i lanes) BLOCKQ_LAMBDA_INLINE {
+      return e2m1_decode8(load_codes8(codes + i, lanes, i + 8 <= n));  // code 0 is +0
+    });
+  } else {
+    return element_refit_sums<Element>(arch::scalar{}, x, w, codes, n);
+  }
+}
+
+// Bounds only: the same terms as the scalar kernel, summed in four double lanes (the
+// searches allow any order, see arch/scalar.hpp).
+inline bound_energies block_bound_energies(arch::avx2, const float* x, std::size_t n, double zero_below,
+                                           double clip_above) noexcept {
+  using namespace avx2_detail;
+  const __m256d zb = _mm256_set1_pd(zero_below), ca = _mm256_set1_pd(clip_above);
+  const __m256d eps = _mm256_set1_pd(0x1p-22), tiny = _mm256_set1_pd(0x1p-148), zero = _mm256_setzero_pd();
+  __m256d z = zero, c = zero;
+  auto add4 = [&](__m128 v) BLOCKQ_LAMBDA_INLINE {
+    const __m256d y = _mm256_cvtps_pd(_mm_andnot_ps(_mm_set1_ps(-0.0f), v));
+    z = _mm256_add_pd(z, _mm256_and_pd(_mm256_mul_pd(y, y), _mm256_cmp_pd(y, zb, _CMP_LT_OQ)));
+    const __m256d r = _mm256_sub_pd(_mm256_sub_pd(_mm256_sub_pd(y, ca), _mm256_mul_pd(y, eps)), tiny);
+    const __m256d keep = _mm256_and_pd(_mm256_cmp_pd(y, ca, _CMP_GT_OQ), _mm256_cmp_pd(r, zero, _CMP_GT_OQ));
+    c = _mm256_add_pd(c, _mm256_and_pd(_mm256_mul_pd(r, r), keep));
+  };
+  for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, no term
+    add4(_mm256_castps256_ps128(v));
+    add4(_mm256_extractf128_ps(v, 1));
+  });
+  const __m128d z2 = _mm_add_pd(_mm256_castpd256_pd128(z), _mm256_extractf128_pd(z, 1));
+  const __m128d c2 = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
+  return {_mm_cvtsd_f64(_mm_add_sd(z2, _mm_unpackhi_pd(z2, z2))), _mm_cvtsd_f64(_mm_add_sd(c2, _mm_unpackhi_pd(c2, c2)))};
+}
+
 // ------------------------------------------------------------- 16-bit float inputs
 
 inline void to_float(arch::avx2, const float16* in, std::size_t n, float* out) noexcept {
@@ -719,60 +911,177 @@ BLOCKQ_ALWAYS_INLINE std::uint8_t* e2m1_block_out(std::uint8_t* out, std::size_t
   return out + b * 17 + 1;
 }
 
-// The fused MXFP4 / NVFP4 / FP4 loop: per block amax (integer maximum of the absolute bits,
-// NaN and Inf blocks left to the per-block loop), the scale and divisor from the caller's
-// functions, then the codes by e2m1_plan. Blocks of 16 go two at a time through one
-// 32-element core; blocks of 32 * m one core per 32 elements. The rest (a partial last
-// block, pairs whose plans differ) run the per-block loop with the AVX2 kernels.
+// Maxima of the absolute bits of 8 blocks of 16 or 32 elements (m[j] for block j), as
+// unsigned integers (block_amax's order: NaN bits above +Inf).
+BLOCKQ_ALWAYS_INLINE __m256i block_maxima8(const float* x, std::size_t block) noexcept {
+  const __m256i abs = splat(0x7FFFFFFFu);
+  auto m8 = [&](const float* p) BLOCKQ_LAMBDA_INLINE { return _mm256_and_si256(load8i(p), abs); };
+  __m256i v[8];
+  for (int j = 0; j < 8; ++j) {
+    const float* p = x + j * block;
+    v[j] = block == 16 ? _mm256_max_epu32(m8(p), m8(p + 8))
+                       : _mm256_max_epu32(_mm256_max_epu32(m8(p), m8(p + 8)), _mm256_max_epu32(m8(p + 16), m8(p + 24)));
+  }
+  // Transposing reduction: after three rounds lane j holds the maximum of v[j].
+  auto fold = [](__m256i a, __m256i b, int imm) BLOCKQ_LAMBDA_INLINE {
+    (void)imm;
+    return _mm256_max_epu32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+  };
+  const __m256i a01 = fold(v[0], v[1], 0), a23 = fold(v[2], v[3], 0), a45 = fold(v[4], v[5], 0), a67 = fold(v[6], v[7], 0);
+  // a01 lanes: (0,1,0,1 | 0,1,0,1) partial maxima of v0 and v1 per 128-bit lane.
+  const __m256i b0 = _mm256_max_epu32(_mm256_unpacklo_epi64(a01, a23), _mm256_unpackhi_epi64(a01, a23));  // 0 1 2 3 | 0 1 2 3
+  const __m256i b1 = _mm256_max_epu32(_mm256_unpacklo_epi64(a45, a67), _mm256_unpackhi_epi64(a45, a67));  // 4 5 6 7 | 4 5 6 7
+  return _mm256_max_epu32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
+}
+
+// The scales (stored to s[0..7]) and divisors of 8 blocks from their amaxes: vectorised for
+// the scale functions of arch/scalar.hpp that allow it, one block at a time otherwise.
+template <class Scale, class CodeOf, class DivisorOf>
+BLOCKQ_ALWAYS_INLINE __m256 block_scales8(__m256i maxima, CodeOf& code_of, DivisorOf& divisor_of, Scale* s) noexcept {
+  using C = std::decay_t<CodeOf>;
+  using D = std::decay_t<DivisorOf>;
+  const __m256 amax = _mm256_castsi256_ps(maxima);  // all finite here
+  if constexpr (std::is_same_v<C, quotient_block_scale> && std::is_same_v<D, identity_divisor>) {
+    // amax / q per lane: the scalar division, eight at a time.
+    const __m256 v = _mm256_div_ps(amax, _mm256_set1_ps(code_of.q));
+    _mm256_storeu_ps(s, v);
+    return v;
+  } else if constexpr (std::is_same_v<C, e4m3_block_scale> && std::is_same_v<D, e4m3_block_divisor>) {
+    // y = amax / fl(6 s_t) (the scalar expression), then e4m3::encode(y) for y >= 0:
+    // - normal y (>= 2^-6): round the float's bits to 3 mantissa bits, ties to even, by
+    //   adding 0x7FFFF plus bit 20 (a carry moves into the exponent by itself); the code is
+    //   the rounded (exponent, mantissa) minus the bias difference (127 - 7) << 3;
+    // - below 2^-6 the code is y / 2^-9 rounded to nearest even: y * 512 is exact, and
+    //   vcvtps2dq rounds that way;
+    // - y >= 448 rounds to code 0x7E or above (Inf included), and min() saturates it there.
+    const __m256 y = _mm256_div_ps(amax, _mm256_set1_ps(e2m1::max_value * code_of.s_t));
+    const __m256i b = _mm256_castps_si256(y);
+    const __m256i bit20 = _mm256_and_si256(_mm256_srli_epi32(b, 20), splat(1));
+    const __m256i normal = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, splat(0x7FFFFu)), bit20), 20),
+                                            splat(120u << 3));
+    const __m256i sub = _mm256_cvtps_epi32(_mm256_mul_ps(y, _mm256_set1_ps(512.0f)));
+    const __m256i is_normal = _mm256_cmpgt_epi32(b, splat(0x3C7FFFFFu));  // y >= 2^-6 (y has no sign)
+    const __m256i code = _mm256_min_epi32(_mm256_blendv_epi8(sub, normal, is_normal), splat(0x7E));
+    // e4m3::decode of codes 0..126 times s_t: normal codes are the float with those bits
+    // moved back, subnormal ones code * 2^-9.
+    const __m256 dn = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(code, splat(120u << 3)), 20));
+    const __m256 ds = _mm256_mul_ps(_mm256_cvtepi32_ps(code), _mm256_set1_ps(0x1p-9f));
+    const __m256 dec = _mm256_blendv_ps(ds, dn, _mm256_castsi256_ps(_mm256_cmpgt_epi32(code, splat(7))));
+    const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(s), _mm_packus_epi16(c16, c16));
+    return _mm256_mul_ps(dec, _mm256_set1_ps(code_of.s_t));
+  } else if constexpr (requires { C::ue8m0_amax_rule; }) {
+    // mx_scale_code for normal or zero amaxes (a group with a subnormal one goes the scalar
+    // way below): k = exponent(amax) - emax; amax / 2^k = 1.m * 2^emax exceeds the element's
+    // largest value 1.M * 2^emax exactly when the mantissa bits m > M (rule ceil: k + 1),
+    // falls short when m < M (rule floor: k - 1); k clamps to [-127, 127], code = k + 127,
+    // amax = 0 gives code 0. The divisor 2^(code - 127) has the bits code << 23 (2^-127,
+    // code 0, is the subnormal 0x00400000).
+    const __m256i subnormal = _mm256_andnot_si256(_mm256_cmpeq_epi32(maxima, _mm256_setzero_si256()),
+                                                  _mm256_cmpgt_epi32(splat(0x00800000u), maxima));
+    if (_mm256_testz_si256(subnormal, subnormal)) {
+      const __m256i mant = _mm256_and_si256(maxima, splat(0x7FFFFFu));
+      const __m256i top = splat(std::bit_cast<std::uint32_t>(C::max_value) & 0x7FFFFFu);
+      __m256i k = _mm256_sub_epi32(_mm256_srli_epi32(maxima, 23), _mm256_set1_epi32(127 + C::emax));
+      if (code_of.rule == scale_rule::ceil) k = _mm256_sub_epi32(k, _mm256_cmpgt_epi32(mant, top));
+      if (code_of.rule == scale_rule::floor) k = _mm256_add_epi32(k, _mm256_cmpgt_epi32(top, mant));
+      k = _mm256_min_epi32(_mm256_max_epi32(k, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+      const __m256i code = _mm256_andnot_si256(_mm256_cmpeq_epi32(maxima, _mm256_setzero_si256()),
+                                               _mm256_add_epi32(k, _mm256_set1_epi32(127)));
+      const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(s), _mm_packus_epi16(c16, c16));
+      const __m256i d = _mm256_blendv_epi8(_mm256_slli_epi32(code, 23), splat(0x00400000u),
+                                           _mm256_cmpeq_epi32(code, _mm256_setzero_si256()));
+      return _mm256_castsi256_ps(d);
+    }
+  }
+  if constexpr (true) {
+    alignas(32) std::uint32_t m[8];
+    alignas(32) float d[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(m), maxima);
+    for (int j = 0; j < 8; ++j) {
+      s[j] = code_of(std::bit_cast<float>(m[j]));
+      d[j] = divisor_of(s[j]);
+    }
+    return _mm256_load_ps(d);
+  }
+}
+
+// Encodes `len` (32 * k) elements of one block at plan p.
+template <code_layout L, tie_mode T>
+BLOCKQ_ALWAYS_INLINE void e2m1_block(const float* x, std::size_t len, const e2m1_divisor& p, std::uint8_t* o) noexcept {
+  constexpr std::size_t step = L == code_layout::bytes ? 32 : 16;  // output bytes per 32 elements
+  switch (p.kind) {
+    case e2m1_divisor::shift:
+      for (std::size_t j = 0; j < len; j += 32) e2m1_chunk32<L, T, e2m1_divisor::shift>(x + j, p, o + j / 32 * step);
+      break;
+    case e2m1_divisor::multiply:
+      for (std::size_t j = 0; j < len; j += 32) e2m1_chunk32<L, T, e2m1_divisor::multiply>(x + j, p, o + j / 32 * step);
+      break;
+    default:
+      for (std::size_t j = 0; j < len; j += 32) e2m1_chunk32<L, T, e2m1_divisor::divide>(x + j, p, o + j / 32 * step);
+      break;
+  }
+}
+
+// The fused MXFP4 / NVFP4 / FP4 loop over groups of 8 blocks of 16 or 32 elements: the 8
+// amaxes (block_maxima8), their scales and divisors (block_scales8), then each block's codes
+// by e2m1_plan (blocks of 16 two at a time through one 32-element core). Groups holding a
+// NaN or Inf, pairs whose plans differ in kind, zero divisors, other block sizes and the
+// last blocks run the per-block loop with the AVX2 kernels (rest).
 template <code_layout L, tie_mode T, class Scale, class CodeOf, class DivisorOf, class Rest>
 void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& code_of, DivisorOf& divisor_of,
                       std::uint8_t* out, Scale* scales, Rest&& rest) noexcept {
   using kind = e2m1_divisor;
-  const __m256i abs = splat(0x7FFFFFFFu);
-  auto set_scale = [&](std::size_t b, Scale s) BLOCKQ_LAMBDA_INLINE {
-    if constexpr (L == code_layout::ggml_mxfp4)
-      out[b * 17] = static_cast<std::uint8_t>(s);
-    else
-      scales[b] = s;
-  };
   std::size_t b = 0, i = 0;
-  if (block == 16) {
-    for (; i + 32 <= n; i += 32, b += 2) {
-      const __m256i m0 = _mm256_max_epu32(_mm256_and_si256(load8i(x + i), abs), _mm256_and_si256(load8i(x + i + 8), abs));
-      const __m256i m1 = _mm256_max_epu32(_mm256_and_si256(load8i(x + i + 16), abs), _mm256_and_si256(load8i(x + i + 24), abs));
-      // Both blocks' maxima in one reduction: lanes 0..3 end with block b's, 4..7 with b + 1's.
-      __m256i m = _mm256_max_epu32(_mm256_permute2x128_si256(m0, m1, 0x20), _mm256_permute2x128_si256(m0, m1, 0x31));
-      m = _mm256_max_epu32(m, _mm256_shuffle_epi32(m, 0x4E));
-      m = _mm256_max_epu32(m, _mm256_shuffle_epi32(m, 0xB1));
-      const auto ma = static_cast<std::uint32_t>(_mm256_cvtsi256_si32(m));
-      const auto mb = static_cast<std::uint32_t>(_mm256_extract_epi32(m, 4));
-      if (ma >= 0x7F800000u || mb >= 0x7F800000u) {
-        rest(b, i, 32);
+  if (block == 16 || block == 32) {
+    const std::size_t group = 8 * block;
+    for (; i + group <= n; i += group, b += 8) {
+      const __m256i maxima = block_maxima8(x + i, block);
+      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
+        rest(b, i, group);  // a NaN or Inf in the group
         continue;
       }
-      const Scale sa = code_of(std::bit_cast<float>(ma)), sb = code_of(std::bit_cast<float>(mb));
-      set_scale(b, sa);
-      set_scale(b + 1, sb);
-      const e2m1_divisor pa = e2m1_plan<T>(divisor_of(sa)), pb = e2m1_plan<T>(divisor_of(sb));
-      std::uint8_t* o = e2m1_block_out<L>(out, b, i);
-      if (pa.kind != pb.kind || pa.kind == kind::zero) {
-        rest(b, i, 32);
-      } else if (pa.kind == kind::shift) {
-        e2m1_pair16<L, T, kind::shift>(x + i, pa, pb, o);
-      } else if (pa.kind == kind::multiply) {
-        e2m1_pair16<L, T, kind::multiply>(x + i, pa, pb, o);
+      alignas(32) Scale s[8];
+      alignas(32) float d[8];
+      _mm256_store_ps(d, block_scales8(maxima, code_of, divisor_of, s));
+      for (int j = 0; j < 8; ++j) {
+        if constexpr (L == code_layout::ggml_mxfp4)
+          out[(b + j) * 17] = static_cast<std::uint8_t>(s[j]);
+        else
+          scales[b + j] = s[j];
+      }
+      if (block == 32) {
+        for (std::size_t j = 0; j < 8; ++j) {
+          const e2m1_divisor p = e2m1_plan<T>(d[j]);
+          if (p.kind == kind::zero)
+            rest(b + j, i + 32 * j, 32);
+          else
+            e2m1_block<L, T>(x + i + 32 * j, 32, p, e2m1_block_out<L>(out, b + j, i + 32 * j));
+        }
       } else {
-        e2m1_pair16<L, T, kind::divide>(x + i, pa, pb, o);
+        for (std::size_t j = 0; j < 8; j += 2) {
+          const e2m1_divisor pa = e2m1_plan<T>(d[j]), pb = e2m1_plan<T>(d[j + 1]);
+          const float* xp = x + i + 16 * j;
+          std::uint8_t* o = e2m1_block_out<L>(out, b + j, i + 16 * j);
+          if (pa.kind != pb.kind || pa.kind == kind::zero)
+            rest(b + j, i + 16 * j, 32);
+          else if (pa.kind == kind::shift)
+            e2m1_pair16<L, T, kind::shift>(xp, pa, pb, o);
+          else if (pa.kind == kind::multiply)
+            e2m1_pair16<L, T, kind::multiply>(xp, pa, pb, o);
+          else
+            e2m1_pair16<L, T, kind::divide>(xp, pa, pb, o);
+        }
       }
     }
-  } else {  // block % 32 == 0
+  } else if (block % 32 == 0) {
     for (; i + block <= n; i += block, ++b) {
+      const __m256i abs = splat(0x7FFFFFFFu);
       __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
-      for (std::size_t j = i; j < i + block; j += 32) {
-        m0 = _mm256_max_epu32(m0, _mm256_max_epu32(_mm256_and_si256(load8i(x + j), abs),
-                                                   _mm256_and_si256(load8i(x + j + 8), abs)));
-        m1 = _mm256_max_epu32(m1, _mm256_max_epu32(_mm256_and_si256(load8i(x + j + 16), abs),
-                                                   _mm256_and_si256(load8i(x + j + 24), abs)));
+      for (std::size_t j = i; j < i + block; j += 16) {
+        m0 = _mm256_max_epu32(m0, _mm256_and_si256(load8i(x + j), abs));
+        m1 = _mm256_max_epu32(m1, _mm256_and_si256(load8i(x + j + 8), abs));
       }
       const std::uint32_t m = hmax_epu32(_mm256_max_epu32(m0, m1));
       if (m >= 0x7F800000u) {
@@ -780,23 +1089,12 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
         continue;
       }
       const Scale s = code_of(std::bit_cast<float>(m));
-      set_scale(b, s);
+      scales[b] = s;
       const e2m1_divisor p = e2m1_plan<T>(divisor_of(s));
-      std::uint8_t* o = e2m1_block_out<L>(out, b, i);
-      switch (p.kind) {
-        case kind::zero:
-          rest(b, i, block);
-          break;
-        case kind::shift:
-          for (std::size_t j = 0; j < block; j += 32) e2m1_chunk32<L, T, kind::shift>(x + i + j, p, o + j / 2 * (L == code_layout::bytes ? 2 : 1));
-          break;
-        case kind::multiply:
-          for (std::size_t j = 0; j < block; j += 32) e2m1_chunk32<L, T, kind::multiply>(x + i + j, p, o + j / 2 * (L == code_layout::bytes ? 2 : 1));
-          break;
-        default:
-          for (std::size_t j = 0; j < block; j += 32) e2m1_chunk32<L, T, kind::divide>(x + i + j, p, o + j / 2 * (L == code_layout::bytes ? 2 : 1));
-          break;
-      }
+      if (p.kind == kind::zero)
+        rest(b, i, block);
+      else
+        e2m1_block<L, T>(x + i, block, p, e2m1_block_out<L>(out, b, i));
     }
   }
   if (i < n) rest(b, i, n - i);
@@ -906,15 +1204,69 @@ void decode_blocks(arch::avx2, const std::uint8_t* codes, const Scale* scales, s
         });
 }
 
+namespace avx2_detail {
+// Integer codes of 16 or 32 elements at divider div, min 0 (x - 0 is x, so the subtraction
+// of the scalar kernel is left out), as encode_int computes them.
+template <class Div>
+BLOCKQ_ALWAYS_INLINE void int_codes(const float* x, std::size_t len, Div div, __m256 qmin, __m256 qmax, __m256i mask,
+                                    std::uint8_t* out) noexcept {
+  auto c8 = [&](const float* p) BLOCKQ_LAMBDA_INLINE {
+    return _mm256_and_si256(int_round<false>(div(_mm256_loadu_ps(p)), qmin, qmax), mask);
+  };
+  // packus leaves dword j holding elements 4 * {0, 2, 4, 6, 1, 3, 5, 7}[j] onwards.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i a = _mm256_packus_epi32(c8(x), c8(x + 8));  // codes 0..255
+  if (len == 16) {
+    const __m256i p = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, a), order);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(p));
+    return;
+  }
+  const __m256i b = _mm256_packus_epi32(c8(x + 16), c8(x + 24));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order));
+}
+}  // namespace avx2_detail
+
+// Fused over groups of 8 blocks of 16 or 32 (block_maxima8, the 8 scales at once for
+// quotient_block_scale), the rest per block with the AVX2 kernels.
 template <class ScaleOf>
 void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
                      ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
-  loops::int_amax_blocks(
-      x, n, block, fmt, scale_of, codes, scales,
-      [](const float* p, std::size_t m) { return block_amax(arch::avx2{}, p, m); },
-      [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
-        encode_int(arch::avx2{}, p, m, s, mn, f, o);
-      });
+  using namespace avx2_detail;
+  auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
+    loops::int_amax_blocks(
+        x + begin, len, block, fmt, scale_of, codes + begin, scales + b,
+        [](const float* p, std::size_t m) { return block_amax(arch::avx2{}, p, m); },
+        [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
+          encode_int(arch::avx2{}, p, m, s, mn, f, o);
+        });
+  };
+  std::size_t b = 0, i = 0;
+  if (block == 16 || block == 32) {
+    const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
+    const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+    const __m256i mask = _mm256_set1_epi32(fmt.mask());
+    const std::size_t group = 8 * block;
+    for (; i + group <= n; i += group, b += 8) {
+      const __m256i maxima = block_maxima8(x + i, block);
+      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
+        rest(b, i, group);
+        continue;
+      }
+      alignas(32) float s[8];
+      identity_divisor same;
+      block_scales8(maxima, scale_of, same, s);
+      std::memcpy(scales + b, s, sizeof s);
+      for (std::size_t j = 0; j < 8; ++j) {
+        std::uint8_t* o = codes + i + j * block;
+        if (!(s[j] != 0.0f) || !detail::is_finite(s[j])) {
+          rest(b + j, i + j * block, block);  // zero (or odd) scales: the scalar sequence
+          continue;
+        }
+        with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE { int_codes(x + i + j * block, block, div, qmin, qmax, mask, o); });
+      }
+    }
+  }
+  if (i < n) rest(b, i, n - i);
 }
 
 }  // namespace kernels

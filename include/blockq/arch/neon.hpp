@@ -146,7 +146,8 @@ BLOCKQ_ALWAYS_INLINE float32x4_t e2m1_round(float32x4_t y, tie_mode t) noexcept 
   v = vaddq_f32(v, vaddq_f32(step(pass(1.25f, lo_inc), 0.5f), step(pass(1.75f, hi_inc), 0.5f)));
   v = vaddq_f32(v, vaddq_f32(step(pass(2.5f, lo_inc), 1.0f), step(pass(3.5f, hi_inc), 1.0f)));
   v = vaddq_f32(v, step(pass(5.0f, lo_inc), 2.0f));
-  const uint32x4_t sign = vandq_u32(vreinterpretq_u32_f32(y), vdupq_n_u32(0x80000000u));
+  // The sign of y, none for a NaN (code 0 is +0).
+  const uint32x4_t sign = vandq_u32(vandq_u32(vreinterpretq_u32_f32(y), vdupq_n_u32(0x80000000u)), vceqq_f32(y, y));
   return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(v), sign));
 }
 

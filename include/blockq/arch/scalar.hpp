@@ -292,6 +292,33 @@ inline float finite_amax(arch::scalar, const float* x, std::size_t n) noexcept {
   return m;
 }
 
+// Scale functions of the amax rules that the fused block loops know, so that an
+// architecture can evaluate them for several blocks at once (any other callable works
+// too, one block at a time). Each gives the scale of a block from its amax:
+// - e4m3_block_scale: NVFP4 absmax, E4M3(amax / (6 s_t)) (round to nearest even,
+//   saturating), the NaN code for a non-finite amax; its divisor fl(decode(code) * s_t);
+// - quotient_block_scale: amax / q in float (FP4 absmax q = 6, integers q = qmax), NaN for
+//   a non-finite amax; its divisor the scale itself.
+struct e4m3_block_scale {
+  float s_t = 1.0f;
+  std::uint8_t operator()(float amax) const noexcept {
+    return detail::is_finite(amax) ? e4m3::encode(amax / (e2m1::max_value * s_t)) : e4m3::nan_code;
+  }
+};
+struct e4m3_block_divisor {
+  float s_t = 1.0f;
+  float operator()(std::uint8_t code) const noexcept { return e4m3::decode(code) * s_t; }
+};
+struct quotient_block_scale {
+  float q = 1.0f;
+  float operator()(float amax) const noexcept {
+    return detail::is_finite(amax) ? amax / q : std::numeric_limits<float>::quiet_NaN();
+  }
+};
+struct identity_divisor {
+  float operator()(float s) const noexcept { return s; }
+};
+
 // Where amax_blocks writes the codes.
 enum class code_layout : std::uint8_t {
   bytes,       // one code a byte

@@ -522,6 +522,15 @@ TEST(SearchRules, HessianUsesTheActivations) {
     // The Hessian rule differs from plain ocp somewhere (else this test shows nothing).
     EXPECT_NE(t.scales, blockq::mxfp4_quantizer().quantize(w).scales);
   }
+  r = run_tool(dir, "quantize in.safetensors -o g.safetensors --format mxfp4 --layout ggml --rule hessian --hessian acts.safetensors");
+  ASSERT_EQ(r.code, 0) << r.err;
+  {
+    const blockq::mxfp4_quantizer q({32, blockq::scale_rule::hessian, blockq::tie_mode::even});
+    const auto t = q.quantize(w, blockq::block_hessians::from_activations(acts_bf16, 64, 32));
+    std::vector<std::uint8_t> g(8 * 64 / 32 * 17);
+    blockq::pack_ggml_mxfp4(t.codes, t.scales, g);
+    EXPECT_EQ(output(dir / "g.safetensors").u8("w"), g);
+  }
   r = run_tool(dir, "quantize in.safetensors -o q.safetensors --format nvfp4 --rule hessian --hessian acts.safetensors");
   ASSERT_EQ(r.code, 0) << r.err;
   {

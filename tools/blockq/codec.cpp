@@ -5,6 +5,7 @@
 #include <array>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 
 #include "blockq/fp4.hpp"
 #include "blockq/mx.hpp"
@@ -110,15 +111,20 @@ class mx_codec final : public codec {
     const std::size_t n = (r1 - r0) * k, nb = n / cfg_.block;
     const auto xs = x.subspan(r0 * k, n);
     const blockq::block_hessians* h = hessians_of(st);
-    if (cfg_.lay == layout::ggml) {
-      std::vector<std::uint8_t> codes(n), scales(nb);
-      if (h)
+    if constexpr (std::is_same_v<Element, blockq::e2m1>) {  // ggml layout: mxfp4 only
+      if (cfg_.lay == layout::ggml) {
+        const std::size_t gb = k / 32 * 17;
+        const auto out = parts[0].subspan(r0 * gb, (r1 - r0) * gb);
+        if (!h) {
+          q_.quantize_ggml(xs, out);
+          return;
+        }
+        const auto buf = std::make_unique_for_overwrite<std::uint8_t[]>(n + nb);
+        const std::span<std::uint8_t> codes(buf.get(), n), scales(buf.get() + n, nb);
         q_.quantize(xs, *h, codes, scales);
-      else
-        q_.quantize(xs, codes, scales);
-      const std::size_t gb = k / 32 * 17;
-      blockq::pack_ggml_mxfp4(codes, scales, parts[0].subspan(r0 * gb, (r1 - r0) * gb));
-      return;
+        blockq::pack_ggml_mxfp4(codes, scales, out);
+        return;
+      }
     }
     const auto scales = parts[1].subspan(r0 * (k / cfg_.block), nb);
     if constexpr (Element::bits <= 4) {
@@ -140,12 +146,15 @@ class mx_codec final : public codec {
                        std::size_t r1, std::span<float> out) const override {
     const std::size_t n = (r1 - r0) * k, nb = n / cfg_.block;
     const auto os = out.subspan(r0 * k, n);
-    if (cfg_.lay == layout::ggml) {
-      std::vector<std::uint8_t> codes(n), scales(nb);
-      const std::size_t gb = k / 32 * 17;
-      blockq::unpack_ggml_mxfp4(parts[0].subspan(r0 * gb, (r1 - r0) * gb), codes, scales);
-      q_.dequantize(codes, scales, os);
-      return;
+    if constexpr (std::is_same_v<Element, blockq::e2m1>) {
+      if (cfg_.lay == layout::ggml) {
+        const auto buf = std::make_unique_for_overwrite<std::uint8_t[]>(n + nb);
+        const std::span<std::uint8_t> codes(buf.get(), n), scales(buf.get() + n, nb);
+        const std::size_t gb = k / 32 * 17;
+        blockq::unpack_ggml_mxfp4(parts[0].subspan(r0 * gb, (r1 - r0) * gb), codes, scales);
+        q_.dequantize(codes, scales, os);
+        return;
+      }
     }
     const auto scales = parts[1].subspan(r0 * (k / cfg_.block), nb);
     if constexpr (Element::bits <= 4)

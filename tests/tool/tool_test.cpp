@@ -7,7 +7,9 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -772,5 +774,61 @@ TEST(Report, OnAFileMatchesTheLibrarysError) {
   std::snprintf(want, sizeof want, "w,4x64,nvfp4,absmax,16,%.6g,%.6e,%.4f,%.6e,", 4.5 + 32.0 / 256, e.mse, e.sqnr_db, e.max_abs);
   EXPECT_NE(r.out.find(want), std::string::npos) << r.out << "\nwant " << want;
 }
+
+// ------------------------------------------------------------------ grid
+
+#if BLOCKQ_TOOL_WITH_GRID
+TEST(Grid, NormalTableHasSpecValues) {
+  temp_dir dir;
+  const auto r = run_tool(dir, "grid --dist normal --bits 1-4 --csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("grid,levels,scale,clip,mse,sqnr_db,iterations\n", 0), 0u) << r.out;
+  // name -> (levels, scale, mse)
+  std::map<std::string, std::tuple<int, double, double>> rows;
+  std::istringstream in(r.out);
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    // CSV with quoted fields (a name may hold a comma).
+    std::vector<std::string> f(1);
+    bool quoted = false;
+    for (char c : line) {
+      if (c == '"')
+        quoted = !quoted;
+      else if (c == ',' && !quoted)
+        f.emplace_back();
+      else
+        f.back() += c;
+    }
+    ASSERT_EQ(f.size(), 7u) << line;
+    rows[f[0]] = {std::stoi(f[1]), std::stod(f[2]), std::stod(f[4])};
+  }
+  // SPEC §9's optima: the scale to 1e-7 relative (the MSE is flat there), the MSE to its printed digits.
+  const std::vector<std::tuple<std::string, int, double, double>> spec{
+      {"uniform 1-bit", 2, 0.7978845608, 0.3633802276},   {"uniform 2-bit", 4, 1.4935300123, 0.1188460504},
+      {"uniform 3-bit", 8, 2.0510680733, 0.0374396594},   {"uniform 4-bit", 16, 2.5140046233, 0.0115428844},
+      {"uniform 3-level", 3, 1.2240063779, 0.1901740392}, {"fp4 e2m1 (seed, ±0)", 16, 0.4870792262, 0.0126849041}};
+  for (const auto& [name, levels, scale, mse] : spec) {
+    ASSERT_TRUE(rows.count(name)) << name << "\n" << r.out;
+    const auto& [l, a, e] = rows[name];
+    EXPECT_EQ(l, levels) << name;
+    EXPECT_NEAR(a, scale, 1e-7 * scale) << name;
+    EXPECT_NEAR(e, mse, 1e-9 * mse + 6e-11) << name;  // SPEC rounds to 1e-10
+  }
+  const auto t = run_tool(dir, "grid --dist student_t:3 --bits 4");
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("uniform 4-bit"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("student_t:3"), std::string::npos) << t.out;
+}
+
+TEST_F(Errors, GridOptions) {
+  expect_failure(dir, "grid --dist cauchy", "unknown distribution");
+  expect_failure(dir, "grid --dist student_t:2", "student_t");
+  expect_failure(dir, "grid --bits 9-2", "--bits must be A-B");
+  expect_failure(dir, "grid --bits x", "--bits must be A-B");
+}
+#else
+TEST_F(Errors, GridWithoutBoost) { expect_failure(dir, "grid", "built without Boost.Math"); }
+#endif
 
 }  // namespace

@@ -218,14 +218,14 @@ std::string shape_text(const shape_t& s) {
   return out;
 }
 
+}  // namespace
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
   for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
 }
-
-}  // namespace
 
 void run_report(const report_options& opt) {
   std::vector<std::string> notes;

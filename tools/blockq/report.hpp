@@ -23,6 +23,9 @@ struct grid_options {
   bool csv = false;
 };
 
+// A CSV field: quoted (RFC 4180) when it holds a comma, a quote or a newline.
+std::string csv_field(const std::string& s);
+
 // Prints the grid optimizer's table; throws error when the tool was built without it.
 void run_grid(const grid_options& opt);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `blockq grid`: the grid optimizer's table (blockq/grid.hpp, Boost.Math),
 // built in when CMake finds Boost (BLOCKQ_TOOL_WITH_GRID).
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <string>
@@ -27,6 +28,18 @@ int parse_bits(std::string_view s, const std::string& all) {
   return v;
 }
 
+// Display width of UTF-8 text (one column a code point; names hold "±").
+std::size_t columns(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string padded(const std::string& s, std::size_t width) {
+  const std::size_t c = columns(s);
+  return c >= width ? s : s + std::string(width - c, ' ');
+}
+
 }  // namespace
 
 void run_grid(const grid_options& opt) {
@@ -46,14 +59,14 @@ void run_grid(const grid_options& opt) {
     return;
   }
   std::size_t w = 4;
-  for (const auto& r : rows) w = std::max(w, r.name.size());
+  for (const auto& r : rows) w = std::max(w, columns(r.name));
   std::printf("blockq %s grid: %s, bits %d-%d (SPEC §9: the scale a* minimising E[(X - a*g(X/a*))^2])\n\n",
               BLOCKQ_VERSION_STRING, dist.name().c_str(), lo, hi);
-  std::printf("  %-*s  %6s  %13s  %11s  %14s  %8s  %10s\n", static_cast<int>(w), "grid", "levels", "scale a*",
-              "clip", "MSE", "SQNR dB", "iterations");
+  std::printf("  %s  %6s  %13s  %11s  %14s  %8s  %10s\n", padded("grid", w).c_str(), "levels", "scale a*", "clip",
+              "MSE", "SQNR dB", "iterations");
   for (const auto& r : rows)
-    std::printf("  %-*s  %6zu  %13.10f  %11.6f  %14.10g  %8.4f  %10ju\n", static_cast<int>(w), r.name.c_str(), r.levels,
-                r.scale, r.clip, r.mse, r.sqnr_db, r.iterations);
+    std::printf("  %s  %6zu  %13.10f  %11.6f  %14.10g  %8.4f  %10ju\n", padded(r.name, w).c_str(), r.levels, r.scale,
+                r.clip, r.mse, r.sqnr_db, r.iterations);
   std::printf(
       "\nscale a*: of the unit grid (uniform: linspace(-1, 1, levels); fp4: the E2M1 values with +0 and -0);\n"
       "clip: a* times the largest |level|, in units of X. Lloyd-Max rows are optimal grids (scale 1).\n");

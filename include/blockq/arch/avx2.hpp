@@ -1051,17 +1051,44 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
         else
           scales[b + j] = s[j];
       }
+      e2m1_divisor p[8];
+      bool uniform = true;
+      for (int j = 0; j < 8; ++j) {
+        p[j] = e2m1_plan<T>(d[j]);
+        uniform &= p[j].kind == p[0].kind;
+      }
+      // The usual case, all 8 blocks of one kind (and not zero): a loop without calls, so
+      // that the table constants stay in registers.
+      if (uniform && p[0].kind != kind::zero) {
+        auto run = [&](auto k) BLOCKQ_LAMBDA_INLINE {
+          constexpr kind::kind_t K = decltype(k)::value;
+          if (block == 32) {
+            for (std::size_t j = 0; j < 8; ++j)
+              e2m1_chunk32<L, T, K>(x + i + 32 * j, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
+          } else {
+            for (std::size_t j = 0; j < 8; j += 2)
+              e2m1_pair16<L, T, K>(x + i + 16 * j, p[j], p[j + 1], e2m1_block_out<L>(out, b + j, i + 16 * j));
+          }
+        };
+        if (p[0].kind == kind::shift)
+          run(std::integral_constant<kind::kind_t, kind::shift>{});
+        else if (p[0].kind == kind::multiply)
+          run(std::integral_constant<kind::kind_t, kind::multiply>{});
+        else
+          run(std::integral_constant<kind::kind_t, kind::divide>{});
+        continue;
+      }
       if (block == 32) {
         for (std::size_t j = 0; j < 8; ++j) {
-          const e2m1_divisor p = e2m1_plan<T>(d[j]);
-          if (p.kind == kind::zero)
+          if (p[j].kind == kind::zero)
             rest(b + j, i + 32 * j, 32);
           else
-            e2m1_block<L, T>(x + i + 32 * j, 32, p, e2m1_block_out<L>(out, b + j, i + 32 * j));
+            e2m1_block<L, T>(x + i + 32 * j, 32, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
         }
       } else {
         for (std::size_t j = 0; j < 8; j += 2) {
-          const e2m1_divisor pa = e2m1_plan<T>(d[j]), pb = e2m1_plan<T>(d[j + 1]);
+          const e2m1_divisor& pa = p[j];
+          const e2m1_divisor& pb = p[j + 1];
           const float* xp = x + i + 16 * j;
           std::uint8_t* o = e2m1_block_out<L>(out, b + j, i + 16 * j);
           if (pa.kind != pb.kind || pa.kind == kind::zero)

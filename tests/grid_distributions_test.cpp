@@ -14,7 +14,7 @@ namespace {
 
 using boost::math::normal;
 
-TEST(GridQuadrature, AgreesWithClosedFormOnNormal) {
+TEST(grid_quadrature, AgreesWithClosedFormOnNormal) {
   struct named_grid {
     const char* name;
     std::vector<double> grid;
@@ -40,7 +40,7 @@ TEST(GridQuadrature, AgreesWithClosedFormOnNormal) {
   }
 }
 
-TEST(GridQuadrature, AnyDistributionDispatches) {
+TEST(grid_quadrature, AnyDistributionDispatches) {
   const std::vector<double> g = blockq::fp4_grid();
   EXPECT_EQ(blockq::expected_mse(g, blockq::parse_distribution("normal"), 0.5), blockq::expected_mse(g, normal(), 0.5));
   const boost::math::laplace_distribution<double, blockq::detail::fast_policy> lap(0.0, 1.0);
@@ -72,7 +72,7 @@ std::vector<symmetric_case> symmetric_cases() {
   };
 }
 
-TEST(GridDistributions, TwoPointGridClosedForm) {
+TEST(grid_distributions, TwoPointGridClosedForm) {
   const std::vector<double> g = {-1.0, 1.0};
   for (const symmetric_case& c : symmetric_cases()) {
     const blockq::any_distribution d = blockq::parse_distribution(c.text);
@@ -83,7 +83,7 @@ TEST(GridDistributions, TwoPointGridClosedForm) {
   }
 }
 
-TEST(GridDistributions, OneBitOptimumIsMeanAbsoluteValue) {
+TEST(grid_distributions, OneBitOptimumIsMeanAbsoluteValue) {
   for (const symmetric_case& c : symmetric_cases()) {
     const blockq::any_distribution d = blockq::parse_distribution(c.text);
     const double mse = c.second_moment - c.mean_abs * c.mean_abs;
@@ -98,7 +98,7 @@ TEST(GridDistributions, OneBitOptimumIsMeanAbsoluteValue) {
   }
 }
 
-TEST(GridDistributions, LaplaceThreeLevelClosedForm) {
+TEST(grid_distributions, LaplaceThreeLevelClosedForm) {
   // Laplace(0, 1) and {-a, 0, a}: the cells split at ±a/2 and
   //   MSE(a) = 2 - 2 a e^(-a/2),
   // minimal at a* = 2 with MSE* = 2 - 4/e; a* is also the Lloyd–Max grid
@@ -116,7 +116,7 @@ TEST(GridDistributions, LaplaceThreeLevelClosedForm) {
   EXPECT_NEAR(lm.grid[2], 2.0, 1e-12);
 }
 
-TEST(GridDistributions, LaplaceLloydMaxFourLevels) {
+TEST(grid_distributions, LaplaceLloydMaxFourLevels) {
   // Laplace(0, 1), 4 levels ±p, ±q with the middle boundary at 0 and the
   // outer ones at ±t, t = (p + q) / 2. Centroids: q = t + 1 (exponential
   // tail), p = 1 - t e^(-t) / (1 - e^(-t)) (the mean of an exponential
@@ -130,7 +130,7 @@ TEST(GridDistributions, LaplaceLloydMaxFourLevels) {
   EXPECT_NEAR(lm.grid[3], q, 1e-12);
 }
 
-TEST(GridDistributions, OptimalScaleBeatsADenseScan) {
+TEST(grid_distributions, OptimalScaleBeatsADenseScan) {
   // Property: no scale on a dense log grid does better than the optimum.
   for (const char* text : {"laplace", "student_t:3", "logistic"}) {
     const blockq::any_distribution d = blockq::parse_distribution(text);
@@ -144,7 +144,7 @@ TEST(GridDistributions, OptimalScaleBeatsADenseScan) {
   }
 }
 
-TEST(GridDistributions, NamesRoundTrip) {
+TEST(grid_distributions, NamesRoundTrip) {
   for (const char* text : {"normal", "normal:2", "laplace", "laplace:0.5", "logistic", "logistic:3", "student_t:3",
                            "student_t:2.5"}) {
     const blockq::any_distribution d = blockq::parse_distribution(text);

@@ -18,7 +18,7 @@ namespace {
 
 using boost::math::normal;
 
-TEST(GridGrids, Uniform) {
+TEST(grid_grids, Uniform) {
   EXPECT_EQ(blockq::uniform_grid(5), (std::vector<double>{-1.0, -0.5, 0.0, 0.5, 1.0}));
   EXPECT_EQ(blockq::uniform_grid(2), (std::vector<double>{-1.0, 1.0}));
   const std::vector<double> g = blockq::uniform_grid_bits(8);
@@ -29,7 +29,7 @@ TEST(GridGrids, Uniform) {
   }
 }
 
-TEST(GridGrids, Integers) {
+TEST(grid_grids, Integers) {
   EXPECT_EQ(blockq::int_grid(1), (std::vector<double>{-1.0, 0.0}));
   EXPECT_EQ(blockq::int_grid(3), (std::vector<double>{-4, -3, -2, -1, 0, 1, 2, 3}));
   EXPECT_EQ(blockq::symmetric_int_grid(2), (std::vector<double>{-1.0, 0.0, 1.0}));
@@ -39,7 +39,7 @@ TEST(GridGrids, Integers) {
   EXPECT_EQ(blockq::int_grid(8).back(), 127.0);
 }
 
-TEST(GridGrids, Fp4) {
+TEST(grid_grids, Fp4) {
   // SPEC §1: E2M1 magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6.
   const std::vector<double> mags = {0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
   std::vector<double> expected;
@@ -58,7 +58,7 @@ TEST(GridGrids, Fp4) {
   EXPECT_NEAR(blockq::expected_mse(seed, normal(), 0.5) / blockq::expected_mse(expected, normal(), 0.5), 1.0, 1e-15);
 }
 
-TEST(GridGrids, Fp6Fp8) {
+TEST(grid_grids, Fp6Fp8) {
   struct expect_grid {
     const char* name;
     std::vector<double> grid;
@@ -83,7 +83,7 @@ TEST(GridGrids, Fp6Fp8) {
   EXPECT_EQ(blockq::minifloat_grid<blockq::e4m3>(blockq::signed_zero::keep).size(), 254u);
 }
 
-TEST(GridGrids, Nf4MatchesItsQuantileDefinition) {
+TEST(grid_grids, Nf4MatchesItsQuantileDefinition) {
   // Rebuild NF4 in double from its definition (see nf4_grid): 8 positive
   // values Φ^-1(linspace(δ, 1/2, 9)[:-1]), 7 negative -Φ^-1(linspace(δ, 1/2,
   // 8)[:-1]), 0, divided by the largest; δ = 0.9677083. bitsandbytes does it
@@ -107,7 +107,7 @@ TEST(GridGrids, Nf4MatchesItsQuantileDefinition) {
   }
 }
 
-TEST(GridOptimalScale, GlobalOnFloatingPointGrids) {
+TEST(grid_optimal_scale, GlobalOnFloatingPointGrids) {
   // FP grids are nearly invariant under scaling by 2, so their MSE has one
   // basin per octave, some within 1e-6 of each other; optimal_scale must
   // return the lowest. Property: no point of a dense scan over ±5 octaves
@@ -129,7 +129,7 @@ TEST(GridOptimalScale, GlobalOnFloatingPointGrids) {
   }
 }
 
-TEST(GridOptimalScale, E4m3KnownOptimum) {
+TEST(grid_optimal_scale, E4m3KnownOptimum) {
   // A regression value of this implementation (the dense scan above is the
   // check that it is the global minimum): the lowest of E4M3's nearly equal
   // basins, 1.08e-5 below the basin at a = 1.304 that a single bracket from
@@ -139,7 +139,7 @@ TEST(GridOptimalScale, E4m3KnownOptimum) {
   EXPECT_NEAR(r.scale * 448.0, 9.1289798, 1e-6);
 }
 
-TEST(GridOptimalScale, ExplicitBoundsAndParams) {
+TEST(grid_optimal_scale, ExplicitBoundsAndParams) {
   const std::vector<double> g = blockq::uniform_grid(4);
   blockq::optimal_scale_params p;
   p.lower = 1.0;
@@ -164,7 +164,7 @@ void expect_invalid(F&& f, const std::string& fragment) {
   }
 }
 
-TEST(GridInvalid, Grids) {
+TEST(grid_invalid, Grids) {
   const normal n;
   expect_invalid([&] { blockq::expected_mse(std::vector<double>{}, n); }, "empty");
   expect_invalid([&] { blockq::expected_mse(std::vector<double>{0.0, 2.0, 1.0}, n); },
@@ -182,7 +182,7 @@ TEST(GridInvalid, Grids) {
   expect_invalid([&] { blockq::lloyd_max(1, n); }, "levels must be >= 2, got 1");
 }
 
-TEST(GridInvalid, Scales) {
+TEST(grid_invalid, Scales) {
   const normal n;
   const std::vector<double> g = blockq::uniform_grid(4);
   expect_invalid([&] { blockq::expected_mse(g, n, 0.0); }, "scale must be finite and > 0, got 0");
@@ -201,7 +201,7 @@ TEST(GridInvalid, Scales) {
   expect_invalid([&] { blockq::optimal_scale(g, n, q); }, "points_per_octave must be >= 1, got 0");
 }
 
-TEST(GridInvalid, Distributions) {
+TEST(grid_invalid, Distributions) {
   const std::vector<double> g = blockq::uniform_grid(4);
   expect_invalid([] { blockq::parse_distribution("cauchy"); }, "unknown distribution \"cauchy\"");
   expect_invalid([] { blockq::parse_distribution(""); }, "unknown distribution \"\"");

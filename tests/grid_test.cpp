@@ -39,7 +39,7 @@ double printed_precision(double v, int digits) {
   return 0.5 * std::pow(10.0, std::floor(std::log10(std::fabs(v))) - digits + 1) / std::fabs(v);
 }
 
-TEST(GridSpec, TableReproduced) {
+TEST(grid_spec, TableReproduced) {
   for (const spec_row& row : spec_table()) {
     const blockq::optimal_scale_result r = blockq::optimal_scale(row.grid, normal());
     // 1e-9 relative, or the precision SPEC prints where that is coarser: its
@@ -72,7 +72,7 @@ const verified_row verified[] = {
     {3, 1.224006361925, 0.1901740392479015},      {0, 0.4870791785623, 0.01268490413870989},
 };
 
-TEST(GridSpec, MatchesIndependentHighPrecisionOptima) {
+TEST(grid_spec, MatchesIndependentHighPrecisionOptima) {
   // Including the uniform 5-, 6- and 7-bit rows, which SPEC §9 does not list.
   for (const verified_row& v : verified) {
     const std::vector<double> grid = v.levels ? blockq::uniform_grid(v.levels) : blockq::fp4_seed_grid();
@@ -82,7 +82,7 @@ TEST(GridSpec, MatchesIndependentHighPrecisionOptima) {
   }
 }
 
-TEST(GridSpec, OneBitOptimumIsMeanAbsoluteValue) {
+TEST(grid_spec, OneBitOptimumIsMeanAbsoluteValue) {
   // {-a, a}: MSE(a) = 1 - 2a E|X| + a^2, minimised at a = E|X| = sqrt(2/pi).
   const double e_abs = std::sqrt(2.0 / M_PI);
   const blockq::optimal_scale_result r = blockq::optimal_scale(blockq::uniform_grid(2), normal());
@@ -112,7 +112,7 @@ const seed_row seed[] = {
     {3, 1.2240089519030855, 0.19017403925019966, true},
 };
 
-TEST(GridSeed, MseAtTheSeedsScalesReproduced) {
+TEST(grid_seed, MseAtTheSeedsScalesReproduced) {
   // At the seed's own scales our MSE equals its printed MSE to the accuracy
   // of its quadrature (1e-13 for up to 32 levels, 3e-10 beyond).
   for (const seed_row& s : seed) {
@@ -122,7 +122,7 @@ TEST(GridSeed, MseAtTheSeedsScalesReproduced) {
   }
 }
 
-TEST(GridSeed, ConvergedRowsMatchTheOptimumToTheirPrecision) {
+TEST(grid_seed, ConvergedRowsMatchTheOptimumToTheirPrecision) {
   for (const seed_row& s : seed) {
     const std::vector<double> grid = s.levels ? blockq::uniform_grid(s.levels) : blockq::fp4_seed_grid();
     const blockq::optimal_scale_result r = blockq::optimal_scale(grid, normal());
@@ -141,7 +141,7 @@ TEST(GridSeed, ConvergedRowsMatchTheOptimumToTheirPrecision) {
   }
 }
 
-TEST(GridLloydMax, NormalMseToFourDigits) {
+TEST(grid_lloyd_max, NormalMseToFourDigits) {
   const double expected[] = {0.3634, 0.1175, 0.03455, 0.009501};
   for (int b = 1; b <= 4; ++b) {
     const blockq::lloyd_max_result r = blockq::lloyd_max(std::size_t{1} << b, normal());
@@ -152,7 +152,7 @@ TEST(GridLloydMax, NormalMseToFourDigits) {
   }
 }
 
-TEST(GridLloydMax, NormalLevelsMatchMaxTable) {
+TEST(grid_lloyd_max, NormalLevelsMatchMaxTable) {
   // Max (1960): the optimal 4- and 8-level quantizers of N(0, 1).
   const std::vector<double> g4 = blockq::lloyd_max_grid(4, normal());
   EXPECT_NEAR(g4[2], 0.4528, 5e-5);
@@ -162,7 +162,7 @@ TEST(GridLloydMax, NormalLevelsMatchMaxTable) {
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(g8[4 + i], max8[i], 5e-4) << i;
 }
 
-TEST(GridLloydMax, FixedPointOfBothConditions) {
+TEST(grid_lloyd_max, FixedPointOfBothConditions) {
   // Every point is the centroid of its cell, so the grid's optimal scale is 1
   // and its MSE is below that of the optimally scaled uniform grid.
   for (std::size_t n : {std::size_t{3}, std::size_t{16}, std::size_t{64}}) {
@@ -187,7 +187,7 @@ TEST(GridLloydMax, FixedPointOfBothConditions) {
   }
 }
 
-TEST(GridTable, StandardTableRows) {
+TEST(grid_table, StandardTableRows) {
   const std::vector<blockq::grid_row> rows = blockq::standard_table(blockq::parse_distribution("normal"));
   ASSERT_EQ(rows.size(), 8u + 2u + 8u);
   EXPECT_EQ(rows[0].name, "uniform 1-bit");

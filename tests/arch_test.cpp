@@ -671,6 +671,47 @@ TYPED_TEST(Arch, Uniform) {
   check_uniform<TypeParam, float16>(3, false, 32, scale_rule::lsq);
 }
 
+// Tensors of 32 MiB and more take the non-temporal store paths of the AVX2 block loops
+// (codes and dequantized floats); a length that is not a multiple of the groups of 8
+// blocks leaves a tail for the per-block loop too.
+TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
+  if constexpr (!std::is_same_v<TypeParam, arch::avx2>) GTEST_SKIP() << "AVX2 streams only";
+  const std::size_t n = (std::size_t{32} << 20) / sizeof(float) + 272;
+  std::vector<float> x(n);
+  std::mt19937 g(kSeed);
+  std::normal_distribution<float> nd;
+  for (auto& v : x) v = nd(g);
+  x[12345] = kNaN;  // one NaN block inside a streamed group
+  const std::string what = "n = " + std::to_string(n) + ", N(0, 1) from seed " + std::to_string(kSeed);
+  {
+    const mx_quantizer<e2m1, arch::scalar> q0;
+    const mx_quantizer<e2m1, TypeParam> q1;
+    std::vector<std::uint8_t> p0((n + 1) / 2), p1((n + 1) / 2), s0(q0.num_blocks(n)), s1(q0.num_blocks(n));
+    q0.quantize_packed(x, p0, s0);
+    q1.quantize_packed(x, p1, s1);
+    ASSERT_TRUE(same(s0, s1, "mxfp4 scales, " + what, [&](std::size_t b) { return inputs(x, b * 32, 32); }));
+    ASSERT_TRUE(same(p0, p1, "mxfp4 packed codes, " + what, [&](std::size_t i) { return inputs(x, 2 * i, 2); }));
+    std::vector<float> d0(n), d1(n);
+    q0.dequantize_packed(p0, s0, d0);
+    q1.dequantize_packed(p0, s0, d1);
+    ASSERT_TRUE(same(d0, d1, "mxfp4 dequantize_packed, " + what, [&](std::size_t i) { return "byte " + std::to_string(p0[i / 2]); }));
+  }
+  {
+    const nvfp4_quantizer<arch::scalar> q0;
+    const nvfp4_quantizer<TypeParam> q1;
+    const float st = q0.tensor_scale(x);
+    std::vector<std::uint8_t> c0(n), c1(n), s0(q0.num_blocks(n)), s1(q0.num_blocks(n));
+    q0.quantize(x, st, c0, s0);
+    q1.quantize(x, st, c1, s1);
+    ASSERT_TRUE(same(s0, s1, "nvfp4 scales, " + what, [&](std::size_t b) { return inputs(x, b * 16, 16); }));
+    ASSERT_TRUE(same(c0, c1, "nvfp4 codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+    std::vector<float> d0(n), d1(n);
+    q0.dequantize(c0, s0, st, d0);
+    q1.dequantize(c0, s0, st, d1);
+    ASSERT_TRUE(same(d0, d1, "nvfp4 dequantize, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
+  }
+}
+
 // The architecture the library picks by default is one of the tags above, and BLOCKQ_ARCH
 // overrides it (the forced-scalar build of .ci/run).
 TEST(ArchDefault, MatchesTheFlags) {

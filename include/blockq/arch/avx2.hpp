@@ -862,12 +862,22 @@ BLOCKQ_ALWAYS_INLINE __m256i e2m1_keys(__m256i a, const e2m1_divisor& p) noexcep
 
 // Stores the 32 codes of e2m1_codes_from_keys in layout L at out (ggml_mxfp4: the 16 code
 // bytes of a block, after its scale byte).
-template <code_layout L>
+// Stream: non-temporal stores (16-byte aligned out), for outputs far larger than the caches.
+template <code_layout L, bool Stream = false>
 BLOCKQ_ALWAYS_INLINE void e2m1_store32(__m256i c, std::uint8_t* out) noexcept {
   if constexpr (L == code_layout::nibbles) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), e2m1_pack_nibbles(c));
+    if constexpr (Stream)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(out), e2m1_pack_nibbles(c));
+    else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), e2m1_pack_nibbles(c));
   } else if constexpr (L == code_layout::bytes) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), e2m1_unscramble(c));
+    if constexpr (Stream) {
+      const __m256i o = e2m1_unscramble(c);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(o));
+      _mm_stream_si128(reinterpret_cast<__m128i*>(out + 16), _mm256_extracti128_si256(o, 1));
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), e2m1_unscramble(c));
+    }
   } else {  // qs[j] = c[j] | c[j + 16] << 4 (codes < 16, so the 16-bit shift stays in its byte)
     const __m256i o = e2m1_unscramble(c);
     const __m128i lo = _mm256_castsi256_si128(o), hi = _mm256_extracti128_si256(o, 1);
@@ -880,7 +890,7 @@ BLOCKQ_ALWAYS_INLINE __m256i load8i(const float* p) noexcept {
 }
 
 // 32 elements at p, all at divisor plan p (one block, or part of one).
-template <code_layout L, tie_mode T, e2m1_divisor::kind_t K>
+template <code_layout L, tie_mode T, e2m1_divisor::kind_t K, bool Stream = false>
 BLOCKQ_ALWAYS_INLINE void e2m1_chunk32(const float* x, const e2m1_divisor& p, std::uint8_t* out) noexcept {
   const __m256i abs = splat(0x7FFFFFFFu);
   const __m256i b0 = load8i(x), b1 = load8i(x + 8), b2 = load8i(x + 16), b3 = load8i(x + 24);
@@ -888,11 +898,11 @@ BLOCKQ_ALWAYS_INLINE void e2m1_chunk32(const float* x, const e2m1_divisor& p, st
                                          e2m1_keys<T, K>(_mm256_and_si256(b1, abs), p));
   const __m256i k23 = _mm256_packs_epi32(e2m1_keys<T, K>(_mm256_and_si256(b2, abs), p),
                                          e2m1_keys<T, K>(_mm256_and_si256(b3, abs), p));
-  e2m1_store32<L>(e2m1_codes_from_keys(k01, k23, p.off, p.off, b0, b1, b2, b3, nullptr), out);
+  e2m1_store32<L, Stream>(e2m1_codes_from_keys(k01, k23, p.off, p.off, b0, b1, b2, b3, nullptr), out);
 }
 
 // Two blocks of 16 at x, with plans pa and pb of the same kind.
-template <code_layout L, tie_mode T, e2m1_divisor::kind_t K>
+template <code_layout L, tie_mode T, e2m1_divisor::kind_t K, bool Stream = false>
 BLOCKQ_ALWAYS_INLINE void e2m1_pair16(const float* x, const e2m1_divisor& pa, const e2m1_divisor& pb,
                                       std::uint8_t* out) noexcept {
   const __m256i abs = splat(0x7FFFFFFFu);
@@ -901,7 +911,7 @@ BLOCKQ_ALWAYS_INLINE void e2m1_pair16(const float* x, const e2m1_divisor& pa, co
                                          e2m1_keys<T, K>(_mm256_and_si256(b1, abs), pa));
   const __m256i k23 = _mm256_packs_epi32(e2m1_keys<T, K>(_mm256_and_si256(b2, abs), pb),
                                          e2m1_keys<T, K>(_mm256_and_si256(b3, abs), pb));
-  e2m1_store32<L>(e2m1_codes_from_keys(k01, k23, pa.off, pb.off, b0, b1, b2, b3, nullptr), out);
+  e2m1_store32<L, Stream>(e2m1_codes_from_keys(k01, k23, pa.off, pb.off, b0, b1, b2, b3, nullptr), out);
 }
 
 template <code_layout L>
@@ -1029,7 +1039,7 @@ BLOCKQ_ALWAYS_INLINE void e2m1_block(const float* x, std::size_t len, const e2m1
 // by e2m1_plan (blocks of 16 two at a time through one 32-element core). Groups holding a
 // NaN or Inf, pairs whose plans differ in kind, zero divisors, other block sizes and the
 // last blocks run the per-block loop with the AVX2 kernels (rest).
-template <code_layout L, tie_mode T, class Scale, class CodeOf, class DivisorOf, class Rest>
+template <code_layout L, tie_mode T, bool Stream, class Scale, class CodeOf, class DivisorOf, class Rest>
 void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& code_of, DivisorOf& divisor_of,
                       std::uint8_t* out, Scale* scales, Rest&& rest) noexcept {
   using kind = e2m1_divisor;
@@ -1064,10 +1074,10 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
           constexpr kind::kind_t K = decltype(k)::value;
           if (block == 32) {
             for (std::size_t j = 0; j < 8; ++j)
-              e2m1_chunk32<L, T, K>(x + i + 32 * j, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
+              e2m1_chunk32<L, T, K, Stream>(x + i + 32 * j, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
           } else {
             for (std::size_t j = 0; j < 8; j += 2)
-              e2m1_pair16<L, T, K>(x + i + 16 * j, p[j], p[j + 1], e2m1_block_out<L>(out, b + j, i + 16 * j));
+              e2m1_pair16<L, T, K, Stream>(x + i + 16 * j, p[j], p[j + 1], e2m1_block_out<L>(out, b + j, i + 16 * j));
           }
         };
         if (p[0].kind == kind::shift)
@@ -1124,6 +1134,7 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
         e2m1_block<L, T>(x + i, block, p, e2m1_block_out<L>(out, b, i));
     }
   }
+  if constexpr (Stream) _mm_sfence();
   if (i < n) rest(b, i, n - i);
 }
 
@@ -1150,8 +1161,16 @@ void amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, t
   };
   if constexpr (std::is_same_v<Element, e2m1>) {
     if (block == 16 || block % 32 == 0) {
+      // Inputs of 32 MiB and more write their codes with non-temporal stores (no read for
+      // ownership of output lines that will not be read again soon); they need 16-byte
+      // alignment, which byte buffers from the usual allocators have.
+      const bool stream = L != code_layout::ggml_mxfp4 && n * sizeof(float) >= (std::size_t{32} << 20) &&
+                          reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
       avx2_detail::with_ties(ties, [&](auto t) {
-        avx2_detail::e2m1_amax_blocks<L, decltype(t)::value>(x, n, block, code_of, divisor_of, out, scales, rest);
+        if (stream)
+          avx2_detail::e2m1_amax_blocks<L, decltype(t)::value, true>(x, n, block, code_of, divisor_of, out, scales, rest);
+        else
+          avx2_detail::e2m1_amax_blocks<L, decltype(t)::value, false>(x, n, block, code_of, divisor_of, out, scales, rest);
       });
       return;
     }

@@ -458,6 +458,198 @@ inline double block_sse_int(arch::neon, const float* x, std::size_t n, float sca
   return acc.total();
 }
 
+// ------------------------------------------------------------------ search kernels
+
+namespace neon_detail {
+// The 8 weights of group i (m real lanes, the others 0).
+BLOCKQ_ALWAYS_INLINE void load8_padded(const float* w, std::size_t m, float32x4_t& w0, float32x4_t& w1) noexcept {
+  if (m == 8) {
+    w0 = vld1q_f32(w);
+    w1 = vld1q_f32(w + 4);
+    return;
+  }
+  float b[8] = {};
+  std::memcpy(b, w, m * sizeof(float));
+  w0 = vld1q_f32(b);
+  w1 = vld1q_f32(b + 4);
+}
+}  // namespace neon_detail
+
+template <class Element>
+void block_residual(arch::neon, const float* x, std::size_t n, float scale, tie_mode ties, float* r) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    const neon_detail::divider div(scale);
+    const float32x4_t s = vdupq_n_f32(scale);
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const float32x4_t v = vld1q_f32(x + i);
+      vst1q_f32(r + i, vsubq_f32(v, vmulq_f32(neon_detail::e2m1_round(div(v), ties), s)));
+    }
+    if (i < n) block_residual<Element>(arch::scalar{}, x + i, n - i, scale, ties, r + i);
+  } else {
+    block_residual<Element>(arch::scalar{}, x, n, scale, ties, r);
+  }
+}
+
+inline double block_energy(arch::neon, const float* x, const float* w, std::size_t n) noexcept {
+  using namespace neon_detail;
+  sum8x acc;
+  for_each8(x, n, [&](float32x4_t x0, float32x4_t x1, std::size_t i, std::size_t m) {
+    if (!w) {
+      acc.add_sq(x0, x1);  // padded lanes are 0
+    } else {
+      float32x4_t w0, w1;
+      load8_padded(w + i, m, w0, w1);
+      acc.add_wsq(w0, w1, x0, x1);
+    }
+  });
+  return acc.total();
+}
+
+// Each row's inner sum in eight double lanes (k % 8), the outer one in kernels::sum8.
+inline double quad_form(arch::neon, const float* r, const double* h, std::size_t n) noexcept {
+  sum8 outer;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double* row = h + i * n;
+    neon_detail::sum8x inner;
+    auto add8 = [&](const double* hp, const float* rp) {
+      const float32x4_t r0 = vld1q_f32(rp), r1 = vld1q_f32(rp + 4);
+      inner.s01 = vaddq_f64(inner.s01, vmulq_f64(vld1q_f64(hp), vcvt_f64_f32(vget_low_f32(r0))));
+      inner.s23 = vaddq_f64(inner.s23, vmulq_f64(vld1q_f64(hp + 2), vcvt_high_f64_f32(r0)));
+      inner.s45 = vaddq_f64(inner.s45, vmulq_f64(vld1q_f64(hp + 4), vcvt_f64_f32(vget_low_f32(r1))));
+      inner.s67 = vaddq_f64(inner.s67, vmulq_f64(vld1q_f64(hp + 6), vcvt_high_f64_f32(r1)));
+    };
+    std::size_t k = 0;
+    for (; k + 8 <= n; k += 8) add8(row + k, r + k);
+    if (k < n) {  // padded with zeros: 0 * 0 = +0 leaves the lanes as they are
+      double hb[8] = {};
+      float rb[8] = {};
+      std::memcpy(hb, row + k, (n - k) * sizeof(double));
+      std::memcpy(rb, r + k, (n - k) * sizeof(float));
+      add8(hb, rb);
+    }
+    outer.add(i, static_cast<double>(r[i]) * inner.total());
+  }
+  return outer.total();
+}
+
+inline double block_wsse_int(arch::neon, const float* x, const float* w, std::size_t n, float scale, float min,
+                             int_format fmt) noexcept {
+  using namespace neon_detail;
+  if (scale == 0.0f) return block_wsse_int(arch::scalar{}, x, w, n, scale, min, fmt);
+  const divider div(scale);
+  const float32x4_t qmin = vdupq_n_f32(static_cast<float>(fmt.qmin())), qmax = vdupq_n_f32(static_cast<float>(fmt.qmax()));
+  const float32x4_t s = vdupq_n_f32(scale), mn = vdupq_n_f32(min);
+  sum8x acc;
+  auto resid = [&](float32x4_t v) {
+    const float32x4_t q = vcvtq_f32_s32(int_round(div(vsubq_f32(v, mn)), qmin, qmax));
+    return vsubq_f32(v, vaddq_f32(vmulq_f32(q, s), mn));
+  };
+  for_each8(x, n, [&](float32x4_t x0, float32x4_t x1, std::size_t i, std::size_t m) {
+    float32x4_t r0 = resid(x0), r1 = resid(x1), w0, w1;
+    keep_lanes(r0, r1, m);
+    load8_padded(w + i, m, w0, w1);
+    acc.add_wsq(w0, w1, r0, r1);
+  });
+  return acc.total();
+}
+
+namespace neon_detail {
+// The five refit sums in eight double lanes each; level(codes of the group, m) gives the 8
+// levels as two float32x4 (padded lanes: w = 0, x = 0, code 0 whose level is 0).
+template <class Level>
+refit_sums refit_sums8(const float* x, const float* w, const std::uint8_t* codes, std::size_t n, Level&& level) noexcept {
+  sum8x sw, sq, sqq, sx, sxq;
+  for_each8(x, n, [&](float32x4_t x0, float32x4_t x1, std::size_t i, std::size_t m) {
+    float32x4_t w0, w1, q0, q1;
+    if (w) {
+      load8_padded(w + i, m, w0, w1);
+    } else {
+      float b[8] = {};
+      for (std::size_t j = 0; j < m; ++j) b[j] = 1.0f;
+      w0 = vld1q_f32(b);
+      w1 = vld1q_f32(b + 4);
+    }
+    std::uint8_t c[8] = {};
+    std::memcpy(c, codes + i, m);
+    level(c, q0, q1);
+    const float32x4_t ws[2] = {w0, w1}, qs[2] = {q0, q1}, xs[2] = {x0, x1};
+    float64x2_t* lanes[5][4] = {{&sw.s01, &sw.s23, &sw.s45, &sw.s67},
+                                {&sq.s01, &sq.s23, &sq.s45, &sq.s67},
+                                {&sqq.s01, &sqq.s23, &sqq.s45, &sqq.s67},
+                                {&sx.s01, &sx.s23, &sx.s45, &sx.s67},
+                                {&sxq.s01, &sxq.s23, &sxq.s45, &sxq.s67}};
+    for (int h = 0; h < 2; ++h)
+      for (int part = 0; part < 2; ++part) {
+        const float64x2_t wd = part ? vcvt_high_f64_f32(ws[h]) : vcvt_f64_f32(vget_low_f32(ws[h]));
+        const float64x2_t qd = part ? vcvt_high_f64_f32(qs[h]) : vcvt_f64_f32(vget_low_f32(qs[h]));
+        const float64x2_t xd = part ? vcvt_high_f64_f32(xs[h]) : vcvt_f64_f32(vget_low_f32(xs[h]));
+        const int l = 2 * h + part;
+        const float64x2_t wq = vmulq_f64(wd, qd), wx = vmulq_f64(wd, xd);
+        *lanes[0][l] = vaddq_f64(*lanes[0][l], wd);
+        *lanes[1][l] = vaddq_f64(*lanes[1][l], wq);
+        *lanes[2][l] = vaddq_f64(*lanes[2][l], vmulq_f64(wq, qd));
+        *lanes[3][l] = vaddq_f64(*lanes[3][l], wx);
+        *lanes[4][l] = vaddq_f64(*lanes[4][l], vmulq_f64(wx, qd));
+      }
+  });
+  return {sw.total(), sq.total(), sqq.total(), sx.total(), sxq.total()};
+}
+}  // namespace neon_detail
+
+inline refit_sums int_refit_sums(arch::neon, const float* x, const float* w, const std::uint8_t* codes, std::size_t n,
+                                 int_format fmt) noexcept {
+  return neon_detail::refit_sums8(x, w, codes, n, [&](const std::uint8_t* c, float32x4_t& q0, float32x4_t& q1) {
+    const uint16x8_t c16 = vmovl_u8(vld1_u8(c));
+    q0 = vcvtq_f32_s32(neon_detail::int_from_code(vmovl_u16(vget_low_u16(c16)), fmt));
+    q1 = vcvtq_f32_s32(neon_detail::int_from_code(vmovl_high_u16(c16), fmt));
+  });
+}
+
+template <class Element>
+refit_sums element_refit_sums(arch::neon, const float* x, const float* w, const std::uint8_t* codes,
+                              std::size_t n) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    return neon_detail::refit_sums8(x, w, codes, n, [](const std::uint8_t* c, float32x4_t& q0, float32x4_t& q1) {
+      std::uint8_t b[16] = {};
+      std::memcpy(b, c, 8);
+      float v[16];
+      neon_detail::e2m1_decode16(vld1q_u8(b), vdupq_n_f32(1.0f), v);  // exact: decode * 1
+      q0 = vld1q_f32(v);
+      q1 = vld1q_f32(v + 4);
+    });
+  } else {
+    return element_refit_sums<Element>(arch::scalar{}, x, w, codes, n);
+  }
+}
+
+// Bounds only: the scalar kernel's terms summed in two double lanes (any order is allowed).
+inline bound_energies block_bound_energies(arch::neon, const float* x, std::size_t n, double zero_below,
+                                           double clip_above) noexcept {
+  const float64x2_t zb = vdupq_n_f64(zero_below), ca = vdupq_n_f64(clip_above);
+  const float64x2_t eps = vdupq_n_f64(0x1p-22), tiny = vdupq_n_f64(0x1p-148), zero = vdupq_n_f64(0.0);
+  float64x2_t z = zero, c = zero;
+  auto add2 = [&](float64x2_t y) {
+    z = vaddq_f64(z, vreinterpretq_f64_u64(vandq_u64(vreinterpretq_u64_f64(vmulq_f64(y, y)), vcltq_f64(y, zb))));
+    const float64x2_t r = vsubq_f64(vsubq_f64(vsubq_f64(y, ca), vmulq_f64(y, eps)), tiny);
+    const uint64x2_t keep = vandq_u64(vcgtq_f64(y, ca), vcgtq_f64(r, zero));
+    c = vaddq_f64(c, vreinterpretq_f64_u64(vandq_u64(vreinterpretq_u64_f64(vmulq_f64(r, r)), keep)));
+  };
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t a = vabsq_f32(vld1q_f32(x + i));
+    add2(vcvt_f64_f32(vget_low_f32(a)));
+    add2(vcvt_high_f64_f32(a));
+  }
+  bound_energies e{vgetq_lane_f64(z, 0) + vgetq_lane_f64(z, 1), vgetq_lane_f64(c, 0) + vgetq_lane_f64(c, 1)};
+  if (i < n) {
+    const bound_energies t = block_bound_energies(arch::scalar{}, x + i, n - i, zero_below, clip_above);
+    e.zero += t.zero;
+    e.clip += t.clip;
+  }
+  return e;
+}
+
 // ------------------------------------------------------------- 16-bit float inputs
 
 inline void to_float(arch::neon, const float16* in, std::size_t n, float* out) noexcept {

@@ -36,7 +36,7 @@ struct job {
   bool transform = false;         // quantized (or dequantized); else copied
   std::vector<tensor_spec> outs;  // what is written for it, in order
   std::size_t k = 0, rows = 0;    // row length and count
-  std::vector<float> x;           // quantize: the input as floats; dequantize: the output
+  std::span<float> x;             // quantize: the input as floats; dequantize: the output (in a float_pool)
   std::vector<std::vector<std::uint8_t>> parts;  // quantize: the output tensors' bytes
   std::vector<std::span<const std::uint8_t>> in_parts;  // dequantize: the parts read
   tensor_state st;
@@ -68,6 +68,26 @@ metadata_t kept_metadata(const metadata_t& in) {
     if (kv.first.rfind(meta_prefix, 0) != 0) out.push_back(kv);
   return out;
 }
+
+// The floats of a batch's transformed tensors, reused from batch to batch
+// (fresh pages for every batch cost more in page faults than the work).
+class float_pool {
+ public:
+  // Points x of each job at its own part of the pool.
+  void assign(const std::vector<job*>& work) {
+    std::size_t total = 0;
+    for (const job* j : work) total += j->rows * j->k;
+    if (buf_.size() < total) buf_ = std::vector<float>(total);
+    std::size_t at = 0;
+    for (job* j : work) {
+      j->x = std::span<float>(buf_.data() + at, j->rows * j->k);
+      at += j->rows * j->k;
+    }
+  }
+
+ private:
+  std::vector<float> buf_;
+};
 
 // Groups consecutive jobs so that the transformed ones in a group hold about
 // batch_elements elements, and calls f(group) for each, in order.
@@ -130,7 +150,7 @@ std::uint64_t write_all(const std::string& path, std::vector<job>& jobs, const m
       } else {
         out.write(reinterpret_cast<const std::uint8_t*>(j->x.data()), j->x.size() * sizeof(float));
       }
-      j->x = std::vector<float>();  // release the memory (= {} would keep the capacity)
+      j->x = {};
       j->parts = std::vector<std::vector<std::uint8_t>>();
     }
   });
@@ -228,14 +248,15 @@ void run_quantize(const quantize_options& opt) {
 
   const unsigned threads = opt.threads ? opt.threads : default_threads();
   progress bar("quantizing", transformed_elements(jobs));
+  float_pool pool;
   std::size_t quantized = 0;
   const std::uint64_t written = write_all(opt.output, jobs, meta, [&](std::vector<job*>& batch) {
     std::vector<job*> work;
     for (job* j : batch)
       if (j->transform) work.push_back(j);
     if (work.empty()) return;
+    pool.assign(work);
     for (job* j : work) {
-      j->x.resize(j->rows * j->k);
       j->nonfinite.assign(num_chunks(*j), 0);
       j->parts.clear();
       for (const tensor_spec& s : j->outs) j->parts.emplace_back(static_cast<std::size_t>(s.bytes()));
@@ -376,14 +397,13 @@ void run_dequantize(const dequantize_options& opt) {
   }
   const unsigned threads = opt.threads ? opt.threads : default_threads();
   progress bar("dequantizing", transformed_elements(jobs));
+  float_pool pool;
   std::size_t restored = 0;
   write_all(opt.output, jobs, kept_metadata(in->metadata), [&](std::vector<job*>& batch) {
     std::vector<job*> work;
     for (job* j : batch)
-      if (j->transform) {
-        j->x.resize(j->rows * j->k);
-        work.push_back(j);
-      }
+      if (j->transform) work.push_back(j);
+    pool.assign(work);
     const auto chunks = chunks_of(work);
     parallel_for(
         chunks.size(), threads,

@@ -184,6 +184,18 @@ BLOCKQ_ALWAYS_INLINE __m128i e2m1_pack_nibbles(__m256i c) noexcept {
   return _mm_unpacklo_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
 }
 
+// The 32 bytes of nibble-packed codes of two e2m1_codes_from_keys outputs (a: elements
+// 0..31, b: 32..63). After packus, qword 0 holds a's byte pairs of groups 0, 2, 4, 6,
+// qword 2 those of groups 1, 3, 5, 7 (qwords 1 and 3 the same for b); vpermq puts each
+// operand's two qwords in one 128-bit lane and vpshufb interleaves their byte pairs.
+BLOCKQ_ALWAYS_INLINE __m256i e2m1_pack_nibbles2(__m256i a, __m256i b) noexcept {
+  const __m256i k = _mm256_set1_epi16(0x1001);
+  const __m256i t = _mm256_packus_epi16(_mm256_maddubs_epi16(a, k), _mm256_maddubs_epi16(b, k));
+  const __m256i q = _mm256_permute4x64_epi64(t, 0xD8);
+  return _mm256_shuffle_epi8(q, _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,  //
+                                                 0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
+}
+
 // Encodes n elements (any n) of x at divider `div`, writing one code a byte (Packed false)
 // or two (Packed true, low nibble first; (n + 1) / 2 bytes). Returns false when an element
 // needs the scalar path (see e2m1_key); the output is then incomplete.
@@ -944,6 +956,32 @@ BLOCKQ_ALWAYS_INLINE __m256i block_maxima8(const float* x, std::size_t block) no
   return _mm256_max_epu32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
 }
 
+// The low bytes of 8 32-bit lanes (values 0..255) to s[0..7].
+BLOCKQ_ALWAYS_INLINE void store_bytes8(__m256i v, void* s) noexcept {
+  const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(s), _mm_packus_epi16(c16, c16));
+}
+
+// mx_scale_code of 8 normal or zero amaxes (false when one is subnormal: the caller then goes
+// the scalar way): k = exponent(amax) - emax; amax / 2^k = 1.m * 2^emax exceeds the element's
+// largest value 1.M * 2^emax exactly when the mantissa bits m > M (rule ceil: k + 1), falls
+// short when m < M (rule floor: k - 1); k clamps to [-127, 127], code = k + 127, and amax = 0
+// gives code 0.
+template <class C>
+BLOCKQ_ALWAYS_INLINE bool ue8m0_codes8(__m256i maxima, const C& code_of, __m256i& code) noexcept {
+  const __m256i zero = _mm256_cmpeq_epi32(maxima, _mm256_setzero_si256());
+  const __m256i subnormal = _mm256_andnot_si256(zero, _mm256_cmpgt_epi32(splat(0x00800000u), maxima));
+  if (!_mm256_testz_si256(subnormal, subnormal)) return false;
+  const __m256i mant = _mm256_and_si256(maxima, splat(0x7FFFFFu));
+  const __m256i top = splat(std::bit_cast<std::uint32_t>(C::max_value) & 0x7FFFFFu);
+  __m256i k = _mm256_sub_epi32(_mm256_srli_epi32(maxima, 23), _mm256_set1_epi32(127 + C::emax));
+  if (code_of.rule == scale_rule::ceil) k = _mm256_sub_epi32(k, _mm256_cmpgt_epi32(mant, top));
+  if (code_of.rule == scale_rule::floor) k = _mm256_add_epi32(k, _mm256_cmpgt_epi32(top, mant));
+  k = _mm256_min_epi32(_mm256_max_epi32(k, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+  code = _mm256_andnot_si256(zero, _mm256_add_epi32(k, _mm256_set1_epi32(127)));
+  return true;
+}
+
 // The scales (stored to s[0..7]) and divisors of 8 blocks from their amaxes: vectorised for
 // the scale functions of arch/scalar.hpp that allow it, one block at a time otherwise.
 template <class Scale, class CodeOf, class DivisorOf>
@@ -981,25 +1019,11 @@ BLOCKQ_ALWAYS_INLINE __m256 block_scales8(__m256i maxima, CodeOf& code_of, Divis
     _mm_storel_epi64(reinterpret_cast<__m128i*>(s), _mm_packus_epi16(c16, c16));
     return _mm256_mul_ps(dec, _mm256_set1_ps(code_of.s_t));
   } else if constexpr (requires { C::ue8m0_amax_rule; }) {
-    // mx_scale_code for normal or zero amaxes (a group with a subnormal one goes the scalar
-    // way below): k = exponent(amax) - emax; amax / 2^k = 1.m * 2^emax exceeds the element's
-    // largest value 1.M * 2^emax exactly when the mantissa bits m > M (rule ceil: k + 1),
-    // falls short when m < M (rule floor: k - 1); k clamps to [-127, 127], code = k + 127,
-    // amax = 0 gives code 0. The divisor 2^(code - 127) has the bits code << 23 (2^-127,
-    // code 0, is the subnormal 0x00400000).
-    const __m256i subnormal = _mm256_andnot_si256(_mm256_cmpeq_epi32(maxima, _mm256_setzero_si256()),
-                                                  _mm256_cmpgt_epi32(splat(0x00800000u), maxima));
-    if (_mm256_testz_si256(subnormal, subnormal)) {
-      const __m256i mant = _mm256_and_si256(maxima, splat(0x7FFFFFu));
-      const __m256i top = splat(std::bit_cast<std::uint32_t>(C::max_value) & 0x7FFFFFu);
-      __m256i k = _mm256_sub_epi32(_mm256_srli_epi32(maxima, 23), _mm256_set1_epi32(127 + C::emax));
-      if (code_of.rule == scale_rule::ceil) k = _mm256_sub_epi32(k, _mm256_cmpgt_epi32(mant, top));
-      if (code_of.rule == scale_rule::floor) k = _mm256_add_epi32(k, _mm256_cmpgt_epi32(top, mant));
-      k = _mm256_min_epi32(_mm256_max_epi32(k, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
-      const __m256i code = _mm256_andnot_si256(_mm256_cmpeq_epi32(maxima, _mm256_setzero_si256()),
-                                               _mm256_add_epi32(k, _mm256_set1_epi32(127)));
-      const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(s), _mm_packus_epi16(c16, c16));
+    // The divisor 2^(code - 127) has the bits code << 23 (2^-127, code 0, is the subnormal
+    // 0x00400000).
+    __m256i code;
+    if (ue8m0_codes8(maxima, code_of, code)) {
+      store_bytes8(code, s);
       const __m256i d = _mm256_blendv_epi8(_mm256_slli_epi32(code, 23), splat(0x00400000u),
                                            _mm256_cmpeq_epi32(code, _mm256_setzero_si256()));
       return _mm256_castsi256_ps(d);
@@ -1015,6 +1039,42 @@ BLOCKQ_ALWAYS_INLINE __m256 block_scales8(__m256i maxima, CodeOf& code_of, Divis
     }
     return _mm256_load_ps(d);
   }
+}
+
+// MX, OCP nibbles, blocks of 32: a group of 8 blocks whose UE8M0 scales are all normal
+// powers of two 2^k with k >= -124 (codes >= 3; e2m1_plan's shift case) takes this path:
+// the 8 codes and key offsets e2m1_offset + 4k as vectors, then two blocks at a time with
+// their nibbles packed together. False (nothing written): the generic group path.
+template <tie_mode T, bool Stream, class C>
+BLOCKQ_ALWAYS_INLINE bool mx_group32(const float* x, __m256i maxima, const C& code_of, std::uint8_t* out,
+                                     std::uint8_t* scales) noexcept {
+  __m256i code;
+  if (!ue8m0_codes8(maxima, code_of, code)) return false;
+  if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(splat(3), code))) != 0) return false;
+  store_bytes8(code, scales);
+  const __m256i off32 = _mm256_add_epi32(_mm256_slli_epi32(code, 2), _mm256_set1_epi32(e2m1_offset<T> - 4 * 127));
+  alignas(16) std::int16_t off[8];
+  _mm_store_si128(reinterpret_cast<__m128i*>(off),
+                  _mm_packs_epi32(_mm256_castsi256_si128(off32), _mm256_extracti128_si256(off32, 1)));
+  const __m256i abs = splat(0x7FFFFFFFu);
+  auto codes = [&](const float* p, std::int16_t o) BLOCKQ_LAMBDA_INLINE {
+    const __m256i b0 = load8i(p), b1 = load8i(p + 8), b2 = load8i(p + 16), b3 = load8i(p + 24);
+    const __m256i k01 = _mm256_packs_epi32(e2m1_key_bits<T>(_mm256_and_si256(b0, abs)), e2m1_key_bits<T>(_mm256_and_si256(b1, abs)));
+    const __m256i k23 = _mm256_packs_epi32(e2m1_key_bits<T>(_mm256_and_si256(b2, abs)), e2m1_key_bits<T>(_mm256_and_si256(b3, abs)));
+    const __m256i ov = _mm256_set1_epi16(o);
+    return e2m1_codes_from_keys(k01, k23, ov, ov, b0, b1, b2, b3, nullptr);
+  };
+  for (int j = 0; j < 8; j += 2) {
+    const __m256i v = e2m1_pack_nibbles2(codes(x + 32 * j, off[j]), codes(x + 32 * (j + 1), off[j + 1]));
+    std::uint8_t* o = out + 16 * j;
+    if constexpr (Stream) {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(v));
+      _mm_stream_si128(reinterpret_cast<__m128i*>(o + 16), _mm256_extracti128_si256(v, 1));
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v);
+    }
+  }
+  return true;
 }
 
 // Encodes `len` (32 * k) elements of one block at plan p.
@@ -1051,6 +1111,9 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
       if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
         rest(b, i, group);  // a NaN or Inf in the group
         continue;
+      }
+      if constexpr (requires { std::decay_t<CodeOf>::ue8m0_amax_rule; } && L == code_layout::nibbles) {
+        if (block == 32 && mx_group32<T, Stream>(x + i, maxima, code_of, out + i / 2, scales + b)) continue;
       }
       alignas(32) Scale s[8];
       alignas(32) float d[8];

@@ -19,7 +19,9 @@
 //   dF_i/dc_(i+1) =  d_i f(b_i) / 4,
 // (b_i the boundary between points i and i + 1, d_i = c_(i+1) - c_i), solved
 // by the Thomas algorithm. A Newton step that leaves the points unsorted or
-// raises the error is replaced by a Lloyd step (which never raises it).
+// raises the error is replaced by a Lloyd step (which never raises it). For
+// the normal, Laplace, Student-t and logistic laws the iterates are kept
+// symmetric about the median.
 // Stops when no point moves by more than tolerance · max|c|.
 //
 // Throws std::invalid_argument for levels < 2 or a distribution without a

@@ -257,10 +257,7 @@ cell_moments quadrature_cell(const Dist& d, const support_info& s, tail_integrat
   m.p = mass(d, lo, hi, s.median);
   // |x - c| <= reach on the cell, so |m1| <= p reach and m2 <= p reach^2.
   const double reach = std::max(c - lo, hi - c);
-  if (m.p * std::max(reach, 1.0) * std::max(reach, 1.0) <= s.negligible) {
-    m.m1 = 0.0;
-    return m;
-  }
+  if (m.p * std::max(reach, 1.0) * std::max(reach, 1.0) <= s.negligible) return m;
   const double ulo = lo - c, uhi = hi - c, umode = s.mode - c;
   if (wants(which, moments::m2)) {
     m.m2 = integrate_cell(
@@ -314,8 +311,6 @@ class cell_evaluator {
       return boost::math::pdf(d_, x);
     }
   }
-
-  const Dist& distribution() const noexcept { return d_; }
 
  private:
   const Dist& d_;

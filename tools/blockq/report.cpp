@@ -341,7 +341,7 @@ void run_report(const report_options& opt) {
   std::printf(
       "\nbits/elem: element bits plus scale (and min) bits per element. SQNR = 10 log10(sum x^2 / sum (x - q(x))^2),\n"
       "higher is better (pooled over all elements for several tensors); MSE and max |err| in the tensor's units.\n"
-      "Melem/s: quantization speed on one thread.\n");
+      "Melem/s: quantization speed on one thread, best of up to 10 runs within 50 ms.\n");
   for (const auto& n : notes) std::printf("note: %s\n", n.c_str());
 }
 

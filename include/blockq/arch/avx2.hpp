@@ -1315,23 +1315,34 @@ void decode_blocks(arch::avx2, const std::uint8_t* codes, const Scale* scales, s
 
 namespace avx2_detail {
 // Integer codes of 16 or 32 elements at divider div, min 0 (x - 0 is x, so the subtraction
-// of the scalar kernel is left out), as encode_int computes them.
-template <class Div>
-BLOCKQ_ALWAYS_INLINE void int_codes(const float* x, std::size_t len, Div div, __m256 qmin, __m256 qmax, __m256i mask,
+// of the scalar kernel is left out), as encode_int computes them. Signed codes fit a signed
+// byte, so they are narrowed with signed saturation (which leaves them as they are) and
+// masked to b bits once per byte; unsigned ones (0..255) narrow unsigned and need no mask.
+// Clamp false: the caller knows |x / d| cannot round past qmax (see int_amax_blocks).
+template <bool Clamp, class Div>
+BLOCKQ_ALWAYS_INLINE void int_codes(const float* x, std::size_t len, Div div, __m256 qmin, __m256 qmax, int_format fmt,
                                     std::uint8_t* out) noexcept {
-  auto c8 = [&](const float* p) BLOCKQ_LAMBDA_INLINE {
-    return _mm256_and_si256(int_round<false>(div(_mm256_loadu_ps(p)), qmin, qmax), mask);
+  auto q8 = [&](const float* p) BLOCKQ_LAMBDA_INLINE {
+    const __m256 y = div(_mm256_loadu_ps(p));
+    return _mm256_cvtps_epi32(Clamp ? _mm256_min_ps(qmax, _mm256_max_ps(qmin, y)) : y);
   };
-  // packus leaves dword j holding elements 4 * {0, 2, 4, 6, 1, 3, 5, 7}[j] onwards.
+  // packs leave dword j holding elements 4 * {0, 2, 4, 6, 1, 3, 5, 7}[j] onwards.
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  const __m256i a = _mm256_packus_epi32(c8(x), c8(x + 8));  // codes 0..255
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>(fmt.mask()));
+  auto narrow = [&](__m256i a, __m256i b) BLOCKQ_LAMBDA_INLINE {
+    return fmt.is_signed ? _mm256_and_si256(_mm256_packs_epi16(a, b), mask) : _mm256_packus_epi16(a, b);
+  };
+  auto narrow32 = [&](__m256i a, __m256i b) BLOCKQ_LAMBDA_INLINE {
+    return fmt.is_signed ? _mm256_packs_epi32(a, b) : _mm256_packus_epi32(a, b);
+  };
+  const __m256i a = narrow32(q8(x), q8(x + 8));
   if (len == 16) {
-    const __m256i p = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, a), order);
+    const __m256i p = _mm256_permutevar8x32_epi32(narrow(a, a), order);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(p));
     return;
   }
-  const __m256i b = _mm256_packus_epi32(c8(x + 16), c8(x + 24));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order));
+  const __m256i b = narrow32(q8(x + 16), q8(x + 24));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(narrow(a, b), order));
 }
 }  // namespace avx2_detail
 
@@ -1353,7 +1364,12 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
   if (block == 16 || block == 32) {
     const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
     const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
-    const __m256i mask = _mm256_set1_epi32(fmt.mask());
+    // Symmetric absmax (scale fl(amax / qmax)): with a normal scale d, |x| <= amax gives
+    // |x / d| <= qmax (1 + 2^-23) < qmax + 1/2, so rounding stays within +-qmax and the
+    // clamp of encode_int never acts; a subnormal d has no such bound and clamps.
+    bool quotient = false;
+    if constexpr (std::is_same_v<std::decay_t<ScaleOf>, quotient_block_scale>)
+      quotient = fmt.is_signed && scale_of.q == static_cast<float>(fmt.qmax());
     const std::size_t group = 8 * block;
     for (; i + group <= n; i += group, b += 8) {
       const __m256i maxima = block_maxima8(x + i, block);
@@ -1371,7 +1387,13 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
           rest(b + j, i + j * block, block);  // zero (or odd) scales: the scalar sequence
           continue;
         }
-        with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE { int_codes(x + i + j * block, block, div, qmin, qmax, mask, o); });
+        const float* xb = x + i + j * block;
+        with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
+          if (quotient && s[j] >= std::numeric_limits<float>::min())
+            int_codes<false>(xb, block, div, qmin, qmax, fmt, o);
+          else
+            int_codes<true>(xb, block, div, qmin, qmax, fmt, o);
+        });
       }
     }
   }

@@ -22,7 +22,9 @@
 // raises the error is replaced by a Lloyd step (which never raises it). For
 // the normal, Laplace, Student-t and logistic laws the iterates are kept
 // symmetric about the median.
-// Stops when no point moves by more than tolerance · max|c|.
+// Stops when no point moves by more than tolerance · max|c|, or when Newton
+// steps below 1e-6 · max|c| stop shrinking (the rounding floor, reached
+// before the tolerance with more than about a thousand levels).
 //
 // Throws std::invalid_argument for levels < 2 or a distribution without a
 // finite second moment.
@@ -45,7 +47,7 @@ BLOCKQ_BEGIN_NAMESPACE
 
 struct lloyd_max_params {
   double tolerance = 0x1p-46;            // relative step at which the grid counts as converged (~1.4e-14)
-  std::uintmax_t max_iterations = 100000;
+  std::uintmax_t max_iterations = 10000;
   double newton_after = 3e-2;            // relative Lloyd step below which Newton steps are tried
 };
 
@@ -53,7 +55,7 @@ struct lloyd_max_result {
   std::vector<double> grid;       // sorted ascending
   double mse = 0.0;               // expected_mse(grid, dist)
   std::uintmax_t iterations = 0;  // Lloyd and Newton steps taken
-  bool converged = false;         // the last step was below the tolerance
+  bool converged = false;         // stopped by the tolerance or at the rounding floor, not by max_iterations
 };
 
 namespace detail {
@@ -160,6 +162,8 @@ lloyd_max_result lloyd_max_impl(std::size_t levels, const Dist& dist, const lloy
   compute_grid_moments(eval, c, gm);
   lloyd_max_result result;
   bool newton_ok = false;
+  int stalled = 0;
+  double last_newton_move = grid_inf;
   for (std::uintmax_t it = 0; it < params.max_iterations; ++it) {
     double spread = 0.0;
     for (double v : c) spread = std::max(spread, std::fabs(v));
@@ -189,6 +193,17 @@ lloyd_max_result lloyd_max_impl(std::size_t levels, const Dist& dist, const lloy
     if (move <= params.tolerance * spread) {
       result.converged = true;
       break;
+    }
+    // With thousands of levels the Jacobian's condition number (of order N^2)
+    // puts the rounding floor of a Newton step above the tolerance: Newton
+    // steps below 1e-6 relative that stop shrinking have reached it.
+    if (step == &newton && move <= 1e-6 * spread) {
+      stalled = move >= 0.5 * last_newton_move ? stalled + 1 : 0;
+      last_newton_move = move;
+      if (stalled >= 3) {
+        result.converged = true;
+        break;
+      }
     }
   }
   result.grid = std::move(c);

@@ -9,5 +9,5 @@ cd "$root"
 bash tools/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBLOCKQ_BUILD_TESTS=OFF \
   -DBLOCKQ_BUILD_BENCH=OFF -DBLOCKQ_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build -j"$(nproc)" --target blockq >/dev/null
+cmake --build build -j"$(nproc)" --target blockq_tool >/dev/null
 exec build/tools/blockq report "$@"

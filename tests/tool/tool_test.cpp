@@ -229,7 +229,7 @@ void check_parts(const output& o, const std::string& name, const expected& e) {
 
 const std::vector<std::string> all_formats{"mxfp4", "nvfp4", "fp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2",
                                            "mxint8", "int2", "int3", "int4", "int5", "int6", "int7", "int8",
-                                           "uint2", "uint3", "uint4", "uint5", "uint6", "uint8"};
+                                           "uint2", "uint3", "uint4", "uint5", "uint6", "uint7", "uint8"};
 
 // ------------------------------------------------------------------ every format, every input dtype
 

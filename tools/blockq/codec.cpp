@@ -19,7 +19,7 @@ namespace {
 
 using blockq::scale_rule;
 
-constexpr std::array<format_info, 21> formats{{
+constexpr std::array<format_info, 22> formats{{
     {"mxfp4", family::mx, 4, 32, scale_rule::ocp, "MX: E2M1 elements, UE8M0 scale per 32 (OCP MX v1.0)"},
     {"nvfp4", family::nvfp4, 4, 16, scale_rule::absmax, "E2M1, E4M3 scale per 16, FP32 tensor scale (ModelOpt)"},
     {"fp4", family::fp4, 4, 32, scale_rule::absmax, "E2M1 with a float32 scale per block"},
@@ -40,6 +40,7 @@ constexpr std::array<format_info, 21> formats{{
     {"uint4", family::uint, 4, 32, scale_rule::minmax, "asymmetric 4-bit, float32 scale and min"},
     {"uint5", family::uint, 5, 32, scale_rule::minmax, "asymmetric 5-bit, float32 scale and min"},
     {"uint6", family::uint, 6, 32, scale_rule::minmax, "asymmetric 6-bit, float32 scale and min"},
+    {"uint7", family::uint, 7, 32, scale_rule::minmax, "asymmetric 7-bit, float32 scale and min"},
     {"uint8", family::uint, 8, 32, scale_rule::minmax, "asymmetric 8-bit, float32 scale and min"},
 }};
 

@@ -11,7 +11,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash tools/deps.sh --ci
 jobs=$(nproc)
-step() { printf '\n=== %s ===\n' "$*"; }
+step() { printf '\n=== %s (%d s so far) ===\n' "$*" "$SECONDS"; }
 passed=0
 failed=0
 log=$(mktemp)
@@ -48,7 +48,11 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest --test-dir build-test-asan -j"$jobs" --output-on-failure -LE consumer
 
 step "4/5 aarch64 (NEON) under qemu"
-bash .ci/aarch64.sh
+# Under emulation the long statistical searches (a million elements, exhaustive oracles over
+# dense scans) take minutes; they run natively above, and arch_test checks every NEON kernel,
+# the search kernels included, bit for bit against the scalar reference here.
+BLOCKQ_AARCH64_EXCLUDE=${BLOCKQ_AARCH64_EXCLUDE-'OneMillion|OutputError|DenseScan|SearchSweep'} \
+  bash .ci/aarch64.sh
 
 step "5/5 fuzzing the file readers"
 bash .ci/fuzz.sh

@@ -11,6 +11,8 @@
 
 #include "blockq/metrics.hpp"
 
+#include "test_util.hpp"
+
 namespace {
 
 using blockq::e2m1;
@@ -131,13 +133,7 @@ TEST(Mxfp4, FloorRuleReproducesSeed003WithAPartialBlock) {
   EXPECT_EQ(std::round(blockq::mse(x, y) * 1e8) / 1e8, 1.40837402);
 }
 
-std::vector<float> normal_floats(std::size_t n, unsigned seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> x(n);
-  for (auto& v : x) v = d(gen);
-  return x;
-}
+using blockq_test::normal_floats;
 
 TEST(Mxfp4, MillionNormalsMatchTheSeedMse) {
   const auto x = normal_floats(1 << 20, 1);
@@ -244,14 +240,7 @@ TEST(MxElements, ErrorShrinksWithElementPrecision) {
 }
 
 TEST(Mxfp4, InvalidArgumentsNameTheValue) {
-  auto message = [](auto&& f) -> std::string {
-    try {
-      f();
-    } catch (const std::invalid_argument& e) {
-      return e.what();
-    }
-    return "no exception";
-  };
+  const auto message = [](auto&& f) { return blockq_test::invalid_argument_message(f); };
   EXPECT_NE(message([] { blockq::mxfp4_quantizer({0, scale_rule::ocp, tie_mode::even}); }).find("got 0"), std::string::npos);
   EXPECT_NE(message([] { blockq::mxfp4_quantizer({32, scale_rule::minmax, tie_mode::even}); }).find("minmax"), std::string::npos);
   const blockq::mxfp4_quantizer q;

@@ -12,18 +12,14 @@
 #include "blockq/metrics.hpp"
 #include "blockq/pack.hpp"
 
+#include "test_util.hpp"
+
 namespace {
 
 using blockq::e2m1;
 using blockq::e4m3;
 
-std::vector<float> normal_floats(std::size_t n, unsigned seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> x(n);
-  for (auto& v : x) v = d(gen);
-  return x;
-}
+using blockq_test::normal_floats;
 
 TEST(Nvfp4, FollowsTheModelOptDefinitionElementByElement) {
   const auto x = normal_floats(4096 + 7, 2);  // a partial last block too

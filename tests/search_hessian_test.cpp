@@ -20,6 +20,8 @@
 #include "blockq/nvfp4.hpp"
 #include "search_oracle.hpp"
 
+#include "test_util.hpp"
+
 namespace {
 
 using blockq::block_hessians;
@@ -323,14 +325,7 @@ TEST(SearchHessianQuantize, DiagonalImportance) {
 }
 
 TEST(SearchHessianQuantize, InvalidArgumentsNameTheValue) {
-  auto message = [](auto&& f) -> std::string {
-    try {
-      f();
-    } catch (const std::invalid_argument& e) {
-      return e.what();
-    }
-    return "no exception";
-  };
+  const auto message = [](auto&& f) { return blockq_test::invalid_argument_message(f); };
   std::vector<float> x(100, 1.0f);
   EXPECT_NE(message([&] { block_hessians::from_activations(x, 64, 32); }).find("100"), std::string::npos);
   EXPECT_NE(message([&] { block_hessians::from_activations(x, 50, 32); }).find("K = 50"), std::string::npos);

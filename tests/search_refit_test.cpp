@@ -18,6 +18,8 @@
 #include "blockq/uniform.hpp"
 #include "search_oracle.hpp"
 
+#include "test_util.hpp"
+
 namespace {
 
 using blockq::int_format;
@@ -221,14 +223,7 @@ TEST(SearchLsq, QuantizersPerBlock) {
 TEST(SearchLsq, InvalidWeightsNameTheValue) {
   const blockq::uniform_quantizer<> q({4, true, 32, scale_rule::lsq});
   std::vector<float> x(64, 1.0f), w(63, 1.0f);
-  auto message = [](auto&& f) -> std::string {
-    try {
-      f();
-    } catch (const std::invalid_argument& e) {
-      return e.what();
-    }
-    return "no exception";
-  };
+  const auto message = [](auto&& f) { return blockq_test::invalid_argument_message(f); };
   EXPECT_NE(message([&] { q.quantize_weighted(x, w); }).find("63"), std::string::npos);
   w.resize(64, 1.0f);
   w[5] = -2.0f;

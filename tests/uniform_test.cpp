@@ -11,6 +11,8 @@
 
 #include "blockq/metrics.hpp"
 
+#include "test_util.hpp"
+
 namespace {
 
 using blockq::scale_rule;
@@ -111,14 +113,7 @@ TEST(Uniform, OneBitAsymmetricAndAllWidthsRoundTripTheirOwnGrid) {
 }
 
 TEST(Uniform, InvalidArgumentsNameTheValue) {
-  auto message = [](auto&& f) -> std::string {
-    try {
-      f();
-    } catch (const std::invalid_argument& e) {
-      return e.what();
-    }
-    return "no exception";
-  };
+  const auto message = [](auto&& f) { return blockq_test::invalid_argument_message(f); };
   EXPECT_NE(message([] { blockq::uniform_quantizer<>({0, true, 32, {}}); }).find("0"), std::string::npos);
   EXPECT_NE(message([] { blockq::uniform_quantizer<>({9, true, 32, {}}); }).find("9"), std::string::npos);
   EXPECT_NE(message([] { blockq::uniform_quantizer<>({1, true, 32, {}}); }).find("bits = 1"), std::string::npos);

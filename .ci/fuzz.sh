@@ -38,4 +38,22 @@ for target in safetensors npy; do
     grep -E "^stat::number_of_executed_units|^Done" "$out/fuzz_$target.log" | sed "s/^/blockq fuzz: $target: /" >&2 || true
   fi
 done
+
+# The GGUF and importance-matrix readers (tools/blockq/gguf.cpp, imatrix.cpp).
+gguf_io=("$root/tools/blockq/tensor.cpp" "$root/tools/blockq/gguf.cpp" "$root/tools/blockq/imatrix.cpp")
+gguf_seconds=${BLOCKQ_FUZZ_GGUF_SECONDS:-30}
+echo "blockq fuzz: building gguf" >&2
+"$cxx" "${flags[@]}" "$root/tests/fuzz/fuzz_gguf.cpp" "${gguf_io[@]}" -o "$out/fuzz_gguf"
+mkdir -p "$out/corpus-gguf"
+echo "blockq fuzz: running gguf for ${gguf_seconds} s" >&2
+if ! (cd "$out" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      "$out/fuzz_gguf" "$out/corpus-gguf" "$root/tests/fuzz/corpus/gguf" -dict="$root/tests/fuzz/gguf.dict" \
+      -max_total_time="$gguf_seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+      >"$out/fuzz_gguf.log" 2>&1); then
+  echo "blockq fuzz: gguf FAILED; the end of its log ($out/fuzz_gguf.log):" >&2
+  tail -n 40 "$out/fuzz_gguf.log" >&2
+  status=1
+else
+  grep -E "^stat::number_of_executed_units|^Done" "$out/fuzz_gguf.log" | sed "s/^/blockq fuzz: gguf: /" >&2 || true
+fi
 exit $status

@@ -71,7 +71,9 @@ using hessians_ptr = std::shared_ptr<const blockq::block_hessians>;
 
 hessians_ptr make_hessians(const quant_config& cfg, std::size_t k, const hessian_input* h) {
   if (cfg.rule != scale_rule::hessian) return nullptr;
-  if (!h || h->activations.empty()) throw error("rule hessian needs calibration activations (--hessian ACTS)");
+  if (h && h->activations.empty() && h->importance.size() == k)
+    return std::make_shared<const blockq::block_hessians>(blockq::block_hessians::from_diagonal(h->importance, cfg.block));
+  if (!h || h->activations.empty()) throw error("rule hessian needs calibration activations (--hessian ACTS) or --imatrix");
   return std::make_shared<const blockq::block_hessians>(
       blockq::block_hessians::from_activations(h->activations, k, cfg.block));
 }

@@ -57,6 +57,9 @@ quant_config make_config(std::string_view format, std::string_view rule, std::si
 // [T, K] (row-major), viewed.
 struct hessian_input {
   std::span<const float> activations;
+  // Or an importance matrix's column weights (imatrix.hpp): K values, or
+  // K x M for a tensor of M matrices (experts), matrix after matrix.
+  std::span<const float> importance;
 };
 
 // Per-tensor values computed from the whole tensor before its rows.

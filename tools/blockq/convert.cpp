@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -14,6 +15,8 @@
 #include "blockq/version.hpp"
 #include "codec.hpp"
 #include "file.hpp"
+#include "gguf_pipeline.hpp"
+#include "imatrix.hpp"
 #include "parallel.hpp"
 #include "pipeline.hpp"
 
@@ -169,26 +172,44 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 void run_quantize(const quantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
-  const auto coder = make_codec(cfg);
-  const auto how = make_method("rtn");
-  check_safetensors_output(opt.output);
+  // A .gguf output takes ggml block types (gguf_pipeline.hpp); else the safetensors formats.
+  const bool to_gguf = opt.output.size() > 5 && opt.output.ends_with(".gguf");
+  quant_config cfg;
+  bool exact = false;
+  if (to_gguf) {
+    std::tie(cfg, exact) = make_ggml_config(opt.format, opt.rule, opt.block, opt.ties, opt.ties_given);
+  } else {
+    cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
+    check_safetensors_output(opt.output);
+  }
+  std::optional<importance_matrix> im;
+  if (!opt.imatrix.empty()) im = read_imatrix(opt.imatrix);
+  const bool weighted = cfg.rule == blockq::scale_rule::hessian || (to_gguf && cfg.rule == blockq::scale_rule::mse);
+  if (im && !weighted)
+    throw error("--imatrix is used by --rule hessian" + std::string(to_gguf ? " and --rule mse" : "") + ", not by rule " +
+                std::string(blockq::to_string(cfg.rule)));
   if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian)
     throw error("--hessian is used by --rule hessian only");
-  if (cfg.rule == blockq::scale_rule::hessian && opt.hessian.empty())
-    throw error("--rule hessian needs calibration activations (--hessian ACTS)");
-  if (cfg.format->fam != family::mx && cfg.format->fam != family::nvfp4 && cfg.format->fam != family::fp4 &&
+  if (!opt.hessian.empty() && im) throw error("give --hessian or --imatrix, not both");
+  if (cfg.rule == blockq::scale_rule::hessian && opt.hessian.empty() && !im)
+    throw error("--rule hessian needs calibration activations (--hessian ACTS) or an importance matrix (--imatrix FILE)");
+  if (!to_gguf && cfg.format->fam != family::mx && cfg.format->fam != family::nvfp4 && cfg.format->fam != family::fp4 &&
       opt.ties != "even")
     warn("--ties applies to the float formats; " + std::string(cfg.format->name) + " codes round half to even");
+  const auto coder = to_gguf ? make_ggml_codec(cfg, {find_ggml_type(cfg), exact, im ? &*im : nullptr}) : make_codec(cfg);
+  const auto how = make_method("rtn");
   selection sel;
   if (opt.tensors_given) sel.include.emplace(opt.tensors);
 
   const auto in = open_source(opt.input);
   if (in->meta(meta_tensors) || in->meta("blockq.format"))
     throw error(opt.input + " is already quantized by blockq; dequantize it first");
+  if (to_gguf && !gguf_header_of(*in))
+    throw error("a .gguf output needs a .gguf input (" + opt.input + " is not one); write .safetensors instead");
   std::unique_ptr<source> acts;
   if (!opt.hessian.empty()) acts = open_source(opt.hessian);
-  const auto out = make_safetensors_sink(opt.output, *in);
+  const auto out = to_gguf ? make_gguf_sink(opt.output, *in, {opt.quantize_output, opt.imatrix})
+                           : make_safetensors_sink(opt.output, *in);
 
   // What happens to each tensor.
   const std::vector<bool> selected = select_tensors(*in, *out, sel, cfg);
@@ -216,6 +237,18 @@ void run_quantize(const quantize_options& opt) {
                     std::string(to_string(a->type)) + "; expected floats of shape [T, " + std::to_string(k) +
                     "] for the weight " + shape_string(t.shape));
       j.act = a;
+    }
+    if (im) {
+      const std::uint64_t n_mat = t.shape.size() >= 2 ? t.numel() / k / t.shape[t.shape.size() - 2] : 1;
+      if (im->columns(t.name, k, 0, n_mat).empty()) {
+        if (!to_gguf)
+          throw error("--imatrix has no entry for tensor " + in_quotes(t.name) + " (rule hessian needs one for every tensor it quantizes)");
+        warn("--imatrix has no entry for tensor " + in_quotes(t.name) + "; it is quantized unweighted");
+      } else {
+        j.h.importance = im->weights.at(t.name);
+        if (!to_gguf && j.h.importance.size() != k)
+          throw error("tensor " + in_quotes(t.name) + ": importance matrices of several experts are read for .gguf outputs only");
+      }
     }
   }
 
@@ -263,7 +296,7 @@ void run_quantize(const quantize_options& opt) {
                       " NaN/Inf values");
         j.h.activations = j.act_x;
       }
-      j.st = how->prepare(*coder, j.x, j.k, j.act ? &j.h : nullptr);
+      j.st = how->prepare(*coder, j.x, j.k, j.act || !j.h.importance.empty() ? &j.h : nullptr);
       j.act_x = std::vector<float>();
       j.h = {};
     });
@@ -295,8 +328,16 @@ void run_quantize(const quantize_options& opt) {
 
 void run_dequantize(const dequantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (opt.output.ends_with(".gguf")) {
+    const auto src = open_source(opt.input);
+    if (!gguf_header_of(*src)) throw error("a .gguf output needs a .gguf input (" + opt.input + " is not one)");
+    dequantize_gguf(*src, opt.output, opt.threads ? opt.threads : default_threads());
+    std::fprintf(stderr, "blockq: dequantized in %.2f s\n", seconds_since(t0));
+    return;
+  }
   check_safetensors_output(opt.output);
   const auto in = open_source(opt.input);
+  if (gguf_header_of(*in)) throw error("a .gguf input is dequantized to a .gguf output (-o OUTPUT.gguf)");
   const std::string* rec = in->meta(meta_tensors);
   if (!rec) throw error(opt.input + " was not written by blockq quantize (no blockq.tensors metadata)");
   auto meta_or = [&](const char* key) -> std::string {

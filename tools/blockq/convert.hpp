@@ -13,8 +13,11 @@ struct quantize_options {
   std::string rule;  // empty: the format's default
   std::size_t block = 0;  // 0: the format's default
   std::string ties = "even";
+  bool ties_given = false;  // --ties given (a .gguf output then leaves ggml's own ties)
   std::string layout = "ocp";
   std::string hessian;  // activations file for rule hessian
+  std::string imatrix;  // llama.cpp importance matrix (.gguf or .dat) for rules hessian (and mse, .gguf outputs)
+  bool quantize_output = false;  // .gguf: also quantize the output tensor (output.weight or tied token_embd.weight)
   std::string tensors;  // regex; empty: the default selection
   bool tensors_given = false;
   unsigned threads = 0;  // 0: all cores

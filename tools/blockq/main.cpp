@@ -37,19 +37,25 @@ int main(int argc, char** argv) {
 
   quantize_options q;
   auto* qc = app.add_subcommand("quantize", "quantize the floating tensors of INPUT into OUTPUT (.safetensors)");
-  qc->add_option("INPUT", q.input, ".safetensors (F32, F16, BF16) or .npy (float32, float16) file")->required();
-  qc->add_option("-o,--output", q.output, "output .safetensors file")->required();
-  qc->add_option("--format", q.format, "format: " + format_list())->required();
+  qc->add_option("INPUT", q.input, ".safetensors (F32, F16, BF16), .npy (float32, float16) or .gguf file")->required();
+  qc->add_option("-o,--output", q.output, "output .safetensors file, or .gguf (from a .gguf input)")->required();
+  qc->add_option("--format", q.format, "format: " + format_list() + "; for a .gguf output: mxfp4, q4_0, q4_1, q8_0")->required();
   qc->add_option("--rule", q.rule,
                  "scale rule: ocp, ceil, floor (MX); absmax, signed_max, minmax (integers); mse, lsq, hessian "
                  "[default: mxfp4 ocp, nvfp4/fp4/intN absmax, uintN minmax]");
   qc->add_option("--block", q.block, "elements per block [default: 32; nvfp4 16]")->check(CLI::PositiveNumber);
-  qc->add_option("--ties", q.ties, "rounding of ties: even, toward_zero, away")
+  auto* ties_opt = qc->add_option("--ties", q.ties, "rounding of ties: even, toward_zero, away (a .gguf output: ggml's own unless given)")
       ->check(CLI::IsMember({"even", "toward_zero", "away"}))
       ->capture_default_str();
   qc->add_option("--layout", q.layout, "mxfp4 byte layout: ocp (HF/gpt-oss _blocks/_scales) or ggml (block_mxfp4)")
       ->check(CLI::IsMember({"ocp", "ggml"}))
       ->capture_default_str();
+  qc->add_option("--imatrix", q.imatrix,
+                 "llama.cpp importance matrix (imatrix .gguf or legacy .dat): column weights for --rule hessian "
+                 "(and mse, .gguf outputs)");
+  qc->add_flag("--quantize-output", q.quantize_output,
+               ".gguf: also quantize the output tensor (output.weight, or a tied token_embd.weight), which is kept "
+               "as it is by default");
   qc->add_option("--hessian", q.hessian, "calibration activations (.safetensors, NAME: [T, K]) for --rule hessian");
   auto* tensors_opt = qc->add_option("--tensors", q.tensors,
                                      "regex (searched in names) selecting the tensors to quantize [default: floating "
@@ -58,13 +64,13 @@ int main(int argc, char** argv) {
 
   dequantize_options d;
   auto* dc = app.add_subcommand("dequantize", "restore a quantized file's tensors as F32 under their names and shapes");
-  dc->add_option("INPUT", d.input, "a .safetensors file written by blockq quantize")->required();
-  dc->add_option("-o,--output", d.output, "output .safetensors file")->required();
+  dc->add_option("INPUT", d.input, "a .safetensors file written by blockq quantize, or a .gguf file")->required();
+  dc->add_option("-o,--output", d.output, "output .safetensors file (.gguf for a .gguf input: F32 tensors)")->required();
   dc->add_option("--threads", d.threads, "worker threads [default: all cores]")->check(CLI::Range(1u, 4096u));
 
   report_options r;
   auto* rc = app.add_subcommand("report", "bits, MSE, SQNR, max error and speed of formats x rules, per tensor and overall");
-  rc->add_option("INPUT", r.input, ".safetensors or .npy file [default: the built-in suite]");
+  rc->add_option("INPUT", r.input, ".safetensors, .npy or .gguf file [default: the built-in suite]");
   rc->add_option("--formats", r.formats, "comma-separated formats [default: mxfp4,nvfp4,fp4,int4,uint4,int8]");
   rc->add_option("--rules", r.rules, "comma-separated rules; those that do not apply to a format are skipped "
                                      "[default: each format's default rule, plus mse for formats of at most 6 bits]");
@@ -96,6 +102,7 @@ int main(int argc, char** argv) {
   try {
     if (qc->parsed()) {
       q.tensors_given = tensors_opt->count() > 0;
+      q.ties_given = ties_opt->count() > 0;
       run_quantize(q);
     } else if (dc->parsed()) {
       run_dequantize(d);

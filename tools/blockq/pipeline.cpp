@@ -10,6 +10,7 @@
 
 #include "blockq/version.hpp"
 #include "convert.hpp"
+#include "gguf_pipeline.hpp"
 #include "npy.hpp"
 #include "parallel.hpp"
 
@@ -99,6 +100,7 @@ std::unique_ptr<source> open_source(const std::string& path) {
     std::array<std::uint8_t, 6> magic{};
     const bool long_enough = f->size() >= magic.size();
     if (long_enough) f->read(0, magic);
+    if (is_gguf(*f)) return open_gguf_source(path, std::move(f));
     if ((long_enough && is_npy(magic)) || std::filesystem::path(path).extension() == ".npy")
       return std::make_unique<npy_source>(path, *f);
     return std::make_unique<safetensors_source>(path, std::move(f));

@@ -5,6 +5,11 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ git libgtest-dev googletest libbenchmark-dev libboost-dev
       nlohmann-json3-dev libcli11-dev)
+# node and npm: the tests' independent GGUF reader (@huggingface/gguf); a node
+# of another origin (nvm, NodeSource) counts as present.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  pkgs+=(nodejs npm)
+fi
 if [[ "${1:-}" == "--ci" ]]; then
   pkgs+=(clang libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user)
 fi

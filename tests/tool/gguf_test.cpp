@@ -327,6 +327,16 @@ importance_matrix parse_im(const std::string& s) {
   return parse_imatrix(gguf::buffer_source({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}));
 }
 
+// The message of the error parse_im throws, or "".
+std::string err(const std::string& s) {
+  try {
+    parse_im(s);
+  } catch (const error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 TEST(Imatrix, GgufWeightsAreSumsOverCountsPerExpert) {
   // Two experts of 4 columns; the second expert saw no token: weights 1 (llama-quantize's choice).
   const std::vector<float> sums{2, 4, 6, 8, 1, 1, 1, 1};
@@ -346,14 +356,6 @@ TEST(Imatrix, GgufWeightsAreSumsOverCountsPerExpert) {
 }
 
 TEST(Imatrix, GgufRejectsInconsistentEntries) {
-  auto err = [](const std::string& s) {
-    try {
-      parse_im(s);
-    } catch (const error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
   EXPECT_NE(err(imatrix_gguf("w", 2, {1, 2, 3, 4}, {1})).find("counts for"), std::string::npos);
   EXPECT_NE(err(imatrix_gguf("w", 2, {1, NAN}, {1})).find("finite"), std::string::npos);
   EXPECT_NE(err(hand_file(kv_str("general.type", "model"), 1, {})).find("not an importance matrix"), std::string::npos);
@@ -384,14 +386,6 @@ TEST(Imatrix, DatValuesAreDividedByTheirCallCount) {
 }
 
 TEST(Imatrix, DatRejectsMalformedFiles) {
-  auto err = [](const std::string& s) {
-    try {
-      parse_im(s);
-    } catch (const error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
   EXPECT_NE(err(bytes_out{}.put<std::int32_t>(0).b).find("entry count"), std::string::npos);
   EXPECT_NE(err(bytes_out{}.put<std::int32_t>(1000000).b + dat_entry("a", 1, {1})).find("entry count"), std::string::npos);
   EXPECT_NE(err(bytes_out{}.put<std::int32_t>(2).b + dat_entry("a", 1, {1}) + dat_entry("a", 1, {1})).find("duplicate"),

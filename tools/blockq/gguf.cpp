@@ -176,7 +176,7 @@ void check_alignment(std::uint64_t a) {
     throw error("general.alignment " + std::to_string(a) + " exceeds blockq's limit of " + std::to_string(max_alignment));
 }
 
-nlohmann::json scalar_json(value_type t, const char*& p) {
+nlohmann::json scalar_json(value_type t, const char*& p, bool wide_as_strings) {
   auto take = [&p]<class T>(T) {
     T v;
     std::memcpy(&v, p, sizeof v);
@@ -192,8 +192,14 @@ nlohmann::json scalar_json(value_type t, const char*& p) {
     case value_type::i32: return take(std::int32_t{});
     case value_type::f32: return static_cast<double>(take(float{}));
     case value_type::boolean: return take(std::uint8_t{}) != 0;
-    case value_type::u64: return take(std::uint64_t{});
-    case value_type::i64: return take(std::int64_t{});
+    case value_type::u64: {
+      const auto v = take(std::uint64_t{});
+      return wide_as_strings ? nlohmann::json(std::to_string(v)) : nlohmann::json(v);
+    }
+    case value_type::i64: {
+      const auto v = take(std::int64_t{});
+      return wide_as_strings ? nlohmann::json(std::to_string(v)) : nlohmann::json(v);
+    }
     case value_type::f64: return take(double{});
     case value_type::string: {
       const auto n = take(std::uint64_t{});
@@ -205,15 +211,15 @@ nlohmann::json scalar_json(value_type t, const char*& p) {
   }
 }
 
-nlohmann::json to_json(value_type t, const char*& p) {
-  if (t != value_type::array) return scalar_json(t, p);
+nlohmann::json to_json(value_type t, const char*& p, bool wide_as_strings) {
+  if (t != value_type::array) return scalar_json(t, p, wide_as_strings);
   std::uint32_t e;
   std::uint64_t n;
   std::memcpy(&e, p, 4);
   std::memcpy(&n, p + 4, 8);
   p += 12;
   nlohmann::json a = nlohmann::json::array();
-  for (std::uint64_t i = 0; i < n; ++i) a.push_back(to_json(static_cast<value_type>(e), p));
+  for (std::uint64_t i = 0; i < n; ++i) a.push_back(to_json(static_cast<value_type>(e), p, wide_as_strings));
   return a;
 }
 
@@ -568,11 +574,12 @@ std::string header_bytes(file& f) {
   return out;
 }
 
-std::string describe(const value& v) {
+std::string describe(const value& v, bool wide_as_strings) {
   const char* p = v.payload.data();
-  if (v.type != value_type::array) return scalar_json(v.type, p).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (v.type != value_type::array)
+    return scalar_json(v.type, p, wide_as_strings).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   nlohmann::json a = nlohmann::json::array();
-  for (std::uint64_t i = 0; i < v.count; ++i) a.push_back(to_json(v.elem, p));
+  for (std::uint64_t i = 0; i < v.count; ++i) a.push_back(to_json(v.elem, p, wide_as_strings));
   return a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

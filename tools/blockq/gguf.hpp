@@ -178,7 +178,8 @@ std::uint64_t padded(std::uint64_t n, std::uint64_t align);
 // types, rows, duplicate keys). f.data_offset is set.
 std::string header_bytes(file& f);
 
-// The value of a key/value pair as JSON-like text for messages and tests.
-std::string describe(const value& v);
+// The value of a key/value pair as JSON text (for messages, metadata and
+// tests); uint64/int64 as decimal strings when wide_as_strings (JavaScript).
+std::string describe(const value& v, bool wide_as_strings = false);
 
 }  // namespace blockq_tool::gguf

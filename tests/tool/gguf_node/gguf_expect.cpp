@@ -32,56 +32,12 @@ std::string le(T v) {
 }
 std::string gstr(const std::string& s) { return le<std::uint64_t>(s.size()) + s; }
 
-// A value of one element type from the encoded bytes at p, as JSON.
-json scalar(gguf::value_type t, const char*& p) {
-  auto take = [&p]<class T>(T) {
-    T v;
-    std::memcpy(&v, p, sizeof v);
-    p += sizeof v;
-    return v;
-  };
-  switch (t) {
-    case gguf::value_type::u8: return take(std::uint8_t{});
-    case gguf::value_type::i8: return take(std::int8_t{});
-    case gguf::value_type::u16: return take(std::uint16_t{});
-    case gguf::value_type::i16: return take(std::int16_t{});
-    case gguf::value_type::u32: return take(std::uint32_t{});
-    case gguf::value_type::i32: return take(std::int32_t{});
-    case gguf::value_type::f32: return static_cast<double>(take(float{}));
-    case gguf::value_type::boolean: return take(std::uint8_t{}) != 0;
-    case gguf::value_type::u64: return std::to_string(take(std::uint64_t{}));
-    case gguf::value_type::i64: return std::to_string(take(std::int64_t{}));
-    case gguf::value_type::f64: return take(double{});
-    case gguf::value_type::string: {
-      const auto n = take(std::uint64_t{});
-      std::string s(p, n);
-      p += n;
-      return s;
-    }
-    case gguf::value_type::array: {
-      const auto e = static_cast<gguf::value_type>(take(std::uint32_t{}));
-      const auto n = take(std::uint64_t{});
-      json a = json::array();
-      for (std::uint64_t i = 0; i < n; ++i) a.push_back(scalar(e, p));
-      return a;
-    }
-  }
-  return nullptr;
-}
-
 json dump(const gguf::file& f) {
   json kv = json::array();
   for (const gguf::kv& p : f.kvs) {
     json e{{"key", p.key}, {"type", static_cast<int>(p.value.type)}};
-    const char* at = p.value.payload.data();
-    if (p.value.type == gguf::value_type::array) {
-      e["sub"] = static_cast<int>(p.value.elem);
-      json a = json::array();
-      for (std::uint64_t i = 0; i < p.value.count; ++i) a.push_back(scalar(p.value.elem, at));
-      e["value"] = a;
-    } else {
-      e["value"] = scalar(p.value.type, at);
-    }
+    if (p.value.type == gguf::value_type::array) e["sub"] = static_cast<int>(p.value.elem);
+    e["value"] = json::parse(gguf::describe(p.value, true));
     kv.push_back(e);
   }
   json ts = json::array();

@@ -466,3 +466,39 @@ TEST(GgufTool, MalformedInputsAreOneLineErrorsAndNoOutput) {
 }
 
 }  // namespace
+
+namespace {
+
+// A safetensors model takes the importance matrix too (rule hessian, the diagonal
+// of llama.cpp's imatrix): with all weights equal it is the plain mse search.
+TEST(GgufTool, ImatrixForASafetensorsInput) {
+  temp_dir dir;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(8 * 64);
+  for (float& v : x) v = normal(rng);
+  tool_test::write_safetensors(dir / "m.safetensors", {{"w", "F32", {8, 64}, tool_test::float_bytes(x)}});
+  write_imatrix(dir / "ones.gguf", "w", std::vector<float>(64, 1.0f));
+  std::vector<float> w(64);
+  for (std::size_t i = 0; i < 64; ++i) w[i] = i < 8 ? 100.0f : 0.01f;
+  write_imatrix(dir / "skew.gguf", "w", w);
+  ASSERT_EQ(run_tool(dir, "quantize m.safetensors -o mse.safetensors --format mxfp4 --rule mse").code, 0);
+  auto r = run_tool(dir, "quantize m.safetensors -o ones.safetensors --format mxfp4 --rule hessian --imatrix ones.gguf");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(run_tool(dir, "quantize m.safetensors -o skew.safetensors --format mxfp4 --rule hessian --imatrix skew.gguf").code, 0);
+  const std::string mse = tool_test::read_bytes(dir / "mse.safetensors"), ones = tool_test::read_bytes(dir / "ones.safetensors"),
+                    skew = tool_test::read_bytes(dir / "skew.safetensors");
+  // The data sections (the metadata names the rule).
+  EXPECT_EQ(mse.substr(mse.size() - 8 * 64 / 2 - 8 * 2), ones.substr(ones.size() - 8 * 64 / 2 - 8 * 2));
+  EXPECT_NE(skew.substr(skew.size() - 8 * 64 / 2 - 8 * 2), ones.substr(ones.size() - 8 * 64 / 2 - 8 * 2));
+  // A tensor the matrix does not cover cannot take rule hessian.
+  write_imatrix(dir / "other.gguf", "v", std::vector<float>(64, 1.0f));
+  r = run_tool(dir, "quantize m.safetensors -o o.safetensors --format mxfp4 --rule hessian --imatrix other.gguf");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no entry for tensor 'w'"), std::string::npos) << r.err;
+  r = run_tool(dir, "quantize m.safetensors -o o.safetensors --format mxfp4 --imatrix ones.gguf");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--imatrix is used by --rule hessian"), std::string::npos) << r.err;
+}
+
+}  // namespace

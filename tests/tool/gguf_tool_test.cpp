@@ -328,18 +328,20 @@ TEST(GgufTool, DequantizeRestoresGgmlValuesAsF32) {
 
 // --- importance matrices ------------------------------------------------------
 
-// A GGUF imatrix of one entry (in_sum2 = w x count).
-void write_imatrix(const std::filesystem::path& p, const std::string& name, const std::vector<float>& w, float count = 4.0f) {
+// A GGUF imatrix of one entry of n_mat rows (experts): in_sum2 = w x count.
+void write_imatrix(const std::filesystem::path& p, const std::string& name, const std::vector<float>& w, float count = 4.0f,
+                   std::uint64_t n_mat = 1) {
   gguf::file f;
   f.kvs.push_back({"general.type", gguf::value::of_string("imatrix")});
   std::vector<float> sums;
   for (float v : w) sums.push_back(v * count);
-  f.tensors.push_back({name + ".in_sum2", gguf::type_f32, {w.size(), 1}, 0});
-  f.tensors.push_back({name + ".counts", gguf::type_f32, {1, 1}, 0});
+  const std::vector<float> counts(n_mat, count);
+  f.tensors.push_back({name + ".in_sum2", gguf::type_f32, {w.size() / n_mat, n_mat}, 0});
+  f.tensors.push_back({name + ".counts", gguf::type_f32, {1, n_mat}, 0});
   std::string file = gguf::header_bytes(f);
   file.append(reinterpret_cast<const char*>(sums.data()), sums.size() * 4);
   file.resize(gguf::padded(file.size(), 32), '\0');
-  file.append(reinterpret_cast<const char*>(&count), 4);
+  file.append(reinterpret_cast<const char*>(counts.data()), counts.size() * 4);
   file.resize(gguf::padded(file.size(), 32), '\0');
   tool_test::write_bytes(p, file);
 }
@@ -397,6 +399,33 @@ TEST(GgufTool, ImatrixWeightsTheMseSearch) {
   tool_test::write_bytes(dir / "im.dat", dat);
   ASSERT_EQ(run_tool(dir, "quantize m.gguf -o d.gguf --format mxfp4 --rule hessian --imatrix im.dat").code, 0);
   EXPECT_EQ(read_gguf(dir / "d.gguf").tensor(name), qw.tensor(name));
+}
+
+// A 3-D expert tensor [2 experts, 4 rows, 64]: each expert's rows use its own row of weights.
+TEST(GgufTool, ImatrixRowsPerExpert) {
+  temp_dir dir;
+  const model m = make_model();
+  write_model(dir / "m.gguf", m);
+  const std::string name = "blk.0.ffn_up_exps.weight";
+  std::vector<float> w(128);
+  for (std::size_t i = 0; i < 128; ++i) w[i] = (i < 64 ? i % 9 == 0 : i % 4 == 1) ? 30.0f : 0.05f;
+  write_imatrix(dir / "im.gguf", name, w, 4.0f, 2);
+  ASSERT_EQ(run_tool(dir, "quantize m.gguf -o w.gguf --format mxfp4 --rule hessian --imatrix im.gguf").code, 0);
+  // The same, one expert's weights for both: expert 0's bytes agree, expert 1's need not.
+  std::vector<float> w0(w.begin(), w.begin() + 64);
+  write_imatrix(dir / "im0.gguf", name, w0);
+  ASSERT_EQ(run_tool(dir, "quantize m.gguf -o w0.gguf --format mxfp4 --rule hessian --imatrix im0.gguf").code, 0);
+  const std::string a = read_gguf(dir / "w.gguf").tensor(name), b = read_gguf(dir / "w0.gguf").tensor(name);
+  const std::size_t half = a.size() / 2;
+  EXPECT_EQ(a.substr(0, half), b.substr(0, half));
+  EXPECT_NE(a.substr(half), b.substr(half));
+  const model_tensor& t = m.tensors[6];
+  ASSERT_EQ(t.name, name);
+  const auto y = ggml_mxfp4_decode(a), y0 = ggml_mxfp4_decode(b);
+  for (std::size_t blk = 8; blk < 16; ++blk) {  // expert 1: its own weights never lose to expert 0's
+    const std::vector<float> w1(w.begin() + 64, w.end());
+    EXPECT_LE(weighted_sse(t.x, y, w1, blk), weighted_sse(t.x, y0, w1, blk) * (1 + 1e-9)) << blk;
+  }
 }
 
 TEST(GgufTool, ImatrixOfAnotherModelIsAnError) {

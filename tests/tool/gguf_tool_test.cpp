@@ -324,6 +324,12 @@ TEST(GgufTool, DequantizeRestoresGgmlValuesAsF32) {
     EXPECT_EQ(got, want) << i;
   }
   EXPECT_EQ(d.tensor("blk.0.attn_norm.weight"), q.tensor("blk.0.attn_norm.weight"));
+  EXPECT_EQ(d.f.find("blockq.format"), nullptr);
+  // A quantized file is not quantized again; its dequantized F32 file is.
+  const auto again = run_tool(dir, "quantize q.gguf -o qq.gguf --format q4_0");
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("already quantized by blockq"), std::string::npos) << again.err;
+  EXPECT_EQ(run_tool(dir, "quantize d.gguf -o dq.gguf --format q4_0").code, 0);
 }
 
 // --- importance matrices ------------------------------------------------------

@@ -389,6 +389,8 @@ void dequantize_gguf(const source& in, const std::string& output, unsigned threa
   }
   out.set("general.file_type", gguf::value::of_u32(0));  // LLAMA_FTYPE_ALL_F32
   out.erase("general.quantization_version");
+  // blockq's keys describe a quantization the file no longer has (and would stop a new one).
+  std::erase_if(out.kvs, [](const gguf::kv& p) { return p.key.starts_with("blockq."); });
   const std::string header = gguf::header_bytes(out);
   output_file f(output, in.files());
   f.write(header.data(), header.size());

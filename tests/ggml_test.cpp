@@ -440,4 +440,45 @@ TEST(GgmlBlocks, SixteenBitInputs) {
   }
 }
 
+// Rows of 1 to 19 blocks (the vector kernels work eight blocks at a time) drawn from edge
+// blocks: zeros of both signs, extremes equal to zero, +a and -a in either order, subnormal
+// and overflowing scales, NaN or Inf at every position, exact ties. Every arch tag gives the
+// scalar bytes, and the transcription's.
+TEST(GgmlBlocks, EdgeBlocksOnEveryArch) {
+  std::mt19937_64 gen(99);
+  std::normal_distribution<float> normal;
+  std::uniform_int_distribution<int> kind_of(0, 13), pos(0, 31), half(-16, 16);
+  auto edge_block = [&](float* b) {
+    const int kind = kind_of(gen);
+    for (int j = 0; j < 32; ++j) b[j] = normal(gen);
+    switch (kind) {
+      case 0: for (int j = 0; j < 32; ++j) b[j] = (gen() & 1) ? 0.0f : -0.0f; break;
+      case 1: for (int j = 0; j < 32; ++j) b[j] = -std::fabs(b[j]); b[pos(gen)] = (gen() & 1) ? 0.0f : -0.0f; break;
+      case 2: for (int j = 0; j < 32; ++j) b[j] = std::fabs(b[j]); b[pos(gen)] = (gen() & 1) ? 0.0f : -0.0f; break;
+      case 3: b[pos(gen)] = 9.0f; b[pos(gen)] = -9.0f; break;  // +a and -a, either first
+      case 4: for (int j = 0; j < 32; ++j) b[j] *= 1e-39f; break;
+      case 5: for (int j = 0; j < 32; ++j) b[j] *= 1e-44f; break;
+      case 6: for (int j = 0; j < 32; ++j) b[j] *= 1e38f; break;
+      case 7: b[pos(gen)] = kNaN; break;
+      case 8: b[pos(gen)] = (gen() & 1) ? kInf : -kInf; break;
+      case 9: for (int j = 0; j < 32; ++j) b[j] = kNaN; b[pos(gen)] = 1.0f; break;
+      case 10: for (int j = 0; j < 32; ++j) b[j] = 0.5f * static_cast<float>(half(gen)); break;
+      case 11: for (int j = 0; j < 32; ++j) b[j] = 0.25f * static_cast<float>(half(gen)) * 1e-3f; break;
+      case 12: b[31] = kNaN; break;
+      default: break;
+    }
+  };
+  for (int trial = 0; trial < 400; ++trial) {
+    const std::size_t nb = 1 + static_cast<std::size_t>(trial % 19);
+    std::vector<float> x(nb * 32);
+    for (std::size_t b = 0; b < nb; ++b) edge_block(x.data() + b * 32);
+    for (ggml_type t : kTypes) {
+      const auto got = quantize(t, x);
+      ASSERT_EQ(first_difference(t, x, blockq::ggml_quantizer<blockq::arch::scalar>(t).quantize(x), got), "")
+          << "scalar vs " << blockq::default_arch::name << ", trial " << trial;
+      ASSERT_EQ(first_difference(t, x, got, ref_row(t, x)), "") << "trial " << trial;
+    }
+  }
+}
+
 }  // namespace

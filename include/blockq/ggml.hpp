@@ -24,12 +24,14 @@
 #include <vector>
 
 #include "blockq/arch.hpp"
+#include "blockq/arch/ggml_avx2.hpp"
 #include "blockq/arch/ggml_scalar.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/blocks.hpp"
 #include "blockq/detail/codec.hpp"
 #include "blockq/formats/half.hpp"
 #include "blockq/kernels.hpp"
+#include "blockq/mx.hpp"
 #include "blockq/scale_rule.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
@@ -118,6 +120,24 @@ inline void check_ggml_row(std::size_t n) {
           "ggml blocks need a multiple of 32 elements, got " + std::to_string(n));
 }
 }  // namespace detail
+
+namespace kernels {
+// MXFP4 on the vector architectures: the fused MX loop (kernels::amax_blocks, rule ocp, ties
+// toward zero, ggml layout with zero as code 0) gives ggml's bytes for every block whose
+// elements are all finite: its exponent is the exact one and, at that scale, the first code
+// of least |kv * d - x| in float32 is the nearest value with ties toward zero. A block with
+// NaN or Inf, which the MX loop marks with the NaN scale 0xFF (never the exponent of a finite
+// block, at most 252), is redone by the scalar kernel.
+template <class Arch>
+  requires(!std::is_same_v<Arch, arch::scalar>)
+void ggml_mxfp4(Arch, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
+  amax_blocks<e2m1, code_layout::ggml_mxfp4>(Arch{}, x, nb * 32, 32, tie_mode::toward_zero,
+                                             mx_block_scale<e2m1>{scale_rule::ocp}, ue8m0_block_divisor{}, out,
+                                             static_cast<std::uint8_t*>(nullptr));
+  for (std::size_t b = 0; b < nb; ++b)
+    if (out[b * 17] == ue8m0::nan_code) ggml_mxfp4_block(arch::scalar{}, x + b * 32, out + b * 17);
+}
+}  // namespace kernels
 
 template <class Arch = default_arch>
 class ggml_quantizer {

@@ -67,16 +67,15 @@ BLOCKQ_ALWAYS_INLINE void block_extremes8(const float* x, float lo, float hi, __
   min8 = reduce8(mn, min_ps);
 }
 
-// 32 codes in [0, 15] (from 32-bit lanes c0..c3, elements 0..31) as ggml's 16 bytes
-// qs[j] = c[j] | c[j + 16] << 4, stored at out.
+// The 32 truncated codes c0..c3 (elements 0..31, int32; 0x80000000 from NaN products) as
+// ggml's 16 bytes qs[j] = MIN(15, c[j]) | MIN(15, c[j + 16]) << 4 with NaN as 0, stored at out.
 BLOCKQ_ALWAYS_INLINE void store_nibbles(__m256i c0, __m256i c1, __m256i c2, __m256i c3, std::uint8_t* out) noexcept {
-  const __m256i zero = _mm256_setzero_si256(), fifteen = _mm256_set1_epi16(15);
-  // vpackssdw interleaves 128-bit lanes; vpermq 0xD8 puts elements back in order.
-  __m256i lo = _mm256_permute4x64_epi64(_mm256_packs_epi32(c0, c1), 0xD8);
-  __m256i hi = _mm256_permute4x64_epi64(_mm256_packs_epi32(c2, c3), 0xD8);
-  lo = _mm256_min_epi16(_mm256_max_epi16(lo, zero), fifteen);
-  hi = _mm256_min_epi16(_mm256_max_epi16(hi, zero), fifteen);
-  const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+  const __m256i fifteen = _mm256_set1_epi16(15);
+  // vpackusdw saturates 0x80000000 to 0; both halves interleave 128-bit lanes alike, so
+  // element j and element j + 16 share a 16-bit lane; vpermq 0xD8 restores the order.
+  const __m256i lo = _mm256_min_epi16(_mm256_packus_epi32(c0, c1), fifteen);
+  const __m256i hi = _mm256_min_epi16(_mm256_packus_epi32(c2, c3), fifteen);
+  const __m256i q = _mm256_permute4x64_epi64(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), 0xD8);
   const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
 }
@@ -85,154 +84,182 @@ BLOCKQ_ALWAYS_INLINE void store16(std::uint8_t* p, std::uint16_t h) noexcept { s
 
 }  // namespace ggml_avx2
 
-inline void ggml_q4_0(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
-  using namespace ggml_avx2;
-  std::size_t b = 0;
-  for (; b + 8 <= nb; b += 8) {
-    const float* xb = x + b * 32;
-    std::uint8_t* ob = out + b * 18;
-    __m256 mx, mn;
-    block_extremes8(xb, -__builtin_inff(), __builtin_inff(), mx, mn);
-    // The element of largest magnitude is the block's max or its min; when both have it
-    // (+a and -a) only the scalar kernel knows which came first. All zero: max stays +0.
-    const __m256 neg_mn = _mm256_sub_ps(_mm256_setzero_ps(), mn);
-    const __m256 use_min = _mm256_cmp_ps(neg_mn, mx, _CMP_GT_OQ);
-    __m256 m = _mm256_blendv_ps(mx, mn, use_min);
-    const __m256 zero_block = _mm256_and_ps(_mm256_cmp_ps(mx, _mm256_setzero_ps(), _CMP_EQ_OQ),
-                                            _mm256_cmp_ps(mn, _mm256_setzero_ps(), _CMP_EQ_OQ));
-    m = _mm256_andnot_ps(zero_block, m);
-    const __m256 d = _mm256_div_ps(m, _mm256_set1_ps(-8.0f));
-    const __m256 d_zero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
-    const __m256 id = _mm256_andnot_ps(d_zero, _mm256_div_ps(_mm256_set1_ps(1.0f), d));
-    // Scalar blocks: an extreme not finite (Inf; all NaN), id overflowing, the +a / -a tie.
-    const __m256 inf = _mm256_set1_ps(__builtin_inff());
-    const __m256 finite = _mm256_and_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), id), inf, _CMP_LT_OQ),
-                                        _mm256_and_ps(_mm256_cmp_ps(mx, inf, _CMP_LT_OQ),
-                                                      _mm256_cmp_ps(mn, _mm256_sub_ps(_mm256_setzero_ps(), inf), _CMP_GT_OQ)));
-    const __m256 tie = _mm256_andnot_ps(zero_block, _mm256_cmp_ps(neg_mn, mx, _CMP_EQ_OQ));
-    const int slow = _mm256_movemask_ps(_mm256_or_ps(_mm256_andnot_ps(finite, _mm256_castsi256_ps(_mm256_set1_epi32(-1))), tie));
-    alignas(16) std::uint16_t dh[8];
-    _mm_store_si128(reinterpret_cast<__m128i*>(dh), _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    alignas(32) float ids[8];
-    _mm256_store_ps(ids, id);
-    const __m256 half8 = _mm256_set1_ps(8.5f);
-    for (int j = 0; j < 8; ++j) {
-      if (slow >> j & 1) {
-        ggml_q4_0_block(arch::scalar{}, xb + j * 32, ob + j * 18);
-        continue;
-      }
-      const __m256 s = _mm256_set1_ps(ids[j]);
-      const float* p = xb + j * 32;
-      __m256i c[4];
-      for (int k = 0; k < 4; ++k)
-        c[k] = _mm256_cvttps_epi32(_mm256_add_ps(rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
-      store16(ob + j * 18, dh[j]);
-      store_nibbles(c[0], c[1], c[2], c[3], ob + j * 18 + 2);
-    }
-  }
-  for (; b < nb; ++b) ggml_q4_0_block(arch::scalar{}, x + b * 32, out + b * 18);
+namespace ggml_avx2 {
+
+// The per-group facts the code pass needs: reciprocals (and Q4_1's minima), the fp16 fields,
+// and which blocks go through the scalar kernel.
+struct group_scales {
+  alignas(32) float id[8];
+  alignas(32) float min[8];
+  alignas(16) std::uint16_t d[8];
+  alignas(16) std::uint16_t m[8];
+  int slow;
+};
+
+BLOCKQ_ALWAYS_INLINE void store_fp16x8(std::uint16_t* p, __m256 v) noexcept {
+  _mm_store_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+BLOCKQ_ALWAYS_INLINE __m256 abs_ps(__m256 v) noexcept { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+BLOCKQ_ALWAYS_INLINE __m256 finite_ps(__m256 v) noexcept {
+  return _mm256_cmp_ps(abs_ps(v), _mm256_set1_ps(__builtin_inff()), _CMP_LT_OQ);
+}
+// id = d ? 1/d : 0.
+BLOCKQ_ALWAYS_INLINE __m256 reciprocal_or_zero(__m256 d) noexcept {
+  return _mm256_andnot_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ), _mm256_div_ps(_mm256_set1_ps(1.0f), d));
 }
 
-inline void ggml_q4_1(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
-  using namespace ggml_avx2;
+// Q4_0 scales of the eight blocks at x.
+BLOCKQ_ALWAYS_INLINE void q4_0_scales(const float* x, group_scales& g) noexcept {
+  __m256 mx, mn;
+  block_extremes8(x, -__builtin_inff(), __builtin_inff(), mx, mn);
+  // The element of largest magnitude is the block's max or its min; when both have it
+  // (+a and -a) only the scalar kernel knows which came first. All zero: max stays +0.
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 neg_mn = _mm256_sub_ps(zero, mn);
+  __m256 m = _mm256_blendv_ps(mx, mn, _mm256_cmp_ps(neg_mn, mx, _CMP_GT_OQ));
+  const __m256 zero_block = _mm256_and_ps(_mm256_cmp_ps(mx, zero, _CMP_EQ_OQ), _mm256_cmp_ps(mn, zero, _CMP_EQ_OQ));
+  m = _mm256_andnot_ps(zero_block, m);
+  // m / -8 as m * -0.125: the same correctly rounded value of the same real number.
+  const __m256 d = _mm256_mul_ps(m, _mm256_set1_ps(-0.125f));
+  const __m256 id = reciprocal_or_zero(d);
+  // Scalar blocks: an extreme not finite (Inf; all NaN), id overflowing, the +a / -a tie.
+  const __m256 ok = _mm256_and_ps(_mm256_and_ps(finite_ps(id), _mm256_and_ps(finite_ps(mx), finite_ps(mn))),
+                                  _mm256_or_ps(zero_block, _mm256_cmp_ps(neg_mn, mx, _CMP_NEQ_UQ)));
+  g.slow = ~_mm256_movemask_ps(ok) & 0xFF;
+  _mm256_store_ps(g.id, id);
+  store_fp16x8(g.d, d);
+}
+
+BLOCKQ_ALWAYS_INLINE void q4_0_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
+  const __m256 half8 = _mm256_set1_ps(8.5f);
+  for (int j = 0; j < 8; ++j) {
+    if (g.slow >> j & 1) {
+      ggml_q4_0_block(arch::scalar{}, x + j * 32, out + j * 18);
+      continue;
+    }
+    const __m256 s = _mm256_broadcast_ss(g.id + j);
+    const float* p = x + j * 32;
+    __m256i c[4];
+    for (int k = 0; k < 4; ++k)
+      c[k] = _mm256_cvttps_epi32(_mm256_add_ps(rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
+    store16(out + j * 18, g.d[j]);
+    store_nibbles(c[0], c[1], c[2], c[3], out + j * 18 + 2);
+  }
+}
+
+// Q4_1 scales and minima of the eight blocks at x.
+BLOCKQ_ALWAYS_INLINE void q4_1_scales(const float* x, group_scales& g) noexcept {
   constexpr float flt_max = 3.40282346638528859812e+38f;
-  std::size_t b = 0;
-  for (; b + 8 <= nb; b += 8) {
-    const float* xb = x + b * 32;
-    std::uint8_t* ob = out + b * 20;
-    __m256 mx, mn;
-    block_extremes8(xb, -flt_max, flt_max, mx, mn);
-    const __m256 d = _mm256_div_ps(_mm256_sub_ps(mx, mn), _mm256_set1_ps(15.0f));
-    const __m256 d_zero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
-    const __m256 id = _mm256_andnot_ps(d_zero, _mm256_div_ps(_mm256_set1_ps(1.0f), d));
-    // Scalar blocks: d or id not finite (Inf, max - min overflowing, all NaN), and an
-    // extreme equal to zero (whose sign depends on which zero came first).
-    const __m256 inf = _mm256_set1_ps(__builtin_inff()), sign = _mm256_set1_ps(-0.0f);
-    const __m256 ok = _mm256_and_ps(
-        _mm256_and_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, d), inf, _CMP_LT_OQ),
-                      _mm256_cmp_ps(_mm256_andnot_ps(sign, id), inf, _CMP_LT_OQ)),
-        _mm256_and_ps(_mm256_cmp_ps(mx, _mm256_setzero_ps(), _CMP_NEQ_UQ),
-                      _mm256_cmp_ps(mn, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
-    const int fast = _mm256_movemask_ps(ok);
-    alignas(16) std::uint16_t dh[8], mh[8];
-    _mm_store_si128(reinterpret_cast<__m128i*>(dh), _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    _mm_store_si128(reinterpret_cast<__m128i*>(mh), _mm256_cvtps_ph(mn, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    alignas(32) float ids[8], mins[8];
-    _mm256_store_ps(ids, id);
-    _mm256_store_ps(mins, mn);
-    const __m256 half = _mm256_set1_ps(0.5f);
-    for (int j = 0; j < 8; ++j) {
-      if (!(fast >> j & 1)) {
-        ggml_q4_1_block(arch::scalar{}, xb + j * 32, ob + j * 20);
-        continue;
-      }
-      const __m256 s = _mm256_set1_ps(ids[j]), m = _mm256_set1_ps(mins[j]);
-      const float* p = xb + j * 32;
-      __m256i c[4];
-      for (int k = 0; k < 4; ++k)
-        c[k] = _mm256_cvttps_epi32(
-            _mm256_add_ps(rounded(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + k * 8), m), s)), half));
-      store16(ob + j * 20, dh[j]);
-      store16(ob + j * 20 + 2, mh[j]);
-      store_nibbles(c[0], c[1], c[2], c[3], ob + j * 20 + 4);
-    }
-  }
-  for (; b < nb; ++b) ggml_q4_1_block(arch::scalar{}, x + b * 32, out + b * 20);
+  __m256 mx, mn;
+  block_extremes8(x, -flt_max, flt_max, mx, mn);
+  const __m256 d = _mm256_div_ps(_mm256_sub_ps(mx, mn), _mm256_set1_ps(15.0f));
+  const __m256 id = reciprocal_or_zero(d);
+  // Scalar blocks: d or id not finite (Inf, max - min overflowing, all NaN), and an
+  // extreme equal to zero (whose sign depends on which zero came first).
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 ok = _mm256_and_ps(_mm256_and_ps(finite_ps(d), finite_ps(id)),
+                                  _mm256_and_ps(_mm256_cmp_ps(mx, zero, _CMP_NEQ_UQ), _mm256_cmp_ps(mn, zero, _CMP_NEQ_UQ)));
+  g.slow = ~_mm256_movemask_ps(ok) & 0xFF;
+  _mm256_store_ps(g.id, id);
+  _mm256_store_ps(g.min, mn);
+  store_fp16x8(g.d, d);
+  store_fp16x8(g.m, mn);
 }
 
-inline void ggml_q8_0(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
-  using namespace ggml_avx2;
-  const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
-  std::size_t b = 0;
-  for (; b + 8 <= nb; b += 8) {
-    const float* xb = x + b * 32;
-    std::uint8_t* ob = out + b * 34;
-    // amax as the integer maximum of the absolute bits: NaN sorts above Inf, so one test
-    // finds the blocks with NaN or Inf (ggml's MAX chain keeps a NaN only sometimes).
-    __m256 mx[8];
-    for (int j = 0; j < 8; ++j) {
-      __m256i a = _mm256_setzero_si256();
-      for (int k = 0; k < 4; ++k)
-        a = _mm256_max_epu32(a, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + j * 32 + k * 8)), abs_mask));
-      mx[j] = _mm256_castsi256_ps(a);
+BLOCKQ_ALWAYS_INLINE void q4_1_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  for (int j = 0; j < 8; ++j) {
+    if (g.slow >> j & 1) {
+      ggml_q4_1_block(arch::scalar{}, x + j * 32, out + j * 20);
+      continue;
     }
-    const __m256 amax = reduce8(mx, max_epu32);
-    // Scalar blocks: NaN or Inf (absolute bits from 0x7F800000 up), id overflowing.
-    const __m256 finite = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(0x7F800000), _mm256_castps_si256(amax)));
-    const __m256 d = _mm256_div_ps(amax, _mm256_set1_ps(127.0f));
-    const __m256 d_zero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
-    const __m256 id = _mm256_andnot_ps(d_zero, _mm256_div_ps(_mm256_set1_ps(1.0f), d));
-    const int fast = _mm256_movemask_ps(_mm256_and_ps(finite, _mm256_cmp_ps(id, _mm256_set1_ps(__builtin_inff()), _CMP_LT_OQ)));
-    alignas(16) std::uint16_t dh[8];
-    _mm_store_si128(reinterpret_cast<__m128i*>(dh), _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    alignas(32) float ids[8];
-    _mm256_store_ps(ids, id);
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (int j = 0; j < 8; ++j) {
-      if (!(fast >> j & 1)) {
-        ggml_q8_0_block(arch::scalar{}, xb + j * 32, ob + j * 34);
-        continue;
-      }
-      const __m256 s = _mm256_set1_ps(ids[j]);
-      __m256i c[4];
-      for (int k = 0; k < 4; ++k) {
-        // roundf: truncate, then step away from zero when the dropped part is >= 1/2 (both
-        // exact for |y| <= 127.00002).
-        const __m256 y = _mm256_mul_ps(_mm256_loadu_ps(xb + j * 32 + k * 8), s);
-        const __m256 t = _mm256_round_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-        const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(y, t));
-        const __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
-                                          _mm256_or_ps(one, _mm256_and_ps(sign, y)));
-        c[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, step));
-      }
-      const __m256i q = _mm256_permutevar8x32_epi32(
-          _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3])), order);
-      store16(ob + j * 34, dh[j]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ob + j * 34 + 2), q);
-    }
+    const __m256 s = _mm256_broadcast_ss(g.id + j), m = _mm256_broadcast_ss(g.min + j);
+    const float* p = x + j * 32;
+    __m256i c[4];
+    for (int k = 0; k < 4; ++k)
+      c[k] = _mm256_cvttps_epi32(
+          _mm256_add_ps(rounded(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + k * 8), m), s)), half));
+    store16(out + j * 20, g.d[j]);
+    store16(out + j * 20 + 2, g.m[j]);
+    store_nibbles(c[0], c[1], c[2], c[3], out + j * 20 + 4);
   }
-  for (; b < nb; ++b) ggml_q8_0_block(arch::scalar{}, x + b * 32, out + b * 34);
+}
+
+// Q8_0 scales of the eight blocks at x. amax is the integer maximum of the absolute bits:
+// NaN sorts above Inf, so one test finds the blocks with NaN or Inf (ggml's MAX chain keeps
+// a NaN only when no element follows it, which the scalar kernel reproduces).
+BLOCKQ_ALWAYS_INLINE void q8_0_scales(const float* x, group_scales& g) noexcept {
+  const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+  __m256 mx[8];
+  for (int j = 0; j < 8; ++j) {
+    __m256i a = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k)
+      a = _mm256_max_epu32(a, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j * 32 + k * 8)), abs_mask));
+    mx[j] = _mm256_castsi256_ps(a);
+  }
+  const __m256 amax = reduce8(mx, max_epu32);
+  const __m256 finite = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(0x7F800000), _mm256_castps_si256(amax)));
+  const __m256 d = _mm256_div_ps(amax, _mm256_set1_ps(127.0f));
+  const __m256 id = reciprocal_or_zero(d);
+  g.slow = ~_mm256_movemask_ps(_mm256_and_ps(finite, finite_ps(id))) & 0xFF;
+  _mm256_store_ps(g.id, id);
+  store_fp16x8(g.d, d);
+}
+
+BLOCKQ_ALWAYS_INLINE void q8_0_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int j = 0; j < 8; ++j) {
+    if (g.slow >> j & 1) {
+      ggml_q8_0_block(arch::scalar{}, x + j * 32, out + j * 34);
+      continue;
+    }
+    const __m256 s = _mm256_broadcast_ss(g.id + j);
+    __m256i c[4];
+    for (int k = 0; k < 4; ++k) {
+      // roundf: truncate, then step away from zero when the dropped part is >= 1/2 (both
+      // exact for |y| <= 127.00002).
+      const __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + j * 32 + k * 8), s);
+      const __m256 t = _mm256_round_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(y, t));
+      const __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), _mm256_or_ps(one, _mm256_and_ps(sign, y)));
+      c[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, step));
+    }
+    const __m256i q = _mm256_permutevar8x32_epi32(
+        _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3])), order);
+    store16(out + j * 34, g.d[j]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j * 34 + 2), q);
+  }
+}
+
+// Groups of eight blocks, software-pipelined: the scales of group g + 1 (two divisions deep)
+// are computed before the codes of group g, so that the out-of-order core overlaps them.
+template <std::size_t Bytes, class Scales, class Codes, class Block>
+BLOCKQ_ALWAYS_INLINE void groups(const float* x, std::size_t nb, std::uint8_t* out, Scales scales, Codes codes,
+                                 Block block) noexcept {
+  const std::size_t ng = nb / 8;
+  group_scales g[2];
+  if (ng > 0) scales(x, g[0]);
+  for (std::size_t i = 0; i < ng; ++i) {
+    if (i + 1 < ng) scales(x + (i + 1) * 256, g[(i + 1) & 1]);
+    codes(x + i * 256, g[i & 1], out + i * 8 * Bytes);
+  }
+  for (std::size_t b = ng * 8; b < nb; ++b) block(arch::scalar{}, x + b * 32, out + b * Bytes);
+}
+
+}  // namespace ggml_avx2
+
+inline void ggml_q4_0(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
+  ggml_avx2::groups<18>(x, nb, out, ggml_avx2::q4_0_scales, ggml_avx2::q4_0_codes,
+                        [](auto a, const float* p, std::uint8_t* o) { ggml_q4_0_block(a, p, o); });
+}
+inline void ggml_q4_1(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
+  ggml_avx2::groups<20>(x, nb, out, ggml_avx2::q4_1_scales, ggml_avx2::q4_1_codes,
+                        [](auto a, const float* p, std::uint8_t* o) { ggml_q4_1_block(a, p, o); });
+}
+inline void ggml_q8_0(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
+  ggml_avx2::groups<34>(x, nb, out, ggml_avx2::q8_0_scales, ggml_avx2::q8_0_codes,
+                        [](auto a, const float* p, std::uint8_t* o) { ggml_q8_0_block(a, p, o); });
 }
 
 // Decoding: the products (and Q4_1's separate addition) of the scalar kernels, 8 lanes at a time.

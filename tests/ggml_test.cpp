@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "blockq/arch/signed_max.hpp"
 #include "blockq/ggml.hpp"
 #include "test_util.hpp"
 
@@ -481,4 +482,37 @@ TEST(GgmlBlocks, EdgeBlocksOnEveryArch) {
   }
 }
 
+}  // namespace
+
+namespace {
+// uniform_quantizer's rule signed_max uses kernels::block_signed_max: the first element of
+// largest magnitude with its sign, +0 for zeros, NaN with NaN or Inf; every arch as scalar,
+// and as a plain loop written here.
+TEST(BlockSignedMax, EveryArchMatchesAPlainLoop) {
+  std::mt19937_64 gen(5);
+  std::uniform_int_distribution<int> small(-3, 3), pick(0, 40);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const std::size_t n = 1 + static_cast<std::size_t>(trial % 40);
+    std::vector<float> x(n);
+    for (auto& v : x) {
+      const int p = pick(gen);
+      v = p == 0 ? -0.0f : p == 1 ? kNaN : p == 2 ? -kInf : static_cast<float>(small(gen));  // many +a / -a ties
+      if (trial % 7 == 0) v = (gen() & 1) ? 0.0f : -0.0f;
+    }
+    float want = 0.0f, amax = 0.0f;
+    bool bad = false;
+    for (float v : x) {
+      if (!std::isfinite(v)) bad = true;
+      if (std::fabs(v) > amax) amax = std::fabs(v), want = v;
+    }
+    const float got = blockq::kernels::block_signed_max(blockq::default_arch{}, x.data(), n);
+    const float ref = blockq::kernels::block_signed_max(blockq::arch::scalar{}, x.data(), n);
+    if (bad) {
+      EXPECT_TRUE(std::isnan(got) && std::isnan(ref)) << trial;
+    } else {
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(got), std::bit_cast<std::uint32_t>(want)) << "trial " << trial;
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(ref), std::bit_cast<std::uint32_t>(want)) << "trial " << trial;
+    }
+  }
+}
 }  // namespace

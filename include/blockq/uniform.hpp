@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "blockq/arch.hpp"
+#include "blockq/arch/signed_max.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/bits.hpp"
 #include "blockq/detail/blocks.hpp"
@@ -104,14 +105,13 @@ class uniform_quantizer {
       if (!detail::is_finite(lo) || !detail::is_finite(hi)) return {nan, nan};
       return {(hi - lo) / static_cast<float>(fmt_.qmax()), lo};
     }
+    if (rule == scale_rule::signed_max) {
+      // The first element of largest magnitude, with its sign, maps to qmin (NaN: NaN or Inf).
+      return {kernels::block_signed_max(Arch{}, blk.data(), blk.size()) / static_cast<float>(fmt_.qmin()), 0.0f};
+    }
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return {nan, 0.0f};
-    if (rule == scale_rule::absmax) return {amax / static_cast<float>(fmt_.qmax()), 0.0f};
-    // signed_max: the first element of largest magnitude, with its sign, maps to qmin.
-    float m = 0.0f;
-    for (float v : blk)
-      if (detail::abs_bits(v) > detail::abs_bits(m)) m = v;
-    return {m / static_cast<float>(fmt_.qmin()), 0.0f};
+    return {amax / static_cast<float>(fmt_.qmax()), 0.0f};
   }
 
   // codes: x.size() bytes; scales (and mins when asymmetric; empty otherwise):

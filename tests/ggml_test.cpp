@@ -25,6 +25,7 @@
 namespace {
 
 using blockq::ggml_type;
+using blockq::scale_rule;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr ggml_type kTypes[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0, ggml_type::mxfp4};
@@ -512,6 +513,123 @@ TEST(BlockSignedMax, EveryArchMatchesAPlainLoop) {
     } else {
       EXPECT_EQ(std::bit_cast<std::uint32_t>(got), std::bit_cast<std::uint32_t>(want)) << "trial " << trial;
       EXPECT_EQ(std::bit_cast<std::uint32_t>(ref), std::bit_cast<std::uint32_t>(want)) << "trial " << trial;
+    }
+  }
+}
+}  // namespace
+
+namespace {
+// ---------------------------------------------------------------- search rules
+// The weighted error of a row of blocks, decoded with the transcription of ggml's formulas.
+double row_error(ggml_type t, const std::vector<float>& x, const std::vector<std::uint8_t>& q, const std::vector<float>& w,
+                 std::size_t b) {
+  const std::size_t bb = blockq::ggml_block_bytes(t);
+  std::vector<float> y(32);
+  blockq::ggml_quantizer<blockq::arch::scalar>(t).dequantize(std::span<const std::uint8_t>(q.data() + b * bb, bb), y);
+  double e = 0;
+  for (int j = 0; j < 32; ++j) {
+    const double r = double(x[b * 32 + j]) - y[j];
+    e += (w.empty() ? 1.0 : w[(b * 32 + j) % w.size()]) * r * r;
+  }
+  return e;
+}
+
+// The least error over every fp16 d (both signs) with |d| / (amax / kneg) in [1/2, 2],
+// nearest levels, by brute force.
+double brute_symmetric(const float* x, const std::vector<float>& w, int kneg, int kpos) {
+  float amax = 0;
+  for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const double a0 = double(amax) / kneg;
+  double best = 1e300;
+  for (std::uint32_t h = 1; h < 0x7C00; ++h) {
+    const double a = blockq::float16::from_bits(static_cast<std::uint16_t>(h)).to_float();
+    if (a < a0 / 2 || a > a0 * 2) continue;
+    for (double d : {a, -a}) {
+      double e = 0;
+      for (int i = 0; i < 32; ++i) {
+        const double k = std::clamp(std::round(x[i] / d), double(-kneg), double(kpos));
+        e += (w.empty() ? 1.0 : w[i]) * (x[i] - k * d) * (x[i] - k * d);
+      }
+      best = std::min(best, e);
+    }
+  }
+  return best;
+}
+
+TEST(GgmlSearch, NeverWorseThanDefaultAndExactWhereExhaustive) {
+  std::mt19937_64 gen(21);
+  std::exponential_distribution<float> expo;
+  for (const std::string kind : {"normal", "student_t3", "special"}) {
+    // Unit-scale blocks (the fp16 scale holds them), and the wide-range special rows.
+    std::vector<float> x = random_row(kind, 31, 32 * 256);
+    if (kind != "special") {
+      std::student_t_distribution<float> st(3.0f);
+      std::normal_distribution<float> nd;
+      for (auto& v : x) v = kind == "normal" ? nd(gen) : st(gen);
+    }
+    for (bool weighted : {false, true}) {
+      std::vector<float> w;
+      if (weighted) {
+        w.resize(weighted && kind == "normal" ? 32 * 4 : x.size());  // per column, or per element
+        for (auto& v : w) v = expo(gen);
+      }
+      for (ggml_type t : kTypes) {
+        const auto def = quantize(t, x);
+        for (scale_rule r : {scale_rule::mse, scale_rule::lsq, scale_rule::hessian}) {
+          if (t == ggml_type::mxfp4 && r == scale_rule::lsq) continue;
+          if (r == scale_rule::hessian && !weighted) continue;
+          const blockq::ggml_quantizer<> q(t, {r});
+          std::vector<std::uint8_t> got(def.size());
+          q.quantize_weighted(x, w, got);
+          double sum_def = 0, sum_got = 0;
+          for (std::size_t b = 0; b < x.size() / 32; ++b) {
+            const double ed = row_error(t, x, def, w, b), eg = row_error(t, x, got, w, b);
+            if (std::isnan(ed)) continue;
+            ASSERT_LE(eg, ed) << to_string(t) << " " << to_string(r) << " " << kind << " block " << b;
+            if (std::isfinite(ed)) sum_def += ed, sum_got += eg;
+          }
+          if (kind != "special") {
+            EXPECT_LT(sum_got, sum_def) << to_string(t) << " " << to_string(r) << " " << kind;
+          }
+          // Exhaustive checks on the first blocks: Q4_0 / Q8_0 rule mse against every fp16
+          // d of the window, MXFP4 against every exponent.
+          if (r != scale_rule::mse || kind == "special") continue;
+          for (std::size_t b = 0; b < 6; ++b) {
+            std::vector<float> wb;
+            if (weighted) for (int j = 0; j < 32; ++j) wb.push_back(w[(b * 32 + j) % w.size()]);
+            const double eg = row_error(t, x, got, w, b), ed = row_error(t, x, def, w, b);
+            double oracle = ed;
+            if (t == ggml_type::q4_0) oracle = std::min(ed, brute_symmetric(x.data() + b * 32, wb, 8, 7));
+            if (t == ggml_type::q8_0) oracle = std::min(ed, brute_symmetric(x.data() + b * 32, wb, 127, 127));
+            if (t == ggml_type::mxfp4) {
+              float amax = 0;
+              for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+              int k0;
+              std::frexp(amax, &k0);
+              const int e0 = k0 - 1 + 125;
+              for (int e = std::max(0, e0 - 4); e <= std::min(254, e0 + 3); ++e) {
+                std::vector<float> blk(x.begin() + b * 32, x.begin() + (b + 1) * 32);
+                // the codes ggml picks at exponent e: the reference's search at d = 2^(e - 128)
+                std::vector<std::uint8_t> one = ref_block(ggml_type::mxfp4, blk.data());
+                one[0] = static_cast<std::uint8_t>(e);
+                const float d = std::ldexp(1.0f, e - 128);
+                static const int kv[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+                double err = 0;
+                for (int j = 0; j < 32; ++j) {
+                  int bi = 0;
+                  for (int i = 1; i < 16; ++i)
+                    if (std::fabs(kv[i] * d - blk[j]) < std::fabs(kv[bi] * d - blk[j])) bi = i;
+                  const double r2 = blk[j] - double(kv[bi]) * d;
+                  err += (wb.empty() ? 1.0 : wb[j]) * r2 * r2;
+                }
+                oracle = std::min(oracle, err);
+              }
+            }
+            if (t == ggml_type::q4_1) continue;
+            EXPECT_NEAR(eg, oracle, 1e-9 * oracle + 1e-300) << to_string(t) << " " << kind << " block " << b;
+          }
+        }
+      }
     }
   }
 }

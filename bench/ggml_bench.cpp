@@ -89,6 +89,10 @@ void int4_quantize(scale_rule rule) {
   for (std::size_t bytes : kSizes) blockq_bench::register_read_baseline(bytes);
   for (ggml_type t : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0, ggml_type::mxfp4}) ggml_quantize(t, "default", {});
   for (ggml_type t : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0, ggml_type::mxfp4}) ggml_dequantize(t);
+  for (ggml_type t : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0, ggml_type::mxfp4}) {
+    ggml_quantize(t, "mse", {scale_rule::mse});
+    if (t != ggml_type::mxfp4) ggml_quantize(t, "lsq", {scale_rule::lsq});
+  }
   int4_quantize(scale_rule::absmax);
   int4_quantize(scale_rule::signed_max);
   return 0;

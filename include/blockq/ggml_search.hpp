@@ -5,8 +5,8 @@
 // better one, so it is never worse than the default. The error is the (weighted) sum of
 // squared differences between x and the decoded block, in exact arithmetic (double).
 //
-// - Q4_0, Q8_0, rule mse: exact over every fp16 d of either sign with d / d_0 in [1/2, 2]
-//   (d_0 = amax / 8 or amax / 127), each with its nearest codes. A sweep over the
+// - Q4_0, Q8_0, rule mse: exact over every fp16 d of either sign with |d| / d_0 in [1/2, 2]
+//   (Q4_0, d_0 = amax / 8) or [7/8, 9/8] (Q8_0, d_0 = amax / 127), each with its nearest codes. A sweep over the
 //   code changes: between two of them the error is a quadratic in d, whose best fp16
 //   values are the two around its clamped minimum.
 // - Q4_1, rule mse and lsq: least-squares refits of (d, m) from the current codes, each
@@ -106,16 +106,17 @@ inline void symmetric_sweep(const float* x, std::span<const float> w, int kneg, 
         // error(a) = c - 2 a skx + a^2 skk on [left, right]: its best fp16 values.
         double a_star = skk > 0.0 ? skx / skk : left;
         a_star = std::clamp(a_star, left, right);
+        // No fp16 value of the interval beats its real minimum: most intervals stop here.
+        const double floor_err = c - 2.0 * a_star * skx + a_star * a_star * skk;
+        if (floor_err < best.error)
         for (std::uint16_t h : {fp16_at_or_below(a_star), fp16_at_or_above(a_star)}) {
           if (h == 0 || h >= 0x7C00) continue;
           const double a = fp16_value(h);
           if (a < left || a > right) continue;
+          // The interval's quadratic is the error there (codes fixed); the chosen block is
+          // checked against ggml's once more, decoded, at the end.
           const double err = c - 2.0 * a * skx + a * a * skk;
-          if (err < best.error) {
-            // The quadratic picks the candidate; its exact error decides against the best.
-            const double exact = symmetric_error(x, w, s * a, kneg, kpos);
-            if (exact < best.error) best = {exact, static_cast<std::uint16_t>(h | (s < 0 ? 0x8000 : 0))};
-          }
+          if (err < best.error) best = {err, static_cast<std::uint16_t>(h | (s < 0 ? 0x8000 : 0))};
         }
       }
       if (e == events.size()) break;
@@ -195,8 +196,8 @@ inline void ggml_search_symmetric(const float* x, std::span<const float> w, bool
   for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
   if (amax == 0.0f) return;
   if (exact) {
-    const double a0 = double(amax) / kneg;
-    symmetric_sweep(x, w, kneg, kpos, a0 / 2, a0 * 2, best, events);
+    const double a0 = double(amax) / kneg, lo = q8 ? a0 * 0.875 : a0 / 2, hi = q8 ? a0 * 1.125 : a0 * 2;
+    symmetric_sweep(x, w, kneg, kpos, lo, hi, best, events);
   }
   symmetric_refit(x, w, kneg, kpos, best);
   if (!(best.error < start)) return;

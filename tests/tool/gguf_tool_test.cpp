@@ -434,6 +434,63 @@ TEST(GgufTool, ImatrixRowsPerExpert) {
   }
 }
 
+// ggml's dequantization of Q4_0 / Q4_1 / Q8_0 blocks, transcribed: d (q - 8), d q + m, d q.
+std::vector<float> ggml_decode(const std::string& b, std::uint32_t type) {
+  std::vector<float> y;
+  const std::size_t bs = type == gguf::type_q4_0 ? 18 : type == gguf::type_q4_1 ? 20 : 34;
+  for (std::size_t at = 0; at < b.size(); at += bs) {
+    std::uint16_t dh, mh = 0;
+    std::memcpy(&dh, b.data() + at, 2);
+    if (type == gguf::type_q4_1) std::memcpy(&mh, b.data() + at + 2, 2);
+    const float d = f16(dh), m = f16(mh);
+    std::vector<float> blk(32);
+    for (std::size_t j = 0; j < 32; ++j) {
+      if (type == gguf::type_q8_0) {
+        blk[j] = d * static_cast<float>(static_cast<std::int8_t>(b[at + 2 + j]));
+      } else {
+        const auto q = static_cast<std::uint8_t>(b[at + (type == gguf::type_q4_1 ? 4 : 2) + j % 16]);
+        const int c = j < 16 ? (q & 15) : (q >> 4);
+        blk[j] = type == gguf::type_q4_1 ? d * static_cast<float>(c) + m : d * static_cast<float>(c - 8);
+      }
+    }
+    y.insert(y.end(), blk.begin(), blk.end());
+  }
+  return y;
+}
+
+// The searches (ggml_search.hpp) start from ggml's block and keep it unless they find a
+// better one: per block never worse than the default, on the (weighted) error.
+TEST(GgufTool, SearchRulesNeverLoseToGgmlsBlocks) {
+  temp_dir dir;
+  const model m = make_model();
+  write_model(dir / "m.gguf", m);
+  const model_tensor& t = m.tensors[2];
+  std::vector<float> w(64);
+  for (std::size_t i = 0; i < 64; ++i) w[i] = i % 5 == 0 ? 20.0f : 0.1f;
+  write_imatrix(dir / "im.gguf", t.name, w);
+  const std::vector<float> ones(64, 1.0f);
+  for (const auto& [fmt, type] : {std::pair{"q4_0", gguf::type_q4_0}, {"q4_1", gguf::type_q4_1}, {"q8_0", gguf::type_q8_0}}) {
+    SCOPED_TRACE(fmt);
+    ASSERT_EQ(run_tool(dir, std::string("quantize m.gguf -o d.gguf --format ") + fmt).code, 0);
+    ASSERT_EQ(run_tool(dir, std::string("quantize m.gguf -o s.gguf --format ") + fmt + " --rule mse").code, 0);
+    const auto r = run_tool(dir, std::string("quantize m.gguf -o h.gguf --format ") + fmt + " --rule hessian --imatrix im.gguf");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const read_back d = read_gguf(dir / "d.gguf"), s = read_gguf(dir / "s.gguf"), h = read_gguf(dir / "h.gguf");
+    EXPECT_EQ(s.f.find("blockq.rule")->value.as_string(), "mse");
+    EXPECT_EQ(s.f.find("blockq.ties")->value.as_string(), "ggml");
+    EXPECT_EQ(s.info(t.name)->type, type);
+    const auto yd = ggml_decode(d.tensor(t.name), type), ys = ggml_decode(s.tensor(t.name), type), yh = ggml_decode(h.tensor(t.name), type);
+    std::size_t better = 0;
+    for (std::size_t blk = 0; blk < t.x.size() / 32; ++blk) {
+      if (!std::isfinite(weighted_sse(t.x, yd, ones, blk))) continue;  // (no such block here: a guard)
+      EXPECT_LE(weighted_sse(t.x, ys, ones, blk), weighted_sse(t.x, yd, ones, blk) * (1 + 1e-12)) << blk;
+      EXPECT_LE(weighted_sse(t.x, yh, w, blk), weighted_sse(t.x, yd, w, blk) * (1 + 1e-12)) << blk;
+      better += weighted_sse(t.x, ys, ones, blk) < weighted_sse(t.x, yd, ones, blk);
+    }
+    EXPECT_GT(better, 0u);
+  }
+}
+
 TEST(GgufTool, ImatrixOfAnotherModelIsAnError) {
   temp_dir dir;
   write_model(dir / "m.gguf", make_model());
@@ -492,7 +549,9 @@ TEST(GgufTool, MalformedInputsAreOneLineErrorsAndNoOutput) {
     }
   }
   // Options a GGUF output refuses.
-  for (const std::string cmd : {"quantize m.gguf -o out.gguf --format nvfp4", "quantize m.gguf -o out.gguf --format q4_0 --rule mse",
+  for (const std::string cmd : {"quantize m.gguf -o out.gguf --format nvfp4", "quantize m.gguf -o out.gguf --format q4_0 --ties even",
+                                "quantize m.gguf -o out.gguf --format q4_0 --rule absmax", "quantize m.gguf -o out.gguf --format mxfp4 --rule lsq",
+                                "quantize m.gguf -o out.gguf --format q8_0 --rule hessian --hessian m.gguf",
                                 "quantize m.gguf -o out.gguf --format q8_0 --block 16", "quantize m.gguf -o out.gguf --format mxfp4 --rule hessian"}) {
     const auto r = run_tool(dir, cmd);
     EXPECT_EQ(r.code, 1) << cmd << r.err;

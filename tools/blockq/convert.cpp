@@ -184,10 +184,13 @@ void run_quantize(const quantize_options& opt) {
   }
   std::optional<importance_matrix> im;
   if (!opt.imatrix.empty()) im = read_imatrix(opt.imatrix);
-  const bool weighted = cfg.rule == blockq::scale_rule::hessian || (to_gguf && cfg.rule == blockq::scale_rule::mse);
+  const bool weighted = cfg.rule == blockq::scale_rule::hessian ||
+                        (to_gguf && (cfg.rule == blockq::scale_rule::mse || cfg.rule == blockq::scale_rule::lsq));
   if (im && !weighted)
-    throw error("--imatrix is used by --rule hessian" + std::string(to_gguf ? " and --rule mse" : "") + ", not by rule " +
+    throw error("--imatrix is used by --rule hessian" + std::string(to_gguf ? ", mse and lsq" : "") + ", not by rule " +
                 std::string(blockq::to_string(cfg.rule)));
+  if (to_gguf && !opt.hessian.empty())
+    throw error("a .gguf output takes --imatrix (the Hessian's diagonal), not --hessian activations");
   if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian)
     throw error("--hessian is used by --rule hessian only");
   if (!opt.hessian.empty() && im) throw error("give --hessian or --imatrix, not both");

@@ -108,23 +108,30 @@ constexpr std::array<format_info, 4> ggml_formats{{
     {"mxfp4", family::mx, 4, 32, blockq::scale_rule::ocp, "ggml block_mxfp4: E2M1 codes, E8M0 scale"},
 }};
 
-// Per-tensor state: block Hessians, one per matrix (expert) of the tensor.
+// Per-tensor state of a weighted search: the column weights of each matrix
+// (expert) of the tensor, or (MX path) its block Hessians.
 struct ggml_state {
+  std::vector<std::span<const float>> w;
   std::vector<blockq::block_hessians> h;
   std::size_t rows_per_matrix = 0;
 };
 
+// Three ways to write ggml blocks: ggml's own rule (exact: llama-quantize's
+// bytes); the library's ggml searches (mse, lsq, hessian; ggml_search.hpp),
+// which score the scale as stored and start from ggml's block; and for
+// mxfp4 with --ties or rule ceil/floor, the MX quantizer in ggml's layout.
 class ggml_codec final : public codec {
  public:
   ggml_codec(const quant_config& cfg, const ggml_target& t)
-      : codec(cfg), target_(t), exact_(t.type) {
-    if (!t.exact) {
-      if (t.type != blockq::ggml_type::mxfp4)
-        throw error("ggml " + std::string(blockq::to_string(t.type)) + " is written with ggml's own rule only (rule " +
-                    std::string(blockq::to_string(blockq::ggml_default_rule(t.type))) + ", ggml's ties); other rules are not available for it yet");
-      // Rule hessian falls back to mse for a tensor the importance matrix does not cover.
+      : codec(cfg), target_(t), exact_(t.type), mx_path_(t.type == blockq::ggml_type::mxfp4 && cfg.lay != layout::ggml) {
+    if (t.exact) return;
+    if (mx_path_) {
       mx_.emplace(blockq::mx_options{32, cfg.rule == blockq::scale_rule::hessian ? blockq::scale_rule::mse : cfg.rule, cfg.ties});
       mx_h_.emplace(blockq::mx_options{32, blockq::scale_rule::hessian, cfg.ties});
+    } else {
+      // Rule hessian on a tensor without weights (not in the importance matrix) falls back to mse.
+      search_.emplace(t.type, blockq::ggml_options{cfg.rule});
+      unweighted_.emplace(t.type, blockq::ggml_options{cfg.rule == blockq::scale_rule::hessian ? blockq::scale_rule::mse : cfg.rule});
     }
   }
 
@@ -138,21 +145,20 @@ class ggml_codec final : public codec {
 
   tensor_state prepare(std::span<const float> x, std::size_t k, const hessian_input* h) const override {
     tensor_state st;
-    const bool weighted = cfg_.rule == blockq::scale_rule::hessian || cfg_.rule == blockq::scale_rule::mse;
-    if (target_.exact || !weighted || !h) return st;
+    if (target_.exact || !h || h->importance.empty()) return st;
     auto s = std::make_shared<ggml_state>();
-    const std::size_t rows = x.size() / k;
-    if (!h->activations.empty()) {
-      s->h.push_back(blockq::block_hessians::from_activations(h->activations, k, 32));
-      s->rows_per_matrix = rows;
-    } else if (!h->importance.empty()) {
-      const std::size_t n_mat = h->importance.size() / k;
-      if (n_mat == 0 || rows % n_mat != 0) throw error("importance matrix of " + std::to_string(n_mat) + " matrices for " + std::to_string(rows) + " rows");
-      for (std::size_t m = 0; m < n_mat; ++m) s->h.push_back(blockq::block_hessians::from_diagonal(h->importance.subspan(m * k, k), 32));
-      s->rows_per_matrix = rows / n_mat;
-    } else {
-      return st;
+    const std::size_t rows = x.size() / k, n_mat = h->importance.size() / k;
+    if (n_mat == 0 || rows % n_mat != 0)
+      throw error("an importance matrix of " + std::to_string(n_mat) + " matrices for " + std::to_string(rows) + " rows");
+    for (std::size_t m = 0; m < n_mat; ++m) {
+      const auto w = h->importance.subspan(m * k, k);
+      if (mx_path_) {
+        s->h.push_back(blockq::block_hessians::from_diagonal(w, 32));
+      } else {
+        s->w.push_back(w);
+      }
     }
+    s->rows_per_matrix = rows / n_mat;
     st.extra = std::move(s);
     return st;
   }
@@ -160,22 +166,31 @@ class ggml_codec final : public codec {
   void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state& st,
                      std::span<const std::span<std::uint8_t>> parts) const override {
     const std::size_t rb = k / 32 * blockq::ggml_block_bytes(target_.type);
-    if (target_.exact) {
-      exact_.quantize(x.subspan(r0 * k, (r1 - r0) * k), parts[0].subspan(r0 * rb, (r1 - r0) * rb));
-      return;
-    }
+    const auto rows = [&](std::size_t a, std::size_t b) { return x.subspan(a * k, (b - a) * k); };
+    const auto out = [&](std::size_t a, std::size_t b) { return parts[0].subspan(a * rb, (b - a) * rb); };
     const auto* s = static_cast<const ggml_state*>(st.extra.get());
-    if (!s) {
-      mx_->quantize_ggml(x.subspan(r0 * k, (r1 - r0) * k), parts[0].subspan(r0 * rb, (r1 - r0) * rb));
-      return;
-    }
-    // Row ranges within one matrix: each has its own Hessians.
-    for (std::size_t r = r0; r < r1;) {
-      const std::size_t m = r / s->rows_per_matrix, end = std::min(r1, (m + 1) * s->rows_per_matrix), n = (end - r) * k;
-      std::vector<std::uint8_t> codes(n), scales(n / 32);
-      mx_h_->quantize(x.subspan(r * k, n), s->h[m], codes, scales);
-      blockq::pack_ggml_mxfp4(codes, scales, parts[0].subspan(r * rb, (end - r) * rb));
-      r = end;
+    if (target_.exact) {
+      exact_.quantize(rows(r0, r1), out(r0, r1));
+    } else if (!s) {
+      if (mx_path_) {
+        mx_->quantize_ggml(rows(r0, r1), out(r0, r1));
+      } else {
+        unweighted_->quantize(rows(r0, r1), out(r0, r1));
+      }
+    } else {
+      // Row ranges within one matrix: each has its own weights.
+      for (std::size_t r = r0; r < r1;) {
+        const std::size_t m = r / s->rows_per_matrix, end = std::min(r1, (m + 1) * s->rows_per_matrix);
+        if (mx_path_) {
+          const std::size_t n = (end - r) * k;
+          std::vector<std::uint8_t> codes(n), scales(n / 32);
+          mx_h_->quantize(rows(r, end), s->h[m], codes, scales);
+          blockq::pack_ggml_mxfp4(codes, scales, out(r, end));
+        } else {
+          search_->quantize_weighted(rows(r, end), s->w[m], out(r, end));
+        }
+        r = end;
+      }
     }
   }
 
@@ -190,7 +205,9 @@ class ggml_codec final : public codec {
  private:
   ggml_target target_;
   blockq::ggml_quantizer<> exact_;
-  std::optional<blockq::mx_quantizer<blockq::e2m1>> mx_, mx_h_;  // mxfp4 with another rule or ties
+  bool mx_path_;
+  std::optional<blockq::ggml_quantizer<>> search_, unweighted_;     // the library's ggml searches
+  std::optional<blockq::mx_quantizer<blockq::e2m1>> mx_, mx_h_;     // mxfp4 with --ties, ceil or floor
 };
 
 // ------------------------------------------------------------------ GGUF sink
@@ -352,10 +369,13 @@ std::pair<quant_config, bool> make_ggml_config(std::string_view format, std::str
   cfg.block = 32;
   cfg.lay = layout::ggml;
   const bool exact = cfg.rule == f->default_rule && !ties_given;
-  if (!exact && f->name != "mxfp4")
-    throw error(std::string(f->name) + " is written with ggml's own rule (" + std::string(blockq::to_string(f->default_rule)) +
-                ", ggml's rounding) only; --rule and --ties apply to mxfp4");
-  if (!exact) cfg.lay = layout::ocp;  // recorded: blockq.ties names the rounding used
+  const bool search = cfg.rule == blockq::scale_rule::mse || cfg.rule == blockq::scale_rule::lsq || cfg.rule == blockq::scale_rule::hessian;
+  if (f->name != "mxfp4" && !exact && (ties_given || !search))
+    throw error(std::string(f->name) + " takes ggml's own rule (" + std::string(blockq::to_string(f->default_rule)) +
+                ") or the searches mse, lsq, hessian, with ggml's rounding (no --ties)");
+  if (f->name == "mxfp4" && cfg.rule == blockq::scale_rule::lsq) throw error("mxfp4 takes the rules ocp, ceil, floor, mse, hessian");
+  // blockq.ties records the rounding: ggml's own, or (mxfp4 through the MX quantizer) the one given.
+  if (f->name == "mxfp4" && (ties_given || !(exact || search))) cfg.lay = layout::ocp;
   return {cfg, exact};
 }
 

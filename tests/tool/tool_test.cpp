@@ -139,6 +139,8 @@ expected expect_mx(const std::vector<float>& x, const shape_t& shape, std::size_
     e.parts[""] = g;
     e.shapes[""] = lead(shape, {k / 32, 17});
     e.types[""] = dtype::U8;
+    for (float& v : e.dequantized)  // ggml's layout has no -0: zero is code 0 (SPEC §8)
+      if (v == 0.0f) v = 0.0f;
     return e;
   }
   e.parts["_blocks"] = Element::bits <= 4 ? blockq::pack_nibbles(t.codes) : t.codes;

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   quantize_options q;
-  auto* qc = app.add_subcommand("quantize", "quantize the floating tensors of INPUT into OUTPUT (.safetensors)");
+  auto* qc = app.add_subcommand("quantize", "quantize the floating tensors of INPUT into OUTPUT (.safetensors, or .gguf)");
   qc->add_option("INPUT", q.input, ".safetensors (F32, F16, BF16), .npy (float32, float16) or .gguf file")->required();
   qc->add_option("-o,--output", q.output, "output .safetensors file, or .gguf (from a .gguf input)")->required();
   qc->add_option("--format", q.format, "format: " + format_list() + "; for a .gguf output: mxfp4, q4_0, q4_1, q8_0")->required();
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   qc->add_option("--imatrix", q.imatrix,
                  "llama.cpp importance matrix (imatrix .gguf or legacy .dat): column weights for --rule hessian "
-                 "(and mse, .gguf outputs)");
+                 "(and mse, lsq for .gguf outputs)");
   qc->add_flag("--quantize-output", q.quantize_output,
                ".gguf: also quantize the output tensor (output.weight, or a tied token_embd.weight), which is kept "
                "as it is by default");

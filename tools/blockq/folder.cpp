@@ -51,7 +51,10 @@ fs::path checked_shard_path(const fs::path& dir, const fs::path& canon_dir, cons
 
 bool is_model_folder(const std::string& path) {
   std::error_code ec;
-  return fs::is_directory(path, ec);
+  const fs::path p(path);
+  // A folder named like a tensor file is a mistaken file name, reported as such.
+  const bool file_like = p.extension() == ".safetensors" || p.extension() == ".npy";
+  return fs::is_directory(p, ec) && !file_like;
 }
 
 folder_source::~folder_source() = default;

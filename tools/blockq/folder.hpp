@@ -55,7 +55,7 @@ class folder_source final : public source {
   std::unordered_map<std::string_view, std::size_t> all_by_name_;
 };
 
-// Whether `path` is a folder (a model folder input).
+// Whether `path` is a folder to read as a model folder (not one named *.safetensors or *.npy).
 bool is_model_folder(const std::string& path);
 
 }  // namespace blockq_tool

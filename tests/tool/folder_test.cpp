@@ -513,6 +513,80 @@ TEST_F(folder_test, modelopt_nvfp4) {
   EXPECT_FLOAT_EQ(values<float>(all.at("model.layers.0.self_attn.q_proj.weight_scale_2"))[0], k0 / (6.0f * 448.0f));
 }
 
+TEST_F(folder_test, modelopt_input_scale_from_calibration_activations) {
+  std::vector<raw_tensor> acts;
+  std::map<std::string, float> amax;
+  float a = 0.25f;
+  for (const std::string& mod : quantized_modules()) {
+    const weight& w = the_model().w(mod + ".weight");
+    std::vector<float> x(3 * w.k, 0.125f);
+    x[w.k + 5] = -(a += 0.75f);  // the largest magnitude, negative
+    amax[mod] = a;
+    acts.push_back({mod + ".weight", "F32", {3, w.k}, float_bytes(x)});
+  }
+  write_safetensors(dir_ / "acts.safetensors", acts);
+  const auto r = run_tool(dir_, "quantize in -o out --format nvfp4 --export modelopt --hessian acts.safetensors");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto all = read_folder(dir_ / "out");
+  for (const std::string& mod : quantized_modules())
+    EXPECT_FLOAT_EQ(values<float>(all.at(mod + ".input_scale"))[0], amax[mod] / (6.0f * 448.0f)) << mod;
+}
+
+// One model.safetensors (no index), int8 (four codes a word) and a MoE
+// router, which stays BF16 and is named in ignore.
+TEST_F(folder_test, single_file_int8_and_router) {
+  const model& m = the_model();
+  auto ts = m.shard(1);
+  for (auto& t : m.shard(2)) ts.push_back(t);
+  weight router{"model.layers.0.mlp.gate.weight", 4, 64, std::vector<float>(256, 0.5f), 1};
+  ts.push_back({router.name, "BF16", {4, 64}, model::bf16_bytes(router)});
+  fs::create_directories(dir_ / "one");
+  write_safetensors(dir_ / "one" / "model.safetensors", ts, R"({"format":"pt"})");
+  write_bytes(dir_ / "one" / "config.json", R"({"model_type":"llama"})");
+  const auto r = run_tool(dir_, "quantize one -o out --format int8 --block 32");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::set<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir_ / "out")) files.insert(e.path().filename().string());
+  EXPECT_EQ(files, (std::set<std::string>{"config.json", "model.safetensors"}));
+  EXPECT_EQ(read_json(dir_ / "out" / "config.json")["quantization_config"],
+            ct_config("pack-quantized", ct_weights(8, "int", "group", 32, true), json({"lm_head", "model.layers.0.mlp.gate"})));
+  const st_file f = read_st(dir_ / "out" / "model.safetensors");
+  EXPECT_EQ(f.tensors.at(router.name).dtype, "BF16");
+  for (const std::string& mod : quantized_modules()) {
+    const weight& w = m.w(mod + ".weight");
+    const st_tensor& p = f.tensors.at(mod + ".weight_packed");
+    ASSERT_EQ(p.shape, (std::vector<std::uint64_t>{w.n, w.k / 4}));
+    const auto words = values<std::uint32_t>(p);
+    const auto sc = values<std::uint16_t>(f.tensors.at(mod + ".weight_scale"));
+    for (std::size_t row = 0; row < w.n; ++row)
+      for (std::size_t c = 0; c < w.k; ++c) {
+        const int q = int((words[row * (w.k / 4) + c / 4] >> (8 * (c % 4))) & 255) - 128;
+        const float sv = bf16_value(sc[row * (w.k / 32) + c / 32]);
+        ASSERT_LE(std::fabs(w.x[row * w.k + c] - float(q) * sv), sv * 0.5f * (1 + 1e-6f)) << mod;
+      }
+  }
+}
+
+TEST_F(folder_test, bad_options_write_nothing) {
+  for (const char* args : {"quantize in -o out --format int4 --block 32 --shards 3",
+                           "quantize in -o out --format int4 --block 32 --shards model-7.safetensors",
+                           "quantize in -o out --format int4 --export modelopt --act-amax x.json",
+                           "quantize in -o out --format uint3 --block 32",
+                           "quantize in -o out --format int4 --block 4",
+                           "quantize in -o out --format mxfp4 --block 64",
+                           "quantize in -o out --format nvfp4 --export blockq",
+                           "finalize in"}) {
+    const auto r = run_tool(dir_, args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("blockq: error: ", 0), 0u) << args << "\n" << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "out")) << args;
+  }
+  write_safetensors(dir_ / "w.safetensors", the_model().shard(1));
+  const auto r = run_tool(dir_, "quantize w.safetensors -o out.safetensors --format nvfp4 --export modelopt");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("writes a model folder"), std::string::npos) << r.err;
+}
+
 // ------------------------------------------------------------------ --shards and finalize
 
 TEST_F(folder_test, shards_then_finalize_equal_one_run) {

@@ -444,7 +444,7 @@ void run_quantize_folder(const quantize_options& opt, std::chrono::steady_clock:
     }
   for (std::size_t i = 0; i < chosen.size(); ++i) {
     const tensor_info& t = full.tensors()[i];
-    if (!chosen[i] && is_linear_weight(t.name, t.shape, true)) s.ignore.push_back(module_of(t.name));
+    if (!chosen[i] && is_ignored_linear(t.name, t.shape)) s.ignore.push_back(module_of(t.name));
   }
   std::sort(s.ignore.begin(), s.ignore.end());
 

@@ -395,16 +395,30 @@ std::string module_of(std::string_view weight_name) {
   return std::string(ends_with(weight_name, ".weight") ? weight_name.substr(0, weight_name.size() - 7) : weight_name);
 }
 
-bool is_linear_weight(std::string_view name, const shape_t& shape, bool include_lm_head) {
-  if (shape.size() != 2 || !ends_with(name, ".weight")) return false;
+namespace {
+
+// What a 2-D "*.weight" belongs to, by its module's name.
+enum class weight_kind : std::uint8_t { linear, lm_head, router, other };
+
+weight_kind kind_of(std::string_view name, const shape_t& shape) {
+  if (shape.size() != 2 || !ends_with(name, ".weight")) return weight_kind::other;
   const std::string m = module_of(name);
   const std::string_view l = leaf(m);
-  if (l == "lm_head" || l == "output") return include_lm_head;  // output: Meta's own naming
-  if (m.find("embed") != std::string::npos || l == "wte" || l == "wpe" || l == "tok_embeddings") return false;
-  if (l.find("norm") != std::string::npos || l.rfind("ln_", 0) == 0 || l == "ln") return false;
-  if (l == "gate" || l == "router" || l == "gating" || l == "shared_expert_gate") return false;  // MoE routers
-  return true;
+  if (l == "lm_head" || l == "output") return weight_kind::lm_head;  // output: Meta's own naming
+  if (m.find("embed") != std::string::npos || l == "wte" || l == "wpe" || l == "tok_embeddings") return weight_kind::other;
+  if (l.find("norm") != std::string::npos || l.rfind("ln_", 0) == 0 || l == "ln") return weight_kind::other;
+  if (l == "gate" || l == "router" || l == "gating" || l == "shared_expert_gate") return weight_kind::router;
+  return weight_kind::linear;
 }
+
+}  // namespace
+
+bool is_linear_weight(std::string_view name, const shape_t& shape, bool include_lm_head) {
+  const weight_kind k = kind_of(name, shape);
+  return k == weight_kind::linear || (include_lm_head && k == weight_kind::lm_head);
+}
+
+bool is_ignored_linear(std::string_view name, const shape_t& shape) { return kind_of(name, shape) != weight_kind::other; }
 
 std::string fused_group(std::string_view weight_name) {
   if (!ends_with(weight_name, ".weight")) return {};

@@ -41,6 +41,9 @@ std::string_view to_string(export_kind e) noexcept;
 // linear layers; never embeddings, lm_head (unless include_lm_head), norms,
 // MoE routers (a module named gate or router).
 bool is_linear_weight(std::string_view name, const shape_t& shape, bool include_lm_head = false);
+// Whether a weight left unquantized is named in the export's ignore list: a
+// linear layer, lm_head or a router (not an embedding or a norm).
+bool is_ignored_linear(std::string_view name, const shape_t& shape);
 
 // The fused group of a weight ("P.q_proj.weight" -> "P.qkv", "P.up_proj.weight"
 // -> "P.gate_up"; Llama, Mistral, Qwen, Gemma, gpt-oss, Mixtral and Meta's

@@ -2,9 +2,10 @@
 #include "convert.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
-#include <chrono>
+#include <limits>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -48,7 +49,10 @@ struct job {
   const tensor_info* act = nullptr;  // calibration activations [T, K] (rule hessian)
   std::vector<float> act_x;
   hessian_input h;
-  std::vector<std::size_t> nonfinite;  // per chunk
+  std::vector<std::size_t> nonfinite;  // per chunk: NaN/Inf inputs
+  std::vector<std::size_t> broken;     // per chunk: finite inputs whose blocks dequantize to NaN/Inf
+  std::vector<std::uint8_t> extreme;   // per chunk: finite values outside [2^-100, 2^100] in magnitude
+  bool verify = false;                 // whether its blocks are dequantized and checked
   std::size_t chunk_rows = 1;
 };
 
@@ -166,6 +170,38 @@ std::uint64_t write_all(const source& src, sink& dst, std::vector<job>& jobs, co
   return dst.commit();
 }
 
+// Whether x holds finite non-zero values of magnitude above 2^100 or below
+// 2^-100. Within that range every format's scales and products stay far
+// from float32's overflow and underflow; outside it, what a format does is
+// checked (below) rather than assumed.
+bool has_extreme_values(std::span<const float> x) {
+  constexpr float hi = 0x1p100f, lo = 0x1p-100f;
+  bool e = false;
+  for (float v : x) {
+    const float a = std::fabs(v);
+    e |= (a > hi && a <= std::numeric_limits<float>::max()) || (a < lo && a > 0.0f);
+  }
+  return e;
+}
+
+// Checks what was just quantized: dequantizes rows [r0, r1) over the job's
+// floats (no longer needed) and counts the NaN/Inf values in blocks whose
+// inputs were all finite (a block with a NaN/Inf input is NaN by SPEC §3).
+std::size_t dequantized_nonfinite(const codec& c, job& j, std::size_t r0, std::size_t r1,
+                                  std::span<const std::span<std::uint8_t>> parts) {
+  const std::size_t block = c.config().block, first = r0 * j.k, n = (r1 - r0) * j.k;
+  thread_local std::vector<std::uint8_t> finite_block;
+  finite_block.assign(n / block, 1);
+  const float* x = j.x.data() + first;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) finite_block[i / block] = 0;
+  std::vector<std::span<const std::uint8_t>> in(parts.begin(), parts.end());
+  c.dequantize_rows(in, j.k, r0, r1, j.x);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) bad += finite_block[i / block] && !std::isfinite(x[i]);
+  return bad;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -213,13 +249,23 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
       j.outs = out.outputs(t, nullptr);
       continue;
     }
+    j.outs = out.outputs(t, &coder);
+    // What the tool writes, it must read back: no part above the readers' rank limit.
+    std::size_t rank = 0;
+    for (const tensor_spec& o : j.outs) rank = std::max(rank, o.shape.size());
+    if (rank > max_rank) {
+      warn("tensor " + in_quotes(t.name) + " of rank " + std::to_string(t.shape.size()) + " would be stored with rank " +
+           std::to_string(rank) + " in " + std::string(cfg.format->name) + ", above the limit of " +
+           std::to_string(max_rank) + "; copied unchanged");
+      j.outs = out.outputs(t, nullptr);
+      continue;
+    }
     const std::uint64_t k = t.shape.back();
     j.transform = true;
     j.p.quantized_with = &coder;
     j.k = static_cast<std::size_t>(k);
     j.rows = static_cast<std::size_t>(t.numel() / k);
     j.chunk_rows = chunk_rows_for(j.k);
-    j.outs = out.outputs(t, &coder);
     if (acts) {
       const tensor_info* a = acts->find(t.name);
       if (!a) throw error(acts_path + " has no activations for tensor " + in_quotes(t.name));
@@ -243,6 +289,8 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
     pool.assign(work);
     for (job* j : work) {
       j->nonfinite.assign(num_chunks(*j), 0);
+      j->broken.assign(num_chunks(*j), 0);
+      j->extreme.assign(num_chunks(*j), 0);
       j->parts.clear();
       for (const tensor_spec& s : coder.outputs(j->p.in->name, j->p.in->shape))
         j->parts.emplace_back(static_cast<std::size_t>(s.bytes()));
@@ -263,6 +311,7 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
         in.read(t, first * size, buf);
         c.j->nonfinite[c.index] = to_float(t.type, buf.data(), n, dst);
       }
+      c.j->extreme[c.index] = has_extreme_values({dst, n});
     });
     // 2. per-tensor values (NVFP4 tensor scale, Hessians)
     parallel_for(work.size(), threads, [&](std::size_t i) {
@@ -283,6 +332,7 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
       j.h = {};
     });
     for (job* j : work) {
+      j->verify = std::find(j->extreme.begin(), j->extreme.end(), 1) != j->extreme.end();
       std::size_t bad = 0;
       for (std::size_t b : j->nonfinite) bad += b;
       if (bad)
@@ -296,9 +346,17 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
           const chunk_ref& c = chunks[i];
           std::vector<std::span<std::uint8_t>> parts(c.j->parts.begin(), c.j->parts.end());
           how.quantize_rows(coder, c.j->x, c.j->k, c.r0, c.r1, c.j->st, parts);
+          if (c.j->verify) c.j->broken[c.index] = dequantized_nonfinite(coder, *c.j, c.r0, c.r1, parts);
           bar.add((c.r1 - c.r0) * c.j->k);
         },
         &bar);
+    for (job* j : work) {
+      std::size_t broken = 0;
+      for (std::size_t b : j->broken) broken += b;
+      if (broken)
+        warn("tensor " + in_quotes(j->p.in->name) + ": " + std::to_string(broken) + " finite values dequantize to NaN/Inf with " +
+             std::string(cfg.format->name) + " (the format cannot represent this tensor's range)");
+    }
     res.quantized += work.size();
   });
   bar.finish();

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <set>
 #include <string_view>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -173,31 +174,69 @@ std::uint64_t tensor_spec::bytes() const {
   return checked_mul(checked_numel(shape), dtype_size(type), "the byte size of tensor " + in_quotes(name));
 }
 
-std::string safetensors_header(std::span<const tensor_spec> tensors, const metadata_t& metadata) {
-  nlohmann::ordered_json h = nlohmann::ordered_json::object();
-  if (!metadata.empty()) {
-    nlohmann::ordered_json m = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : metadata) m[k] = v;
-    h["__metadata__"] = std::move(m);
+namespace {
+
+// A JSON string as nlohmann::json dumps it (the escaping the reader undoes);
+// throws error on invalid UTF-8.
+void append_json_string(std::string& out, const std::string& s, const char* what) {
+  try {
+    out += json(s).dump();
+  } catch (const json::exception&) {
+    throw error(std::string(what) + " is not valid UTF-8");
   }
+}
+
+}  // namespace
+
+std::string safetensors_header(std::span<const tensor_spec> tensors, const metadata_t& metadata) {
+  // Written by hand, in one pass with a hash set for duplicates: linear in
+  // the number of tensors (an ordered JSON object would search linearly on
+  // every insertion).
+  std::string text = "{";
+  if (!metadata.empty()) {
+    std::unordered_set<std::string_view> keys;
+    keys.reserve(metadata.size());
+    text += "\"__metadata__\":{";
+    for (const auto& [k, v] : metadata) {
+      if (!keys.insert(k).second) throw error("metadata key " + in_quotes(k) + " would be written twice");
+      if (text.back() != '{') text += ',';
+      append_json_string(text, k, "a metadata key");
+      text += ':';
+      append_json_string(text, v, "a metadata value");
+    }
+    text += '}';
+  }
+  std::unordered_set<std::string_view> names;
+  names.reserve(tensors.size());
   std::uint64_t at = 0;
   for (const tensor_spec& t : tensors) {
-    if (t.name.empty() || t.name == "__metadata__") throw error("invalid output tensor name " + in_quotes(t.name));
-    if (h.contains(t.name)) throw error("output tensor name " + in_quotes(t.name) + " would be written twice");
+    // What the reader would refuse is refused here, before anything is written.
+    if (t.name == "__metadata__") throw error("invalid output tensor name " + in_quotes(t.name));
+    if (!names.insert(t.name).second) throw error("output tensor name " + in_quotes(t.name) + " would be written twice");
+    if (t.shape.size() > max_rank)
+      throw error("output tensor " + in_quotes(t.name) + " would have rank " + std::to_string(t.shape.size()) +
+                  ", more than the " + std::to_string(max_rank) + " the reader accepts");
     const std::uint64_t size = t.bytes();
     std::uint64_t end = 0;
     if (__builtin_add_overflow(at, size, &end)) throw error("output file size overflows 64 bits");
-    h[t.name] = {{"dtype", std::string(to_string(t.type))}, {"shape", t.shape}, {"data_offsets", {at, end}}};
+    if (text.size() > 1) text += ',';
+    append_json_string(text, t.name, "a tensor name");
+    text += ":{\"dtype\":\"";
+    text += to_string(t.type);
+    text += "\",\"shape\":[";
+    for (std::size_t i = 0; i < t.shape.size(); ++i) {
+      if (i) text += ',';
+      text += std::to_string(t.shape[i]);
+    }
+    text += "],\"data_offsets\":[" + std::to_string(at) + "," + std::to_string(end) + "]}";
     at = end;
   }
-  std::string text;
-  try {
-    text = h.dump();
-  } catch (const nlohmann::json::exception&) {
-    throw error("a tensor name or metadata value is not valid UTF-8");
-  }
+  text += '}';
   text.append((8 - text.size() % 8) % 8, ' ');
   const std::uint64_t n = text.size();
+  if (n > max_header_bytes)
+    throw error("the output header would be " + std::to_string(n) + " bytes, more than the " +
+                std::to_string(max_header_bytes) + " a reader accepts (too many or too long tensor names)");
   std::string out(8, '\0');
   std::memcpy(out.data(), &n, 8);
   return out + text;

@@ -567,7 +567,9 @@ void run_quantize(const quantize_options& opt) {
     throw error(opt.input + " is already quantized by blockq; dequantize it first");
   std::unique_ptr<source> acts;
   if (!opt.hessian.empty()) acts = open_source(opt.hessian);
-  const auto out = make_safetensors_sink(opt.output, *in);
+  std::vector<file_id> inputs(in->files().begin(), in->files().end());
+  if (acts) inputs.insert(inputs.end(), acts->files().begin(), acts->files().end());
+  const auto out = make_safetensors_sink(opt.output, inputs);
   std::vector<bool> selected = select_tensors(*in, *out, sel, cfg);
   if (!opt.exclude.empty()) {
     const name_filter ex(opt.exclude);

@@ -209,7 +209,7 @@ metadata_t kept_metadata(const metadata_t& in, bool quantizing) {
 
 class safetensors_sink final : public sink {
  public:
-  safetensors_sink(const std::string& path, const source& in) : path_(path), inputs_(in.files().begin(), in.files().end()) {
+  safetensors_sink(const std::string& path, std::span<const file_id> inputs) : path_(path), inputs_(inputs.begin(), inputs.end()) {
     check_safetensors_output(path);
   }
 
@@ -268,7 +268,11 @@ class safetensors_sink final : public sink {
 }  // namespace
 
 std::unique_ptr<sink> make_safetensors_sink(const std::string& path, const source& in) {
-  return std::make_unique<safetensors_sink>(path, in);
+  return std::make_unique<safetensors_sink>(path, in.files());
+}
+
+std::unique_ptr<sink> make_safetensors_sink(const std::string& path, std::span<const file_id> inputs) {
+  return std::make_unique<safetensors_sink>(path, inputs);
 }
 
 }  // namespace blockq_tool

@@ -200,5 +200,7 @@ void check_safetensors_output(const std::string& path);
 // its metadata (blockq.format, ..., blockq.tensors); copied tensors and
 // metadata keep their names. Refuses to write over a file of `in`.
 std::unique_ptr<sink> make_safetensors_sink(const std::string& path, const source& in);
+// The same, refusing to write over any of `inputs` (the input and, say, calibration files).
+std::unique_ptr<sink> make_safetensors_sink(const std::string& path, std::span<const file_id> inputs);
 
 }  // namespace blockq_tool

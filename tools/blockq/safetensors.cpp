@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
 #include <string_view>
 #include <unordered_set>
 
@@ -20,31 +19,60 @@ std::string offsets_string(std::uint64_t b, std::uint64_t e) {
   return "[" + std::to_string(b) + ", " + std::to_string(e) + "]";
 }
 
-// Parses the header, rejecting duplicate keys in any object and nesting
-// deeper than a valid header has (which also bounds the parser's stack).
-json parse_header(std::string_view text) {
-  std::vector<std::set<std::string>> keys;
-  const json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= 3) throw error("malformed header: JSON nested deeper than a safetensors header");
-        if (ev == json::parse_event_t::object_start) keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!keys.empty() && parsed.is_string() && !keys.back().insert(parsed.get<std::string>()).second)
-          throw error("malformed header: duplicate key " + in_quotes(parsed.get<std::string>()));
-        break;
-      default:
-        break;
-    }
+// A first pass over the header (SAX, no tree built) that rejects duplicate
+// keys in any object and nesting deeper than a valid header has (which also
+// bounds the second pass's stack). nlohmann's callback parser would do both
+// but rescans the parent object whenever an object ends: quadratic in the
+// number of tensors.
+class header_checker {
+ public:
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) {
+    open();
+    keys_.emplace_back();
     return true;
-  };
+  }
+  bool key(json::string_t& k) {
+    if (!keys_.back().insert(k).second) throw error("malformed header: duplicate key " + in_quotes(k));
+    return true;
+  }
+  bool end_object() {
+    keys_.pop_back();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    open();
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const json::exception& e) {
+    throw error(std::string("malformed JSON header: ") + e.what());
+  }
+
+ private:
+  void open() {
+    if (depth_ >= 3) throw error("malformed header: JSON nested deeper than a safetensors header");
+    ++depth_;
+  }
+  int depth_ = 0;
+  std::vector<std::unordered_set<std::string>> keys_;
+};
+
+json parse_header(std::string_view text) {
+  header_checker check;
+  json::sax_parse(text.begin(), text.end(), &check);
   try {
-    return json::parse(text.begin(), text.end(), cb);
+    return json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
     throw error(std::string("malformed JSON header: ") + e.what());
   }

@@ -320,6 +320,49 @@ TEST_F(folder_test, compressed_tensors_int4_symmetric) {
   }
 }
 
+// The search rules score the scale as stored: the file's BF16 scale is one
+// of the two BF16 values around the library's mse scale, and its codes do
+// no worse than either with codes round(x / s) clamped to [-8, 7].
+TEST_F(folder_test, compressed_tensors_mse_scores_the_stored_scale) {
+  const auto r = run_tool(dir_, "quantize in -o out --format int4 --block 32 --rule mse");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto all = read_folder(dir_ / "out");
+  const blockq::uniform_quantizer<> lib(blockq::uniform_options{4, true, 32, blockq::scale_rule::mse});
+  auto sse_at = [](std::span<const float> blk, float s) {
+    double e = 0.0;
+    for (float v : blk) {
+      const float q = std::clamp(std::nearbyint(v / s), -8.0f, 7.0f);
+      e += double(v - q * s) * double(v - q * s);
+    }
+    return e;
+  };
+  int other_side = 0;
+  for (const std::string& mod : quantized_modules()) {
+    const weight& w = the_model().w(mod + ".weight");
+    const auto words = values<std::uint32_t>(all.at(mod + ".weight_packed"));
+    const auto sc = values<std::uint16_t>(all.at(mod + ".weight_scale"));
+    for (std::size_t b = 0; b < w.x.size() / 32; ++b) {
+      const std::span<const float> blk(w.x.data() + 32 * b, 32);
+      const float sf = lib.block_params(blk).scale;
+      std::uint32_t u;
+      std::memcpy(&u, &sf, 4);
+      const float lo = bf16_value(std::uint16_t(u >> 16)), hi = bf16_value(std::uint16_t((u >> 16) + 1));  // around |sf|
+      const float got = bf16_value(sc[b]);
+      ASSERT_TRUE(got == lo || got == hi) << mod << " block " << b << ": " << got << " not next to " << sf;
+      double e = 0.0;
+      for (std::size_t i = 0; i < 32; ++i) {
+        const std::size_t at = 32 * b + i;
+        const int q = int((words[at / 8] >> (4 * (at % 8))) & 15) - 8;
+        e += double(blk[i] - float(q) * got) * double(blk[i] - float(q) * got);
+      }
+      EXPECT_LE(e, std::min(sse_at(blk, lo), sse_at(blk, hi)) * (1 + 1e-6) + 1e-30) << mod << " block " << b;
+      const float nearest = std::fabs(sf - lo) <= std::fabs(hi - sf) ? lo : hi;
+      other_side += got != nearest;
+    }
+  }
+  EXPECT_GT(other_side, 0);  // the rounding direction matters for some blocks
+}
+
 TEST_F(folder_test, compressed_tensors_uint4_zero_points_packed_along_n) {
   const auto r = run_tool(dir_, "quantize in -o out --format uint4 --block 32 --exclude 'layers\\.1\\.mlp\\.down_proj'");
   ASSERT_EQ(r.code, 0) << r.err;

@@ -43,6 +43,18 @@ float round_to(dtype t, float v) {
   return r;
 }
 
+// The other value of t next to v (the one round_to does not give); v itself
+// when t holds v exactly or is F32.
+float other_neighbour(dtype t, float v) {
+  if (t != dtype::BF16 && t != dtype::F16) return v;
+  const std::uint16_t b = t == dtype::BF16 ? blockq::bfloat16::from_float(v).bits : blockq::float16::from_float(v).bits;
+  const float r = round_to(t, v);
+  if (r == v || !std::isfinite(r) || (b & 0x7FFF) == 0) return r;
+  // Sign and magnitude: one step of the bits moves the magnitude.
+  const std::uint16_t o = static_cast<std::uint16_t>(std::fabs(r) > std::fabs(v) ? b - 1 : b + 1);
+  return t == dtype::BF16 ? blockq::bfloat16::from_bits(o).to_float() : blockq::float16::from_bits(o).to_float();
+}
+
 void put_scale(dtype t, float v, std::uint8_t* dst) {
   if (t == dtype::F32) {
     std::memcpy(dst, &v, 4);
@@ -76,21 +88,40 @@ class ct_int_codec final : public codec {
   void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state&,
                      std::span<const std::span<std::uint8_t>> parts) const override {
     const std::size_t g = cfg_.block, nb = k / g;
-    const int levels = (1 << cfg_.format->bits) - 1;
+    const bool search = cfg_.rule == blockq::scale_rule::lsq || cfg_.rule == blockq::scale_rule::mse;
+    std::vector<std::uint8_t> codes(g);
+    std::vector<float> back(g);
     for (std::size_t r = r0; r < r1; ++r)
       for (std::size_t b = 0; b < nb; ++b) {
         const std::size_t at = r * k + b * g, bi = r * nb + b;
         const auto blk = x.subspan(at, g);
-        blockq::uniform_params p = q_.block_params(blk);
-        p.scale = round_to(st_, p.scale);
-        if (!sym_) {
+        const blockq::uniform_params p = q_.block_params(blk);
+        // The nearest stored scale; the search rules also score the stored
+        // value on the other side of their scale and keep the better one.
+        const float near = round_to(st_, p.scale), other = other_neighbour(st_, p.scale);
+        const int candidates = search && other != near && std::isfinite(p.scale) ? 2 : 1;
+        double best = std::numeric_limits<double>::infinity();
+        for (int c = 0; c < candidates; ++c) {
+          blockq::uniform_params pc = p;
+          pc.scale = c == 0 ? near : other;
           float m = 0.0f;
-          if (p.scale > 0.0f && std::isfinite(p.scale)) m = std::clamp(std::nearbyint(-p.min / p.scale), 0.0f, float(levels));
-          parts[2][bi] = static_cast<std::uint8_t>(m);
-          p.min = -m * p.scale;
+          if (!sym_) {
+            if (pc.scale > 0.0f && std::isfinite(pc.scale)) m = std::clamp(std::nearbyint(-p.min / pc.scale), 0.0f, float(levels()));
+            pc.min = -m * pc.scale;
+          }
+          q_.encode_block(blk, pc, codes.data());
+          double sse = 0.0;
+          if (candidates > 1) {
+            const float mins[1] = {pc.min};
+            q_.dequantize(codes, std::span<const float>(&pc.scale, 1), std::span<const float>(mins, sym_ ? 0 : 1), back);
+            for (std::size_t i = 0; i < g; ++i) sse += double(blk[i] - back[i]) * double(blk[i] - back[i]);
+          }
+          if (c > 0 && !(sse < best)) continue;
+          best = sse;
+          std::memcpy(parts[0].data() + at, codes.data(), g);
+          std::memcpy(parts[1].data() + bi * 4, &pc.scale, 4);
+          if (!sym_) parts[2][bi] = static_cast<std::uint8_t>(m);
         }
-        q_.encode_block(blk, p, parts[0].data() + at);
-        std::memcpy(parts[1].data() + bi * 4, &p.scale, 4);
       }
   }
 
@@ -109,6 +140,8 @@ class ct_int_codec final : public codec {
   }
 
  private:
+  int levels() const noexcept { return (1 << cfg_.format->bits) - 1; }
+
   bool sym_;
   dtype st_;
   blockq::uniform_quantizer<> q_;

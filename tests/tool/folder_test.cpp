@@ -618,11 +618,13 @@ TEST_F(folder_test, bad_options_write_nothing) {
                            "quantize in -o out --format int4 --block 4",
                            "quantize in -o out --format mxfp4 --block 64",
                            "quantize in -o out --format nvfp4 --export blockq",
+                           "quantize in -o in/q --format int4 --block 32",
                            "finalize in"}) {
     const auto r = run_tool(dir_, args);
     EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
     EXPECT_EQ(r.err.rfind("blockq: error: ", 0), 0u) << args << "\n" << r.err;
     EXPECT_FALSE(fs::exists(dir_ / "out")) << args;
+    EXPECT_FALSE(fs::exists(dir_ / "in" / "q")) << args;
   }
   write_safetensors(dir_ / "w.safetensors", the_model().shard(1));
   const auto r = run_tool(dir_, "quantize w.safetensors -o out.safetensors --format nvfp4 --export modelopt");

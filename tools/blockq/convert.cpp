@@ -7,6 +7,7 @@
 #include <map>
 #include <limits>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -467,6 +468,14 @@ void run_quantize_folder(const quantize_options& opt, std::chrono::steady_clock:
   check_hessian_options(opt, cfg, modelopt);
   const unsigned threads = opt.threads ? opt.threads : default_threads();
 
+  {
+    // An output inside the model folder would be listed, and copied, as one of its files.
+    namespace fs = std::filesystem;
+    const std::string in_dir = fs::weakly_canonical(opt.input).string() + "/",
+                      out_dir = fs::weakly_canonical(opt.output).string() + "/";
+    if (out_dir.compare(0, in_dir.size(), in_dir) == 0 || in_dir.compare(0, out_dir.size(), out_dir) == 0)
+      throw error("the output folder '" + opt.output + "' and the model folder '" + opt.input + "' overlap; write elsewhere");
+  }
   const folder_source full(opt.input);
   std::unique_ptr<folder_source> part;
   if (!opt.shards.empty()) part = std::make_unique<folder_source>(opt.input, parse_shards(opt.shards, full));

@@ -84,13 +84,19 @@ gguf::file parse_bytes(const std::string& s) {
   return gguf::parse(gguf::buffer_source({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}));
 }
 
-std::string parse_error(const std::string& s) {
+// The message of the error f throws, or "" when it returns.
+template <class F>
+std::string error_of(F&& f) {
   try {
-    parse_bytes(s);
+    f();
   } catch (const error& e) {
     return e.what();
   }
   return "";
+}
+
+std::string parse_error(const std::string& s) {
+  return error_of([&] { parse_bytes(s); });
 }
 
 // Every value type once, an array of each kind and an array of arrays.
@@ -327,14 +333,8 @@ importance_matrix parse_im(const std::string& s) {
   return parse_imatrix(gguf::buffer_source({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}));
 }
 
-// The message of the error parse_im throws, or "".
 std::string err(const std::string& s) {
-  try {
-    parse_im(s);
-  } catch (const error& e) {
-    return e.what();
-  }
-  return "";
+  return error_of([&] { parse_im(s); });
 }
 
 TEST(Imatrix, GgufWeightsAreSumsOverCountsPerExpert) {

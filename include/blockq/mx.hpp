@@ -165,8 +165,9 @@ class mx_quantizer {
   {
     detail::require(opt_.block == ggml_mxfp4_block_elements,
                     "ggml block_mxfp4 needs blocks of 32, got " + std::to_string(opt_.block));
-    detail::check_ggml_mxfp4(x.size());
-    detail::check_size(out.size(), x.size() / ggml_mxfp4_block_elements * ggml_mxfp4_block_bytes, "ggml output");
+    detail::check_ggml_mxfp4(x.size(), "the input");
+    detail::check_size(out.size(), x.size() / ggml_mxfp4_block_elements * ggml_mxfp4_block_bytes, "ggml output",
+                       "17 bytes per block of 32 for the input's " + std::to_string(x.size()) + " elements");
     if (opt_.rule == scale_rule::ocp || opt_.rule == scale_rule::ceil || opt_.rule == scale_rule::floor) {
       quantize_amax<kernels::code_layout::ggml_mxfp4>(x, out, std::span<std::uint8_t>{});
       return;

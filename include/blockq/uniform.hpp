@@ -148,7 +148,7 @@ class uniform_quantizer {
   // out[i] = q * scale + min.
   void dequantize(std::span<const std::uint8_t> codes, std::span<const float> scales,
                   std::span<const float> mins, std::span<float> out) const {
-    check_args(out.size(), codes.size(), scales.size(), mins.size());
+    check_args(out.size(), codes.size(), scales.size(), mins.size(), true);
     detail::for_each_block(out.size(), block_size(out.size()), [&](std::size_t b, std::size_t begin, std::size_t len) {
       kernels::decode_int(Arch{}, codes.data() + begin, len, scales[b], opt_.symmetric ? 0.0f : mins[b], fmt_,
                           out.data() + begin);
@@ -254,10 +254,20 @@ class uniform_quantizer {
                      : kernels::block_wsse_int(Arch{}, blk.data(), w.data(), blk.size(), s, m, fmt_);
   }
 
-  void check_args(std::size_t n, std::size_t ncodes, std::size_t nscales, std::size_t nmins) const {
-    detail::check_size(ncodes, n, "codes");
-    detail::check_size(nscales, num_blocks(n), "scales");
-    detail::check_size(nmins, opt_.symmetric ? 0 : num_blocks(n), "mins");
+  // As detail::check_codec_args: quantizing, x sizes the rest; dequantizing, the codes size
+  // the output and the output the scales and mins.
+  void check_args(std::size_t n, std::size_t ncodes, std::size_t nscales, std::size_t nmins,
+                  bool dequantizing = false) const {
+    const char* side = dequantizing ? "output" : "input";
+    if (dequantizing)
+      detail::check_output_for_codes(n, ncodes, false);
+    else
+      detail::check_size(ncodes, n, "codes", "one per element for the input's " + std::to_string(n) + " elements");
+    const std::string why = opt_.block == 0 ? std::string("one for the whole tensor")
+                                            : detail::per_block(n, opt_.block, side);
+    detail::check_size(nscales, num_blocks(n), "scales", why);
+    detail::check_size(nmins, opt_.symmetric ? 0 : num_blocks(n), "mins",
+                       opt_.symmetric ? std::string("symmetric codes have no mins") : why);
   }
 
   uniform_options opt_;

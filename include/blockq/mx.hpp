@@ -46,7 +46,10 @@ constexpr std::uint8_t mx_scale_code(float amax, scale_rule rule) noexcept {
   // amax / 2^k lies in [2^emax, 2^(emax+1)), as does the element's max, so the
   // other two rules are at most one step away. The division is exact in double.
   const double y = detail::ldexp_exact(static_cast<double>(amax), -k);
-  if (rule == scale_rule::ceil && y > static_cast<double>(Element::max_value)) ++k;
+  // ceil does not step past 2^(127 - emax): there the element's largest value times the
+  // scale would overflow float32, so blocks with amax >= 2^127 keep the ocp exponent and
+  // their largest elements saturate to the element's max (finite) instead.
+  if (rule == scale_rule::ceil && y > static_cast<double>(Element::max_value) && k + Element::emax < 127) ++k;
   if (rule == scale_rule::floor && y < static_cast<double>(Element::max_value)) --k;
   return ue8m0::from_exponent(k);
 }

@@ -102,16 +102,44 @@ class uniform_quantizer {
       float lo = 0.0f, hi = 0.0f;
       kernels::block_min_max(Arch{}, blk.data(), blk.size(), lo, hi);
       if (!detail::is_finite(lo) || !detail::is_finite(hi)) return {nan, nan};
-      return {(hi - lo) / static_cast<float>(fmt_.qmax()), lo};
+      return {minmax_scale(lo, hi, fmt_.qmax()), lo};
     }
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return {nan, 0.0f};
-    if (rule == scale_rule::absmax) return {amax / static_cast<float>(fmt_.qmax()), 0.0f};
+    if (rule == scale_rule::absmax) return {kernels::quotient_block_scale{static_cast<float>(fmt_.qmax())}(amax), 0.0f};
     // signed_max: the first element of largest magnitude, with its sign, maps to qmin.
     float m = 0.0f;
     for (float v : blk)
       if (detail::abs_bits(v) > detail::abs_bits(m)) m = v;
     return {m / static_cast<float>(fmt_.qmin()), 0.0f};
+  }
+
+  // The minmax scale (hi - lo) / qmax of finite lo <= hi. A range wider than FLT_MAX
+  // (hi - lo overflows) gives hi / qmax - lo / qmax instead, and with qmax = 1 (1 bit),
+  // where even that overflows, FLT_MAX: the format cannot span the range, and its two
+  // levels lo and lo + FLT_MAX saturate (dequantized values stay finite: int_level).
+  // Ranges below FLT_MAX give the plain quotient's bits.
+  static float minmax_scale(float lo, float hi, int qmax) noexcept {
+    const float q = static_cast<float>(qmax);
+    const float range = hi - lo;
+    if (detail::is_finite(range)) return range / q;
+    const float s = hi / q - lo / q;
+    return detail::is_finite(s) ? s : std::numeric_limits<float>::max();
+  }
+
+  // Whether every finite block of x quantizes without saturating: the uniform formats
+  // saturate only a 1-bit asymmetric block whose range max - min exceeds FLT_MAX (see
+  // minmax_scale); the other formats and widths represent any finite range. A tool can
+  // warn when this is false.
+  bool represents_range(std::span<const float> x) const noexcept {
+    if (opt_.symmetric || fmt_.qmax() > 1) return true;
+    bool ok = true;
+    detail::for_each_block(x.size(), block_size(x.size()), [&](std::size_t, std::size_t begin, std::size_t len) {
+      float lo = 0.0f, hi = 0.0f;
+      kernels::block_min_max(Arch{}, x.data() + begin, len, lo, hi);
+      if (detail::is_finite(lo) && detail::is_finite(hi) && !detail::is_finite(hi - lo)) ok = false;
+    });
+    return ok;
   }
 
   // codes: x.size() bytes; scales (and mins when asymmetric; empty otherwise):

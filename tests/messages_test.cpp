@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "blockq/blockq.hpp"
+#include "blockq/ggml.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -89,6 +90,17 @@ TEST(Messages, Uniform) {
   std::vector<float> scales(2), mins(2);
   expect_message(invalid_argument_message([&] { sym.quantize(x, codes, scales, mins); }), "mins has 2 elements, expected 0",
                  {"symmetric"});
+}
+
+TEST(Messages, GgmlBlocks) {
+  const blockq::ggml_quantizer<> q(blockq::ggml_type::q4_0);  // 18 bytes a block of 32
+  std::vector<float> x(64, 1.0f), short_out(32);
+  const std::vector<std::uint8_t> row = q.quantize(x);
+  expect_message(invalid_argument_message([&] { q.dequantize(row, short_out); }), "output has 32 elements, expected 64",
+                 {"ggml input's 2 blocks"});
+  std::vector<std::uint8_t> odd(20), small(18);
+  expect_message(invalid_argument_message([&] { q.dequantize(odd, short_out); }), "ggml input has 20 bytes");
+  expect_message(invalid_argument_message([&] { q.quantize(x, small); }), "ggml output has 18 elements, expected 36");
 }
 
 TEST(Messages, Pack) {

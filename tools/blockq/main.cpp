@@ -13,6 +13,7 @@
 #include "blockq/version.hpp"
 #include "codec.hpp"
 #include "convert.hpp"
+#include "export.hpp"
 #include "report.hpp"
 #include "tensor.hpp"
 
@@ -54,9 +55,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   quantize_options q;
-  auto* qc = app.add_subcommand("quantize", "quantize the floating tensors of INPUT into OUTPUT (.safetensors)");
-  qc->add_option("INPUT", q.input, ".safetensors (F32, F16, BF16) or .npy (float32, float16) file")->required();
-  qc->add_option("-o,--output", q.output, "output .safetensors file")->required();
+  auto* qc = app.add_subcommand("quantize", "quantize the floating tensors of INPUT into OUTPUT (.safetensors, or a model folder)");
+  qc->add_option("INPUT", q.input,
+                 ".safetensors (F32, F16, BF16) or .npy (float32, float16) file, or a Hugging Face model folder")
+      ->required();
+  qc->add_option("-o,--output", q.output, "output .safetensors file (model folder input: output folder)")->required();
   qc->add_option("--format", q.format, "format: " + format_list())->required();
   qc->add_option("--rule", q.rule,
                  "scale rule: ocp, ceil, floor (MX); absmax, signed_max, minmax (integers); mse, lsq, hessian "
@@ -72,7 +75,21 @@ int main(int argc, char** argv) {
   auto* tensors_opt = qc->add_option("--tensors", q.tensors,
                                      "regular expression (RE2 syntax, searched in names) selecting the tensors to quantize [default: floating "
                                      "tensors of rank >= 2 whose last dimension is a multiple of the block]");
+  qc->add_option("--exclude", q.exclude, "regular expression (RE2 syntax, searched in names) of tensors never quantized");
+  qc->add_option("--export", q.export_name,
+                 "output convention: blockq (one file) or, for a model folder, compressed-tensors (int4, int8, uint4, "
+                 "uint8, nvfp4, mxfp4) or modelopt (nvfp4) [default: blockq; model folder: compressed-tensors]")
+      ->check(CLI::IsMember({"blockq", "compressed-tensors", "modelopt"}));
+  qc->add_option("--shards", q.shards,
+                 "model folder: quantize only these shards (names, 1-based numbers, ranges A-B) into OUT_DIR; "
+                 "then blockq finalize OUT_DIR");
+  qc->add_option("--act-amax", q.act_amax, "--export modelopt: JSON {\"module\": activation amax} for input_scale");
+  qc->add_flag("--no-fuse", q.no_fuse, "NVFP4 exports: no shared tensor scale for q/k/v and gate/up");
   qc->add_option("--threads", q.threads, "worker threads [default: all cores]")->check(integer_in(1, max_threads));
+
+  std::string finalize_dir;
+  auto* fc = app.add_subcommand("finalize", "write the index, configs and copied files of a folder quantized with --shards");
+  fc->add_option("OUT_DIR", finalize_dir, "the output folder of blockq quantize --shards")->required();
 
   dequantize_options d;
   auto* dc = app.add_subcommand("dequantize", "restore a quantized file's tensors as F32 under their names and shapes");
@@ -96,8 +113,8 @@ int main(int argc, char** argv) {
 
   if (argc > 1 && argv[1][0] != '-') {
     const std::string cmd = argv[1];
-    if (cmd != "quantize" && cmd != "dequantize" && cmd != "report" && cmd != "grid") {
-      print_error("unknown command '" + cmd + "' (quantize, dequantize, report, grid; see blockq --help)");
+    if (cmd != "quantize" && cmd != "dequantize" && cmd != "report" && cmd != "grid" && cmd != "finalize") {
+      print_error("unknown command '" + cmd + "' (quantize, finalize, dequantize, report, grid; see blockq --help)");
       return 2;
     }
   }
@@ -115,6 +132,8 @@ int main(int argc, char** argv) {
     if (qc->parsed()) {
       q.tensors_given = tensors_opt->count() > 0;
       run_quantize(q);
+    } else if (fc->parsed()) {
+      run_finalize(finalize_dir);
     } else if (dc->parsed()) {
       run_dequantize(d);
     } else if (rc->parsed()) {

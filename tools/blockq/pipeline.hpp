@@ -178,6 +178,9 @@ class sink {
 
   // Overrides the source's default selection when set.
   virtual std::optional<bool> default_selected(const tensor_info&) const { return std::nullopt; }
+  // NVFP4: the amax the tensor scale of t is computed from when it is not
+  // t's own (fused layers sharing one tensor scale).
+  virtual std::optional<float> shared_amax(const tensor_info&) const { return std::nullopt; }
   // The tensors written for input t: quantized with c, or copied (c null).
   virtual std::vector<tensor_spec> outputs(const tensor_info& t, const codec* c) const = 0;
   // Before any data: every output in order, the input tensors they come from

@@ -144,6 +144,7 @@ struct gptq_codec;
 template <class Element, class Arch>
 struct gptq_codec<mx_quantizer<Element, Arch>> {
   using quantizer = mx_quantizer<Element, Arch>;
+  explicit gptq_codec(const quantizer& q_) : q(q_) {}
   using tensor = mx_tensor;
   using scale_type = std::uint8_t;
   const quantizer& q;
@@ -174,6 +175,7 @@ struct gptq_codec<mx_quantizer<Element, Arch>> {
 template <class Arch>
 struct gptq_codec<nvfp4_quantizer<Arch>> {
   using quantizer = nvfp4_quantizer<Arch>;
+  explicit gptq_codec(const quantizer& q_) : q(q_) {}
   using tensor = nvfp4_tensor;
   using scale_type = std::uint8_t;
   const quantizer& q;
@@ -209,6 +211,7 @@ struct gptq_codec<nvfp4_quantizer<Arch>> {
 template <class Arch>
 struct gptq_codec<fp4_quantizer<Arch>> {
   using quantizer = fp4_quantizer<Arch>;
+  explicit gptq_codec(const quantizer& q_) : q(q_) {}
   using tensor = fp4_tensor;
   using scale_type = float;
   const quantizer& q;
@@ -228,6 +231,7 @@ struct gptq_codec<fp4_quantizer<Arch>> {
 template <class Arch>
 struct gptq_codec<uniform_quantizer<Arch>> {
   using quantizer = uniform_quantizer<Arch>;
+  explicit gptq_codec(const quantizer& q_) : q(q_) {}
   using tensor = uniform_tensor;
   using scale_type = uniform_params;
   const quantizer& q;
@@ -265,6 +269,10 @@ inline bool gptq_inverse_factor(const gptq_matrix& a, gptq_matrix& u) {
   Eigen::LLT<gptq_matrix> llt(a.reverse());
   if (llt.info() != Eigen::Success) return false;
   const gptq_matrix l = llt.matrixL();
+  // A pivot at rounding level (L_ii^2 <= 16 K eps max A_ii) is a numerically singular A,
+  // whatever its sign came out as: fail, so that the caller damps more.
+  if (!(l.diagonal().array().square().minCoeff() > 16.0 * static_cast<double>(k) * 0x1p-52 * a.diagonal().maxCoeff()))
+    return false;
   gptq_matrix linv = gptq_matrix::Zero(k, k);
   constexpr Eigen::Index panel = 256;
   for (Eigen::Index j = 0; j < k; j += panel) {
@@ -441,6 +449,9 @@ gptq_output<gptq_tensor_t<Quantizer>> gptq_quantize(const Quantizer& q, std::spa
     if (!std::isfinite(h[i]))
       detail::require(false, "Hessian entry " + std::to_string(i) + " (row " + std::to_string(i / k) + ", column " +
                                  std::to_string(i % k) + ") is not finite: " + std::to_string(h[i]));
+  for (std::size_t i = 0; i < k; ++i)
+    detail::require(h[i * k + i] >= 0.0, "Hessian diagonal entry " + std::to_string(i) + " is negative: " +
+                                             std::to_string(h[i * k + i]));
   detail::check_finite_span(w, "weight");
   if (!x.empty()) detail::check_activations(x, k);
   if (opt.rotation) opt.rotation->check_columns(k);

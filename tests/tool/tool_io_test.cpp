@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "file.hpp"
 #include "npy.hpp"
 #include "safetensors.hpp"
 
@@ -211,6 +212,58 @@ TEST(Npy, RejectsEachMalformation) {
   // A header length beyond the limit (version 2 has 32-bit lengths).
   std::string huge("\x93NUMPY\x02\x00\xFF\xFF\xFF\x7F", 12);
   EXPECT_NE(npy_error(huge).find("exceeds the limit"), std::string::npos);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ files
+
+namespace {
+
+TEST(OutputFolder, AppearsWholeAtCommitOrNotAtAll) {
+  tool_test::temp_dir dir;
+  const std::string out = (dir / "model").string();
+  {
+    output_folder f(out);
+    output_file a(f.file("a.safetensors"));
+    a.write("abc", 3);
+    a.commit();
+    output_file b(f.file("sub/b.json"));
+    b.write("{}", 2);
+    b.commit();
+    EXPECT_FALSE(std::filesystem::exists(out));  // not before commit
+  }  // destroyed without commit: nothing is left
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{});
+  {
+    output_folder f(out);
+    output_file a(f.file("a.safetensors"));
+    a.write("abc", 3);
+    a.commit();
+    output_file b(f.file("sub/b.json"));
+    b.write("{}", 2);
+    b.commit();
+    f.commit();
+  }
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"model"});
+  EXPECT_EQ(tool_test::read_bytes(dir / "model/a.safetensors"), "abc");
+  EXPECT_EQ(tool_test::read_bytes(dir / "model/sub/b.json"), "{}");
+  // An existing output, names that leave the folder.
+  EXPECT_NE(error_of([&] { output_folder f(out); }).find("exists"), std::string::npos);
+  output_folder f((dir / "other").string());
+  EXPECT_NE(error_of([&] { f.file("../x"); }).find("invalid output file name"), std::string::npos);
+  EXPECT_NE(error_of([&] { f.file("/tmp/x"); }).find("invalid output file name"), std::string::npos);
+}
+
+TEST(InputFile, ReadsPastTheEndAreErrors) {
+  tool_test::temp_dir dir;
+  tool_test::write_bytes(dir / "f", "0123456789");
+  const input_file f((dir / "f").string());
+  std::vector<std::uint8_t> b(4);
+  f.read(6, b);
+  EXPECT_EQ(std::string(b.begin(), b.end()), "6789");
+  // Shrunk after it was opened: an error naming the file, not a crash.
+  std::filesystem::resize_file(dir / "f", 5);
+  EXPECT_NE(error_of([&] { f.read(6, b); }).find("truncated"), std::string::npos);
 }
 
 }  // namespace

@@ -4,19 +4,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <optional>
-#include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
 #include "blockq/version.hpp"
 #include "codec.hpp"
 #include "file.hpp"
-#include "input.hpp"
 #include "parallel.hpp"
-#include "select.hpp"
+#include "pipeline.hpp"
 
 namespace blockq_tool {
 namespace {
@@ -32,15 +31,16 @@ std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
 
 // One input tensor and what becomes of it.
 struct job {
-  const tensor_view* in = nullptr;
-  bool transform = false;         // quantized (or dequantized); else copied
-  std::vector<tensor_spec> outs;  // what is written for it, in order
+  planned_tensor p;               // p.in: the input tensor (dequantize: its first part)
+  bool transform = false;         // quantized (or restored); else copied
+  std::vector<tensor_spec> outs;  // what the sink writes for it, in order
   std::size_t k = 0, rows = 0;    // row length and count
   std::span<float> x;             // quantize: the input as floats; dequantize: the output (in a float_pool)
-  std::vector<std::vector<std::uint8_t>> parts;  // quantize: the output tensors' bytes
-  std::vector<std::span<const std::uint8_t>> in_parts;  // dequantize: the parts read
+  std::vector<std::vector<std::uint8_t>> parts;  // quantize: the codec's parts; dequantize: the parts read
+  std::vector<const tensor_info*> in_parts;       // dequantize: the parts to read
+  std::vector<std::span<const std::uint8_t>> part_views;
   tensor_state st;
-  const tensor_view* act = nullptr;  // calibration activations [T, K] (rule hessian)
+  const tensor_info* act = nullptr;  // calibration activations [T, K] (rule hessian)
   std::vector<float> act_x;
   hessian_input h;
   std::vector<std::size_t> nonfinite;  // per chunk
@@ -60,13 +60,6 @@ std::vector<chunk_ref> chunks_of(const std::vector<job*>& batch) {
   for (job* j : batch)
     for (std::size_t i = 0, r = 0; r < j->rows; ++i, r += j->chunk_rows) c.push_back({j, r, std::min(j->rows, r + j->chunk_rows), i});
   return c;
-}
-
-metadata_t kept_metadata(const metadata_t& in) {
-  metadata_t out;
-  for (const auto& kv : in)
-    if (kv.first.rfind(meta_prefix, 0) != 0) out.push_back(kv);
-  return out;
 }
 
 // The floats of a batch's transformed tensors, reused from batch to batch
@@ -124,40 +117,48 @@ std::string human_bytes(double b) {
   return buf;
 }
 
-void check_output_path(const std::string& output) {
-  if (output.empty()) throw error("no output file (-o OUTPUT)");
-  const std::string ext = ".safetensors";
-  if (output.size() < ext.size() || output.compare(output.size() - ext.size(), ext.size(), ext) != 0)
-    throw error("the output must be a .safetensors file, got '" + output + "'");
+// Copies a tensor from the source to the sink through a bounded buffer.
+void copy_tensor(const source& src, const tensor_info& t, sink& dst, std::size_t index, std::vector<std::uint8_t>& buf) {
+  constexpr std::uint64_t step = std::uint64_t{16} << 20;
+  for (std::uint64_t at = 0; at < t.size; at += step) {
+    const std::size_t n = static_cast<std::size_t>(std::min(step, t.size - at));
+    buf.resize(n);
+    src.read(t, at, buf);
+    dst.write(index, buf);
+  }
 }
 
-// Writes the header and every job's tensors in order; `process` fills a
-// batch's transformed jobs first.
+// Plans every job's outputs with the sink, then writes them in order;
+// `process` fills a batch's transformed jobs first.
 template <class Process>
-std::uint64_t write_all(const std::string& path, std::vector<job>& jobs, const metadata_t& metadata, Process&& process) {
-  std::vector<tensor_spec> specs;
-  for (const job& j : jobs) specs.insert(specs.end(), j.outs.begin(), j.outs.end());
-  const std::string header = safetensors_header(specs, metadata);
-  output_file out(path);
-  out.write(header.data(), header.size());
+std::uint64_t write_all(const source& src, sink& dst, std::vector<job>& jobs, const quant_config* cfg, Process&& process) {
+  std::vector<planned_output> plan;
+  std::vector<planned_tensor> tensors;
+  tensors.reserve(jobs.size());
+  for (job& j : jobs) {
+    j.p.first = plan.size();
+    j.p.count = j.outs.size();
+    for (tensor_spec& s : j.outs) plan.push_back({std::move(s), j.p.in});
+    j.outs.clear();
+    tensors.push_back(j.p);
+  }
+  dst.begin(plan, tensors, src.metadata(), cfg);
+  std::vector<std::uint8_t> buf;
   for_each_batch(jobs, [&](std::vector<job*>& batch) {
     process(batch);
     for (job* j : batch) {
       if (!j->transform) {
-        out.write(j->in->bytes);
-      } else if (!j->parts.empty()) {
-        for (auto& p : j->parts) out.write(p);
+        copy_tensor(src, *j->p.in, dst, j->p.first, buf);
+      } else if (j->p.quantized_with) {
+        dst.write_quantized(j->p, j->parts);
       } else {
-        out.write(reinterpret_cast<const std::uint8_t*>(j->x.data()), j->x.size() * sizeof(float));
+        dst.write(j->p.first, {reinterpret_cast<const std::uint8_t*>(j->x.data()), j->x.size() * sizeof(float)});
       }
       j->x = {};
       j->parts = std::vector<std::vector<std::uint8_t>>();
     }
   });
-  out.commit();
-  std::uint64_t total = header.size();
-  for (const tensor_spec& s : specs) total += s.bytes();
-  return total;
+  return dst.commit();
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -170,7 +171,8 @@ void run_quantize(const quantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
   const auto coder = make_codec(cfg);
-  check_output_path(opt.output);
+  const auto how = make_method("rtn");
+  check_safetensors_output(opt.output);
   if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian)
     throw error("--hessian is used by --rule hessian only");
   if (cfg.rule == blockq::scale_rule::hessian && opt.hessian.empty())
@@ -178,52 +180,36 @@ void run_quantize(const quantize_options& opt) {
   if (cfg.format->fam != family::mx && cfg.format->fam != family::nvfp4 && cfg.format->fam != family::fp4 &&
       opt.ties != "even")
     warn("--ties applies to the float formats; " + std::string(cfg.format->name) + " codes round half to even");
-  std::optional<name_filter> pattern;
-  if (opt.tensors_given) pattern.emplace(opt.tensors);
+  selection sel;
+  if (opt.tensors_given) sel.include.emplace(opt.tensors);
 
-  const auto in = load_input(opt.input);
+  const auto in = open_source(opt.input);
   if (in->meta(meta_tensors) || in->meta("blockq.format"))
     throw error(opt.input + " is already quantized by blockq; dequantize it first");
-  std::unique_ptr<loaded_input> acts;
-  if (!opt.hessian.empty()) acts = load_input(opt.hessian);
+  std::unique_ptr<source> acts;
+  if (!opt.hessian.empty()) acts = open_source(opt.hessian);
+  const auto out = make_safetensors_sink(opt.output, *in);
 
   // What happens to each tensor.
-  std::vector<job> jobs(in->tensors.size());
-  json record = json::object();
-  bool matched_any = false;
+  const std::vector<bool> selected = select_tensors(*in, *out, sel, cfg);
+  std::vector<job> jobs(in->tensors().size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     job& j = jobs[i];
-    const tensor_view& t = in->tensors[i];
-    j.in = &t;
-    j.outs = {{t.name, t.type, t.shape}};
-    if (pattern && !pattern->matches(t.name)) continue;
-    matched_any = true;
-    const std::string who = "tensor " + in_quotes(t.name) + " " + shape_string(t.shape) + " " + std::string(to_string(t.type));
-    if (!is_quantizable(t.type)) {
-      if (opt.tensors_given) warn(who + " is not F32, F16 or BF16; copied unchanged");
+    const tensor_info& t = in->tensors()[i];
+    j.p.in = &t;
+    if (!selected[i]) {
+      j.outs = out->outputs(t, nullptr);
       continue;
     }
-    if (t.shape.empty() || (!opt.tensors_given && t.shape.size() < 2)) {
-      if (opt.tensors_given) warn(who + " has no last axis to quantize along; copied unchanged");
-      continue;
-    }
-    const std::uint64_t k = t.shape.back(), n = t.numel();
-    if (n == 0) {
-      if (opt.tensors_given) warn(who + " is empty; copied unchanged");
-      continue;
-    }
-    if (k % cfg.block != 0) {
-      warn(who + ": the last dimension " + std::to_string(k) + " is not a multiple of the block (" +
-           std::to_string(cfg.block) + "); copied unchanged");
-      continue;
-    }
+    const std::uint64_t k = t.shape.back();
     j.transform = true;
+    j.p.quantized_with = coder.get();
     j.k = static_cast<std::size_t>(k);
-    j.rows = static_cast<std::size_t>(n / k);
+    j.rows = static_cast<std::size_t>(t.numel() / k);
     j.chunk_rows = chunk_rows_for(j.k);
-    j.outs = coder->outputs(t.name, t.shape);
+    j.outs = out->outputs(t, coder.get());
     if (acts) {
-      const tensor_view* a = acts->find(t.name);
+      const tensor_info* a = acts->find(t.name);
       if (!a) throw error(opt.hessian + " has no activations for tensor " + in_quotes(t.name));
       if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[1] != k || a->shape[0] == 0)
         throw error("activations " + in_quotes(t.name) + " in " + opt.hessian + " have shape " + shape_string(a->shape) + " " +
@@ -231,26 +217,13 @@ void run_quantize(const quantize_options& opt) {
                     "] for the weight " + shape_string(t.shape));
       j.act = a;
     }
-    record[t.name] = {{"dtype", std::string(to_string(t.type))}, {"shape", t.shape}};
   }
-  if (opt.tensors_given && !matched_any) warn("--tensors '" + opt.tensors + "' matches no tensor");
-
-  metadata_t meta = kept_metadata(in->metadata);
-  const std::vector<std::pair<std::string, std::string>> ours{
-      {"blockq.format", std::string(cfg.format->name)},
-      {"blockq.rule", std::string(blockq::to_string(cfg.rule))},
-      {"blockq.block", std::to_string(cfg.block)},
-      {"blockq.ties", std::string(blockq::to_string(cfg.ties))},
-      {"blockq.layout", std::string(to_string(cfg.lay))},
-      {"blockq.version", BLOCKQ_VERSION_STRING},
-      {meta_tensors, record.dump()}};
-  meta.insert(meta.end(), ours.begin(), ours.end());
 
   const unsigned threads = opt.threads ? opt.threads : default_threads();
   progress bar("quantizing", transformed_elements(jobs));
   float_pool pool;
   std::size_t quantized = 0;
-  const std::uint64_t written = write_all(opt.output, jobs, meta, [&](std::vector<job*>& batch) {
+  const std::uint64_t written = write_all(*in, *out, jobs, &cfg, [&](std::vector<job*>& batch) {
     std::vector<job*> work;
     for (job* j : batch)
       if (j->transform) work.push_back(j);
@@ -259,26 +232,38 @@ void run_quantize(const quantize_options& opt) {
     for (job* j : work) {
       j->nonfinite.assign(num_chunks(*j), 0);
       j->parts.clear();
-      for (const tensor_spec& s : j->outs) j->parts.emplace_back(static_cast<std::size_t>(s.bytes()));
+      for (const tensor_spec& s : coder->outputs(j->p.in->name, j->p.in->shape))
+        j->parts.emplace_back(static_cast<std::size_t>(s.bytes()));
     }
     const auto chunks = chunks_of(work);
-    // 1. to float
+    // 1. read and convert to float, chunk by chunk
     parallel_for(chunks.size(), threads, [&](std::size_t i) {
       const chunk_ref& c = chunks[i];
-      const std::size_t size = dtype_size(c.j->in->type), first = c.r0 * c.j->k, n = (c.r1 - c.r0) * c.j->k;
-      c.j->nonfinite[c.index] = to_float(c.j->in->type, c.j->in->bytes.data() + first * size, n, c.j->x.data() + first);
+      const tensor_info& t = *c.j->p.in;
+      const std::size_t size = dtype_size(t.type), first = c.r0 * c.j->k, n = (c.r1 - c.r0) * c.j->k;
+      float* dst = c.j->x.data() + first;
+      if (t.type == dtype::F32) {
+        in->read(t, first * size, {reinterpret_cast<std::uint8_t*>(dst), n * size});
+        c.j->nonfinite[c.index] = to_float(t.type, reinterpret_cast<const std::uint8_t*>(dst), n, dst);
+      } else {
+        thread_local std::vector<std::uint8_t> buf;
+        buf.resize(n * size);
+        in->read(t, first * size, buf);
+        c.j->nonfinite[c.index] = to_float(t.type, buf.data(), n, dst);
+      }
     });
     // 2. per-tensor values (NVFP4 tensor scale, Hessians)
     parallel_for(work.size(), threads, [&](std::size_t i) {
       job& j = *work[i];
       if (j.act) {
+        const std::vector<std::uint8_t> raw = acts->read_all(*j.act);
         j.act_x.resize(static_cast<std::size_t>(j.act->numel()));
-        if (const std::size_t bad = to_float(j.act->type, j.act->bytes.data(), j.act_x.size(), j.act_x.data()))
-          throw error("activations " + in_quotes(j.in->name) + " in " + opt.hessian + " have " + std::to_string(bad) +
+        if (const std::size_t bad = to_float(j.act->type, raw.data(), j.act_x.size(), j.act_x.data()))
+          throw error("activations " + in_quotes(j.p.in->name) + " in " + opt.hessian + " have " + std::to_string(bad) +
                       " NaN/Inf values");
         j.h.activations = j.act_x;
       }
-      j.st = coder->prepare(j.x, j.k, j.act ? &j.h : nullptr);
+      j.st = how->prepare(*coder, j.x, j.k, j.act ? &j.h : nullptr);
       j.act_x = std::vector<float>();
       j.h = {};
     });
@@ -286,7 +271,7 @@ void run_quantize(const quantize_options& opt) {
       std::size_t bad = 0;
       for (std::size_t b : j->nonfinite) bad += b;
       if (bad)
-        warn("tensor " + in_quotes(j->in->name) + " has " + std::to_string(bad) +
+        warn("tensor " + in_quotes(j->p.in->name) + " has " + std::to_string(bad) +
              " NaN/Inf values; their blocks get a NaN scale and zero codes (SPEC §3) and dequantize to NaN");
     }
     // 3. quantize
@@ -295,7 +280,7 @@ void run_quantize(const quantize_options& opt) {
         [&](std::size_t i) {
           const chunk_ref& c = chunks[i];
           std::vector<std::span<std::uint8_t>> parts(c.j->parts.begin(), c.j->parts.end());
-          coder->quantize_rows(c.j->x, c.j->k, c.r0, c.r1, c.j->st, parts);
+          how->quantize_rows(*coder, c.j->x, c.j->k, c.r0, c.r1, c.j->st, parts);
           bar.add((c.r1 - c.r0) * c.j->k);
         },
         &bar);
@@ -310,8 +295,8 @@ void run_quantize(const quantize_options& opt) {
 
 void run_dequantize(const dequantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  check_output_path(opt.output);
-  const auto in = load_input(opt.input);
+  check_safetensors_output(opt.output);
+  const auto in = open_source(opt.input);
   const std::string* rec = in->meta(meta_tensors);
   if (!rec) throw error(opt.input + " was not written by blockq quantize (no blockq.tensors metadata)");
   auto meta_or = [&](const char* key) -> std::string {
@@ -333,6 +318,7 @@ void run_dequantize(const dequantize_options& opt) {
     throw error(opt.input + ": " + e.what());
   }
   const auto coder = make_codec(cfg);
+  const auto out = make_safetensors_sink(opt.output, *in);
 
   json record;
   try {
@@ -342,9 +328,16 @@ void run_dequantize(const dequantize_options& opt) {
   }
   if (!record.is_object()) throw error(opt.input + ": metadata blockq.tensors is not a JSON object");
 
-  // Every part of every quantized tensor, by name: the tensor it belongs to.
-  std::map<std::string, std::string> part_of;
-  std::map<std::string, std::pair<shape_t, std::vector<tensor_spec>>> quantized;
+  // Every quantized tensor, and by each part's name the tensor it belongs to.
+  struct restored {
+    std::string name;
+    shape_t shape;
+    std::vector<const tensor_info*> parts;
+  };
+  std::vector<restored> quantized;
+  std::unordered_map<std::string_view, std::size_t> part_of;
+  quantized.reserve(record.size());
+  part_of.reserve(record.size() * 3);
   for (const auto& [name, info] : record.items()) {
     const std::string who = opt.input + ": quantized tensor " + in_quotes(name);
     shape_t shape;
@@ -359,65 +352,76 @@ void run_dequantize(const dequantize_options& opt) {
     checked_mul(n, 4, who + " byte size");
     if (shape.back() == 0 || shape.back() % cfg.block != 0 || (cfg.lay == layout::ggml && shape.back() % 32 != 0))
       throw error(who + " has shape " + shape_string(shape) + " whose last dimension is not a multiple of the block");
-    auto parts = coder->outputs(name, shape);
-    for (const tensor_spec& p : parts) {
-      const tensor_view* t = in->find(p.name);
+    restored r{name, std::move(shape), {}};
+    for (const tensor_spec& p : coder->outputs(name, r.shape)) {
+      const tensor_info* t = in->find(p.name);
       if (!t) throw error(who + ": its part " + in_quotes(p.name) + " is missing");
       if (t->type != p.type || t->shape != p.shape)
         throw error(who + ": its part " + in_quotes(p.name) + " is " + std::string(to_string(t->type)) + " " +
                     shape_string(t->shape) + ", expected " + std::string(to_string(p.type)) + " " + shape_string(p.shape));
-      if (!part_of.emplace(p.name, name).second) throw error(who + ": tensor " + in_quotes(p.name) + " is claimed twice");
+      if (!part_of.emplace(t->name, quantized.size()).second)
+        throw error(who + ": tensor " + in_quotes(p.name) + " is claimed twice");
+      r.parts.push_back(t);
     }
-    quantized.emplace(name, std::make_pair(std::move(shape), std::move(parts)));
+    quantized.push_back(std::move(r));
   }
 
   // Walk the input in order: a quantized tensor is restored where its first part was.
   std::vector<job> jobs;
-  std::set<std::string> done;
-  for (const tensor_view& t : in->tensors) {
+  std::vector<bool> done(quantized.size(), false);
+  for (const tensor_info& t : in->tensors()) {
     const auto it = part_of.find(t.name);
     if (it == part_of.end()) {
       job j;
-      j.in = &t;
-      j.outs = {{t.name, t.type, t.shape}};
+      j.p.in = &t;
+      j.outs = out->outputs(t, nullptr);
       jobs.push_back(std::move(j));
       continue;
     }
-    if (!done.insert(it->second).second) continue;
-    const auto& [shape, parts] = quantized.at(it->second);
+    if (done[it->second]) continue;
+    done[it->second] = true;
+    const restored& r = quantized[it->second];
     job j;
-    j.in = &t;
+    j.p.in = &t;
     j.transform = true;
-    j.outs = {{it->second, dtype::F32, shape}};
-    j.k = static_cast<std::size_t>(shape.back());
-    j.rows = static_cast<std::size_t>(checked_numel(shape) / j.k);
+    j.outs = {{r.name, dtype::F32, r.shape}};
+    j.k = static_cast<std::size_t>(r.shape.back());
+    j.rows = static_cast<std::size_t>(checked_numel(r.shape) / j.k);
     j.chunk_rows = chunk_rows_for(j.k);
-    for (const tensor_spec& p : parts) j.in_parts.push_back(in->find(p.name)->bytes);
+    j.in_parts = r.parts;
     jobs.push_back(std::move(j));
   }
   const unsigned threads = opt.threads ? opt.threads : default_threads();
   progress bar("dequantizing", transformed_elements(jobs));
   float_pool pool;
-  std::size_t restored = 0;
-  write_all(opt.output, jobs, kept_metadata(in->metadata), [&](std::vector<job*>& batch) {
+  std::size_t restored_count = 0;
+  write_all(*in, *out, jobs, nullptr, [&](std::vector<job*>& batch) {
     std::vector<job*> work;
     for (job* j : batch)
       if (j->transform) work.push_back(j);
     pool.assign(work);
+    parallel_for(work.size(), threads, [&](std::size_t i) {
+      job& j = *work[i];
+      j.parts.clear();
+      j.part_views.clear();
+      for (const tensor_info* p : j.in_parts) j.parts.push_back(in->read_all(*p));
+      j.part_views.assign(j.parts.begin(), j.parts.end());
+    });
     const auto chunks = chunks_of(work);
     parallel_for(
         chunks.size(), threads,
         [&](std::size_t i) {
           const chunk_ref& c = chunks[i];
-          coder->dequantize_rows(c.j->in_parts, c.j->k, c.r0, c.r1, c.j->x);
+          coder->dequantize_rows(c.j->part_views, c.j->k, c.r0, c.r1, c.j->x);
           bar.add((c.r1 - c.r0) * c.j->k);
         },
         &bar);
-    restored += work.size();
+    for (job* j : work) j->part_views.clear();
+    restored_count += work.size();
   });
   bar.finish();
-  std::fprintf(stderr, "blockq: %s: %zu tensor%s restored as F32, %zu copied, in %.2f s\n", opt.output.c_str(), restored,
-               restored == 1 ? "" : "s", jobs.size() - restored, seconds_since(t0));
+  std::fprintf(stderr, "blockq: %s: %zu tensor%s restored as F32, %zu copied, in %.2f s\n", opt.output.c_str(),
+               restored_count, restored_count == 1 ? "" : "s", jobs.size() - restored_count, seconds_since(t0));
 }
 
 }  // namespace blockq_tool

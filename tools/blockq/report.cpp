@@ -16,7 +16,7 @@
 #include "blockq/metrics.hpp"
 #include "blockq/version.hpp"
 #include "codec.hpp"
-#include "input.hpp"
+#include "pipeline.hpp"
 #include "parallel.hpp"
 
 namespace blockq_tool {
@@ -232,17 +232,18 @@ void run_report(const report_options& opt) {
   const auto cs = combos(opt, notes);
 
   std::vector<named_tensor> tensors;
-  std::string source;
+  std::string source_name;
   if (opt.input.empty()) {
     tensors = builtin_suite();
-    source = "built-in suite";
+    source_name = "built-in suite";
   } else {
-    const auto in = load_input(opt.input);
-    source = opt.input;
-    for (const tensor_view& t : in->tensors) {
+    const auto in = open_source(opt.input);
+    source_name = opt.input;
+    for (const tensor_info& t : in->tensors()) {
       if (!is_quantizable(t.type) || t.shape.size() < 2 || t.numel() == 0) continue;
       named_tensor nt{t.name, std::string(to_string(t.type)), t.shape, std::vector<float>(static_cast<std::size_t>(t.numel()))};
-      if (const std::size_t bad = to_float(t.type, t.bytes.data(), nt.x.size(), nt.x.data()))
+      const std::vector<std::uint8_t> raw = in->read_all(t);
+      if (const std::size_t bad = to_float(t.type, raw.data(), nt.x.size(), nt.x.data()))
         notes.push_back(t.name + " has " + std::to_string(bad) + " NaN/Inf values (its errors are NaN)");
       tensors.push_back(std::move(nt));
     }
@@ -293,7 +294,7 @@ void run_report(const report_options& opt) {
 
   std::size_t elements = 0;
   for (const auto& t : tensors) elements += t.x.size();
-  std::printf("blockq %s report: %s, %zu tensor%s, %zu elements\n", BLOCKQ_VERSION_STRING, source.c_str(),
+  std::printf("blockq %s report: %s, %zu tensor%s, %zu elements\n", BLOCKQ_VERSION_STRING, source_name.c_str(),
               tensors.size(), tensors.size() == 1 ? "" : "s", elements);
   std::size_t fw = 6, rw = 4;
   for (const auto& c : cs) {

@@ -56,7 +56,7 @@ bool get_u64(const json& j, std::uint64_t& out) {
 }
 
 struct entry {
-  tensor_view view;
+  tensor_info view;
   std::uint64_t begin = 0, end = 0;
 };
 
@@ -96,25 +96,26 @@ entry parse_entry(const std::string& name, const json& j, std::uint64_t data_siz
 
 }  // namespace
 
-safetensors_contents parse_safetensors(std::span<const std::uint8_t> file) {
-  if (file.size() < 8)
-    throw error("file is " + std::to_string(file.size()) + " bytes, too short for a safetensors header");
+std::uint64_t safetensors_header_length(std::span<const std::uint8_t> first, std::uint64_t file_size) {
+  if (file_size < 8 || first.size() < 8)
+    throw error("file is " + std::to_string(file_size) + " bytes, too short for a safetensors header");
   std::uint64_t n = 0;
-  std::memcpy(&n, file.data(), 8);
-  const std::uint64_t rest = file.size() - 8;
+  std::memcpy(&n, first.data(), 8);
+  const std::uint64_t rest = file_size - 8;
   if (n > max_header_bytes)
     throw error("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_header_bytes) +
                 " bytes (not a safetensors file?)");
   if (n > rest)
     throw error("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(rest) +
                 " bytes follow it; truncated file?)");
-  const std::string_view text(reinterpret_cast<const char*>(file.data() + 8), static_cast<std::size_t>(n));
+  return n;
+}
+
+safetensors_layout parse_safetensors_header(std::string_view text, std::uint64_t file_size) {
   const json header = parse_header(text);
   if (!header.is_object()) throw error("malformed header: not a JSON object");
-
-  const std::uint64_t data_size = rest - n;
-  const std::uint8_t* data = file.data() + 8 + n;
-  safetensors_contents out;
+  const std::uint64_t data_start = 8 + text.size(), data_size = file_size - data_start;
+  safetensors_layout out;
   std::vector<entry> entries;
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
@@ -147,8 +148,23 @@ safetensors_contents parse_safetensors(std::span<const std::uint8_t> file) {
     throw error("the data section has " + std::to_string(data_size - at) + " bytes after the last tensor");
   out.tensors.reserve(entries.size());
   for (entry& e : entries) {
-    e.view.bytes = std::span<const std::uint8_t>(data + e.begin, static_cast<std::size_t>(e.end - e.begin));
+    e.view.offset = data_start + e.begin;
+    e.view.size = e.end - e.begin;
     out.tensors.push_back(std::move(e.view));
+  }
+  return out;
+}
+
+safetensors_contents parse_safetensors(std::span<const std::uint8_t> file) {
+  const std::uint64_t n = safetensors_header_length(file.first(std::min<std::size_t>(8, file.size())), file.size());
+  auto layout = parse_safetensors_header(
+      std::string_view(reinterpret_cast<const char*>(file.data() + 8), static_cast<std::size_t>(n)), file.size());
+  safetensors_contents out;
+  out.metadata = std::move(layout.metadata);
+  out.tensors.reserve(layout.tensors.size());
+  for (tensor_info& t : layout.tensors) {
+    const auto bytes = file.subspan(static_cast<std::size_t>(t.offset), static_cast<std::size_t>(t.size));
+    out.tensors.push_back({std::move(t.name), t.type, std::move(t.shape), bytes});
   }
   return out;
 }

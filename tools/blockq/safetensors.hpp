@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +28,19 @@ struct safetensors_contents {
   metadata_t metadata;               // __metadata__, sorted by key
   std::vector<tensor_view> tensors;  // in the order of their data, viewing the input bytes
 };
+
+// The header length N from a file's first 8 bytes, checked against the
+// limit and the file's size.
+std::uint64_t safetensors_header_length(std::span<const std::uint8_t> first8, std::uint64_t file_size);
+
+struct safetensors_layout {
+  metadata_t metadata;               // __metadata__, sorted by key
+  std::vector<tensor_info> tensors;  // in the order of their data; offsets from the file's start
+};
+
+// Parses and validates the header JSON (the N bytes after the length) of a
+// file of `file_size` bytes, as parse_safetensors does, without the data.
+safetensors_layout parse_safetensors_header(std::string_view header, std::uint64_t file_size);
 
 // Parses a whole file held in memory. Checks the header length against the
 // file and the limit, the JSON, every entry's dtype, shape and offsets, that

@@ -13,7 +13,7 @@ struct name_filter::impl {
   std::regex re;
 };
 
-name_filter::name_filter(const std::string& pattern) : p_(std::make_unique<impl>()) {
+name_filter::name_filter(const std::string& pattern) : pattern_(pattern), p_(std::make_unique<impl>()) {
   try {
     p_->re = std::regex(pattern, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {

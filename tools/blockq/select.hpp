@@ -17,9 +17,11 @@ class name_filter {
 
   // Whether the expression matches somewhere in the name.
   bool matches(const std::string& name) const;
+  const std::string& pattern() const noexcept { return pattern_; }
 
  private:
   struct impl;
+  std::string pattern_;
   std::unique_ptr<impl> p_;
 };
 

@@ -73,7 +73,7 @@ std::uint64_t checked_numel(const shape_t& shape) {
 std::size_t to_float(dtype t, const std::uint8_t* bytes, std::size_t n, float* out) {
   switch (t) {
     case dtype::F32:
-      if (n) std::memcpy(out, bytes, n * sizeof(float));
+      if (n && static_cast<const void*>(bytes) != static_cast<const void*>(out)) std::memcpy(out, bytes, n * sizeof(float));
       break;
     case dtype::F16:
       for (std::size_t i = 0; i < n; ++i) {

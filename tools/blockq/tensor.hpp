@@ -49,8 +49,20 @@ struct tensor_view {
   std::uint64_t numel() const { return checked_numel(shape); }
 };
 
+// A tensor stored in a file of a source (see pipeline.hpp): where its bytes are.
+struct tensor_info {
+  std::string name;
+  dtype type = dtype::F32;
+  shape_t shape;
+  std::size_t part = 0;      // which file, for a source of several (shards)
+  std::uint64_t offset = 0;  // of its first byte in that file
+  std::uint64_t size = 0;    // bytes: numel x dtype size
+
+  std::uint64_t numel() const { return checked_numel(shape); }
+};
+
 // Converts n elements of an F32, F16 or BF16 tensor (little-endian bytes,
-// any alignment) to float, exactly. Returns the number of NaN and Inf values.
+// any alignment; bytes may be out itself for F32) to float, exactly. Returns the number of NaN and Inf values.
 std::size_t to_float(dtype t, const std::uint8_t* bytes, std::size_t n, float* out);
 
 }  // namespace blockq_tool

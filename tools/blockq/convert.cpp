@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <stdexcept>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -11,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "blockq/hadamard.hpp"
 #include "blockq/version.hpp"
 #include "codec.hpp"
 #include "file.hpp"
@@ -42,6 +45,7 @@ struct job {
   tensor_state st;
   const tensor_info* act = nullptr;  // calibration activations [T, K] (rule hessian)
   std::vector<float> act_x;
+  std::vector<double> h_matrix;  // --hessian-kind matrix
   hessian_input h;
   std::vector<std::size_t> nonfinite;  // per chunk
   std::size_t chunk_rows = 1;
@@ -167,16 +171,66 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+namespace {
+
+// --hessian-map FILE: a JSON object from weight names to activation names.
+std::unordered_map<std::string, std::string> read_hessian_map(const std::string& path) {
+  std::unordered_map<std::string, std::string> m;
+  if (path.empty()) return m;
+  const input_file f(path);
+  const std::vector<std::uint8_t> bytes = f.read_all();
+  json j;
+  try {
+    j = json::parse(bytes.begin(), bytes.end());
+  } catch (const json::exception&) {
+    throw error(path + ": not valid JSON (--hessian-map wants an object from weight names to activation names)");
+  }
+  if (!j.is_object()) throw error(path + ": not a JSON object (--hessian-map wants weight name -> activation name)");
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) throw error(path + ": the value of " + in_quotes(k) + " is not a string");
+    m.emplace(k, v.get<std::string>());
+  }
+  return m;
+}
+
+}  // namespace
+
 void run_quantize(const quantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
+  quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
+  const auto coder_check = make_codec(cfg);  // (the configuration is valid)
+  const auto how = make_method(opt.method);
+  const bool gptq = how->name() == "gptq";
+  cfg.method = how->name();
+  if (!gptq && (opt.act_order || opt.damp_given)) throw error("--act-order and --damp apply to --method gptq");
+  if (!(opt.damp >= 0.0 && std::isfinite(opt.damp))) throw error("--damp must be finite and non-negative, got " + std::to_string(opt.damp));
+  cfg.damp = opt.damp;
+  cfg.act_order = opt.act_order;
+  std::optional<blockq::block_rotation> rot;
+  if (opt.rotate == "hadamard") {
+    try {
+      rot.emplace(cfg.block);
+    } catch (const std::invalid_argument& e) {
+      throw error("--rotate hadamard rotates blocks of the block size: " + library_message(e));
+    }
+    cfg.rotate = true;
+  } else if (opt.rotate != "none") {
+    throw error("unknown --rotate '" + opt.rotate + "' (none, hadamard)");
+  }
   const auto coder = make_codec(cfg);
-  const auto how = make_method("rtn");
   check_safetensors_output(opt.output);
-  if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian)
-    throw error("--hessian is used by --rule hessian only");
+  if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian && !gptq)
+    throw error("--hessian is used by --rule hessian only (and --method gptq)");
   if (cfg.rule == blockq::scale_rule::hessian && opt.hessian.empty())
     throw error("--rule hessian needs calibration activations (--hessian ACTS)");
+  if (gptq && opt.hessian.empty())
+    throw error("--method gptq needs calibration activations or a Hessian (--hessian ACTS)");
+  if (opt.hessian_kind != "activations" && opt.hessian_kind != "matrix")
+    throw error("unknown --hessian-kind '" + opt.hessian_kind + "' (activations, matrix)");
+  const bool matrix_kind = opt.hessian_kind == "matrix";
+  if ((matrix_kind || !opt.hessian_map.empty()) && opt.hessian.empty())
+    throw error("--hessian-kind and --hessian-map need --hessian");
+  const auto act_names = read_hessian_map(opt.hessian_map);
   if (cfg.format->fam != family::mx && cfg.format->fam != family::nvfp4 && cfg.format->fam != family::fp4 &&
       opt.ties != "even")
     warn("--ties applies to the float formats; " + std::string(cfg.format->name) + " codes round half to even");
@@ -209,12 +263,22 @@ void run_quantize(const quantize_options& opt) {
     j.chunk_rows = chunk_rows_for(j.k);
     j.outs = out->outputs(t, coder.get());
     if (acts) {
-      const tensor_info* a = acts->find(t.name);
-      if (!a) throw error(opt.hessian + " has no activations for tensor " + in_quotes(t.name));
-      if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[1] != k || a->shape[0] == 0)
-        throw error("activations " + in_quotes(t.name) + " in " + opt.hessian + " have shape " + shape_string(a->shape) + " " +
+      const auto mapped = act_names.find(t.name);
+      const std::string& an = mapped == act_names.end() ? t.name : mapped->second;
+      const std::string via = mapped == act_names.end() ? "" : " (mapped to " + in_quotes(an) + ")";
+      const tensor_info* a = acts->find(an);
+      if (!a) throw error(opt.hessian + " has no " + (matrix_kind ? "Hessian" : "activations") + " for tensor " + in_quotes(t.name) + via);
+      if (matrix_kind) {
+        if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[0] != k || a->shape[1] != k)
+          throw error("Hessian " + in_quotes(an) + " in " + opt.hessian + " has shape " + shape_string(a->shape) + " " +
+                      std::string(to_string(a->type)) + "; expected floats of shape [" + std::to_string(k) + ", " +
+                      std::to_string(k) + "] for the weight " + in_quotes(t.name) + " " + shape_string(t.shape));
+      } else if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[1] != k || a->shape[0] == 0) {
+        throw error("activations " + in_quotes(an) + " in " + opt.hessian + " have shape " + shape_string(a->shape) + " " +
                     std::string(to_string(a->type)) + "; expected floats of shape [T, " + std::to_string(k) +
-                    "] for the weight " + shape_string(t.shape));
+                    "] for the weight " + shape_string(t.shape) +
+                    (mapped == act_names.end() ? "" : " (weight " + in_quotes(t.name) + ")"));
+      }
       j.act = a;
     }
   }
@@ -251,6 +315,7 @@ void run_quantize(const quantize_options& opt) {
         in->read(t, first * size, buf);
         c.j->nonfinite[c.index] = to_float(t.type, buf.data(), n, dst);
       }
+      if (rot) rot->rotate(std::span<float>(dst, n));  // W R, rows whole
     });
     // 2. per-tensor values (NVFP4 tensor scale, Hessians)
     parallel_for(work.size(), threads, [&](std::size_t i) {
@@ -259,12 +324,24 @@ void run_quantize(const quantize_options& opt) {
         const std::vector<std::uint8_t> raw = acts->read_all(*j.act);
         j.act_x.resize(static_cast<std::size_t>(j.act->numel()));
         if (const std::size_t bad = to_float(j.act->type, raw.data(), j.act_x.size(), j.act_x.data()))
-          throw error("activations " + in_quotes(j.p.in->name) + " in " + opt.hessian + " have " + std::to_string(bad) +
-                      " NaN/Inf values");
-        j.h.activations = j.act_x;
+          throw error((matrix_kind ? "Hessian " : "activations ") + in_quotes(j.act->name) + " in " + opt.hessian +
+                      (matrix_kind ? " has " : " have ") + std::to_string(bad) + " NaN/Inf values");
+        if (matrix_kind) {
+          j.h_matrix.assign(j.act_x.begin(), j.act_x.end());
+          if (rot) j.h_matrix = rot->rotate_hessian(j.h_matrix, j.k);  // R^T H R
+          j.h.matrix = j.h_matrix;
+        } else {
+          if (rot) rot->rotate(std::span<float>(j.act_x));  // X R
+          j.h.activations = j.act_x;
+        }
       }
-      j.st = how->prepare(*coder, j.x, j.k, j.act ? &j.h : nullptr);
+      try {
+        j.st = how->prepare(*coder, j.x, j.k, j.act ? &j.h : nullptr);
+      } catch (const std::invalid_argument& e) {
+        throw error("tensor " + in_quotes(j.p.in->name) + ": " + library_message(e));
+      }
       j.act_x = std::vector<float>();
+      j.h_matrix = std::vector<double>();
       j.h = {};
     });
     for (job* j : work) {
@@ -287,9 +364,10 @@ void run_quantize(const quantize_options& opt) {
     quantized += work.size();
   });
   bar.finish();
-  std::fprintf(stderr, "blockq: %s: %zu tensor%s quantized to %s (rule %s, block %zu), %zu copied, %s in %.2f s\n",
+  std::fprintf(stderr, "blockq: %s: %zu tensor%s quantized to %s (rule %s, block %zu%s%s), %zu copied, %s in %.2f s\n",
                opt.output.c_str(), quantized, quantized == 1 ? "" : "s", std::string(cfg.format->name).c_str(),
-               std::string(blockq::to_string(cfg.rule)).c_str(), cfg.block, jobs.size() - quantized,
+               std::string(blockq::to_string(cfg.rule)).c_str(), cfg.block, gptq ? ", gptq" : "",
+               rot ? ", hadamard rotation" : "", jobs.size() - quantized,
                human_bytes(static_cast<double>(written)).c_str(), seconds_since(t0));
 }
 
@@ -318,6 +396,16 @@ void run_dequantize(const dequantize_options& opt) {
     throw error(opt.input + ": " + e.what());
   }
   const auto coder = make_codec(cfg);
+  // A Hadamard rotation of the block size (blockq.rotation): the weights come back in their own basis.
+  std::optional<blockq::block_rotation> rot;
+  if (const std::string* r = in->meta("blockq.rotation"); r && *r != "none") {
+    if (*r != "hadamard") throw error(opt.input + ": unknown metadata blockq.rotation '" + *r + "' (none, hadamard)");
+    try {
+      rot.emplace(cfg.block);
+    } catch (const std::invalid_argument& e) {
+      throw error(opt.input + ": blockq.rotation 'hadamard' with blockq.block " + block_s + ": " + library_message(e));
+    }
+  }
   const auto out = make_safetensors_sink(opt.output, *in);
 
   json record;
@@ -413,6 +501,7 @@ void run_dequantize(const dequantize_options& opt) {
         [&](std::size_t i) {
           const chunk_ref& c = chunks[i];
           coder->dequantize_rows(c.j->part_views, c.j->k, c.r0, c.r1, c.j->x);
+          if (rot) rot->unrotate(c.j->x.subspan(c.r0 * c.j->k, (c.r1 - c.r0) * c.j->k));  // Q R^T
           bar.add((c.r1 - c.r0) * c.j->k);
         },
         &bar);

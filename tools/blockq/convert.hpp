@@ -14,7 +14,14 @@ struct quantize_options {
   std::size_t block = 0;  // 0: the format's default
   std::string ties = "even";
   std::string layout = "ocp";
-  std::string hessian;  // activations file for rule hessian
+  std::string hessian;  // activations file for rule hessian and method gptq
+  std::string hessian_kind = "activations";  // or "matrix": NAME holds H [K, K]
+  std::string hessian_map;                   // JSON file: weight name -> activation name
+  std::string method = "rtn";                // or "gptq"
+  double damp = 0.01;
+  bool damp_given = false;
+  bool act_order = false;
+  std::string rotate = "none";               // or "hadamard" (size: the block)
   std::string tensors;  // regex; empty: the default selection
   bool tensors_given = false;
   unsigned threads = 0;  // 0: all cores

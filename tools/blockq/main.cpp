@@ -50,7 +50,21 @@ int main(int argc, char** argv) {
   qc->add_option("--layout", q.layout, "mxfp4 byte layout: ocp (HF/gpt-oss _blocks/_scales) or ggml (block_mxfp4)")
       ->check(CLI::IsMember({"ocp", "ggml"}))
       ->capture_default_str();
-  qc->add_option("--hessian", q.hessian, "calibration activations (.safetensors, NAME: [T, K]) for --rule hessian");
+  qc->add_option("--hessian", q.hessian,
+                 "calibration activations (.safetensors, NAME: [T, K]) for --rule hessian and --method gptq");
+  qc->add_option("--hessian-kind", q.hessian_kind, "what --hessian holds: activations [T, K] or matrix (H = X^T X, [K, K])")
+      ->check(CLI::IsMember({"activations", "matrix"}))
+      ->capture_default_str();
+  qc->add_option("--hessian-map", q.hessian_map,
+                 "JSON file mapping weight names to the names in --hessian (q, k, v share one input)");
+  qc->add_option("--method", q.method, "rtn (round to nearest) or gptq (error feedback with --hessian)")
+      ->check(CLI::IsMember({"rtn", "gptq"}))
+      ->capture_default_str();
+  auto* damp_opt = qc->add_option("--damp", q.damp, "gptq damping, relative to the mean of diag(H)")->capture_default_str();
+  qc->add_flag("--act-order", q.act_order, "gptq: columns by decreasing diag(H), block scales fixed first");
+  qc->add_option("--rotate", q.rotate, "none, or hadamard: quantize W R (block Hadamard of the block size)")
+      ->check(CLI::IsMember({"none", "hadamard"}))
+      ->capture_default_str();
   auto* tensors_opt = qc->add_option("--tensors", q.tensors,
                                      "regex (searched in names) selecting the tensors to quantize [default: floating "
                                      "tensors of rank >= 2 whose last dimension is a multiple of the block]");
@@ -96,6 +110,7 @@ int main(int argc, char** argv) {
   try {
     if (qc->parsed()) {
       q.tensors_given = tensors_opt->count() > 0;
+      q.damp_given = damp_opt->count() > 0;
       run_quantize(q);
     } else if (dc->parsed()) {
       run_dequantize(d);

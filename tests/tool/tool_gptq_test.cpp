@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <sstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -213,6 +215,53 @@ TEST_F(ToolGptq, HessianMatrixAndNameMap) {
   run_ok("quantize in.safetensors -o p.safetensors --format int4 --method gptq --hessian x.safetensors --hessian-map map.json");
   const auto gu = blockq::gptq_quantize_activations(q, u, k, x);
   EXPECT_EQ(file(dir / "p.safetensors").u8("u_codes"), blockq::pack_nibbles(gu.tensor.codes));
+}
+
+// The report's output-error view: ||X (W - Q)^T||^2 / ||X W^T||^2 for rtn and gptq,
+// against the library's quantizers and the test's own products.
+TEST_F(ToolGptq, ReportOutputErrorView) {
+  const auto r = run_tool(dir, "report in.safetensors --hessian acts.safetensors --formats mxfp4,int4 --csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto at = r.out.find("tensor,shape,format,rule,relative_output_error_rtn,relative_output_error_gptq\n");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  std::map<std::string, std::pair<double, double>> got;  // "tensor format rule" -> (rtn, gptq)
+  std::istringstream in(r.out.substr(at));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line) && !line.empty()) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) f.push_back(c);
+    ASSERT_EQ(f.size(), 6u) << line;
+    got[f[0] + " " + f[2] + " " + f[3]] = {std::stod(f[4]), std::stod(f[5])};
+  }
+  auto energy = [&](const std::vector<float>& a, const std::vector<float>* b) {
+    long double s = 0;
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t i = 0; i < rows; ++i) {
+        long double o = 0;
+        for (std::size_t c = 0; c < k; ++c) o += (long double)x[t * k + c] * (a[i * k + c] - (b ? (*b)[i * k + c] : 0.0f));
+        s += o * o;
+      }
+    return static_cast<double>(s);
+  };
+  double num_rtn = 0, num_gptq = 0, den = 0;
+  for (const auto& [name, data] : {std::pair{"w", &w}, std::pair{"u", &u}}) {
+    const blockq::mxfp4_quantizer q;
+    const auto rq = q.dequantize(q.quantize(std::span<const float>(*data)));
+    const auto gq = q.dequantize(blockq::gptq_quantize_activations(q, *data, k, x).tensor);
+    const double e = energy(*data, nullptr), er = energy(*data, &rq), eg = energy(*data, &gq);
+    const auto v = got.at(std::string(name) + " mxfp4 ocp");
+    EXPECT_NEAR(v.first, er / e, 1e-6 * er / e) << name;
+    EXPECT_NEAR(v.second, eg / e, 1e-6 * eg / e) << name;
+    EXPECT_LT(v.second, v.first) << name;
+    num_rtn += er, num_gptq += eg, den += e;
+  }
+  const auto all = got.at("(all) mxfp4 ocp");
+  EXPECT_NEAR(all.first, num_rtn / den, 1e-6 * num_rtn / den);
+  EXPECT_NEAR(all.second, num_gptq / den, 1e-6 * num_gptq / den);
+  EXPECT_TRUE(got.count("w mxfp4 hessian")) << "rule hessian is measured when activations are given";
+  EXPECT_TRUE(got.count("u int4 absmax"));
 }
 
 void expect_failure(const temp_dir& dir, const std::string& args, const std::string& message) {

@@ -83,6 +83,10 @@ int main(int argc, char** argv) {
   rc->add_option("--rules", r.rules, "comma-separated rules; those that do not apply to a format are skipped "
                                      "[default: each format's default rule, plus mse for formats of at most 6 bits]");
   rc->add_flag("--csv", r.csv, "comma-separated values for machines");
+  rc->add_option("--hessian", r.hessian,
+                 "calibration activations (.safetensors, NAME: [T, K]): adds the output error ||X (W - Q)^T||^2 / "
+                 "||X W^T||^2 of rtn and gptq, per tensor and pooled (and rule hessian)");
+  rc->add_option("--hessian-map", r.hessian_map, "JSON file mapping weight names to the names in --hessian");
 
   grid_options g;
   auto* gc = app.add_subcommand("grid", "MSE-optimal scales of uniform and FP grids for a distribution (SPEC §9)");

@@ -12,6 +12,8 @@ struct report_options {
   std::string formats;  // comma-separated; empty: the default set
   std::string rules;    // comma-separated; empty: each format's default (and mse where available)
   bool csv = false;
+  std::string hessian;      // calibration activations (NAME [T, K]): the output-error view, rtn and gptq
+  std::string hessian_map;  // JSON: weight name -> activation name
 };
 
 // Prints the report on stdout; throws error on bad options or input.

@@ -57,10 +57,34 @@ TEST(Pack, RoundTripsBothLayouts) {
       std::vector<std::uint8_t> g(n / 32 * 17), c2(n), s2(n / 32);
       blockq::pack_ggml_mxfp4(codes, scales, g);
       blockq::unpack_ggml_mxfp4(g, c2, s2);
-      EXPECT_EQ(c2, codes);
+      // ggml's only zero is code 0: E2M1's -0 (code 8) comes back as 0.
+      std::vector<std::uint8_t> want = codes;
+      for (auto& c : want) c = c == 8 ? 0 : c;
+      EXPECT_EQ(c2, want);
       EXPECT_EQ(s2, scales);
     }
   }
+}
+
+// A negative value that rounds to zero is E2M1 code 8 (-0) in the OCP layout and code 0 in
+// ggml's, from pack_ggml_mxfp4 and quantize_ggml alike (SPEC §8).
+TEST(Pack, GgmlWritesNegativeZeroAsCodeZero) {
+  std::vector<float> x(32, 0.0f);
+  x[0] = 6.0f;
+  x[1] = -0.1f;   // rounds to -0 at scale 1
+  x[17] = -0.0f;
+  const blockq::mxfp4_quantizer q;
+  const auto t = q.quantize(x);
+  EXPECT_EQ(t.codes[1], 8);
+  EXPECT_EQ(t.codes[17], 8);
+  std::vector<std::uint8_t> packed(17), direct(17);
+  blockq::pack_ggml_mxfp4(t.codes, t.scales, packed);
+  q.quantize_ggml(x, direct);
+  std::vector<std::uint8_t> want(17, 0);
+  want[0] = 0x7F;  // scale 2^0: 6 is code 7, -0.1 and -0 are -0 (code 8 in OCP)
+  want[1] = 0x07;
+  EXPECT_EQ(packed, want);
+  EXPECT_EQ(direct, want);
 }
 
 TEST(Pack, BadSizesThrow) {

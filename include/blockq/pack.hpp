@@ -3,7 +3,8 @@
 // - ocp (OCP, Hugging Face, gpt-oss, torchao, ModelOpt): element 2i in the low
 //   nibble of byte i, 2i+1 in the high nibble; scales in a separate array.
 // - ggml block_mxfp4: 17-byte blocks {uint8 e; uint8 qs[16]} with
-//   qs[j] = code(x[j]) | code(x[j + 16]) << 4.
+//   qs[j] = code(x[j]) | code(x[j + 16]) << 4, zero always code 0 (E2M1's -0, code 8,
+//   is written as 0, as ggml's quantizer does).
 #pragma once
 
 #include <cstddef>
@@ -53,6 +54,13 @@ inline void check_ggml_mxfp4(std::size_t n) {
 }
 }  // namespace detail
 
+// A byte of ggml's qs from two E2M1 codes; code 8 (-0) becomes 0, ggml's only zero.
+constexpr std::uint8_t ggml_mxfp4_byte(std::uint8_t lo, std::uint8_t hi) noexcept {
+  lo &= 0x0Fu;
+  hi &= 0x0Fu;
+  return static_cast<std::uint8_t>((lo == 8 ? 0 : lo) | (hi == 8 ? 0 : hi) << 4);
+}
+
 // codes: n E2M1 codes (one a byte), scales: n / 32 UE8M0 codes; out: n / 32 * 17 bytes.
 inline void pack_ggml_mxfp4(std::span<const std::uint8_t> codes, std::span<const std::uint8_t> scales,
                             std::span<std::uint8_t> out) {
@@ -65,7 +73,7 @@ inline void pack_ggml_mxfp4(std::span<const std::uint8_t> codes, std::span<const
     std::uint8_t* o = out.data() + b * ggml_mxfp4_block_bytes;
     o[0] = scales[b];
     for (std::size_t j = 0; j < 16; ++j)
-      o[1 + j] = static_cast<std::uint8_t>((c[j] & 0x0Fu) | ((c[j + 16] & 0x0Fu) << 4));
+      o[1 + j] = ggml_mxfp4_byte(c[j], c[j + 16]);
   }
 }
 

@@ -890,8 +890,10 @@ BLOCKQ_ALWAYS_INLINE void e2m1_store32(__m256i c, std::uint8_t* out) noexcept {
     } else {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), e2m1_unscramble(c));
     }
-  } else {  // qs[j] = c[j] | c[j + 16] << 4 (codes < 16, so the 16-bit shift stays in its byte)
-    const __m256i o = e2m1_unscramble(c);
+  } else {  // qs[j] = c[j] | c[j + 16] << 4 (codes < 16, so the 16-bit shift stays in its byte);
+             // ggml writes zero as code 0, never 8 (-0)
+    __m256i o = e2m1_unscramble(c);
+    o = _mm256_andnot_si256(_mm256_cmpeq_epi8(o, _mm256_set1_epi8(8)), o);
     const __m128i lo = _mm256_castsi256_si128(o), hi = _mm256_extracti128_si256(o, 1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_or_si128(lo, _mm_slli_epi16(hi, 4)));
   }

@@ -24,6 +24,7 @@
 #include "blockq/formats/half.hpp"
 #include "blockq/formats/integer.hpp"
 #include "blockq/formats/minifloat.hpp"
+#include "blockq/pack.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
@@ -348,7 +349,7 @@ void amax_blocks(const float* x, std::size_t n, std::size_t block, tie_mode ties
       if (!zero) encode(x + begin, len, d, ties, c);
       std::uint8_t* o = out + b * 17;
       o[0] = static_cast<std::uint8_t>(s);
-      for (std::size_t j = 0; j < 16; ++j) o[1 + j] = static_cast<std::uint8_t>((c[j] & 0x0Fu) | (c[j + 16] << 4));
+      for (std::size_t j = 0; j < 16; ++j) o[1 + j] = ggml_mxfp4_byte(c[j], c[j + 16]);
     } else {
       scales[b] = s;
       constexpr bool packed = L == code_layout::nibbles;

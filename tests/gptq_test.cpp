@@ -330,8 +330,8 @@ ref_out reference(const format_case& f, std::span<const float> w, std::size_t k,
   return out;
 }
 
-// A small correlated problem: W [rows, K] and H = X^T X from X [T, K] = Z L, channel
-// `dead_col` of X all zero (a dead column).
+// A small correlated problem: W [rows, K] and H = X^T X from X [T, K] = Z L (as the layer
+// of search_layer.hpp), channel `dead_col` of X all zero (a dead column).
 struct problem {
   std::size_t rows, k;
   std::vector<float> w, x;
@@ -340,17 +340,7 @@ struct problem {
       : rows(rows_), k(k_) {
     std::mt19937_64 g(seed);
     std::normal_distribution<float> nd;
-    std::vector<float> l(k * k), c(k);
-    for (auto& v : c) v = std::exp(0.75f * nd(g));
-    for (std::size_t p = 0; p < k; ++p)
-      for (std::size_t q = 0; q < k; ++q)
-        l[p * k + q] = (static_cast<float>(p == q) + nd(g) / std::sqrt(static_cast<float>(k))) * c[q];
-    x.assign(t * k, 0.0f);
-    for (std::size_t r = 0; r < t; ++r)
-      for (std::size_t p = 0; p < k; ++p) {
-        const float z = nd(g);
-        for (std::size_t q = 0; q < k; ++q) x[r * k + q] += z * l[p * k + q];
-      }
+    x = search_test::correlated_activations(t, k, g, nd);
     for (std::size_t r = 0; r < t; ++r) x[r * k + dead_col] = 0.0f;
     w.resize(rows * k);
     for (auto& v : w) v = nd(g);

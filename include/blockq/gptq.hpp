@@ -124,6 +124,13 @@ inline std::vector<double> diagonal_blocks(std::span<const double> h, std::size_
   return out;
 }
 
+// The block Hessians of rule hessian (the diagonal blocks of H), else none.
+inline std::optional<block_hessians> rule_hessians(scale_rule r, std::span<const double> h, std::size_t k,
+                                                   std::size_t b) {
+  if (r != scale_rule::hessian) return std::nullopt;
+  return block_hessians::from_matrices(std::span<const double>(diagonal_blocks(h, k, b)), k, b);
+}
+
 // One quantizer seen by the sweep: its block, the rule's scale of one block of one row
 // (b: the column block, for rule hessian), and the code and value of one element at a scale.
 template <class Element, class Arch>
@@ -153,8 +160,7 @@ struct gptq_codec<mx_quantizer<Element, Arch>> {
 
   std::size_t block() const { return q.block(); }
   void prepare(std::span<const float>, std::span<const double> h, std::size_t k, std::size_t rows, tensor& t) {
-    if (q.options().rule == scale_rule::hessian)
-      bh = block_hessians::from_matrices(std::span<const double>(diagonal_blocks(h, k, block())), k, block());
+    bh = rule_hessians(q.options().rule, h, k, block());
     scratch.resize(search::hessian_scratch_floats(block()));
     t.codes.assign(rows * k, 0);
     t.scales.assign(rows * (k / block()), 0);
@@ -186,8 +192,7 @@ struct gptq_codec<nvfp4_quantizer<Arch>> {
 
   std::size_t block() const { return quantizer::block; }
   void prepare(std::span<const float> w, std::span<const double> h, std::size_t k, std::size_t rows, tensor& t) {
-    if (q.options().rule == scale_rule::hessian)
-      bh = block_hessians::from_matrices(std::span<const double>(diagonal_blocks(h, k, block())), k, block());
+    bh = rule_hessians(q.options().rule, h, k, block());
     scratch.resize(search::hessian_scratch_floats(block()));
     s_t = q.tensor_scale(w);
     search::e4m3_scales(s_t, set);

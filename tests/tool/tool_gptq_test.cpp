@@ -210,6 +210,18 @@ TEST_F(ToolGptq, HessianMatrixAndNameMap) {
   EXPECT_EQ(file(dir / "m.safetensors").u8("w_codes"), blockq::pack_nibbles(g.tensor.codes));
   EXPECT_EQ(file(dir / "m.safetensors").f32("w_scales"), g.tensor.scales);
 
+  // rtn with rule hessian takes the diagonal blocks of a given H.
+  run_ok("quantize in.safetensors -o rh.safetensors --format mxfp4 --rule hessian --hessian h.safetensors --hessian-kind matrix");
+  {
+    std::vector<double> blocks;
+    for (std::size_t j = 0; j < k / 32; ++j)
+      for (std::size_t p = 0; p < 32; ++p)
+        for (std::size_t c = 0; c < 32; ++c) blocks.push_back(hf[(j * 32 + p) * k + j * 32 + c]);
+    const blockq::mxfp4_quantizer qh({32, blockq::scale_rule::hessian, blockq::tie_mode::even});
+    const auto t = qh.quantize(w, blockq::block_hessians::from_matrices(std::span<const double>(blocks), k, 32));
+    EXPECT_EQ(file(dir / "rh.safetensors").u8("w_scales"), t.scales);
+    EXPECT_EQ(file(dir / "rh.safetensors").u8("w_blocks"), blockq::pack_nibbles(t.codes));
+  }
   write_safetensors(dir / "x.safetensors", {{"input", "F32", {tokens, k}, float_bytes(x)}});
   write_bytes(dir / "map.json", R"({"w": "input", "u": "input"})");
   run_ok("quantize in.safetensors -o p.safetensors --format int4 --method gptq --hessian x.safetensors --hessian-map map.json");

@@ -468,6 +468,9 @@ std::string format_list() {
 std::string_view to_string(layout l) noexcept { return l == layout::ggml ? "ggml" : "ocp"; }
 
 tensor_state codec::prepare(std::span<const float>, std::size_t, const hessian_input*) const { return {}; }
+tensor_state codec::prepare_gptq(std::span<const float>, std::size_t, std::span<const double>) const {
+  throw error("--method gptq is not available for this output");
+}
 
 quant_config make_config(std::string_view format, std::string_view rule, std::size_t block, std::string_view ties,
                          std::string_view layout_name) {

@@ -93,8 +93,8 @@ class codec {
   virtual double bits_per_element(std::size_t n) const = 0;
   // Error feedback: GPTQ (blockq/gptq.hpp) of all of x with H [K, K] and the
   // configuration's damp and act_order, kept in the state; quantize_rows then
-  // writes rows of that result.
-  virtual tensor_state prepare_gptq(std::span<const float> x, std::size_t row_length, std::span<const double> h) const = 0;
+  // writes rows of that result. By default (a codec without it): an error.
+  virtual tensor_state prepare_gptq(std::span<const float> x, std::size_t row_length, std::span<const double> h) const;
 
  protected:
   explicit codec(const quant_config& cfg) : cfg_(cfg) {}

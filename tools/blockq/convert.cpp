@@ -247,25 +247,6 @@ struct calibration {
   const blockq::block_rotation* rot = nullptr;
 };
 
-// --hessian-map FILE: a JSON object from weight names to activation names.
-std::unordered_map<std::string, std::string> read_hessian_map(const std::string& path) {
-  std::unordered_map<std::string, std::string> m;
-  if (path.empty()) return m;
-  const input_file f(path);
-  const std::vector<std::uint8_t> bytes = f.read_all();
-  json j;
-  try {
-    j = json::parse(bytes.begin(), bytes.end());
-  } catch (const json::exception&) {
-    throw error(path + ": not valid JSON (--hessian-map wants an object from weight names to activation names)");
-  }
-  if (!j.is_object()) throw error(path + ": not a JSON object (--hessian-map wants weight name -> activation name)");
-  for (const auto& [k, v] : j.items()) {
-    if (!v.is_string()) throw error(path + ": the value of " + in_quotes(k) + " is not a string");
-    m.emplace(k, v.get<std::string>());
-  }
-  return m;
-}
 
 // The shared part of quantize: every tensor of `in` quantized (selected[i])
 // or copied into `out`, in batches, on `threads` threads. `acts` holds the
@@ -614,6 +595,26 @@ void run_quantize_folder(const quantize_options& opt, std::chrono::steady_clock:
 }
 
 }  // namespace
+
+// --hessian-map FILE: a JSON object from weight names to activation names.
+std::unordered_map<std::string, std::string> read_hessian_map(const std::string& path) {
+  std::unordered_map<std::string, std::string> m;
+  if (path.empty()) return m;
+  const input_file f(path);
+  const std::vector<std::uint8_t> bytes = f.read_all();
+  json j;
+  try {
+    j = json::parse(bytes.begin(), bytes.end());
+  } catch (const json::exception&) {
+    throw error(path + ": not valid JSON (--hessian-map wants an object from weight names to activation names)");
+  }
+  if (!j.is_object()) throw error(path + ": not a JSON object (--hessian-map wants weight name -> activation name)");
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) throw error(path + ": the value of " + in_quotes(k) + " is not a string");
+    m.emplace(k, v.get<std::string>());
+  }
+  return m;
+}
 
 void run_quantize(const quantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <unordered_map>
 
 namespace blockq_tool {
 
@@ -36,6 +37,10 @@ struct dequantize_options {
   std::string input, output;
   unsigned threads = 0;
 };
+
+// --hessian-map FILE: a JSON object from weight names to activation names
+// (empty path: empty map). Throws error naming the file.
+std::unordered_map<std::string, std::string> read_hessian_map(const std::string& path);
 
 // Both write OUTPUT atomically and throw error on any problem.
 void run_quantize(const quantize_options& opt);

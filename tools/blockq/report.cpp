@@ -23,6 +23,7 @@
 #include "blockq/metrics.hpp"
 #include "blockq/version.hpp"
 #include "codec.hpp"
+#include "convert.hpp"
 #include "pipeline.hpp"
 #include "parallel.hpp"
 
@@ -285,22 +286,7 @@ void output_error_view(const report_options& opt, const std::vector<named_tensor
                        std::vector<std::string>& notes) {
   auto& st = oe_state();
   st.hessian = opt.hessian;
-  std::unordered_map<std::string, std::string> names;
-  if (!opt.hessian_map.empty()) {
-    const input_file f(opt.hessian_map);
-    const auto bytes = f.read_all();
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(bytes.begin(), bytes.end());
-    } catch (const nlohmann::json::exception&) {
-      throw error(opt.hessian_map + ": not valid JSON (--hessian-map wants an object from weight names to activation names)");
-    }
-    if (!j.is_object()) throw error(opt.hessian_map + ": not a JSON object");
-    for (const auto& [k, v] : j.items()) {
-      if (!v.is_string()) throw error(opt.hessian_map + ": the value of '" + k + "' is not a string");
-      names.emplace(k, v.get<std::string>());
-    }
-  }
+  const std::unordered_map<std::string, std::string> names = read_hessian_map(opt.hessian_map);
   const auto acts = open_source(opt.hessian);
   std::vector<std::size_t> with;  // tensors with activations
   std::vector<std::vector<float>> xs;

@@ -153,7 +153,8 @@ class method {
                              const tensor_state& st, std::span<const std::span<std::uint8_t>> parts) const = 0;
 };
 
-// "rtn": round to nearest with the codec's scale rule, row by row. Throws
+// "rtn": round to nearest with the codec's scale rule, row by row; "gptq":
+// error feedback with the tensor's Hessian (codec::prepare_gptq). Throws
 // error for an unknown name.
 std::unique_ptr<method> make_method(std::string_view name);
 

@@ -3,7 +3,7 @@
 // - blocks computed by hand, and blocks that ggml 0.21's own reference quantizers
 //   (quantize_row_*_ref, built with GCC 12 -O3 for x86-64) wrote for the same inputs;
 // - ggml's formulas transcribed here a second time, written straight from ggml-quants.c's
-//   description (float32 arithmetic, _Float16 for the fp16 scale), over 5 x 2^18 values of
+//   description (float32 arithmetic, the compiler's binary16 for the fp16 scale), over 5 x 2^18 values of
 //   several distributions and magnitudes from 1e-30 to 1e30, NaN and Inf included;
 // - ggml's dequantization formulas; every arch tag bit for bit against scalar.
 #include <gtest/gtest.h>
@@ -31,19 +31,24 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr ggml_type kTypes[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0, ggml_type::mxfp4};
 
 // ---------------------------------------------------------------- the transcription
-// GGML_FP32_TO_FP16 by the compiler's own binary16 conversion (round to nearest even);
-// ggml writes every NaN as 0x7E00 with its sign.
+// GGML_FP32_TO_FP16 by the compiler's own binary16 conversion (round to nearest even; the
+// hardware's on AArch64 and with F16C); ggml writes every NaN as 0x7E00 with its sign.
+#if defined(__aarch64__)
+using half_t = __fp16;
+#else
+using half_t = _Float16;
+#endif
 std::uint16_t fp16_of(float f) {
   std::uint32_t u;
   std::memcpy(&u, &f, 4);
   if (std::isnan(f)) return static_cast<std::uint16_t>(((u >> 31) << 15) | 0x7E00u);
-  const _Float16 h = static_cast<_Float16>(f);
+  const half_t h = static_cast<half_t>(f);
   std::uint16_t b;
   std::memcpy(&b, &h, 2);
   return b;
 }
 float fp32_of(std::uint16_t b) {
-  _Float16 h;
+  half_t h;
   std::memcpy(&h, &b, 2);
   return static_cast<float>(h);
 }

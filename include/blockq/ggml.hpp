@@ -25,6 +25,7 @@
 
 #include "blockq/arch.hpp"
 #include "blockq/arch/ggml_avx2.hpp"
+#include "blockq/arch/ggml_neon.hpp"
 #include "blockq/arch/ggml_scalar.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/blocks.hpp"

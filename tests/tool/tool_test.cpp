@@ -142,10 +142,6 @@ expected expect_mx(const std::vector<float>& x, const shape_t& shape, std::size_
     e.dequantized.resize(x.size());
     q.dequantize(codes, scales, e.dequantized);
     e.parts[""] = g;
-    // What the layout holds decodes: zero is code 0 there (+0, never -0).
-    blockq::mx_tensor u{std::vector<std::uint8_t>(x.size()), std::vector<std::uint8_t>(x.size() / 32)};
-    blockq::unpack_ggml_mxfp4(g, u.codes, u.scales);
-    e.dequantized = q.dequantize(u);
     e.shapes[""] = lead(shape, {k / 32, 17});
     e.types[""] = dtype::U8;
     return e;

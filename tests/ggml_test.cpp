@@ -3,7 +3,7 @@
 // - blocks computed by hand, and blocks that ggml 0.21's own reference quantizers
 //   (quantize_row_*_ref, built with GCC 12 -O3 for x86-64) wrote for the same inputs;
 // - ggml's formulas transcribed here a second time, written straight from ggml-quants.c's
-//   description (float32 arithmetic, _Float16 for the fp16 scale), over 2^20 values of
+//   description (float32 arithmetic, the compiler's binary16 for the fp16 scale), over 5 x 2^18 values of
 //   several distributions and magnitudes from 1e-30 to 1e30, NaN and Inf included;
 // - ggml's dequantization formulas; every arch tag bit for bit against scalar.
 #include <gtest/gtest.h>
@@ -18,30 +18,37 @@
 #include <string>
 #include <vector>
 
+#include "blockq/arch/signed_max.hpp"
 #include "blockq/ggml.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using blockq::ggml_type;
+using blockq::scale_rule;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr ggml_type kTypes[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0, ggml_type::mxfp4};
 
 // ---------------------------------------------------------------- the transcription
-// GGML_FP32_TO_FP16 by the compiler's own binary16 conversion (round to nearest even);
-// ggml writes every NaN as 0x7E00 with its sign.
+// GGML_FP32_TO_FP16 by the compiler's own binary16 conversion (round to nearest even; the
+// hardware's on AArch64 and with F16C); ggml writes every NaN as 0x7E00 with its sign.
+#if defined(__aarch64__)
+using half_t = __fp16;
+#else
+using half_t = _Float16;
+#endif
 std::uint16_t fp16_of(float f) {
   std::uint32_t u;
   std::memcpy(&u, &f, 4);
   if (std::isnan(f)) return static_cast<std::uint16_t>(((u >> 31) << 15) | 0x7E00u);
-  const _Float16 h = static_cast<_Float16>(f);
+  const half_t h = static_cast<half_t>(f);
   std::uint16_t b;
   std::memcpy(&b, &h, 2);
   return b;
 }
 float fp32_of(std::uint16_t b) {
-  _Float16 h;
+  half_t h;
   std::memcpy(&h, &b, 2);
   return static_cast<float>(h);
 }
@@ -296,7 +303,7 @@ TEST(GgmlBlocks, WhatGgmlWrote) {
 
 
 // ---------------------------------------------------------------- random rows
-// 2^15 blocks of a distribution, each block scaled by 10^u, u uniform in [-30, 30]; kind
+// Blocks of a distribution, each block scaled by 10^u, u uniform in [-30, 30]; kind
 // "grid" draws halves of integers in [-8, 8] times a power of two (exact ties everywhere),
 // "special" sprinkles NaN, ±Inf, ±0 and subnormals into normal data.
 std::vector<float> random_row(const std::string& kind, std::uint64_t seed, std::size_t n = std::size_t{1} << 20) {
@@ -328,7 +335,7 @@ std::vector<float> random_row(const std::string& kind, std::uint64_t seed, std::
 TEST(GgmlBlocks, RandomRowsMatchTheTranscription) {
   std::uint64_t seed = 13;
   for (const std::string kind : {"normal", "laplace", "student_t3", "grid", "special"}) {
-    const auto x = random_row(kind, seed++);
+    const auto x = random_row(kind, seed++, std::size_t{1} << 18);  // 5 x 2^18 values in all
     for (ggml_type t : kTypes) {
       const auto got = quantize(t, x);
       EXPECT_EQ(first_difference(t, x, got, ref_row(t, x)), "") << kind << " seed " << seed - 1;
@@ -440,4 +447,196 @@ TEST(GgmlBlocks, SixteenBitInputs) {
   }
 }
 
+// Rows of 1 to 19 blocks (the vector kernels work eight blocks at a time) drawn from edge
+// blocks: zeros of both signs, extremes equal to zero, +a and -a in either order, subnormal
+// and overflowing scales, NaN or Inf at every position, exact ties. Every arch tag gives the
+// scalar bytes, and the transcription's.
+TEST(GgmlBlocks, EdgeBlocksOnEveryArch) {
+  std::mt19937_64 gen(99);
+  std::normal_distribution<float> normal;
+  std::uniform_int_distribution<int> kind_of(0, 13), pos(0, 31), half(-16, 16);
+  auto edge_block = [&](float* b) {
+    const int kind = kind_of(gen);
+    for (int j = 0; j < 32; ++j) b[j] = normal(gen);
+    switch (kind) {
+      case 0: for (int j = 0; j < 32; ++j) b[j] = (gen() & 1) ? 0.0f : -0.0f; break;
+      case 1: for (int j = 0; j < 32; ++j) b[j] = -std::fabs(b[j]); b[pos(gen)] = (gen() & 1) ? 0.0f : -0.0f; break;
+      case 2: for (int j = 0; j < 32; ++j) b[j] = std::fabs(b[j]); b[pos(gen)] = (gen() & 1) ? 0.0f : -0.0f; break;
+      case 3: b[pos(gen)] = 9.0f; b[pos(gen)] = -9.0f; break;  // +a and -a, either first
+      case 4: for (int j = 0; j < 32; ++j) b[j] *= 1e-39f; break;
+      case 5: for (int j = 0; j < 32; ++j) b[j] *= 1e-44f; break;
+      case 6: for (int j = 0; j < 32; ++j) b[j] *= 1e38f; break;
+      case 7: b[pos(gen)] = kNaN; break;
+      case 8: b[pos(gen)] = (gen() & 1) ? kInf : -kInf; break;
+      case 9: for (int j = 0; j < 32; ++j) b[j] = kNaN; b[pos(gen)] = 1.0f; break;
+      case 10: for (int j = 0; j < 32; ++j) b[j] = 0.5f * static_cast<float>(half(gen)); break;
+      case 11: for (int j = 0; j < 32; ++j) b[j] = 0.25f * static_cast<float>(half(gen)) * 1e-3f; break;
+      case 12: b[31] = kNaN; break;
+      default: break;
+    }
+  };
+  for (int trial = 0; trial < 400; ++trial) {
+    const std::size_t nb = 1 + static_cast<std::size_t>(trial % 19);
+    std::vector<float> x(nb * 32);
+    for (std::size_t b = 0; b < nb; ++b) edge_block(x.data() + b * 32);
+    for (ggml_type t : kTypes) {
+      const auto got = quantize(t, x);
+      ASSERT_EQ(first_difference(t, x, blockq::ggml_quantizer<blockq::arch::scalar>(t).quantize(x), got), "")
+          << "scalar vs " << blockq::default_arch::name << ", trial " << trial;
+      ASSERT_EQ(first_difference(t, x, got, ref_row(t, x)), "") << "trial " << trial;
+    }
+  }
+}
+
+}  // namespace
+
+namespace {
+// uniform_quantizer's rule signed_max uses kernels::block_signed_max: the first element of
+// largest magnitude with its sign, +0 for zeros, NaN with NaN or Inf; every arch as scalar,
+// and as a plain loop written here.
+TEST(BlockSignedMax, EveryArchMatchesAPlainLoop) {
+  std::mt19937_64 gen(5);
+  std::uniform_int_distribution<int> small(-3, 3), pick(0, 40);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const std::size_t n = 1 + static_cast<std::size_t>(trial % 40);
+    std::vector<float> x(n);
+    for (auto& v : x) {
+      const int p = pick(gen);
+      v = p == 0 ? -0.0f : p == 1 ? kNaN : p == 2 ? -kInf : static_cast<float>(small(gen));  // many +a / -a ties
+      if (trial % 7 == 0) v = (gen() & 1) ? 0.0f : -0.0f;
+    }
+    float want = 0.0f, amax = 0.0f;
+    bool bad = false;
+    for (float v : x) {
+      if (!std::isfinite(v)) bad = true;
+      if (std::fabs(v) > amax) amax = std::fabs(v), want = v;
+    }
+    const float got = blockq::kernels::block_signed_max(blockq::default_arch{}, x.data(), n);
+    const float ref = blockq::kernels::block_signed_max(blockq::arch::scalar{}, x.data(), n);
+    if (bad) {
+      EXPECT_TRUE(std::isnan(got) && std::isnan(ref)) << trial;
+    } else {
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(got), std::bit_cast<std::uint32_t>(want)) << "trial " << trial;
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(ref), std::bit_cast<std::uint32_t>(want)) << "trial " << trial;
+    }
+  }
+}
+}  // namespace
+
+namespace {
+// ---------------------------------------------------------------- search rules
+// The weighted error of a row of blocks, decoded with the transcription of ggml's formulas.
+double row_error(ggml_type t, const std::vector<float>& x, const std::vector<std::uint8_t>& q, const std::vector<float>& w,
+                 std::size_t b) {
+  const std::size_t bb = blockq::ggml_block_bytes(t);
+  std::vector<float> y(32);
+  blockq::ggml_quantizer<blockq::arch::scalar>(t).dequantize(std::span<const std::uint8_t>(q.data() + b * bb, bb), y);
+  double e = 0;
+  for (int j = 0; j < 32; ++j) {
+    const double r = double(x[b * 32 + j]) - y[j];
+    e += (w.empty() ? 1.0 : w[(b * 32 + j) % w.size()]) * r * r;
+  }
+  return e;
+}
+
+// The least error over every fp16 d (both signs) with |d| / (amax / kneg) in [lo, hi],
+// nearest levels, by brute force.
+double brute_symmetric(const float* x, const std::vector<float>& w, int kneg, int kpos, double lo, double hi) {
+  float amax = 0;
+  for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const double a0 = double(amax) / kneg;
+  double best = 1e300;
+  for (std::uint32_t h = 1; h < 0x7C00; ++h) {
+    const double a = blockq::float16::from_bits(static_cast<std::uint16_t>(h)).to_float();
+    if (a < a0 * lo || a > a0 * hi) continue;
+    for (double d : {a, -a}) {
+      double e = 0;
+      for (int i = 0; i < 32; ++i) {
+        const double k = std::clamp(std::round(x[i] / d), double(-kneg), double(kpos));
+        e += (w.empty() ? 1.0 : w[i]) * (x[i] - k * d) * (x[i] - k * d);
+      }
+      best = std::min(best, e);
+    }
+  }
+  return best;
+}
+
+TEST(GgmlSearch, NeverWorseThanDefaultAndExactWhereExhaustive) {
+  std::mt19937_64 gen(21);
+  std::exponential_distribution<float> expo;
+  for (const std::string kind : {"normal", "student_t3", "special"}) {
+    // Unit-scale blocks (the fp16 scale holds them), and the wide-range special rows.
+    std::vector<float> x = random_row(kind, 31, 32 * 128);
+    if (kind != "special") {
+      std::student_t_distribution<float> st(3.0f);
+      std::normal_distribution<float> nd;
+      for (auto& v : x) v = kind == "normal" ? nd(gen) : st(gen);
+    }
+    for (bool weighted : {false, true}) {
+      std::vector<float> w;
+      if (weighted) {
+        w.resize(weighted && kind == "normal" ? 32 * 4 : x.size());  // per column, or per element
+        for (auto& v : w) v = expo(gen);
+      }
+      for (ggml_type t : kTypes) {
+        const auto def = quantize(t, x);
+        for (scale_rule r : {scale_rule::mse, scale_rule::lsq, scale_rule::hessian}) {
+          if (t == ggml_type::mxfp4 && r == scale_rule::lsq) continue;
+          if (r == scale_rule::hessian && !weighted) continue;
+          const blockq::ggml_quantizer<> q(t, {r});
+          std::vector<std::uint8_t> got(def.size());
+          q.quantize_weighted(x, w, got);
+          double sum_def = 0, sum_got = 0;
+          for (std::size_t b = 0; b < x.size() / 32; ++b) {
+            const double ed = row_error(t, x, def, w, b), eg = row_error(t, x, got, w, b);
+            if (std::isnan(ed)) continue;
+            ASSERT_LE(eg, ed) << to_string(t) << " " << to_string(r) << " " << kind << " block " << b;
+            if (std::isfinite(ed)) sum_def += ed, sum_got += eg;
+          }
+          if (kind != "special") {
+            EXPECT_LT(sum_got, sum_def) << to_string(t) << " " << to_string(r) << " " << kind;
+          }
+          // Exhaustive checks on the first blocks: Q4_0 / Q8_0 rule mse against every fp16
+          // d of the window, MXFP4 against every exponent.
+          if (r != scale_rule::mse || kind == "special") continue;
+          for (std::size_t b = 0; b < 3; ++b) {
+            std::vector<float> wb;
+            if (weighted) for (int j = 0; j < 32; ++j) wb.push_back(w[(b * 32 + j) % w.size()]);
+            const double eg = row_error(t, x, got, w, b), ed = row_error(t, x, def, w, b);
+            double oracle = ed;
+            if (t == ggml_type::q4_0) oracle = std::min(ed, brute_symmetric(x.data() + b * 32, wb, 8, 7, 0.5, 2.0));
+            if (t == ggml_type::q8_0) oracle = std::min(ed, brute_symmetric(x.data() + b * 32, wb, 127, 127, 0.875, 1.125));
+            if (t == ggml_type::mxfp4) {
+              float amax = 0;
+              for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+              int k0;
+              std::frexp(amax, &k0);
+              const int e0 = k0 - 1 + 125;
+              for (int e = std::max(0, e0 - 4); e <= std::min(254, e0 + 3); ++e) {
+                std::vector<float> blk(x.begin() + b * 32, x.begin() + (b + 1) * 32);
+                // the codes ggml picks at exponent e: the reference's search at d = 2^(e - 128)
+                std::vector<std::uint8_t> one = ref_block(ggml_type::mxfp4, blk.data());
+                one[0] = static_cast<std::uint8_t>(e);
+                const float d = std::ldexp(1.0f, e - 128);
+                static const int kv[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+                double err = 0;
+                for (int j = 0; j < 32; ++j) {
+                  int bi = 0;
+                  for (int i = 1; i < 16; ++i)
+                    if (std::fabs(kv[i] * d - blk[j]) < std::fabs(kv[bi] * d - blk[j])) bi = i;
+                  const double r2 = blk[j] - double(kv[bi]) * d;
+                  err += (wb.empty() ? 1.0 : wb[j]) * r2 * r2;
+                }
+                oracle = std::min(oracle, err);
+              }
+            }
+            if (t == ggml_type::q4_1) continue;
+            // At least the exhaustive optimum (the refits may find a better d outside the window).
+            EXPECT_LE(eg, oracle * (1 + 1e-9)) << to_string(t) << " " << kind << " block " << b;
+          }
+        }
+      }
+    }
+  }
+}
 }  // namespace

@@ -24,12 +24,16 @@
 #include <vector>
 
 #include "blockq/arch.hpp"
+#include "blockq/arch/ggml_avx2.hpp"
+#include "blockq/arch/ggml_neon.hpp"
 #include "blockq/arch/ggml_scalar.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/blocks.hpp"
 #include "blockq/detail/codec.hpp"
 #include "blockq/formats/half.hpp"
+#include "blockq/ggml_search.hpp"
 #include "blockq/kernels.hpp"
+#include "blockq/mx.hpp"
 #include "blockq/scale_rule.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
@@ -108,7 +112,9 @@ constexpr scale_rule ggml_default_rule(ggml_type t) noexcept {
 }
 
 struct ggml_options {
-  // Unset: ggml_default_rule(type), ggml's own bytes.
+  // Unset: ggml_default_rule(type), ggml's own bytes. Search rules (ggml_search.hpp): mse
+  // (all four types), lsq (q4_0, q4_1, q8_0), hessian (all four; needs the weights of
+  // quantize_weighted, the diagonal of the Hessian, e.g. an importance matrix).
   std::optional<scale_rule> rule{};
 };
 
@@ -119,6 +125,24 @@ inline void check_ggml_row(std::size_t n) {
 }
 }  // namespace detail
 
+namespace kernels {
+// MXFP4 on the vector architectures: the fused MX loop (kernels::amax_blocks, rule ocp, ties
+// toward zero, ggml layout with zero as code 0) gives ggml's bytes for every block whose
+// elements are all finite: its exponent is the exact one and, at that scale, the first code
+// of least |kv * d - x| in float32 is the nearest value with ties toward zero. A block with
+// NaN or Inf, which the MX loop marks with the NaN scale 0xFF (never the exponent of a finite
+// block, at most 252), is redone by the scalar kernel.
+template <class Arch>
+  requires(!std::is_same_v<Arch, arch::scalar>)
+void ggml_mxfp4(Arch, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
+  amax_blocks<e2m1, code_layout::ggml_mxfp4>(Arch{}, x, nb * 32, 32, tie_mode::toward_zero,
+                                             mx_block_scale<e2m1>{scale_rule::ocp}, ue8m0_block_divisor{}, out,
+                                             static_cast<std::uint8_t*>(nullptr));
+  for (std::size_t b = 0; b < nb; ++b)
+    if (out[b * 17] == ue8m0::nan_code) ggml_mxfp4_block(arch::scalar{}, x + b * 32, out + b * 17);
+}
+}  // namespace kernels
+
 template <class Arch = default_arch>
 class ggml_quantizer {
  public:
@@ -128,9 +152,12 @@ class ggml_quantizer {
     detail::require(ggml_block_bytes(type) != 0,
                     "unknown ggml type id " + std::to_string(static_cast<std::uint32_t>(type)));
     if (!opt_.rule) opt_.rule = ggml_default_rule(type);
-    detail::require(*opt_.rule == ggml_default_rule(type),
-                    detail::rule_error(*opt_.rule, "ggml " + std::string(to_string(type)) + " (use " +
-                                                       std::string(to_string(ggml_default_rule(type))) + ")"));
+    const scale_rule r = *opt_.rule;
+    const bool ok = r == ggml_default_rule(type) || r == scale_rule::mse || r == scale_rule::hessian ||
+                    (r == scale_rule::lsq && type != ggml_type::mxfp4);
+    detail::require(ok, detail::rule_error(r, "ggml " + std::string(to_string(type)) + " (use " +
+                                                  std::string(to_string(ggml_default_rule(type))) +
+                                                  (type == ggml_type::mxfp4 ? ", mse, hessian)" : ", mse, lsq, hessian)")));
   }
 
   ggml_type type() const noexcept { return type_; }
@@ -143,10 +170,26 @@ class ggml_quantizer {
   }
 
   // x.size() a multiple of 32; out: row_bytes(x.size()) bytes.
-  void quantize(std::span<const float> x, std::span<std::uint8_t> out) const { quantize_impl(x, out); }
+  void quantize(std::span<const float> x, std::span<std::uint8_t> out) const { quantize_weighted(x, {}, out); }
   // float16 / bfloat16 inputs, converted to float32 exactly (as ggml does) and quantized as above.
-  void quantize(std::span<const float16> x, std::span<std::uint8_t> out) const { quantize_impl(x, out); }
-  void quantize(std::span<const bfloat16> x, std::span<std::uint8_t> out) const { quantize_impl(x, out); }
+  void quantize(std::span<const float16> x, std::span<std::uint8_t> out) const { quantize16(x, out); }
+  void quantize(std::span<const bfloat16> x, std::span<std::uint8_t> out) const { quantize16(x, out); }
+
+  // With one non-negative weight per element (w.size() == x.size()) or per column (w.size() a
+  // multiple of 32 that divides x.size(): row r, column c has weight w[c]); empty: unweighted.
+  // Rules mse and lsq minimise the weighted error, hessian is the same with the weights
+  // required; ggml's default rule ignores them.
+  void quantize_weighted(std::span<const float> x, std::span<const float> w, std::span<std::uint8_t> out) const {
+    detail::require(w.empty() || w.size() == x.size() ||
+                        (w.size() % ggml_block_elements == 0 && x.size() % w.size() == 0),
+                    "weights: " + std::to_string(w.size()) + " for " + std::to_string(x.size()) +
+                        " elements (one per element, or per column: a multiple of 32 dividing the size)");
+    for (float v : w) detail::require(v >= 0.0f && detail::is_finite(v), "weights must be finite and non-negative");
+    detail::require(*opt_.rule != scale_rule::hessian || !w.empty(),
+                    "rule hessian needs weights (the Hessian's diagonal): call quantize_weighted");
+    quantize_impl(x, out);
+    search(x, w, out);
+  }
 
   std::vector<std::uint8_t> quantize(std::span<const float> x) const {
     std::vector<std::uint8_t> out(row_bytes(x.size()));
@@ -200,6 +243,39 @@ class ggml_quantizer {
         quantize_blocks(buf.data(), n / ggml_block_elements, out.data() + i / ggml_block_elements * bb);
       }
     }
+  }
+
+  bool search_rule() const noexcept { return *opt_.rule != ggml_default_rule(type_); }
+
+  // The search rules, block by block over ggml's bytes in out.
+  void search(std::span<const float> x, std::span<const float> w, std::span<std::uint8_t> out) const {
+    if (!search_rule()) return;
+    const scale_rule r = *opt_.rule;
+    const std::size_t bb = block_bytes(), nb = x.size() / ggml_block_elements;
+    std::vector<std::pair<double, int>> events;
+    for (std::size_t b = 0; b < nb; ++b) {
+      const float* xb = x.data() + b * ggml_block_elements;
+      std::span<const float> wb;
+      if (!w.empty()) wb = w.subspan((b * ggml_block_elements) % w.size(), ggml_block_elements);
+      std::uint8_t* ob = out.data() + b * bb;
+      switch (type_) {
+        case ggml_type::q4_0:
+        case ggml_type::q8_0:
+          detail::ggml_search_symmetric(xb, wb, type_ == ggml_type::q8_0, r != scale_rule::lsq, ob, events);
+          break;
+        case ggml_type::q4_1: detail::ggml_search_q4_1(xb, wb, r != scale_rule::lsq, ob); break;
+        case ggml_type::mxfp4: detail::ggml_search_mxfp4(xb, wb, ob); break;
+      }
+    }
+  }
+
+  template <class T>
+  void quantize16(std::span<const T> x, std::span<std::uint8_t> out) const {
+    if (!search_rule()) return quantize_impl(x, out);
+    detail::require(*opt_.rule != scale_rule::hessian, "rule hessian needs weights: call quantize_weighted");
+    std::vector<float> xf(x.size());
+    kernels::to_float(Arch{}, x.data(), x.size(), xf.data());
+    quantize_weighted(xf, {}, out);
   }
 
   ggml_type type_;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "blockq/arch.hpp"
+#include "blockq/arch/signed_max.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/bits.hpp"
 #include "blockq/detail/blocks.hpp"
@@ -32,6 +33,7 @@
 #include "blockq/formats/integer.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
+#include "blockq/scale_storage.hpp"
 #include "blockq/search/continuous.hpp"
 #include "blockq/search/refit.hpp"
 
@@ -43,6 +45,10 @@ struct uniform_options {
   std::size_t block = 32;  // 0: one scale (and min) for the whole input
   // Unset: absmax for symmetric codes, minmax for asymmetric ones.
   std::optional<scale_rule> rule{};
+  // The type the scales (and mins) are stored in: float16 / bfloat16 round them (to nearest
+  // even) before the codes are computed, and lsq / mse pick the best stored values around
+  // their result (scale_storage.hpp). float32 leaves every byte as it was.
+  scale_storage storage = scale_storage::float32;
 };
 
 struct uniform_tensor {
@@ -104,14 +110,13 @@ class uniform_quantizer {
       if (!detail::is_finite(lo) || !detail::is_finite(hi)) return {nan, nan};
       return {minmax_scale(lo, hi, fmt_.qmax()), lo};
     }
+    if (rule == scale_rule::signed_max) {
+      // The first element of largest magnitude, with its sign, maps to qmin (NaN: NaN or Inf).
+      return {kernels::block_signed_max(Arch{}, blk.data(), blk.size()) / static_cast<float>(fmt_.qmin()), 0.0f};
+    }
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return {nan, 0.0f};
-    if (rule == scale_rule::absmax) return {kernels::quotient_block_scale{static_cast<float>(fmt_.qmax())}(amax), 0.0f};
-    // signed_max: the first element of largest magnitude, with its sign, maps to qmin.
-    float m = 0.0f;
-    for (float v : blk)
-      if (detail::abs_bits(v) > detail::abs_bits(m)) m = v;
-    return {m / static_cast<float>(fmt_.qmin()), 0.0f};
+    return {kernels::quotient_block_scale{static_cast<float>(fmt_.qmax())}(amax), 0.0f};
   }
 
   // The minmax scale (hi - lo) / qmax of finite lo <= hi. A range wider than FLT_MAX
@@ -206,7 +211,7 @@ class uniform_quantizer {
     check_args(x.size(), codes.size(), scales.size(), mins.size());
     search::check_weights(w, x.size());
     const std::size_t block = block_size(x.size());
-    if (opt_.symmetric && *opt_.rule == scale_rule::absmax) {
+    if (opt_.symmetric && *opt_.rule == scale_rule::absmax && opt_.storage == scale_storage::float32) {
       // One pass (kernels::int_amax_blocks, fused per architecture): scale = amax / qmax, NaN
       // for a block with NaN or Inf, codes at that scale (block_params and encode_block).
       const kernels::quotient_block_scale scale_of{static_cast<float>(fmt_.qmax())};
@@ -253,6 +258,34 @@ class uniform_quantizer {
   };
 
   uniform_params block_params(std::span<const float> blk, std::span<const float> w, workspace& ws) const noexcept {
+    const uniform_params p = computed_params(blk, w, ws);
+    return opt_.storage == scale_storage::float32 ? p : stored_params(blk, w, p);
+  }
+
+  // The scale (and min) as stored. Search rules: the stored values within two steps of the
+  // result (and of the start rule's), whichever has the least error.
+  uniform_params stored_params(std::span<const float> blk, std::span<const float> w, uniform_params p) const noexcept {
+    const scale_storage st = opt_.storage;
+    uniform_params best{stored_scale(p.scale, st), stored_scale(p.min, st)};
+    const scale_rule r = *opt_.rule;
+    if ((r != scale_rule::lsq && r != scale_rule::mse) || !detail::is_finite(best.scale) || !detail::is_finite(best.min))
+      return best;
+    double best_error = error(blk, w, best);
+    const uniform_params start = rule_params(blk, opt_.symmetric ? (opt_.bits >= 2 ? scale_rule::absmax : scale_rule::signed_max) : scale_rule::minmax);
+    for (const uniform_params& c : {p, start}) {
+      if (!detail::is_finite(c.scale) || !detail::is_finite(c.min)) continue;
+      const float s0 = stored_scale(c.scale, st), m0 = stored_scale(c.min, st);
+      for (int i = -2; i <= 2; ++i)
+        for (int j = opt_.symmetric ? 0 : -2; j <= (opt_.symmetric ? 0 : 2); ++j) {
+          const uniform_params q{step_stored_scale(s0, i, st), opt_.symmetric ? 0.0f : step_stored_scale(m0, j, st)};
+          const double e = error(blk, w, q);
+          if (e < best_error) best_error = e, best = q;
+        }
+    }
+    return best;
+  }
+
+  uniform_params computed_params(std::span<const float> blk, std::span<const float> w, workspace& ws) const noexcept {
     const scale_rule r = *opt_.rule;
     if (r != scale_rule::lsq && r != scale_rule::mse) return rule_params(blk, r);
     uniform_params start;

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: Apache-2.0
+// AVX2 kernels of ggml's Q4_0, Q4_1 and Q8_0 blocks, bit for bit the bytes of
+// arch/ggml_scalar.hpp (tests/ggml_test.cpp). Eight blocks at a time:
+// - block maxima and minima by vmaxps(x, acc) / vminps(x, acc), which return acc when x is
+//   NaN: NaN elements drop out exactly as in ggml's `if (v < min)` comparisons;
+// - the eight scales, reciprocals and fp16 fields in one vector each (vdivps, vcvtps2ph round
+//   to nearest even as GGML_FP32_TO_FP16 does for finite values);
+// - codes by vcvttps2dq (truncation, as C's float-to-int cast) clamped to [0, 15] in 16-bit
+//   lanes: NaN products become 0x80000000 and so code 0, the x86 result blockq defines.
+// A block whose result hinges on what the vector order cannot reproduce (an Inf, a
+// reciprocal that overflows, a NaN in Q8_0's MAX chain, the sign of a zero extreme, Q4_0's
+// +a / -a tie for the first largest magnitude) goes through the scalar kernel instead.
+#pragma once
+
+#include "blockq/arch.hpp"
+#include "blockq/arch/ggml_scalar.hpp"
+
+#if BLOCKQ_WITH_AVX2
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+BLOCKQ_BEGIN_NAMESPACE
+namespace kernels {
+namespace ggml_avx2 {
+
+// A product that must stay a rounded float: no compiler may fuse it into the next addition.
+BLOCKQ_ALWAYS_INLINE __m256 rounded(__m256 v) noexcept {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
+// r[b] = op over the 8 lanes of m[b] (op: vmaxps, vminps or the unsigned integer maximum;
+// the float ops see no NaN).
+template <class Op>
+BLOCKQ_ALWAYS_INLINE __m256 reduce8(const __m256* m, Op op) noexcept {
+  const __m256 t0 = op(_mm256_unpacklo_ps(m[0], m[1]), _mm256_unpackhi_ps(m[0], m[1]));
+  const __m256 t1 = op(_mm256_unpacklo_ps(m[2], m[3]), _mm256_unpackhi_ps(m[2], m[3]));
+  const __m256 t2 = op(_mm256_unpacklo_ps(m[4], m[5]), _mm256_unpackhi_ps(m[4], m[5]));
+  const __m256 t3 = op(_mm256_unpacklo_ps(m[6], m[7]), _mm256_unpackhi_ps(m[6], m[7]));
+  const __m256 u0 = op(_mm256_shuffle_ps(t0, t1, 0x44), _mm256_shuffle_ps(t0, t1, 0xEE));
+  const __m256 u1 = op(_mm256_shuffle_ps(t2, t3, 0x44), _mm256_shuffle_ps(t2, t3, 0xEE));
+  return op(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+inline constexpr auto max_ps = [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); };
+inline constexpr auto min_ps = [](__m256 a, __m256 b) { return _mm256_min_ps(a, b); };
+inline constexpr auto max_epu32 = [](__m256 a, __m256 b) {
+  return _mm256_castsi256_ps(_mm256_max_epu32(_mm256_castps_si256(a), _mm256_castps_si256(b)));
+};
+
+// Maxima and minima of the eight blocks of 32 at x (NaN skipped; lo / hi start values).
+BLOCKQ_ALWAYS_INLINE void block_extremes8(const float* x, float lo, float hi, __m256& max8, __m256& min8) noexcept {
+  __m256 mx[8], mn[8];
+  for (int b = 0; b < 8; ++b) {
+    __m256 a = _mm256_set1_ps(lo), z = _mm256_set1_ps(hi);
+    for (int k = 0; k < 4; ++k) {
+      const __m256 v = _mm256_loadu_ps(x + b * 32 + k * 8);
+      a = _mm256_max_ps(v, a);
+      z = _mm256_min_ps(v, z);
+    }
+    mx[b] = a;
+    mn[b] = z;
+  }
+  max8 = reduce8(mx, max_ps);
+  min8 = reduce8(mn, min_ps);
+}
+
+// The 32 truncated codes c0..c3 (elements 0..31, int32; 0x80000000 from NaN products) as
+// ggml's 16 bytes qs[j] = MIN(15, c[j]) | MIN(15, c[j + 16]) << 4 with NaN as 0, stored at out.
+BLOCKQ_ALWAYS_INLINE void store_nibbles(__m256i c0, __m256i c1, __m256i c2, __m256i c3, std::uint8_t* out) noexcept {
+  const __m256i fifteen = _mm256_set1_epi16(15);
+  // vpackusdw saturates 0x80000000 to 0; both halves interleave 128-bit lanes alike, so
+  // element j and element j + 16 share a 16-bit lane; vpermq 0xD8 restores the order.
+  const __m256i lo = _mm256_min_epi16(_mm256_packus_epi32(c0, c1), fifteen);
+  const __m256i hi = _mm256_min_epi16(_mm256_packus_epi32(c2, c3), fifteen);
+  const __m256i q = _mm256_permute4x64_epi64(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), 0xD8);
+  const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+}
+
+BLOCKQ_ALWAYS_INLINE void store16(std::uint8_t* p, std::uint16_t h) noexcept { std::memcpy(p, &h, 2); }
+
+}  // namespace ggml_avx2
+
+namespace ggml_avx2 {
+
+// The per-group facts the code pass needs: reciprocals (and Q4_1's minima), the fp16 fields,
+// and which blocks go through the scalar kernel.
+struct group_scales {
+  alignas(32) float id[8];
+  alignas(32) float min[8];
+  alignas(16) std::uint16_t d[8];
+  alignas(16) std::uint16_t m[8];
+  int slow;
+};
+
+BLOCKQ_ALWAYS_INLINE void store_fp16x8(std::uint16_t* p, __m256 v) noexcept {
+  _mm_store_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+BLOCKQ_ALWAYS_INLINE __m256 abs_ps(__m256 v) noexcept { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+BLOCKQ_ALWAYS_INLINE __m256 finite_ps(__m256 v) noexcept {
+  return _mm256_cmp_ps(abs_ps(v), _mm256_set1_ps(__builtin_inff()), _CMP_LT_OQ);
+}
+// id = d ? 1/d : 0.
+BLOCKQ_ALWAYS_INLINE __m256 reciprocal_or_zero(__m256 d) noexcept {
+  return _mm256_andnot_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ), _mm256_div_ps(_mm256_set1_ps(1.0f), d));
+}
+
+// Q4_0 scales of the eight blocks at x.
+BLOCKQ_ALWAYS_INLINE void q4_0_scales(const float* x, group_scales& g) noexcept {
+  __m256 mx, mn;
+  block_extremes8(x, -__builtin_inff(), __builtin_inff(), mx, mn);
+  // The element of largest magnitude is the block's max or its min; when both have it
+  // (+a and -a) only the scalar kernel knows which came first. All zero: max stays +0.
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 neg_mn = _mm256_sub_ps(zero, mn);
+  __m256 m = _mm256_blendv_ps(mx, mn, _mm256_cmp_ps(neg_mn, mx, _CMP_GT_OQ));
+  const __m256 zero_block = _mm256_and_ps(_mm256_cmp_ps(mx, zero, _CMP_EQ_OQ), _mm256_cmp_ps(mn, zero, _CMP_EQ_OQ));
+  m = _mm256_andnot_ps(zero_block, m);
+  // m / -8 as m * -0.125: the same correctly rounded value of the same real number.
+  const __m256 d = _mm256_mul_ps(m, _mm256_set1_ps(-0.125f));
+  const __m256 id = reciprocal_or_zero(d);
+  // Scalar blocks: an extreme not finite (Inf; all NaN), id overflowing, the +a / -a tie.
+  const __m256 ok = _mm256_and_ps(_mm256_and_ps(finite_ps(id), _mm256_and_ps(finite_ps(mx), finite_ps(mn))),
+                                  _mm256_or_ps(zero_block, _mm256_cmp_ps(neg_mn, mx, _CMP_NEQ_UQ)));
+  g.slow = ~_mm256_movemask_ps(ok) & 0xFF;
+  _mm256_store_ps(g.id, id);
+  store_fp16x8(g.d, d);
+}
+
+BLOCKQ_ALWAYS_INLINE void q4_0_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
+  const __m256 half8 = _mm256_set1_ps(8.5f);
+  for (int j = 0; j < 8; ++j) {
+    if (g.slow >> j & 1) {
+      ggml_q4_0_block(arch::scalar{}, x + j * 32, out + j * 18);
+      continue;
+    }
+    const __m256 s = _mm256_broadcast_ss(g.id + j);
+    const float* p = x + j * 32;
+    __m256i c[4];
+    for (int k = 0; k < 4; ++k)
+      c[k] = _mm256_cvttps_epi32(_mm256_add_ps(rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
+    store16(out + j * 18, g.d[j]);
+    store_nibbles(c[0], c[1], c[2], c[3], out + j * 18 + 2);
+  }
+}
+
+// Q4_1 scales and minima of the eight blocks at x.
+BLOCKQ_ALWAYS_INLINE void q4_1_scales(const float* x, group_scales& g) noexcept {
+  constexpr float flt_max = 3.40282346638528859812e+38f;
+  __m256 mx, mn;
+  block_extremes8(x, -flt_max, flt_max, mx, mn);
+  const __m256 d = _mm256_div_ps(_mm256_sub_ps(mx, mn), _mm256_set1_ps(15.0f));
+  const __m256 id = reciprocal_or_zero(d);
+  // Scalar blocks: d or id not finite (Inf, max - min overflowing, all NaN), and an
+  // extreme equal to zero (whose sign depends on which zero came first).
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 ok = _mm256_and_ps(_mm256_and_ps(finite_ps(d), finite_ps(id)),
+                                  _mm256_and_ps(_mm256_cmp_ps(mx, zero, _CMP_NEQ_UQ), _mm256_cmp_ps(mn, zero, _CMP_NEQ_UQ)));
+  g.slow = ~_mm256_movemask_ps(ok) & 0xFF;
+  _mm256_store_ps(g.id, id);
+  _mm256_store_ps(g.min, mn);
+  store_fp16x8(g.d, d);
+  store_fp16x8(g.m, mn);
+}
+
+BLOCKQ_ALWAYS_INLINE void q4_1_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  for (int j = 0; j < 8; ++j) {
+    if (g.slow >> j & 1) {
+      ggml_q4_1_block(arch::scalar{}, x + j * 32, out + j * 20);
+      continue;
+    }
+    const __m256 s = _mm256_broadcast_ss(g.id + j), m = _mm256_broadcast_ss(g.min + j);
+    const float* p = x + j * 32;
+    __m256i c[4];
+    for (int k = 0; k < 4; ++k)
+      c[k] = _mm256_cvttps_epi32(
+          _mm256_add_ps(rounded(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + k * 8), m), s)), half));
+    store16(out + j * 20, g.d[j]);
+    store16(out + j * 20 + 2, g.m[j]);
+    store_nibbles(c[0], c[1], c[2], c[3], out + j * 20 + 4);
+  }
+}
+
+// Q8_0 scales of the eight blocks at x. amax is the integer maximum of the absolute bits:
+// NaN sorts above Inf, so one test finds the blocks with NaN or Inf (ggml's MAX chain keeps
+// a NaN only when no element follows it, which the scalar kernel reproduces).
+BLOCKQ_ALWAYS_INLINE void q8_0_scales(const float* x, group_scales& g) noexcept {
+  const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+  __m256 mx[8];
+  for (int j = 0; j < 8; ++j) {
+    __m256i a = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k)
+      a = _mm256_max_epu32(a, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j * 32 + k * 8)), abs_mask));
+    mx[j] = _mm256_castsi256_ps(a);
+  }
+  const __m256 amax = reduce8(mx, max_epu32);
+  const __m256 finite = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(0x7F800000), _mm256_castps_si256(amax)));
+  const __m256 d = _mm256_div_ps(amax, _mm256_set1_ps(127.0f));
+  const __m256 id = reciprocal_or_zero(d);
+  g.slow = ~_mm256_movemask_ps(_mm256_and_ps(finite, finite_ps(id))) & 0xFF;
+  _mm256_store_ps(g.id, id);
+  store_fp16x8(g.d, d);
+}
+
+BLOCKQ_ALWAYS_INLINE void q8_0_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int j = 0; j < 8; ++j) {
+    if (g.slow >> j & 1) {
+      ggml_q8_0_block(arch::scalar{}, x + j * 32, out + j * 34);
+      continue;
+    }
+    const __m256 s = _mm256_broadcast_ss(g.id + j);
+    __m256i c[4];
+    for (int k = 0; k < 4; ++k) {
+      // roundf: truncate, then step away from zero when the dropped part is >= 1/2 (both
+      // exact for |y| <= 127.00002).
+      const __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + j * 32 + k * 8), s);
+      const __m256 t = _mm256_round_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(y, t));
+      const __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), _mm256_or_ps(one, _mm256_and_ps(sign, y)));
+      c[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, step));
+    }
+    const __m256i q = _mm256_permutevar8x32_epi32(
+        _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3])), order);
+    store16(out + j * 34, g.d[j]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j * 34 + 2), q);
+  }
+}
+
+// Groups of eight blocks, software-pipelined: the scales of group g + 1 (two divisions deep)
+// are computed before the codes of group g, so that the out-of-order core overlaps them.
+template <std::size_t Bytes, class Scales, class Codes, class Block>
+BLOCKQ_ALWAYS_INLINE void groups(const float* x, std::size_t nb, std::uint8_t* out, Scales scales, Codes codes,
+                                 Block block) noexcept {
+  const std::size_t ng = nb / 8;
+  group_scales g[2];
+  if (ng > 0) scales(x, g[0]);
+  for (std::size_t i = 0; i < ng; ++i) {
+    if (i + 1 < ng) scales(x + (i + 1) * 256, g[(i + 1) & 1]);
+    codes(x + i * 256, g[i & 1], out + i * 8 * Bytes);
+  }
+  for (std::size_t b = ng * 8; b < nb; ++b) block(arch::scalar{}, x + b * 32, out + b * Bytes);
+}
+
+}  // namespace ggml_avx2
+
+inline void ggml_q4_0(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
+  ggml_avx2::groups<18>(x, nb, out, ggml_avx2::q4_0_scales, ggml_avx2::q4_0_codes,
+                        [](auto a, const float* p, std::uint8_t* o) { ggml_q4_0_block(a, p, o); });
+}
+inline void ggml_q4_1(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
+  ggml_avx2::groups<20>(x, nb, out, ggml_avx2::q4_1_scales, ggml_avx2::q4_1_codes,
+                        [](auto a, const float* p, std::uint8_t* o) { ggml_q4_1_block(a, p, o); });
+}
+inline void ggml_q8_0(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
+  ggml_avx2::groups<34>(x, nb, out, ggml_avx2::q8_0_scales, ggml_avx2::q8_0_codes,
+                        [](auto a, const float* p, std::uint8_t* o) { ggml_q8_0_block(a, p, o); });
+}
+
+// Decoding: the products (and Q4_1's separate addition) of the scalar kernels, 8 lanes at a time.
+namespace ggml_avx2 {
+// The 32 nibbles of qs as int32 lanes: elements 0..7, 8..15 (low nibbles), 16..23, 24..31.
+BLOCKQ_ALWAYS_INLINE void nibbles32(const std::uint8_t* qs, __m256i* c) noexcept {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F)), hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+  c[0] = _mm256_cvtepu8_epi32(lo);
+  c[1] = _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8));
+  c[2] = _mm256_cvtepu8_epi32(hi);
+  c[3] = _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8));
+}
+BLOCKQ_ALWAYS_INLINE float fp16_at(const std::uint8_t* p) noexcept {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return float16::from_bits(h).to_float();
+}
+}  // namespace ggml_avx2
+
+inline void ggml_q4_0_dequantize(arch::avx2, const std::uint8_t* in, std::size_t nb, float* out) noexcept {
+  using namespace ggml_avx2;
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::uint8_t* p = in + b * 18;
+    const __m256 d = _mm256_set1_ps(fp16_at(p));
+    __m256i c[4];
+    nibbles32(p + 2, c);
+    for (int k = 0; k < 4; ++k)
+      _mm256_storeu_ps(out + b * 32 + k * 8,
+                       _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c[k], _mm256_set1_epi32(8))), d));
+  }
+}
+
+inline void ggml_q4_1_dequantize(arch::avx2, const std::uint8_t* in, std::size_t nb, float* out) noexcept {
+  using namespace ggml_avx2;
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::uint8_t* p = in + b * 20;
+    const __m256 d = _mm256_set1_ps(fp16_at(p)), m = _mm256_set1_ps(fp16_at(p + 2));
+    __m256i c[4];
+    nibbles32(p + 4, c);
+    for (int k = 0; k < 4; ++k)
+      _mm256_storeu_ps(out + b * 32 + k * 8, _mm256_add_ps(rounded(_mm256_mul_ps(_mm256_cvtepi32_ps(c[k]), d)), m));
+  }
+}
+
+inline void ggml_q8_0_dequantize(arch::avx2, const std::uint8_t* in, std::size_t nb, float* out) noexcept {
+  using namespace ggml_avx2;
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::uint8_t* p = in + b * 34;
+    const __m256 d = _mm256_set1_ps(fp16_at(p));
+    for (int k = 0; k < 4; ++k) {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2 + k * 8));
+      _mm256_storeu_ps(out + b * 32 + k * 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
+    }
+  }
+}
+
+inline void ggml_mxfp4_dequantize(arch::avx2, const std::uint8_t* in, std::size_t nb, float* out) noexcept {
+  using namespace ggml_avx2;
+  // kvalues_mxfp4: codes 0..7 from kpos, 8..15 from kneg (whose code 8 is +0, as ggml's int 0).
+  const __m256 kpos = _mm256_setr_ps(0, 1, 2, 3, 4, 6, 8, 12), kneg = _mm256_setr_ps(0, -1, -2, -3, -4, -6, -8, -12);
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::uint8_t* p = in + b * 17;
+    const __m256 d = _mm256_set1_ps(detail::ggml_e8m0_half(p[0]));
+    __m256i c[4];
+    nibbles32(p + 1, c);
+    for (int k = 0; k < 4; ++k) {
+      const __m256 v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(kpos, c[k]), _mm256_permutevar8x32_ps(kneg, c[k]),
+                                        _mm256_castsi256_ps(_mm256_slli_epi32(c[k], 28)));
+      _mm256_storeu_ps(out + b * 32 + k * 8, _mm256_mul_ps(v, d));
+    }
+  }
+}
+
+}  // namespace kernels
+BLOCKQ_END_NAMESPACE
+#endif

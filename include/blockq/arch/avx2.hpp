@@ -854,46 +854,57 @@ BLOCKQ_ALWAYS_INLINE void e2m1_estimates(const float* x, std::size_t n, const fl
 // within 8 steps of a multiple of 2^21 in the bits (where every E2M1 threshold lies, see
 // e2m1_key_bits) in [0.125, 7]; such a candidate is reported unknown (-1), and so is a
 // scale whose reciprocal is not a normal float.
+namespace avx2_detail {
+// The per-call part of block_sse_estimates shared by the x86 tiers: the reciprocals
+// (unknown, -1, where fl(1 / s) is not a normal float), then
+// f(tie constant, K constant, exact constant, rcp, scales, out) on the K usable scales.
+template <class F>
+BLOCKQ_ALWAYS_INLINE void run_estimates(const float* scales, std::size_t k, tie_mode ties, float* est, F&& f) {
+  float rcp[max_estimates], sc[max_estimates], out[max_estimates];
+  std::size_t idx[max_estimates], m = 0;
+  bool exact = true;
+  for (std::size_t j = 0; j < k; ++j) {
+    float r = exact_reciprocal(scales[j]);
+    if (r == 0.0f) {
+      exact = false;
+      r = 1.0f / scales[j];
+      if (!(r >= 0x1p-126f && r <= 0x1p126f)) {
+        est[j] = -1.0f;
+        continue;
+      }
+    }
+    rcp[m] = r;
+    sc[m] = scales[j];
+    idx[m++] = j;
+  }
+  with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+    auto run = [&](auto kk) BLOCKQ_LAMBDA_INLINE {
+      if (exact)
+        f(t, kk, std::true_type{}, rcp, sc, out);
+      else
+        f(t, kk, std::false_type{}, rcp, sc, out);
+    };
+    switch (m) {
+      case 0: run(std::integral_constant<std::size_t, 0>{}); break;
+      case 1: run(std::integral_constant<std::size_t, 1>{}); break;
+      case 2: run(std::integral_constant<std::size_t, 2>{}); break;
+      case 3: run(std::integral_constant<std::size_t, 3>{}); break;
+      default: run(std::integral_constant<std::size_t, 4>{}); break;
+    }
+  });
+  for (std::size_t j = 0; j < m; ++j) est[idx[j]] = out[j];
+}
+}  // namespace avx2_detail
+
 template <class Element>
 void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
                          tie_mode ties, float zero_below, float* est, float& zero) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
-    using namespace avx2_detail;
-    float rcp[max_estimates], sc[max_estimates];
-    std::size_t idx[max_estimates], m = 0;
-    bool exact = true;
-    for (std::size_t j = 0; j < k; ++j) {
-      float r = exact_reciprocal(scales[j]);
-      if (r == 0.0f) {
-        exact = false;
-        r = 1.0f / scales[j];
-        if (!(r >= 0x1p-126f && r <= 0x1p126f)) {
-          est[j] = -1.0f;
-          continue;
-        }
-      }
-      rcp[m] = r;
-      sc[m] = scales[j];
-      idx[m++] = j;
-    }
-    float out[max_estimates];
-    with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      constexpr tie_mode T = decltype(t)::value;
-      auto run = [&](auto kk) BLOCKQ_LAMBDA_INLINE {
-        if (exact)
-          e2m1_estimates<T, decltype(kk)::value, true>(x, n, rcp, sc, zero_below, out, zero);
-        else
-          e2m1_estimates<T, decltype(kk)::value, false>(x, n, rcp, sc, zero_below, out, zero);
-      };
-      switch (m) {
-        case 0: run(std::integral_constant<std::size_t, 0>{}); break;
-        case 1: run(std::integral_constant<std::size_t, 1>{}); break;
-        case 2: run(std::integral_constant<std::size_t, 2>{}); break;
-        case 3: run(std::integral_constant<std::size_t, 3>{}); break;
-        default: run(std::integral_constant<std::size_t, 4>{}); break;
-      }
+    avx2_detail::run_estimates(scales, k, ties, est, [&](auto t, auto kk, auto ex, const float* rcp, const float* sc,
+                                                         float* out) BLOCKQ_LAMBDA_INLINE {
+      avx2_detail::e2m1_estimates<decltype(t)::value, decltype(kk)::value, decltype(ex)::value>(x, n, rcp, sc,
+                                                                                              zero_below, out, zero);
     });
-    for (std::size_t j = 0; j < m; ++j) est[idx[j]] = out[j];
   } else {
     block_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
   }

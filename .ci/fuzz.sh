@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of the blockq tool's file readers (safetensors,
-# npy) with clang (-fsanitize=fuzzer,address,undefined) and runs each for a
+# npy), its --tensors name filter (RE2) and its safetensors writer's round trip
+# with clang (-fsanitize=fuzzer,address,undefined) and runs each for a
 # bounded time from its seed corpus in tests/fuzz/corpus/. Exits non-zero when
 # a target crashes, leaks, trips a sanitizer or fails to build; the input
 # that did it is left in build-fuzz/ (crash-*, leak-*, timeout-*).
-#   BLOCKQ_FUZZ_SECONDS   seconds per target (default 45)
+#   BLOCKQ_FUZZ_SECONDS   seconds per reader target (default 45)
+#   BLOCKQ_FUZZ_SECONDS_SMALL  seconds for the name filter and the writer (default 20 each)
 #   CXX_FUZZ              the clang++ to use (default: clang++, else clang++-14)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${BLOCKQ_FUZZ_SECONDS:-45}
+small_seconds=${BLOCKQ_FUZZ_SECONDS_SMALL:-20}
 out="$root/build-fuzz"
 cxx=${CXX_FUZZ:-}
 if [[ -z "$cxx" ]]; then
@@ -20,16 +23,22 @@ flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
 io=("$root/tools/blockq/tensor.cpp" "$root/tools/blockq/safetensors.cpp" "$root/tools/blockq/npy.cpp")
 
 status=0
-for target in safetensors npy; do
+for target in safetensors npy name_filter writer; do
   exe="$out/fuzz_$target"
+  extra=()
+  time_limit=$seconds
+  case $target in
+    name_filter) extra=("$root/tools/blockq/select.cpp" -lre2); time_limit=$small_seconds ;;
+    writer) time_limit=$small_seconds ;;
+  esac
   echo "blockq fuzz: building $target" >&2
-  "$cxx" "${flags[@]}" "$root/tests/fuzz/fuzz_$target.cpp" "${io[@]}" -o "$exe"
+  "$cxx" "${flags[@]}" "$root/tests/fuzz/fuzz_$target.cpp" "${io[@]}" "${extra[@]}" -o "$exe"
   corpus="$out/corpus-$target"
   mkdir -p "$corpus"
-  echo "blockq fuzz: running $target for ${seconds} s" >&2
+  echo "blockq fuzz: running $target for ${time_limit} s" >&2
   if ! (cd "$out" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         "$exe" "$corpus" "$root/tests/fuzz/corpus/$target" -dict="$root/tests/fuzz/$target.dict" \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+        -max_total_time="$time_limit" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
         >"$out/fuzz_$target.log" 2>&1); then
     echo "blockq fuzz: $target FAILED; the end of its log ($out/fuzz_$target.log):" >&2
     tail -n 40 "$out/fuzz_$target.log" >&2

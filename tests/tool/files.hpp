@@ -128,10 +128,12 @@ struct run_result {
   std::string out, err;
 };
 
-// Runs the tool with the arguments (a shell string) in `dir`.
-inline run_result run_tool(const temp_dir& dir, const std::string& args) {
+// Runs the tool with the arguments (a shell string) in `dir`, after the shell
+// commands `before` (e.g. "umask 077;"). The code is 128 + N for a signal N.
+inline run_result run_tool(const temp_dir& dir, const std::string& args, const std::string& before = "") {
   const std::string out = (dir.path() / "..stdout").string(), err = (dir.path() / "..stderr").string();
-  const std::string cmd = "cd '" + dir.path().string() + "' && '" BLOCKQ_TOOL_PATH "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const std::string cmd = "cd '" + dir.path().string() + "' && " + before + " '" BLOCKQ_TOOL_PATH "' " + args + " >'" + out +
+                          "' 2>'" + err + "'";
   const int st = std::system(cmd.c_str());
   run_result r;
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;

@@ -136,6 +136,11 @@ expected expect_mx(const std::vector<float>& x, const shape_t& shape, std::size_
   if (ggml) {
     std::vector<std::uint8_t> g(x.size() / 32 * 17);
     blockq::pack_ggml_mxfp4(t.codes, t.scales, g);
+    // What the file holds decodes: the ggml layout stores zero as code 0 (never -0, SPEC §8).
+    std::vector<std::uint8_t> codes(x.size()), scales(x.size() / 32);
+    blockq::unpack_ggml_mxfp4(g, codes, scales);
+    e.dequantized.resize(x.size());
+    q.dequantize(codes, scales, e.dequantized);
     e.parts[""] = g;
     e.shapes[""] = lead(shape, {k / 32, 17});
     e.types[""] = dtype::U8;

@@ -3,7 +3,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <map>
+#include <limits>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -12,7 +16,10 @@
 #include <nlohmann/json.hpp>
 
 #include "blockq/version.hpp"
+#include "blockq/nvfp4.hpp"
 #include "codec.hpp"
+#include "export.hpp"
+#include "folder.hpp"
 #include "file.hpp"
 #include "parallel.hpp"
 #include "pipeline.hpp"
@@ -43,7 +50,10 @@ struct job {
   const tensor_info* act = nullptr;  // calibration activations [T, K] (rule hessian)
   std::vector<float> act_x;
   hessian_input h;
-  std::vector<std::size_t> nonfinite;  // per chunk
+  std::vector<std::size_t> nonfinite;  // per chunk: NaN/Inf inputs
+  std::vector<std::size_t> broken;     // per chunk: finite inputs whose blocks dequantize to NaN/Inf
+  std::vector<std::uint8_t> extreme;   // per chunk: finite values outside [2^-100, 2^100] in magnitude
+  bool verify = false;                 // whether its blocks are dequantized and checked
   std::size_t chunk_rows = 1;
 };
 
@@ -161,69 +171,118 @@ std::uint64_t write_all(const source& src, sink& dst, std::vector<job>& jobs, co
   return dst.commit();
 }
 
+// Whether x holds finite non-zero values of magnitude above 2^100 or below
+// 2^-100. Within that range every format's scales and products stay far
+// from float32's overflow and underflow; outside it, what a format does is
+// checked (below) rather than assumed.
+bool has_extreme_values(std::span<const float> x) {
+  constexpr float hi = 0x1p100f, lo = 0x1p-100f;
+  bool e = false;
+  for (float v : x) {
+    const float a = std::fabs(v);
+    e |= (a > hi && a <= std::numeric_limits<float>::max()) || (a < lo && a > 0.0f);
+  }
+  return e;
+}
+
+// Checks what was just quantized: dequantizes rows [r0, r1) over the job's
+// floats (no longer needed) and counts the NaN/Inf values in blocks whose
+// inputs were all finite (a block with a NaN/Inf input is NaN by SPEC §3).
+std::size_t dequantized_nonfinite(const codec& c, job& j, std::size_t r0, std::size_t r1,
+                                  std::span<const std::span<std::uint8_t>> parts) {
+  const std::size_t block = c.config().block, first = r0 * j.k, n = (r1 - r0) * j.k;
+  thread_local std::vector<std::uint8_t> finite_block;
+  finite_block.assign(n / block, 1);
+  const float* x = j.x.data() + first;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) finite_block[i / block] = 0;
+  std::vector<std::span<const std::uint8_t>> in(parts.begin(), parts.end());
+  c.dequantize_rows(in, j.k, r0, r1, j.x);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) bad += finite_block[i / block] && !std::isfinite(x[i]);
+  return bad;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
 
-void run_quantize(const quantize_options& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
-  const auto coder = make_codec(cfg);
-  const auto how = make_method("rtn");
-  check_safetensors_output(opt.output);
-  if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian)
-    throw error("--hessian is used by --rule hessian only");
-  if (cfg.rule == blockq::scale_rule::hessian && opt.hessian.empty())
-    throw error("--rule hessian needs calibration activations (--hessian ACTS)");
-  if (cfg.format->fam != family::mx && cfg.format->fam != family::nvfp4 && cfg.format->fam != family::fp4 &&
-      opt.ties != "even")
-    warn("--ties applies to the float formats; " + std::string(cfg.format->name) + " codes round half to even");
-  selection sel;
-  if (opt.tensors_given) sel.include.emplace(opt.tensors);
+namespace {
 
-  const auto in = open_source(opt.input);
-  if (in->meta(meta_tensors) || in->meta("blockq.format"))
-    throw error(opt.input + " is already quantized by blockq; dequantize it first");
-  std::unique_ptr<source> acts;
-  if (!opt.hessian.empty()) acts = open_source(opt.hessian);
-  const auto out = make_safetensors_sink(opt.output, *in);
+// The largest finite |x| of a tensor, read in bounded pieces.
+float tensor_amax(const source& src, const tensor_info& t) {
+  constexpr std::uint64_t step = std::uint64_t{4} << 20;  // elements a piece
+  const std::size_t size = dtype_size(t.type);
+  std::vector<std::uint8_t> raw;
+  std::vector<float> x;
+  float amax = 0.0f;
+  for (std::uint64_t at = 0, n = t.numel(); at < n; at += step) {
+    const std::size_t m = static_cast<std::size_t>(std::min(step, n - at));
+    raw.resize(m * size);
+    x.resize(m);
+    src.read(t, at * size, raw);
+    to_float(t.type, raw.data(), m, x.data());
+    for (float v : x)
+      if (std::isfinite(v)) amax = std::max(amax, std::fabs(v));
+  }
+  return amax;
+}
 
-  // What happens to each tensor.
-  const std::vector<bool> selected = select_tensors(*in, *out, sel, cfg);
-  std::vector<job> jobs(in->tensors().size());
+struct quantize_result {
+  std::size_t quantized = 0;
+  std::uint64_t written = 0;
+};
+
+// The shared part of quantize: every tensor of `in` quantized (selected[i])
+// or copied into `out`, in batches, on `threads` threads. `acts` holds the
+// calibration activations of rule hessian.
+quantize_result quantize_into(const source& in, sink& out, const codec& coder, const method& how, const source* acts,
+                              const std::string& acts_path, const std::vector<bool>& selected, const quant_config& cfg,
+                              unsigned threads) {
+  std::vector<job> jobs(in.tensors().size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     job& j = jobs[i];
-    const tensor_info& t = in->tensors()[i];
+    const tensor_info& t = in.tensors()[i];
     j.p.in = &t;
     if (!selected[i]) {
-      j.outs = out->outputs(t, nullptr);
+      j.outs = out.outputs(t, nullptr);
+      continue;
+    }
+    j.outs = out.outputs(t, &coder);
+    // What the tool writes, it must read back: no part above the readers' rank limit.
+    std::size_t rank = 0;
+    for (const tensor_spec& o : j.outs) rank = std::max(rank, o.shape.size());
+    if (rank > max_rank) {
+      warn("tensor " + in_quotes(t.name) + " of rank " + std::to_string(t.shape.size()) + " would be stored with rank " +
+           std::to_string(rank) + " in " + std::string(cfg.format->name) + ", above the limit of " +
+           std::to_string(max_rank) + "; copied unchanged");
+      j.outs = out.outputs(t, nullptr);
       continue;
     }
     const std::uint64_t k = t.shape.back();
     j.transform = true;
-    j.p.quantized_with = coder.get();
+    j.p.quantized_with = &coder;
     j.k = static_cast<std::size_t>(k);
     j.rows = static_cast<std::size_t>(t.numel() / k);
     j.chunk_rows = chunk_rows_for(j.k);
-    j.outs = out->outputs(t, coder.get());
     if (acts) {
       const tensor_info* a = acts->find(t.name);
-      if (!a) throw error(opt.hessian + " has no activations for tensor " + in_quotes(t.name));
+      if (!a) throw error(acts_path + " has no activations for tensor " + in_quotes(t.name));
       if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[1] != k || a->shape[0] == 0)
-        throw error("activations " + in_quotes(t.name) + " in " + opt.hessian + " have shape " + shape_string(a->shape) + " " +
+        throw error("activations " + in_quotes(t.name) + " in " + acts_path + " have shape " + shape_string(a->shape) + " " +
                     std::string(to_string(a->type)) + "; expected floats of shape [T, " + std::to_string(k) +
                     "] for the weight " + shape_string(t.shape));
       j.act = a;
     }
   }
 
-  const unsigned threads = opt.threads ? opt.threads : default_threads();
   progress bar("quantizing", transformed_elements(jobs));
   float_pool pool;
-  std::size_t quantized = 0;
-  const std::uint64_t written = write_all(*in, *out, jobs, &cfg, [&](std::vector<job*>& batch) {
+  quantize_result res;
+  const blockq::nvfp4_quantizer<> nvfp4;
+  res.written = write_all(in, out, jobs, &cfg, [&](std::vector<job*>& batch) {
     std::vector<job*> work;
     for (job* j : batch)
       if (j->transform) work.push_back(j);
@@ -231,8 +290,10 @@ void run_quantize(const quantize_options& opt) {
     pool.assign(work);
     for (job* j : work) {
       j->nonfinite.assign(num_chunks(*j), 0);
+      j->broken.assign(num_chunks(*j), 0);
+      j->extreme.assign(num_chunks(*j), 0);
       j->parts.clear();
-      for (const tensor_spec& s : coder->outputs(j->p.in->name, j->p.in->shape))
+      for (const tensor_spec& s : coder.outputs(j->p.in->name, j->p.in->shape))
         j->parts.emplace_back(static_cast<std::size_t>(s.bytes()));
     }
     const auto chunks = chunks_of(work);
@@ -243,14 +304,15 @@ void run_quantize(const quantize_options& opt) {
       const std::size_t size = dtype_size(t.type), first = c.r0 * c.j->k, n = (c.r1 - c.r0) * c.j->k;
       float* dst = c.j->x.data() + first;
       if (t.type == dtype::F32) {
-        in->read(t, first * size, {reinterpret_cast<std::uint8_t*>(dst), n * size});
+        in.read(t, first * size, {reinterpret_cast<std::uint8_t*>(dst), n * size});
         c.j->nonfinite[c.index] = to_float(t.type, reinterpret_cast<const std::uint8_t*>(dst), n, dst);
       } else {
         thread_local std::vector<std::uint8_t> buf;
         buf.resize(n * size);
-        in->read(t, first * size, buf);
+        in.read(t, first * size, buf);
         c.j->nonfinite[c.index] = to_float(t.type, buf.data(), n, dst);
       }
+      c.j->extreme[c.index] = has_extreme_values({dst, n});
     });
     // 2. per-tensor values (NVFP4 tensor scale, Hessians)
     parallel_for(work.size(), threads, [&](std::size_t i) {
@@ -259,15 +321,19 @@ void run_quantize(const quantize_options& opt) {
         const std::vector<std::uint8_t> raw = acts->read_all(*j.act);
         j.act_x.resize(static_cast<std::size_t>(j.act->numel()));
         if (const std::size_t bad = to_float(j.act->type, raw.data(), j.act_x.size(), j.act_x.data()))
-          throw error("activations " + in_quotes(j.p.in->name) + " in " + opt.hessian + " have " + std::to_string(bad) +
+          throw error("activations " + in_quotes(j.p.in->name) + " in " + acts_path + " have " + std::to_string(bad) +
                       " NaN/Inf values");
         j.h.activations = j.act_x;
       }
-      j.st = how->prepare(*coder, j.x, j.k, j.act ? &j.h : nullptr);
+      j.st = how.prepare(coder, j.x, j.k, j.act ? &j.h : nullptr);
+      // Fused layers: one tensor scale from the group's largest amax.
+      if (cfg.format->fam == family::nvfp4)
+        if (const std::optional<float> a = out.shared_amax(*j.p.in)) j.st.tensor_scale = nvfp4.tensor_scale(std::span<const float>(&*a, 1));
       j.act_x = std::vector<float>();
       j.h = {};
     });
     for (job* j : work) {
+      j->verify = std::find(j->extreme.begin(), j->extreme.end(), 1) != j->extreme.end();
       std::size_t bad = 0;
       for (std::size_t b : j->nonfinite) bad += b;
       if (bad)
@@ -280,17 +346,248 @@ void run_quantize(const quantize_options& opt) {
         [&](std::size_t i) {
           const chunk_ref& c = chunks[i];
           std::vector<std::span<std::uint8_t>> parts(c.j->parts.begin(), c.j->parts.end());
-          how->quantize_rows(*coder, c.j->x, c.j->k, c.r0, c.r1, c.j->st, parts);
+          how.quantize_rows(coder, c.j->x, c.j->k, c.r0, c.r1, c.j->st, parts);
+          if (c.j->verify) c.j->broken[c.index] = dequantized_nonfinite(coder, *c.j, c.r0, c.r1, parts);
           bar.add((c.r1 - c.r0) * c.j->k);
         },
         &bar);
-    quantized += work.size();
+    for (job* j : work) {
+      std::size_t broken = 0;
+      for (std::size_t b : j->broken) broken += b;
+      if (broken)
+        warn("tensor " + in_quotes(j->p.in->name) + ": " + std::to_string(broken) + " finite values dequantize to NaN/Inf with " +
+             std::string(cfg.format->name) + " (the format cannot represent this tensor's range)");
+    }
+    res.quantized += work.size();
   });
   bar.finish();
+  return res;
+}
+
+void check_hessian_options(const quantize_options& opt, const quant_config& cfg, bool acts_for_scales) {
+  if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian && !acts_for_scales)
+    throw error("--hessian is used by --rule hessian only");
+  if (cfg.rule == blockq::scale_rule::hessian && opt.hessian.empty())
+    throw error("--rule hessian needs calibration activations (--hessian ACTS)");
+  if (cfg.format->fam != family::mx && cfg.format->fam != family::nvfp4 && cfg.format->fam != family::fp4 &&
+      opt.ties != "even")
+    warn("--ties applies to the float formats; " + std::string(cfg.format->name) + " codes round half to even");
+}
+
+void report_done(const quantize_options& opt, const quant_config& cfg, const quantize_result& r, std::size_t total,
+                 std::chrono::steady_clock::time_point t0) {
   std::fprintf(stderr, "blockq: %s: %zu tensor%s quantized to %s (rule %s, block %zu), %zu copied, %s in %.2f s\n",
-               opt.output.c_str(), quantized, quantized == 1 ? "" : "s", std::string(cfg.format->name).c_str(),
-               std::string(blockq::to_string(cfg.rule)).c_str(), cfg.block, jobs.size() - quantized,
-               human_bytes(static_cast<double>(written)).c_str(), seconds_since(t0));
+               opt.output.c_str(), r.quantized, r.quantized == 1 ? "" : "s", std::string(cfg.format->name).c_str(),
+               std::string(blockq::to_string(cfg.rule)).c_str(), cfg.block, total - r.quantized,
+               human_bytes(static_cast<double>(r.written)).c_str(), seconds_since(t0));
+}
+
+// --shards: comma-separated shard file names, 1-based numbers or ranges A-B.
+std::vector<std::string> parse_shards(const std::string& list, const folder_source& src) {
+  std::vector<std::string> out;
+  const auto& all = src.shards();
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at);
+    at = comma + 1;
+    if (item.empty()) continue;
+    const std::size_t dash = item.find('-');
+    auto number = [&](const std::string& s) -> std::size_t {
+      if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) return 0;
+      return std::stoul(s);
+    };
+    const std::size_t a = number(dash == std::string::npos ? item : item.substr(0, dash));
+    const std::size_t b = dash == std::string::npos ? a : number(item.substr(dash + 1));
+    if (a && b) {
+      if (a > b || b > all.size())
+        throw error("--shards " + item + ": the model has shards 1 to " + std::to_string(all.size()));
+      for (std::size_t i = a; i <= b; ++i) out.push_back(all[i - 1]);
+    } else {
+      out.push_back(item);  // a file name, checked by folder_source
+    }
+  }
+  if (out.empty()) throw error("--shards '" + list + "' names no shard");
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// Activation amax per weight, for ModelOpt's input_scale: from --act-amax
+// (JSON {"module or weight name": amax}) or from the activations of --hessian.
+std::map<std::string, float> input_amax(const quantize_options& opt, const folder_source& src, const std::vector<bool>& sel,
+                                        unsigned threads) {
+  std::map<std::string, float> out;
+  std::vector<const tensor_info*> want;
+  for (std::size_t i = 0; i < sel.size(); ++i)
+    if (sel[i]) want.push_back(&src.tensors()[i]);
+  if (!opt.act_amax.empty()) {
+    const input_file f(opt.act_amax);
+    const auto b = f.read_all();
+    json j;
+    try {
+      j = json::parse(b.begin(), b.end());
+    } catch (const json::exception&) {
+      throw error(opt.act_amax + " is not valid JSON");
+    }
+    if (!j.is_object()) throw error(opt.act_amax + " is not a JSON object of activation amax values");
+    for (const tensor_info* t : want) {
+      const std::string m = module_of(t->name);
+      const json* v = j.contains(t->name) ? &j[t->name] : j.contains(m) ? &j[m] : nullptr;
+      if (!v || !v->is_number() || !(v->get<double>() > 0.0) || !std::isfinite(v->get<double>()))
+        throw error(opt.act_amax + " has no positive activation amax for " + in_quotes(m));
+      out[t->name] = v->get<float>();
+    }
+    return out;
+  }
+  const auto acts = open_source(opt.hessian);
+  std::vector<float> amax(want.size());
+  parallel_for(want.size(), threads, [&](std::size_t i) {
+    const tensor_info* a = acts->find(want[i]->name);
+    if (!a || !is_quantizable(a->type)) throw error(opt.hessian + " has no activations for tensor " + in_quotes(want[i]->name));
+    amax[i] = tensor_amax(*acts, *a);
+    if (!(amax[i] > 0.0f)) throw error("the activations of " + in_quotes(want[i]->name) + " in " + opt.hessian + " are all zero");
+  });
+  for (std::size_t i = 0; i < want.size(); ++i) out[want[i]->name] = amax[i];
+  return out;
+}
+
+void run_quantize_folder(const quantize_options& opt, std::chrono::steady_clock::time_point t0) {
+  const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
+  const std::optional<export_kind> kind = parse_export(opt.export_name.empty() ? "compressed-tensors" : opt.export_name);
+  if (!kind) throw error("unknown --export '" + opt.export_name + "' (blockq, compressed-tensors, modelopt)");
+  if (*kind == export_kind::blockq)
+    throw error("--export blockq writes one .safetensors file; a model folder goes to --export compressed-tensors or modelopt");
+  check_export_format(*kind, cfg);
+  const bool modelopt = *kind == export_kind::modelopt;
+  if (modelopt && opt.hessian.empty() && opt.act_amax.empty())
+    throw error("--export modelopt needs activation statistics for input_scale (--hessian ACTS or --act-amax FILE): "
+                "engines load its checkpoints as W4A4 and read input_scale; without calibration data use the "
+                "weight-only --export compressed-tensors --format nvfp4");
+  if (!opt.act_amax.empty() && !modelopt) throw error("--act-amax is used by --export modelopt only");
+  check_hessian_options(opt, cfg, modelopt);
+  const unsigned threads = opt.threads ? opt.threads : default_threads();
+
+  {
+    // An output inside the model folder would be listed, and copied, as one of its files.
+    namespace fs = std::filesystem;
+    const std::string in_dir = fs::weakly_canonical(opt.input).string() + "/",
+                      out_dir = fs::weakly_canonical(opt.output).string() + "/";
+    if (out_dir.compare(0, in_dir.size(), in_dir) == 0 || in_dir.compare(0, out_dir.size(), out_dir) == 0)
+      throw error("the output folder '" + opt.output + "' and the model folder '" + opt.input + "' overlap; write elsewhere");
+  }
+  const folder_source full(opt.input);
+  std::unique_ptr<folder_source> part;
+  if (!opt.shards.empty()) part = std::make_unique<folder_source>(opt.input, parse_shards(opt.shards, full));
+  const folder_source& work = part ? *part : full;
+
+  // Selection over the whole model (the ignore list and the fused groups
+  // need every shard), then the exports' own limits.
+  export_settings s;
+  s.kind = *kind;
+  s.cfg = cfg;
+  selection sel;
+  if (opt.tensors_given) sel.include.emplace(opt.tensors);
+  std::optional<name_filter> exclude;
+  if (!opt.exclude.empty()) exclude.emplace(opt.exclude);
+  const auto probe = make_folder_sink(opt.output, full, s, true);
+  std::vector<bool> chosen = select_tensors(full, *probe, sel, cfg);
+  std::map<std::string, bool> chosen_by_name;
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    const tensor_info& t = full.tensors()[i];
+    if (chosen[i] && exclude && exclude->matches(t.name)) chosen[i] = false;
+    if (chosen[i] && (t.shape.size() != 2 || module_of(t.name) == t.name)) {
+      warn("tensor " + in_quotes(t.name) + " " + shape_string(t.shape) + " is not the 2-D weight of a linear layer; copied unchanged");
+      chosen[i] = false;
+    }
+    if (chosen[i] && (cfg.format->fam == family::nvfp4 || cfg.format->fam == family::mx) && t.shape[1] % 2 != 0) chosen[i] = false;
+    chosen_by_name[t.name] = chosen[i];
+  }
+  s.scale_type = dtype::BF16;
+  for (std::size_t i = 0; i < chosen.size(); ++i)
+    if (chosen[i]) {
+      s.scale_type = full.tensors()[i].type;
+      break;
+    }
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    const tensor_info& t = full.tensors()[i];
+    if (!chosen[i] && is_ignored_linear(t.name, t.shape)) s.ignore.push_back(module_of(t.name));
+  }
+  std::sort(s.ignore.begin(), s.ignore.end());
+
+  std::vector<bool> selected(work.tensors().size());
+  for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = chosen_by_name.at(work.tensors()[i].name);
+
+  // Fused layers (q/k/v, gate/up) share one NVFP4 tensor scale from their largest amax.
+  if (cfg.format->fam == family::nvfp4 && !opt.no_fuse) {
+    std::map<std::string, std::vector<const tensor_info*>> groups;
+    for (std::size_t i = 0; i < chosen.size(); ++i)
+      if (chosen[i])
+        if (std::string g = fused_group(full.tensors()[i].name); !g.empty()) groups[g].push_back(&full.tensors()[i]);
+    std::vector<const tensor_info*> members;
+    for (auto& [g, m] : groups) {
+      bool here = false;
+      for (const tensor_info* t : m) here |= work.find(t->name) != nullptr;
+      if (m.size() > 1 && here) members.insert(members.end(), m.begin(), m.end());
+    }
+    std::vector<float> amax(members.size());
+    parallel_for(members.size(), threads, [&](std::size_t i) { amax[i] = tensor_amax(full, *members[i]); });
+    std::map<std::string, float> group_max;
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      float& gm = group_max[fused_group(members[i]->name)];
+      gm = std::max(gm, amax[i]);
+    }
+    for (const tensor_info* t : members) s.shared_amax[t->name] = group_max[fused_group(t->name)];
+  }
+  if (modelopt) s.input_amax = input_amax(opt, work, selected, threads);
+
+  std::unique_ptr<source> acts;
+  if (cfg.rule == blockq::scale_rule::hessian) acts = open_source(opt.hessian);
+  const auto coder = make_export_codec(*kind, cfg, s.scale_type);
+  const auto how = make_method("rtn");
+  const auto out = make_folder_sink(opt.output, work, s, part != nullptr);
+  const quantize_result r = quantize_into(work, *out, *coder, *how, acts.get(), opt.hessian, selected, cfg, threads);
+  report_done(opt, cfg, r, work.tensors().size(), t0);
+  if (part) std::fprintf(stderr, "blockq: %s: run blockq finalize %s once every shard is done\n", opt.output.c_str(), opt.output.c_str());
+}
+
+}  // namespace
+
+void run_quantize(const quantize_options& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (is_model_folder(opt.input)) {
+    run_quantize_folder(opt, t0);
+    return;
+  }
+  if (!opt.export_name.empty() && opt.export_name != "blockq")
+    throw error("--export " + opt.export_name + " writes a model folder: give a model folder (config.json and safetensors shards) as input");
+  if (!opt.shards.empty()) throw error("--shards applies to a model folder input");
+  if (!opt.act_amax.empty()) throw error("--act-amax is used by --export modelopt only");
+  const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
+  const auto coder = make_codec(cfg);
+  const auto how = make_method("rtn");
+  check_safetensors_output(opt.output);
+  check_hessian_options(opt, cfg, false);
+  selection sel;
+  if (opt.tensors_given) sel.include.emplace(opt.tensors);
+
+  const auto in = open_source(opt.input);
+  if (in->meta(meta_tensors) || in->meta("blockq.format"))
+    throw error(opt.input + " is already quantized by blockq; dequantize it first");
+  std::unique_ptr<source> acts;
+  if (!opt.hessian.empty()) acts = open_source(opt.hessian);
+  std::vector<file_id> inputs(in->files().begin(), in->files().end());
+  if (acts) inputs.insert(inputs.end(), acts->files().begin(), acts->files().end());
+  const auto out = make_safetensors_sink(opt.output, inputs);
+  std::vector<bool> selected = select_tensors(*in, *out, sel, cfg);
+  if (!opt.exclude.empty()) {
+    const name_filter ex(opt.exclude);
+    for (std::size_t i = 0; i < selected.size(); ++i)
+      if (ex.matches(in->tensors()[i].name)) selected[i] = false;
+  }
+  const unsigned threads = opt.threads ? opt.threads : default_threads();
+  const quantize_result r = quantize_into(*in, *out, *coder, *how, acts.get(), opt.hessian, selected, cfg, threads);
+  report_done(opt, cfg, r, in->tensors().size(), t0);
 }
 
 void run_dequantize(const dequantize_options& opt) {

@@ -17,6 +17,11 @@ struct quantize_options {
   std::string hessian;  // activations file for rule hessian
   std::string tensors;  // regex; empty: the default selection
   bool tensors_given = false;
+  std::string exclude;      // regex; matching tensors are not quantized
+  std::string export_name;  // empty: blockq for a file, compressed-tensors for a model folder
+  std::string shards;       // model folder: the shards to quantize (then blockq finalize)
+  std::string act_amax;     // --export modelopt: JSON of activation amax per module
+  bool no_fuse = false;     // NVFP4 exports: no shared tensor scale for q/k/v and gate/up
   unsigned threads = 0;  // 0: all cores
 };
 

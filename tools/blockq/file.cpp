@@ -59,6 +59,13 @@ pending_node* remove_on_signal(const std::string& path, bool folder) {
   return n;
 }
 
+mode_t current_umask() {
+  // Read by setting it; the tool calls this before it starts any thread.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  return mask;
+}
+
 // Refuses to create `path` when it names one of the inputs.
 void check_not_input(const std::string& path, std::span<const file_id> inputs) {
   struct stat st {};
@@ -127,7 +134,9 @@ output_file::output_file(const std::string& path, std::span<const file_id> input
   const int fd = ::mkstemp(name.data());
   if (fd < 0) throw error(sys_error("cannot create a file in", dir));
   tmp_.assign(name.data());
-  ::fchmod(fd, 0644);
+  // mkstemp makes the file 0600; give it the mode a file created with
+  // open(..., 0666) would have: the umask decides.
+  ::fchmod(fd, 0666 & ~current_umask());
   f_ = ::fdopen(fd, "wb");
   if (!f_) {
     ::close(fd);
@@ -174,9 +183,7 @@ output_folder::output_folder(const std::string& path, std::span<const file_id> i
   if (!::mkdtemp(buf.data())) throw error(sys_error("cannot create a folder in", dir));
   tmp_.assign(buf.data());
   // As a folder made by mkdir would be (mkdtemp makes it 0700).
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::chmod(tmp_.c_str(), 0777 & ~mask);
+  ::chmod(tmp_.c_str(), 0777 & ~current_umask());
   pending_ = remove_on_signal(tmp_, true);
 }
 

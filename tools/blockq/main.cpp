@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // blockq: quantize safetensors / npy tensors to MXFP4, NVFP4, FP4 and integer
 // formats, restore them, and report the error of every format.
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -12,6 +13,7 @@
 #include "blockq/version.hpp"
 #include "codec.hpp"
 #include "convert.hpp"
+#include "export.hpp"
 #include "report.hpp"
 #include "tensor.hpp"
 
@@ -25,10 +27,27 @@ void print_error(const std::string& what) {
   std::fprintf(stderr, "blockq: error: %s\n", line.c_str());
 }
 
+// An integer option in [lo, hi], checked on its text (before CLI11 converts
+// it), so that any input gets one short message naming the option and the
+// range: 0, -1, 1e9, a 30-digit number, letters.
+CLI::Validator integer_in(std::uint64_t lo, std::uint64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        std::uint64_t v = 0;
+        bool ok = !s.empty() && s.size() <= 19 && s.find_first_not_of("0123456789") == std::string::npos;
+        if (ok) v = std::stoull(s);
+        if (ok && v >= lo && v <= hi) return "";
+        const std::string shown = s.size() > 24 ? s.substr(0, 21) + "..." : s;
+        return "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got '" + shown + "'";
+      },
+      "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace blockq_tool;
+  constexpr std::uint64_t max_block = std::uint64_t{1} << 24, max_threads = 4096;
   CLI::App app{"blockq " BLOCKQ_VERSION_STRING
                ": block quantization of tensors (MXFP4, NVFP4, FP4, integers) in .safetensors and .npy files"};
   app.name("blockq");
@@ -36,14 +55,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   quantize_options q;
-  auto* qc = app.add_subcommand("quantize", "quantize the floating tensors of INPUT into OUTPUT (.safetensors)");
-  qc->add_option("INPUT", q.input, ".safetensors (F32, F16, BF16) or .npy (float32, float16) file")->required();
-  qc->add_option("-o,--output", q.output, "output .safetensors file")->required();
+  auto* qc = app.add_subcommand("quantize", "quantize the floating tensors of INPUT into OUTPUT (.safetensors, or a model folder)");
+  qc->add_option("INPUT", q.input,
+                 ".safetensors (F32, F16, BF16) or .npy (float32, float16) file, or a Hugging Face model folder")
+      ->required();
+  qc->add_option("-o,--output", q.output, "output .safetensors file (model folder input: output folder)")->required();
   qc->add_option("--format", q.format, "format: " + format_list())->required();
   qc->add_option("--rule", q.rule,
                  "scale rule: ocp, ceil, floor (MX); absmax, signed_max, minmax (integers); mse, lsq, hessian "
                  "[default: mxfp4 ocp, nvfp4/fp4/intN absmax, uintN minmax]");
-  qc->add_option("--block", q.block, "elements per block [default: 32; nvfp4 16]")->check(CLI::PositiveNumber);
+  qc->add_option("--block", q.block, "elements per block [default: 32; nvfp4 16]")->check(integer_in(1, max_block));
   qc->add_option("--ties", q.ties, "rounding of ties: even, toward_zero, away")
       ->check(CLI::IsMember({"even", "toward_zero", "away"}))
       ->capture_default_str();
@@ -52,21 +73,35 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   qc->add_option("--hessian", q.hessian, "calibration activations (.safetensors, NAME: [T, K]) for --rule hessian");
   auto* tensors_opt = qc->add_option("--tensors", q.tensors,
-                                     "regex (searched in names) selecting the tensors to quantize [default: floating "
+                                     "regular expression (RE2 syntax, searched in names) selecting the tensors to quantize [default: floating "
                                      "tensors of rank >= 2 whose last dimension is a multiple of the block]");
-  qc->add_option("--threads", q.threads, "worker threads [default: all cores]")->check(CLI::Range(1u, 4096u));
+  qc->add_option("--exclude", q.exclude, "regular expression (RE2 syntax, searched in names) of tensors never quantized");
+  qc->add_option("--export", q.export_name,
+                 "output convention: blockq (one file) or, for a model folder, compressed-tensors (int4, int8, uint4, "
+                 "uint8, nvfp4, mxfp4) or modelopt (nvfp4) [default: blockq; model folder: compressed-tensors]")
+      ->check(CLI::IsMember({"blockq", "compressed-tensors", "modelopt"}));
+  qc->add_option("--shards", q.shards,
+                 "model folder: quantize only these shards (names, 1-based numbers, ranges A-B) into OUT_DIR; "
+                 "then blockq finalize OUT_DIR");
+  qc->add_option("--act-amax", q.act_amax, "--export modelopt: JSON {\"module\": activation amax} for input_scale");
+  qc->add_flag("--no-fuse", q.no_fuse, "NVFP4 exports: no shared tensor scale for q/k/v and gate/up");
+  qc->add_option("--threads", q.threads, "worker threads [default: all cores]")->check(integer_in(1, max_threads));
+
+  std::string finalize_dir;
+  auto* fc = app.add_subcommand("finalize", "write the index, configs and copied files of a folder quantized with --shards");
+  fc->add_option("OUT_DIR", finalize_dir, "the output folder of blockq quantize --shards")->required();
 
   dequantize_options d;
   auto* dc = app.add_subcommand("dequantize", "restore a quantized file's tensors as F32 under their names and shapes");
   dc->add_option("INPUT", d.input, "a .safetensors file written by blockq quantize")->required();
   dc->add_option("-o,--output", d.output, "output .safetensors file")->required();
-  dc->add_option("--threads", d.threads, "worker threads [default: all cores]")->check(CLI::Range(1u, 4096u));
+  dc->add_option("--threads", d.threads, "worker threads [default: all cores]")->check(integer_in(1, max_threads));
 
   report_options r;
   auto* rc = app.add_subcommand("report", "bits, MSE, SQNR, max error and speed of formats x rules, per tensor and overall");
   rc->add_option("INPUT", r.input, ".safetensors or .npy file [default: the built-in suite]");
-  rc->add_option("--formats", r.formats, "comma-separated formats [default: mxfp4,nvfp4,fp4,int4,uint4,int8]");
-  rc->add_option("--rules", r.rules, "comma-separated rules; those that do not apply to a format are skipped "
+  auto* formats_opt = rc->add_option("--formats", r.formats, "comma-separated formats [default: mxfp4,nvfp4,fp4,int4,uint4,int8]");
+  auto* rules_opt = rc->add_option("--rules", r.rules, "comma-separated rules; those that do not apply to a format are skipped "
                                      "[default: each format's default rule, plus mse for formats of at most 6 bits]");
   rc->add_flag("--csv", r.csv, "comma-separated values for machines");
 
@@ -78,8 +113,8 @@ int main(int argc, char** argv) {
 
   if (argc > 1 && argv[1][0] != '-') {
     const std::string cmd = argv[1];
-    if (cmd != "quantize" && cmd != "dequantize" && cmd != "report" && cmd != "grid") {
-      print_error("unknown command '" + cmd + "' (quantize, dequantize, report, grid; see blockq --help)");
+    if (cmd != "quantize" && cmd != "dequantize" && cmd != "report" && cmd != "grid" && cmd != "finalize") {
+      print_error("unknown command '" + cmd + "' (quantize, finalize, dequantize, report, grid; see blockq --help)");
       return 2;
     }
   }
@@ -97,9 +132,13 @@ int main(int argc, char** argv) {
     if (qc->parsed()) {
       q.tensors_given = tensors_opt->count() > 0;
       run_quantize(q);
+    } else if (fc->parsed()) {
+      run_finalize(finalize_dir);
     } else if (dc->parsed()) {
       run_dequantize(d);
     } else if (rc->parsed()) {
+      r.formats_given = formats_opt->count() > 0;
+      r.rules_given = rules_opt->count() > 0;
       run_report(r);
     } else if (gc->parsed()) {
       run_grid(g);

@@ -2,6 +2,7 @@
 // The sources, selection, method and sink of today's tool (see pipeline.hpp).
 #include "pipeline.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -182,18 +183,33 @@ void check_safetensors_output(const std::string& path) {
 
 namespace {
 
-// Input metadata carried to the output: blockq's own keys are dropped (they
-// describe a former quantization).
-metadata_t kept_metadata(const metadata_t& in) {
+// The metadata keys quantize writes: they describe one quantization.
+constexpr std::array<std::string_view, 7> own_keys{"blockq.format", "blockq.rule",    "blockq.block",  "blockq.ties",
+                                                   "blockq.layout", "blockq.version", "blockq.tensors"};
+
+bool is_own_key(std::string_view k) { return std::find(own_keys.begin(), own_keys.end(), k) != own_keys.end(); }
+
+// Input metadata carried to the output: every key but those the tool writes
+// itself, which describe a quantization (dequantize drops them: they no
+// longer apply; quantize replaces them, with a warning naming them). Other
+// keys, "blockq."-prefixed or not, are kept as they are.
+metadata_t kept_metadata(const metadata_t& in, bool quantizing) {
   metadata_t out;
-  for (const auto& kv : in)
-    if (kv.first.rfind(meta_prefix, 0) != 0) out.push_back(kv);
+  std::string replaced;
+  for (const auto& kv : in) {
+    if (!is_own_key(kv.first)) {
+      out.push_back(kv);
+    } else if (quantizing) {
+      replaced += (replaced.empty() ? "" : ", ") + kv.first;
+    }
+  }
+  if (!replaced.empty()) warn("the input's metadata " + replaced + " replaced by this quantization's");
   return out;
 }
 
 class safetensors_sink final : public sink {
  public:
-  safetensors_sink(const std::string& path, const source& in) : path_(path), inputs_(in.files().begin(), in.files().end()) {
+  safetensors_sink(const std::string& path, std::span<const file_id> inputs) : path_(path), inputs_(inputs.begin(), inputs.end()) {
     check_safetensors_output(path);
   }
 
@@ -207,7 +223,7 @@ class safetensors_sink final : public sink {
     std::vector<tensor_spec> specs;
     specs.reserve(plan.size());
     for (const planned_output& p : plan) specs.push_back(p.spec);
-    metadata_t meta = kept_metadata(input_metadata);
+    metadata_t meta = kept_metadata(input_metadata, cfg != nullptr);
     if (cfg) {
       // What dequantize needs: the format and, per quantized tensor, its dtype and shape.
       nlohmann::json record = nlohmann::json::object();
@@ -252,7 +268,11 @@ class safetensors_sink final : public sink {
 }  // namespace
 
 std::unique_ptr<sink> make_safetensors_sink(const std::string& path, const source& in) {
-  return std::make_unique<safetensors_sink>(path, in);
+  return std::make_unique<safetensors_sink>(path, in.files());
+}
+
+std::unique_ptr<sink> make_safetensors_sink(const std::string& path, std::span<const file_id> inputs) {
+  return std::make_unique<safetensors_sink>(path, inputs);
 }
 
 }  // namespace blockq_tool

@@ -175,6 +175,9 @@ class sink {
 
   // Overrides the source's default selection when set.
   virtual std::optional<bool> default_selected(const tensor_info&) const { return std::nullopt; }
+  // NVFP4: the amax the tensor scale of t is computed from when it is not
+  // t's own (fused layers sharing one tensor scale).
+  virtual std::optional<float> shared_amax(const tensor_info&) const { return std::nullopt; }
   // The tensors written for input t: quantized with c, or copied (c null).
   virtual std::vector<tensor_spec> outputs(const tensor_info& t, const codec* c) const = 0;
   // Before any data: every output in order, the input tensors they come from
@@ -197,5 +200,7 @@ void check_safetensors_output(const std::string& path);
 // its metadata (blockq.format, ..., blockq.tensors); copied tensors and
 // metadata keep their names. Refuses to write over a file of `in`.
 std::unique_ptr<sink> make_safetensors_sink(const std::string& path, const source& in);
+// The same, refusing to write over any of `inputs` (the input and, say, calibration files).
+std::unique_ptr<sink> make_safetensors_sink(const std::string& path, std::span<const file_id> inputs);
 
 }  // namespace blockq_tool

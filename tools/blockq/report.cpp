@@ -103,6 +103,13 @@ struct measurement {
   double se = 0.0, energy = 0.0, max_abs = 0.0;
   std::size_t count = 0;
   double seconds = 0.0;  // quantizing once, one thread
+  std::size_t broken = 0;  // finite inputs that dequantize to NaN/Inf
+  std::size_t tensors = 0;  // pooled
+  bool flushed = false;     // a tensor with non-zero finite values came out all zero
+
+  // Errors that can be ranked: NaN/Inf ones (from NaN/Inf inputs, or a
+  // format that overflows) sort last, whatever their value.
+  bool finite() const { return std::isfinite(se) && std::isfinite(max_abs); }
 
   double mse() const { return count ? se / static_cast<double>(count) : 0.0; }
   double sqnr() const {
@@ -113,8 +120,11 @@ struct measurement {
     const double total_bits = bits * static_cast<double>(count) + m.bits * static_cast<double>(m.count);
     se += m.se;
     energy += m.energy;
-    max_abs = std::max(max_abs, m.max_abs);
+    max_abs = std::isnan(m.max_abs) ? m.max_abs : std::max(max_abs, m.max_abs);
     count += m.count;
+    broken += m.broken;
+    tensors += m.tensors;
+    flushed = flushed || m.flushed;
     seconds += m.seconds;
     bits = count ? total_bits / static_cast<double>(count) : 0.0;
   }
@@ -147,6 +157,21 @@ measurement measure(const codec& c, const named_tensor& t) {
   for (float v : t.x) m.energy += static_cast<double>(v) * v;
   m.max_abs = e.max_abs;
   m.seconds = best;
+  m.tensors = 1;
+  // Finite inputs that come out NaN/Inf, outside blocks holding a NaN/Inf
+  // input (which are NaN by SPEC §3).
+  const std::size_t block = c.config().block;
+  std::vector<bool> finite_block(y.size() / block, true);
+  for (std::size_t i = 0; i < y.size(); ++i)
+    if (!std::isfinite(t.x[i])) finite_block[i / block] = false;
+  bool any_nonzero = false, all_zero = true;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (!finite_block[i / block]) continue;
+    if (!std::isfinite(y[i])) ++m.broken;
+    any_nonzero = any_nonzero || t.x[i] != 0.0f;
+    all_zero = all_zero && y[i] == 0.0f;
+  }
+  m.flushed = any_nonzero && all_zero;
   return m;
 }
 
@@ -167,9 +192,11 @@ struct combo {
 
 std::vector<combo> combos(const report_options& opt, std::vector<std::string>& notes) {
   const std::vector<std::string> formats =
-      split(opt.formats.empty() ? std::string("mxfp4,nvfp4,fp4,int4,uint4,int8") : opt.formats);
-  if (formats.empty()) throw error("--formats is empty");
+      split(opt.formats.empty() && !opt.formats_given ? std::string("mxfp4,nvfp4,fp4,int4,uint4,int8") : opt.formats);
+  if (formats.empty()) throw error("--formats '" + opt.formats + "' names no format (formats: " + format_list() + ")");
   std::vector<std::string> rules = split(opt.rules);
+  if (opt.rules_given && rules.empty())
+    throw error("--rules '" + opt.rules + "' names no rule (rules: default, ocp, ceil, floor, absmax, signed_max, minmax, mse, lsq)");
   const bool default_rules = rules.empty();
   if (default_rules) {
     rules = {"default", "mse"};  // mse only for formats of at most 6 bits (below)
@@ -258,8 +285,9 @@ void run_report(const report_options& opt) {
   for (std::size_t ti = 0; ti < tensors.size(); ++ti)
     for (std::size_t ci = 0; ci < cs.size(); ++ci) {
       if (tensors[ti].shape.back() % cs[ci].cfg.block != 0) {
-        notes.push_back(tensors[ti].name + " " + shape_string(tensors[ti].shape) + ": not measured with " + cs[ci].label_format +
-                        " (last dimension not a multiple of " + std::to_string(cs[ci].cfg.block) + ")");
+        std::string note = tensors[ti].name + " " + shape_string(tensors[ti].shape) + ": not measured with " +
+                           cs[ci].label_format + " (last dimension not a multiple of " + std::to_string(cs[ci].cfg.block) + ")";
+        if (notes.empty() || notes.back() != note) notes.push_back(std::move(note));
         continue;
       }
       tasks.emplace_back(ti, ci);
@@ -276,7 +304,16 @@ void run_report(const report_options& opt) {
       },
       &bar);
   bar.finish();
-  for (const auto& [ti, ci] : tasks) total[ci].merge(results[ti][ci]);
+  for (const auto& [ti, ci] : tasks) {
+    total[ci].merge(results[ti][ci]);
+    const measurement& m = results[ti][ci];
+    const std::string who = "tensor '" + tensors[ti].name + "' with " + cs[ci].label_format + " " + cs[ci].label_rule;
+    if (m.broken)
+      warn(who + ": " + std::to_string(m.broken) + " finite values dequantize to NaN/Inf (the format cannot represent "
+           "this tensor's range); ranked last");
+    if (m.flushed)
+      warn(who + ": every value dequantizes to zero (the tensor's values are below the format's range)");
+  }
 
   if (opt.csv) {
     std::printf("tensor,shape,format,rule,block,bits_per_element,mse,sqnr_db,max_abs_error,elements_per_second\n");
@@ -318,14 +355,25 @@ void run_report(const report_options& opt) {
     for (std::size_t ci = 0; ci < cs.size(); ++ci) line(ci, results[ti][ci]);
   }
   if (tensors.size() > 1) {
-    std::printf("\nall %zu tensors together\n", tensors.size());
+    // The number of tensors each line pools (those whose last dimension fits its block).
+    bool same = true;
+    for (std::size_t ci = 0; ci < cs.size(); ++ci) same = same && total[ci].tensors == total[0].tensors;
+    if (same) {
+      std::printf("\nall %zu tensors together\n", total[0].tensors);
+    } else {
+      std::string counts;
+      for (std::size_t ci = 0; ci < cs.size(); ++ci)
+        counts += (ci ? ", " : "") + cs[ci].label_format + " " + cs[ci].label_rule + " " + std::to_string(total[ci].tensors);
+      std::printf("\nall tensors together (tensors pooled: %s)\n", counts.c_str());
+    }
     header();
     for (std::size_t ci = 0; ci < cs.size(); ++ci) line(ci, total[ci]);
   }
-  // The best SQNR (over all tensors) within each budget of bits per element.
+  // The best SQNR (over all tensors) within each budget of bits per element;
+  // a line with a NaN/Inf error is never the best.
   std::vector<std::size_t> order;
   for (std::size_t ci = 0; ci < cs.size(); ++ci)
-    if (total[ci].count) order.push_back(ci);
+    if (total[ci].count && total[ci].finite()) order.push_back(ci);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return total[a].bits < total[b].bits; });
   if (order.size() > 1) {
     std::printf("\nbest SQNR within a budget of bits/elem%s:\n", tensors.size() > 1 ? " (all tensors)" : "");
@@ -339,6 +387,12 @@ void run_report(const report_options& opt) {
                     static_cast<int>(rw), cs[best].label_rule.c_str(), total[best].sqnr());
     }
   }
+  std::size_t unranked = 0;
+  for (std::size_t ci = 0; ci < cs.size(); ++ci) unranked += total[ci].count && !total[ci].finite();
+  if (unranked)
+    notes.push_back(std::to_string(unranked) + " format/rule line" + (unranked == 1 ? " has" : "s have") +
+                    " NaN/Inf errors (NaN/Inf inputs, or values the format cannot represent) and " +
+                    (unranked == 1 ? "is" : "are") + " not ranked");
   std::printf(
       "\nbits/elem: element bits plus scale (and min) bits per element. SQNR = 10 log10(sum x^2 / sum (x - q(x))^2),\n"
       "higher is better (pooled over all elements for several tensors); MSE and max |err| in the tensor's units.\n"

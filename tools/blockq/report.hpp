@@ -12,6 +12,7 @@ struct report_options {
   std::string formats;  // comma-separated; empty: the default set
   std::string rules;    // comma-separated; empty: each format's default (and mse where available)
   bool csv = false;
+  bool formats_given = false, rules_given = false;  // an empty list given is an error
 };
 
 // Prints the report on stdout; throws error on bad options or input.

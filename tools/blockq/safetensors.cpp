@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
 #include <string_view>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -19,31 +19,60 @@ std::string offsets_string(std::uint64_t b, std::uint64_t e) {
   return "[" + std::to_string(b) + ", " + std::to_string(e) + "]";
 }
 
-// Parses the header, rejecting duplicate keys in any object and nesting
-// deeper than a valid header has (which also bounds the parser's stack).
-json parse_header(std::string_view text) {
-  std::vector<std::set<std::string>> keys;
-  const json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= 3) throw error("malformed header: JSON nested deeper than a safetensors header");
-        if (ev == json::parse_event_t::object_start) keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!keys.empty() && parsed.is_string() && !keys.back().insert(parsed.get<std::string>()).second)
-          throw error("malformed header: duplicate key " + in_quotes(parsed.get<std::string>()));
-        break;
-      default:
-        break;
-    }
+// A first pass over the header (SAX, no tree built) that rejects duplicate
+// keys in any object and nesting deeper than a valid header has (which also
+// bounds the second pass's stack). nlohmann's callback parser would do both
+// but rescans the parent object whenever an object ends: quadratic in the
+// number of tensors.
+class header_checker {
+ public:
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) {
+    open();
+    keys_.emplace_back();
     return true;
-  };
+  }
+  bool key(json::string_t& k) {
+    if (!keys_.back().insert(k).second) throw error("malformed header: duplicate key " + in_quotes(k));
+    return true;
+  }
+  bool end_object() {
+    keys_.pop_back();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    open();
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const json::exception& e) {
+    throw error(std::string("malformed JSON header: ") + e.what());
+  }
+
+ private:
+  void open() {
+    if (depth_ >= 3) throw error("malformed header: JSON nested deeper than a safetensors header");
+    ++depth_;
+  }
+  int depth_ = 0;
+  std::vector<std::unordered_set<std::string>> keys_;
+};
+
+json parse_header(std::string_view text) {
+  header_checker check;
+  json::sax_parse(text.begin(), text.end(), &check);
   try {
-    return json::parse(text.begin(), text.end(), cb);
+    return json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
     throw error(std::string("malformed JSON header: ") + e.what());
   }
@@ -173,31 +202,69 @@ std::uint64_t tensor_spec::bytes() const {
   return checked_mul(checked_numel(shape), dtype_size(type), "the byte size of tensor " + in_quotes(name));
 }
 
-std::string safetensors_header(std::span<const tensor_spec> tensors, const metadata_t& metadata) {
-  nlohmann::ordered_json h = nlohmann::ordered_json::object();
-  if (!metadata.empty()) {
-    nlohmann::ordered_json m = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : metadata) m[k] = v;
-    h["__metadata__"] = std::move(m);
+namespace {
+
+// A JSON string as nlohmann::json dumps it (the escaping the reader undoes);
+// throws error on invalid UTF-8.
+void append_json_string(std::string& out, const std::string& s, const char* what) {
+  try {
+    out += json(s).dump();
+  } catch (const json::exception&) {
+    throw error(std::string(what) + " is not valid UTF-8");
   }
+}
+
+}  // namespace
+
+std::string safetensors_header(std::span<const tensor_spec> tensors, const metadata_t& metadata) {
+  // Written by hand, in one pass with a hash set for duplicates: linear in
+  // the number of tensors (an ordered JSON object would search linearly on
+  // every insertion).
+  std::string text = "{";
+  if (!metadata.empty()) {
+    std::unordered_set<std::string_view> keys;
+    keys.reserve(metadata.size());
+    text += "\"__metadata__\":{";
+    for (const auto& [k, v] : metadata) {
+      if (!keys.insert(k).second) throw error("metadata key " + in_quotes(k) + " would be written twice");
+      if (text.back() != '{') text += ',';
+      append_json_string(text, k, "a metadata key");
+      text += ':';
+      append_json_string(text, v, "a metadata value");
+    }
+    text += '}';
+  }
+  std::unordered_set<std::string_view> names;
+  names.reserve(tensors.size());
   std::uint64_t at = 0;
   for (const tensor_spec& t : tensors) {
-    if (t.name.empty() || t.name == "__metadata__") throw error("invalid output tensor name " + in_quotes(t.name));
-    if (h.contains(t.name)) throw error("output tensor name " + in_quotes(t.name) + " would be written twice");
+    // What the reader would refuse is refused here, before anything is written.
+    if (t.name == "__metadata__") throw error("invalid output tensor name " + in_quotes(t.name));
+    if (!names.insert(t.name).second) throw error("output tensor name " + in_quotes(t.name) + " would be written twice");
+    if (t.shape.size() > max_rank)
+      throw error("output tensor " + in_quotes(t.name) + " would have rank " + std::to_string(t.shape.size()) +
+                  ", more than the " + std::to_string(max_rank) + " the reader accepts");
     const std::uint64_t size = t.bytes();
     std::uint64_t end = 0;
     if (__builtin_add_overflow(at, size, &end)) throw error("output file size overflows 64 bits");
-    h[t.name] = {{"dtype", std::string(to_string(t.type))}, {"shape", t.shape}, {"data_offsets", {at, end}}};
+    if (text.size() > 1) text += ',';
+    append_json_string(text, t.name, "a tensor name");
+    text += ":{\"dtype\":\"";
+    text += to_string(t.type);
+    text += "\",\"shape\":[";
+    for (std::size_t i = 0; i < t.shape.size(); ++i) {
+      if (i) text += ',';
+      text += std::to_string(t.shape[i]);
+    }
+    text += "],\"data_offsets\":[" + std::to_string(at) + "," + std::to_string(end) + "]}";
     at = end;
   }
-  std::string text;
-  try {
-    text = h.dump();
-  } catch (const nlohmann::json::exception&) {
-    throw error("a tensor name or metadata value is not valid UTF-8");
-  }
+  text += '}';
   text.append((8 - text.size() % 8) % 8, ' ');
   const std::uint64_t n = text.size();
+  if (n > max_header_bytes)
+    throw error("the output header would be " + std::to_string(n) + " bytes, more than the " +
+                std::to_string(max_header_bytes) + " a reader accepts (too many or too long tensor names)");
   std::string out(8, '\0');
   std::memcpy(out.data(), &n, 8);
   return out + text;

@@ -59,7 +59,9 @@ struct tensor_spec {
 // The start of a file holding `tensors` in this order, back to back: the
 // 8-byte length and the JSON header, padded with spaces so that the data
 // starts at a multiple of 8. __metadata__ comes first when not empty. Throws
-// error on an empty or duplicate name or the name __metadata__.
+// error on what parse_safetensors would refuse: a duplicate name or metadata
+// key, the name __metadata__, a rank above max_rank, invalid UTF-8, a header
+// above max_header_bytes.
 std::string safetensors_header(std::span<const tensor_spec> tensors, const metadata_t& metadata);
 
 }  // namespace blockq_tool

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// --tensors: a regular expression (ECMAScript) searched in tensor names.
+// --tensors: a regular expression (RE2 syntax) searched in tensor names.
 #pragma once
 
 #include <memory>

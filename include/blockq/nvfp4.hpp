@@ -39,6 +39,10 @@ struct nvfp4_options {
   tie_mode ties = tie_mode::even;
   // false: the tensor scale is 1 (the block scales alone carry the range).
   bool use_tensor_scale = true;
+  // "4 over 6": s_t = amax / (6 * 256) instead of amax / (6 * 448), so that the block
+  // scales keep room above the largest block's absmax scale (448 / 256 > 6 / 4): rule mse
+  // can then map any block's amax to 4 instead of 6 (its search covers every E4M3 scale).
+  bool four_over_six = false;
 };
 
 struct nvfp4_tensor {
@@ -70,7 +74,7 @@ class nvfp4_quantizer {
   const nvfp4_options& options() const noexcept { return opt_; }
   static constexpr std::size_t num_blocks(std::size_t n) noexcept { return detail::ceil_div(n, block); }
 
-  // s_t = amax / (6 * 448) over the finite elements; 1 when that amax is 0,
+  // s_t = amax / (6 * 448) (four_over_six: 6 * 256) over the finite elements; 1 when that amax is 0,
   // when it is not a normal float, or when the tensor scale is switched off.
   float tensor_scale(std::span<const float> x) const noexcept {
     if (!opt_.use_tensor_scale) return 1.0f;
@@ -194,8 +198,8 @@ class nvfp4_quantizer {
   }
 
  private:
-  static float tensor_scale_of(float amax) noexcept {
-    const float s = amax / (e2m1_max * e4m3_max);
+  float tensor_scale_of(float amax) const noexcept {
+    const float s = amax / (e2m1_max * (opt_.four_over_six ? 256.0f : e4m3_max));
     return s >= std::numeric_limits<float>::min() ? s : 1.0f;
   }
 

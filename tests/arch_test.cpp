@@ -50,8 +50,8 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // ------------------------------------------------------------------------------ data
 
-enum class kind { normal, scaled, ties, edge, bits, tiny };
-constexpr kind kKinds[] = {kind::normal, kind::scaled, kind::ties, kind::edge, kind::bits, kind::tiny};
+enum class kind { normal, scaled, ties, edge, bits, tiny, extreme };
+constexpr kind kKinds[] = {kind::normal, kind::scaled, kind::ties, kind::edge, kind::bits, kind::tiny, kind::extreme};
 
 const char* name(kind k) {
   switch (k) {
@@ -60,6 +60,7 @@ const char* name(kind k) {
     case kind::ties: return "ties";
     case kind::edge: return "edge";
     case kind::bits: return "bits";
+    case kind::extreme: return "extreme";
     case kind::tiny: return "tiny";
   }
   return "?";
@@ -79,7 +80,10 @@ std::uint32_t u32(float f) { return std::bit_cast<std::uint32_t>(f); }
 // - edge: 0, -0, subnormals, huge, NaN (quiet, negative, signalling), Inf, -Inf, ties, and
 //   ordinary values, one in eight elements edge in most blocks, none in some;
 // - bits: uniformly random bit patterns (every exponent, many NaNs);
-// - tiny: subnormals and the smallest normals only.
+// - tiny: subnormals and the smallest normals only;
+// - extreme: finite values near +-FLT_MAX of both signs (block ranges wider than FLT_MAX,
+//   where x - min and q * scale + min overflow float32), with subnormals and ordinary
+//   values mixed into some blocks of 16.
 std::vector<float> make_data(kind k, std::size_t n) {
   std::mt19937 g(seed_of(k, n));
   std::normal_distribution<float> nd;
@@ -110,6 +114,18 @@ std::vector<float> make_data(kind k, std::size_t n) {
         break;
       case kind::bits: x[i] = f32(static_cast<std::uint32_t>(g())); break;
       case kind::tiny: x[i] = f32((g() % 0x01000000u) | (g() % 2 ? 0x80000000u : 0u)); break;
+      case kind::extreme: {
+        const float big = f32(0x7F000000u | static_cast<std::uint32_t>(g() % 0x00800000u));  // [2^127, FLT_MAX]
+        const std::uint32_t r = static_cast<std::uint32_t>(g() % 8);
+        if (j % 3 == 0)  // only huge values, both signs
+          x[i] = r % 2 ? -big : big;
+        else if (j % 3 == 1)  // huge, subnormal and ordinary values
+          x[i] = r < 3 ? (r % 2 ? -big : big) : r < 5 ? f32(static_cast<std::uint32_t>(g() % 0x00800000u)) : nd(g);
+        else  // one sign, a narrow range at the top
+          x[i] = std::nextafter(std::numeric_limits<float>::max(), 0.0f) - static_cast<float>(r) * 2e31f;
+        if (clean && x[i] < 0.0f) x[i] = -x[i];
+        break;
+      }
     }
   }
   return x;
@@ -318,7 +334,7 @@ TYPED_TEST(Arch, IntegerKernels) {
           std::vector<float> w(n);
           for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 31) % 7) * 0.5f;
           for (float s : kScales)
-            for (float mn : {0.0f, -1.5f, 0.3f}) {
+            for (float mn : {0.0f, -1.5f, 0.3f, -3e38f}) {
               const std::string what = "int" + std::to_string(bits) + (sgn ? " signed, " : " unsigned, ") + scale_str(s) +
                                        ", min " + hex(mn) + ", " + where(k, n);
               std::vector<std::uint8_t> c0(n, 0xAA), c1(n, 0xAA);

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <unordered_map>
 
 namespace blockq_tool {
 
@@ -14,7 +15,14 @@ struct quantize_options {
   std::size_t block = 0;  // 0: the format's default
   std::string ties = "even";
   std::string layout = "ocp";
-  std::string hessian;  // activations file for rule hessian
+  std::string hessian;  // activations file for rule hessian and method gptq
+  std::string hessian_kind = "activations";  // or "matrix": NAME holds H [K, K]
+  std::string hessian_map;                   // JSON file: weight name -> activation name
+  std::string method = "rtn";                // or "gptq"
+  double damp = 0.01;
+  bool damp_given = false;
+  bool act_order = false;
+  std::string rotate = "none";               // or "hadamard" (size: the block)
   std::string tensors;  // regex; empty: the default selection
   bool tensors_given = false;
   std::string exclude;      // regex; matching tensors are not quantized
@@ -29,6 +37,10 @@ struct dequantize_options {
   std::string input, output;
   unsigned threads = 0;
 };
+
+// --hessian-map FILE: a JSON object from weight names to activation names
+// (empty path: empty map). Throws error naming the file.
+std::unordered_map<std::string, std::string> read_hessian_map(const std::string& path);
 
 // Both write OUTPUT atomically and throw error on any problem.
 void run_quantize(const quantize_options& opt);

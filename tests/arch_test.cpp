@@ -30,7 +30,11 @@ using namespace blockq;
 
 // Where the compiler targets no SIMD tag the list holds scalar alone, so that the suite
 // still runs (trivially: the oracle against itself).
-#if BLOCKQ_WITH_AVX2
+// The AVX-512 tier is compiled only into arch_avx512_test (this file built with the
+// AVX-512 flags, tests/CMakeLists.txt); its tests skip loudly on a CPU without it.
+#if BLOCKQ_WITH_AVX512
+using Tags = ::testing::Types<arch::avx2, arch::avx512>;
+#elif BLOCKQ_WITH_AVX2
 using Tags = ::testing::Types<arch::avx2>;
 #elif BLOCKQ_WITH_NEON && defined(__aarch64__)
 using Tags = ::testing::Types<arch::neon>;
@@ -182,8 +186,29 @@ const float kScales[] = {1.0f, 0.5f, 4.0f, 0x1p-124f, 0x1p-125f, 0x1p-126f, f32(
 
 std::string scale_str(float s) { return "scale " + hex(s); }
 
+// True when the CPU running the test has the instructions of the tag.
 template <class Tag>
-class Arch : public ::testing::Test {};
+bool cpu_runs() {
+#if BLOCKQ_WITH_AVX512
+  if constexpr (std::is_same_v<Tag, arch::avx512>) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  }
+#endif
+  return true;
+}
+
+template <class Tag>
+class Arch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu_runs<Tag>()) {
+      std::printf("*** SKIPPED: this CPU lacks %s (AVX-512 F/BW/VL/DQ); its kernels are NOT tested here ***\n", Tag::name);
+      GTEST_SKIP() << Tag::name << " not supported by this CPU";
+    }
+  }
+};
 TYPED_TEST_SUITE(Arch, Tags);
 
 // ------------------------------------------------------------------ kernels directly
@@ -359,6 +384,27 @@ TYPED_TEST(Arch, SearchKernels) {
         const double m = static_cast<double>(n + 8) * 0x1p-50;
         EXPECT_LE(std::abs(b0.zero - b1.zero), m * b0.zero) << "block_bound_energies zero, s = " << s << ", " << where(k, n);
         EXPECT_LE(std::abs(b0.clip - b1.clip), m * b0.clip) << "block_bound_energies clip, s = " << s << ", " << where(k, n);
+      }
+      // The searches' estimates (search/discrete.hpp): within their certified error of
+      // the scalar kernel wherever they vouch for a value (finite blocks, |x| <= 2^40).
+      const float amax = kernels::block_amax(arch::scalar{}, x.data(), n);
+      if (std::isfinite(amax) && amax <= 0x1p40f) {
+        const float sc[] = {1.0f, 0.5f, 4.0f, 0.3f, 1.0f / 3.0f, 0.448f, 7.0f, 0x1p-30f};
+        const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+        for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away})
+          for (std::size_t first = 0; first < 8; first += 4) {
+            float est[4], zero = -1.0f;
+            kernels::block_sse_estimates<e2m1>(A{}, x.data(), n, sc + first, 4, t, 0.75f, est, zero);
+            for (std::size_t j = 0; j < 4; ++j) {
+              if (est[j] == -1.0f) continue;
+              const double v = kernels::block_sse<e2m1>(arch::scalar{}, x.data(), n, sc[first + j], t);
+              ASSERT_LE(std::abs(est[j] - v), rel * v + abs) << "block_sse_estimates, " << scale_str(sc[first + j]) << ", " << where(k, n);
+            }
+            double z = 0.0;
+            for (float v : x)
+              if (std::fabs(v) < 0.75f) z += static_cast<double>(v) * v;
+            ASSERT_LE(std::abs(zero - z), rel * z + abs) << "block_sse_estimates zero, " << where(k, n);
+          }
       }
       if (n > 64) continue;
       std::mt19937 g(seed_of(k, n) + 1);
@@ -691,7 +737,7 @@ TYPED_TEST(Arch, Uniform) {
 // (codes and dequantized floats); a length that is not a multiple of the groups of 8
 // blocks leaves a tail for the per-block loop too.
 TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
-  if constexpr (!std::is_same_v<TypeParam, arch::avx2>) GTEST_SKIP() << "AVX2 streams only";
+  if constexpr (!std::is_base_of_v<arch::avx2, TypeParam>) GTEST_SKIP() << "AVX2 streams only";
   const std::size_t n = (std::size_t{32} << 20) / sizeof(float) + 272;
   std::vector<float> x(n);
   std::mt19937 g(kSeed);
@@ -733,6 +779,8 @@ TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
 TEST(ArchDefault, MatchesTheFlags) {
 #if defined(BLOCKQ_ARCH)
   EXPECT_TRUE((std::is_same_v<default_arch, arch::BLOCKQ_ARCH>));
+#elif BLOCKQ_WITH_AVX512
+  EXPECT_TRUE((std::is_same_v<default_arch, arch::avx512>));
 #elif BLOCKQ_WITH_AVX2
   EXPECT_TRUE((std::is_same_v<default_arch, arch::avx2>));
 #elif BLOCKQ_WITH_NEON
@@ -742,5 +790,12 @@ TEST(ArchDefault, MatchesTheFlags) {
 #endif
   std::printf("default_arch: %s\n", default_arch::name);
 }
+
+#if BLOCKQ_WITH_AVX2 && !BLOCKQ_WITH_AVX512
+TEST(ArchAvx512, TestedByItsOwnBinary) {
+  std::printf("*** SKIPPED here: the avx512 tag is not compiled into this binary; arch_avx512_test tests it ***\n");
+  GTEST_SKIP() << "see arch_avx512_test";
+}
+#endif
 
 }  // namespace

@@ -829,6 +829,122 @@ inline bound_energies block_bound_energies(arch::avx2, const float* x, std::size
   return {_mm_cvtsd_f64(_mm_add_sd(z2, _mm_unpackhi_pd(z2, z2))), _mm_cvtsd_f64(_mm_add_sd(c2, _mm_unpackhi_pd(c2, c2)))};
 }
 
+namespace avx2_detail {
+BLOCKQ_ALWAYS_INLINE float hsum_ps(__m256 v) noexcept {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// e2m1_round for y >= 0 (not NaN): the magnitude alone.
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256 e2m1_round_magnitude(__m256 a) noexcept {
+  if constexpr (T == tie_mode::even) {
+    const __m256 a8 = _mm256_min_ps(a, _mm256_set1_ps(8.0f));
+    const __m256i e = _mm256_max_epi32(_mm256_and_si256(_mm256_castps_si256(a8), splat(0x7F800000u)), splat(0x3F800000u));
+    const __m256 m = _mm256_castsi256_ps(_mm256_add_epi32(e, splat(22u << 23)));
+    return _mm256_min_ps(_mm256_sub_ps(_mm256_add_ps(a8, m), m), _mm256_set1_ps(6.0f));
+  } else {
+    return e2m1_round<T>(a);
+  }
+}
+
+// K candidates in one pass over the block (see block_sse_estimates below).
+template <tie_mode T, std::size_t K, bool Exact>
+BLOCKQ_ALWAYS_INLINE void e2m1_estimates(const float* x, std::size_t n, const float* rcp, const float* scales,
+                                         float zero_below, float* est, float& zero) noexcept {
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), zb = _mm256_set1_ps(zero_below);
+  __m256 z = _mm256_setzero_ps(), acc[K + 1], r[K + 1], s[K + 1];  // (+1: no empty arrays)
+  __m256i near[K + 1];
+  for (std::size_t j = 0; j < K; ++j) {
+    acc[j] = _mm256_setzero_ps();
+    near[j] = _mm256_setzero_si256();
+    r[j] = _mm256_set1_ps(rcp[j]);
+    s[j] = _mm256_set1_ps(scales[j]);
+  }
+  for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, no term
+    const __m256 y = _mm256_and_ps(v, abs_mask);
+    const __m256 y0 = _mm256_and_ps(y, _mm256_cmp_ps(y, zb, _CMP_LT_OQ));
+    z = _mm256_fmadd_ps(y0, y0, z);
+    for (std::size_t j = 0; j < K; ++j) {
+      const __m256 q = _mm256_mul_ps(y, r[j]);
+      if constexpr (!Exact) {
+        const __m256i b = _mm256_castps_si256(q);
+        const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(b, splat(0x3DFFFFFFu)), _mm256_cmpgt_epi32(splat(0x40E00001u), b));
+        const __m256i low = _mm256_and_si256(_mm256_add_epi32(b, splat(8u)), splat(0x1FFFFFu));
+        near[j] = _mm256_or_si256(near[j], _mm256_and_si256(in, _mm256_cmpgt_epi32(splat(16u), low)));
+      }
+      const __m256 res = _mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(q), s[j]));
+      acc[j] = _mm256_fmadd_ps(res, res, acc[j]);
+    }
+  });
+  zero = hsum_ps(z);
+  for (std::size_t j = 0; j < K; ++j) est[j] = Exact || _mm256_testz_si256(near[j], near[j]) ? hsum_ps(acc[j]) : -1.0f;
+}
+}  // namespace avx2_detail
+
+// E2M1: the residuals are the kernel's own (up to the sign), squared and summed in float.
+// A scale without an exact reciprocal multiplies by fl(1 / s) instead of dividing: the
+// product is within 5 float steps of fl(|x| / s), so it gives the same code unless it lies
+// within 8 steps of a multiple of 2^21 in the bits (where every E2M1 threshold lies, see
+// e2m1_key_bits) in [0.125, 7]; such a candidate is reported unknown (-1), and so is a
+// scale whose reciprocal is not a normal float.
+namespace avx2_detail {
+// The per-call part of block_sse_estimates shared by the x86 tiers: the reciprocals
+// (unknown, -1, where fl(1 / s) is not a normal float), then
+// f(tie constant, K constant, exact constant, rcp, scales, out) on the K usable scales.
+template <class F>
+BLOCKQ_ALWAYS_INLINE void run_estimates(const float* scales, std::size_t k, tie_mode ties, float* est, F&& f) {
+  float rcp[max_estimates], sc[max_estimates], out[max_estimates];
+  std::size_t idx[max_estimates], m = 0;
+  bool exact = true;
+  for (std::size_t j = 0; j < k; ++j) {
+    float r = exact_reciprocal(scales[j]);
+    if (r == 0.0f) {
+      exact = false;
+      r = 1.0f / scales[j];
+      if (!(r >= 0x1p-126f && r <= 0x1p126f)) {
+        est[j] = -1.0f;
+        continue;
+      }
+    }
+    rcp[m] = r;
+    sc[m] = scales[j];
+    idx[m++] = j;
+  }
+  with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+    auto run = [&](auto kk) BLOCKQ_LAMBDA_INLINE {
+      if (exact)
+        f(t, kk, std::true_type{}, rcp, sc, out);
+      else
+        f(t, kk, std::false_type{}, rcp, sc, out);
+    };
+    switch (m) {
+      case 0: run(std::integral_constant<std::size_t, 0>{}); break;
+      case 1: run(std::integral_constant<std::size_t, 1>{}); break;
+      case 2: run(std::integral_constant<std::size_t, 2>{}); break;
+      case 3: run(std::integral_constant<std::size_t, 3>{}); break;
+      default: run(std::integral_constant<std::size_t, 4>{}); break;
+    }
+  });
+  for (std::size_t j = 0; j < m; ++j) est[idx[j]] = out[j];
+}
+}  // namespace avx2_detail
+
+template <class Element>
+void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
+                         tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    avx2_detail::run_estimates(scales, k, ties, est, [&](auto t, auto kk, auto ex, const float* rcp, const float* sc,
+                                                         float* out) BLOCKQ_LAMBDA_INLINE {
+      avx2_detail::e2m1_estimates<decltype(t)::value, decltype(kk)::value, decltype(ex)::value>(x, n, rcp, sc,
+                                                                                              zero_below, out, zero);
+    });
+  } else {
+    block_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
+  }
+}
+
 // ------------------------------------------------------------- 16-bit float inputs
 
 inline void to_float(arch::avx2, const float16* in, std::size_t n, float* out) noexcept {

@@ -299,6 +299,31 @@ inline bound_energies block_bound_energies(arch::scalar, const float* x, std::si
   return e;
 }
 
+// Estimates for the one-pass discrete search (search/discrete.hpp), k <= 4 scales:
+//   est[j]  ~ block_sse<Element>(x, n, scales[j], ties), or -1 when not known;
+//   zero    ~ sum of x[i]^2 over |x[i]| < zero_below.
+// Each known value v (for the true value t) satisfies |v - t| <= estimate_error(n, t):
+// a relative (n + 16) 2^-23 plus an absolute n 2^-149, which covers float squares summed
+// in any order of up to n / 8 + 4 roundings (and, here, one rounding of the exact value to
+// float), as long as |x| <= 2^40 (the search checks it). Bounds only: they need not match
+// across architectures, the search evaluates every candidate they cannot rule out exactly.
+inline constexpr std::size_t max_estimates = 4;
+constexpr double estimate_relative_error(std::size_t n) noexcept { return static_cast<double>(n + 16) * 0x1p-23; }
+constexpr double estimate_absolute_error(std::size_t n) noexcept { return static_cast<double>(n) * 0x1p-149; }
+
+template <class Element>
+void block_sse_estimates(arch::scalar, const float* x, std::size_t n, const float* scales, std::size_t k,
+                         tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+  for (std::size_t j = 0; j < k; ++j)
+    est[j] = static_cast<float>(block_sse<Element>(arch::scalar{}, x, n, scales[j], ties));
+  double z = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double y = static_cast<double>(detail::abs_bits(x[i]));
+    if (y < zero_below) z += y * y;
+  }
+  zero = static_cast<float>(z);
+}
+
 // ---------------------------------------------------------------------------
 // Inputs in 16-bit floats, and the block loops of the amax rules, whole tensors at a
 // time so that an architecture can fuse them (one pass, no call per block). The

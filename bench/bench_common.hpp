@@ -82,4 +82,22 @@ inline void register_read_baseline(std::size_t bytes) {
   });
 }
 
+// One N(0, 1) tensor of `bytes` bytes per size, filled (and its pages touched) before any timing.
+inline const std::vector<float>& cached_input(std::size_t bytes) {
+  static std::map<std::size_t, std::vector<float>> cache;
+  auto it = cache.find(bytes);
+  if (it == cache.end()) it = cache.emplace(bytes, normal_data(bytes / sizeof(float))).first;
+  return it->second;
+}
+
+// The main of every benchmark binary: Google Benchmark with the kernel architecture in the context.
+inline int run(int argc, char** argv, const char* arch_name) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("blockq_arch", arch_name);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
 }  // namespace blockq_bench

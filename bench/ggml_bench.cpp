@@ -27,12 +27,7 @@ using blockq::scale_rule;
 
 constexpr std::size_t kSizes[] = {std::size_t{64} << 10, std::size_t{8} << 20};
 
-const std::vector<float>& input(std::size_t bytes) {
-  static std::map<std::size_t, std::vector<float>> cache;
-  auto it = cache.find(bytes);
-  if (it == cache.end()) it = cache.emplace(bytes, blockq_bench::normal_data(bytes / sizeof(float))).first;
-  return it->second;
-}
+const std::vector<float>& input(std::size_t bytes) { return blockq_bench::cached_input(bytes); }
 
 template <class F>
 void add(const std::string& name, F fn) {
@@ -100,11 +95,4 @@ void int4_quantize(scale_rule rule) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("blockq_arch", blockq::default_arch::name);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return blockq_bench::run(argc, argv, blockq::default_arch::name); }

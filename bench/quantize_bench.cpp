@@ -31,13 +31,7 @@ using blockq::tie_mode;
 
 constexpr std::size_t kSizes[] = {std::size_t{64} << 10, std::size_t{8} << 20, std::size_t{256} << 20};
 
-// One N(0, 1) tensor per size, filled (and its pages touched) before any timing.
-const std::vector<float>& input(std::size_t bytes) {
-  static std::map<std::size_t, std::vector<float>> cache;
-  auto it = cache.find(bytes);
-  if (it == cache.end()) it = cache.emplace(bytes, blockq_bench::normal_data(bytes / sizeof(float))).first;
-  return it->second;
-}
+const std::vector<float>& input(std::size_t bytes) { return blockq_bench::cached_input(bytes); }
 
 std::string name(const std::string& op, const std::string& format, const std::string& rule, std::size_t bytes) {
   return op + "/" + format + "/" + (rule.empty() ? "" : rule + "/") + std::to_string(bytes);
@@ -204,11 +198,4 @@ void int4_dequantize() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("blockq_arch", blockq::default_arch::name);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return blockq_bench::run(argc, argv, blockq::default_arch::name); }

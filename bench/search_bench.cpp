@@ -129,6 +129,7 @@ const int registered = [] {
     }
   }
   benchmark::RegisterBenchmark(("search/hessian_build/1024x512/" + std::to_string(1024 * k)).c_str(), hessian_build);
+  benchmark::AddCustomContext("blockq_arch", blockq::default_arch::name);
   return 0;
 }();
 

@@ -30,7 +30,11 @@ using namespace blockq;
 
 // Where the compiler targets no SIMD tag the list holds scalar alone, so that the suite
 // still runs (trivially: the oracle against itself).
-#if BLOCKQ_WITH_AVX2
+// The AVX-512 tier is compiled only into arch_avx512_test (this file built with the
+// AVX-512 flags, tests/CMakeLists.txt); its tests skip loudly on a CPU without it.
+#if BLOCKQ_WITH_AVX512
+using Tags = ::testing::Types<arch::avx2, arch::avx512>;
+#elif BLOCKQ_WITH_AVX2
 using Tags = ::testing::Types<arch::avx2>;
 #elif BLOCKQ_WITH_NEON && defined(__aarch64__)
 using Tags = ::testing::Types<arch::neon>;
@@ -46,8 +50,8 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // ------------------------------------------------------------------------------ data
 
-enum class kind { normal, scaled, ties, edge, bits, tiny };
-constexpr kind kKinds[] = {kind::normal, kind::scaled, kind::ties, kind::edge, kind::bits, kind::tiny};
+enum class kind { normal, scaled, ties, edge, bits, tiny, extreme };
+constexpr kind kKinds[] = {kind::normal, kind::scaled, kind::ties, kind::edge, kind::bits, kind::tiny, kind::extreme};
 
 const char* name(kind k) {
   switch (k) {
@@ -56,6 +60,7 @@ const char* name(kind k) {
     case kind::ties: return "ties";
     case kind::edge: return "edge";
     case kind::bits: return "bits";
+    case kind::extreme: return "extreme";
     case kind::tiny: return "tiny";
   }
   return "?";
@@ -75,7 +80,10 @@ std::uint32_t u32(float f) { return std::bit_cast<std::uint32_t>(f); }
 // - edge: 0, -0, subnormals, huge, NaN (quiet, negative, signalling), Inf, -Inf, ties, and
 //   ordinary values, one in eight elements edge in most blocks, none in some;
 // - bits: uniformly random bit patterns (every exponent, many NaNs);
-// - tiny: subnormals and the smallest normals only.
+// - tiny: subnormals and the smallest normals only;
+// - extreme: finite values near +-FLT_MAX of both signs (block ranges wider than FLT_MAX,
+//   where x - min and q * scale + min overflow float32), with subnormals and ordinary
+//   values mixed into some blocks of 16.
 std::vector<float> make_data(kind k, std::size_t n) {
   std::mt19937 g(seed_of(k, n));
   std::normal_distribution<float> nd;
@@ -106,6 +114,18 @@ std::vector<float> make_data(kind k, std::size_t n) {
         break;
       case kind::bits: x[i] = f32(static_cast<std::uint32_t>(g())); break;
       case kind::tiny: x[i] = f32((g() % 0x01000000u) | (g() % 2 ? 0x80000000u : 0u)); break;
+      case kind::extreme: {
+        const float big = f32(0x7F000000u | static_cast<std::uint32_t>(g() % 0x00800000u));  // [2^127, FLT_MAX]
+        const std::uint32_t r = static_cast<std::uint32_t>(g() % 8);
+        if (j % 3 == 0)  // only huge values, both signs
+          x[i] = r % 2 ? -big : big;
+        else if (j % 3 == 1)  // huge, subnormal and ordinary values
+          x[i] = r < 3 ? (r % 2 ? -big : big) : r < 5 ? f32(static_cast<std::uint32_t>(g() % 0x00800000u)) : nd(g);
+        else  // one sign, a narrow range at the top
+          x[i] = std::nextafter(std::numeric_limits<float>::max(), 0.0f) - static_cast<float>(r) * 2e31f;
+        if (clean && x[i] < 0.0f) x[i] = -x[i];
+        break;
+      }
     }
   }
   return x;
@@ -166,8 +186,29 @@ const float kScales[] = {1.0f, 0.5f, 4.0f, 0x1p-124f, 0x1p-125f, 0x1p-126f, f32(
 
 std::string scale_str(float s) { return "scale " + hex(s); }
 
+// True when the CPU running the test has the instructions of the tag.
 template <class Tag>
-class Arch : public ::testing::Test {};
+bool cpu_runs() {
+#if BLOCKQ_WITH_AVX512
+  if constexpr (std::is_same_v<Tag, arch::avx512>) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  }
+#endif
+  return true;
+}
+
+template <class Tag>
+class Arch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu_runs<Tag>()) {
+      std::printf("*** SKIPPED: this CPU lacks %s (AVX-512 F/BW/VL/DQ); its kernels are NOT tested here ***\n", Tag::name);
+      GTEST_SKIP() << Tag::name << " not supported by this CPU";
+    }
+  }
+};
 TYPED_TEST_SUITE(Arch, Tags);
 
 // ------------------------------------------------------------------ kernels directly
@@ -293,7 +334,7 @@ TYPED_TEST(Arch, IntegerKernels) {
           std::vector<float> w(n);
           for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 31) % 7) * 0.5f;
           for (float s : kScales)
-            for (float mn : {0.0f, -1.5f, 0.3f}) {
+            for (float mn : {0.0f, -1.5f, 0.3f, -3e38f}) {
               const std::string what = "int" + std::to_string(bits) + (sgn ? " signed, " : " unsigned, ") + scale_str(s) +
                                        ", min " + hex(mn) + ", " + where(k, n);
               std::vector<std::uint8_t> c0(n, 0xAA), c1(n, 0xAA);
@@ -343,6 +384,27 @@ TYPED_TEST(Arch, SearchKernels) {
         const double m = static_cast<double>(n + 8) * 0x1p-50;
         EXPECT_LE(std::abs(b0.zero - b1.zero), m * b0.zero) << "block_bound_energies zero, s = " << s << ", " << where(k, n);
         EXPECT_LE(std::abs(b0.clip - b1.clip), m * b0.clip) << "block_bound_energies clip, s = " << s << ", " << where(k, n);
+      }
+      // The searches' estimates (search/discrete.hpp): within their certified error of
+      // the scalar kernel wherever they vouch for a value (finite blocks, |x| <= 2^40).
+      const float amax = kernels::block_amax(arch::scalar{}, x.data(), n);
+      if (std::isfinite(amax) && amax <= 0x1p40f) {
+        const float sc[] = {1.0f, 0.5f, 4.0f, 0.3f, 1.0f / 3.0f, 0.448f, 7.0f, 0x1p-30f};
+        const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+        for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away})
+          for (std::size_t first = 0; first < 8; first += 4) {
+            float est[4], zero = -1.0f;
+            kernels::block_sse_estimates<e2m1>(A{}, x.data(), n, sc + first, 4, t, 0.75f, est, zero);
+            for (std::size_t j = 0; j < 4; ++j) {
+              if (est[j] == -1.0f) continue;
+              const double v = kernels::block_sse<e2m1>(arch::scalar{}, x.data(), n, sc[first + j], t);
+              ASSERT_LE(std::abs(est[j] - v), rel * v + abs) << "block_sse_estimates, " << scale_str(sc[first + j]) << ", " << where(k, n);
+            }
+            double z = 0.0;
+            for (float v : x)
+              if (std::fabs(v) < 0.75f) z += static_cast<double>(v) * v;
+            ASSERT_LE(std::abs(zero - z), rel * z + abs) << "block_sse_estimates zero, " << where(k, n);
+          }
       }
       if (n > 64) continue;
       std::mt19937 g(seed_of(k, n) + 1);
@@ -675,7 +737,7 @@ TYPED_TEST(Arch, Uniform) {
 // (codes and dequantized floats); a length that is not a multiple of the groups of 8
 // blocks leaves a tail for the per-block loop too.
 TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
-  if constexpr (!std::is_same_v<TypeParam, arch::avx2>) GTEST_SKIP() << "AVX2 streams only";
+  if constexpr (!std::is_base_of_v<arch::avx2, TypeParam>) GTEST_SKIP() << "AVX2 streams only";
   const std::size_t n = (std::size_t{32} << 20) / sizeof(float) + 272;
   std::vector<float> x(n);
   std::mt19937 g(kSeed);
@@ -717,6 +779,8 @@ TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
 TEST(ArchDefault, MatchesTheFlags) {
 #if defined(BLOCKQ_ARCH)
   EXPECT_TRUE((std::is_same_v<default_arch, arch::BLOCKQ_ARCH>));
+#elif BLOCKQ_WITH_AVX512
+  EXPECT_TRUE((std::is_same_v<default_arch, arch::avx512>));
 #elif BLOCKQ_WITH_AVX2
   EXPECT_TRUE((std::is_same_v<default_arch, arch::avx2>));
 #elif BLOCKQ_WITH_NEON
@@ -726,5 +790,12 @@ TEST(ArchDefault, MatchesTheFlags) {
 #endif
   std::printf("default_arch: %s\n", default_arch::name);
 }
+
+#if BLOCKQ_WITH_AVX2 && !BLOCKQ_WITH_AVX512
+TEST(ArchAvx512, TestedByItsOwnBinary) {
+  std::printf("*** SKIPPED here: the avx512 tag is not compiled into this binary; arch_avx512_test tests it ***\n");
+  GTEST_SKIP() << "see arch_avx512_test";
+}
+#endif
 
 }  // namespace

@@ -206,7 +206,8 @@ TEST(grid_invalid, Distributions) {
   expect_invalid([] { blockq::parse_distribution("cauchy"); }, "unknown distribution \"cauchy\"");
   expect_invalid([] { blockq::parse_distribution(""); }, "unknown distribution \"\"");
   expect_invalid([] { blockq::parse_distribution("student_t"); }, "needs its degrees of freedom");
-  expect_invalid([] { blockq::parse_distribution("student_t:2"); }, "2 degrees of freedom has no finite variance");
+  expect_invalid([] { blockq::parse_distribution("student_t:2"); },
+                 "student_t:2: Student-t with ν ≤ 2 has no finite variance (2 degrees of freedom)");
   expect_invalid([] { blockq::parse_distribution("student_t:x"); }, "\"student_t:x\"");
   expect_invalid([] { blockq::parse_distribution("normal:-1"); }, "finite number > 0");
   expect_invalid([] { blockq::parse_distribution("laplace:1e999"); }, "\"laplace:1e999\"");

@@ -4,7 +4,7 @@
 #   tools/deps.sh --ci     also clang/libFuzzer and the aarch64 cross toolchain + qemu
 set -euo pipefail
 pkgs=(cmake ninja-build g++ git libgtest-dev googletest libbenchmark-dev libboost-dev
-      nlohmann-json3-dev libcli11-dev libre2-dev pkg-config)
+      nlohmann-json3-dev libcli11-dev libre2-dev pkg-config libeigen3-dev)
 # node and npm: the tests' independent GGUF reader (@huggingface/gguf); a node
 # of another origin (nvm, NodeSource) counts as present.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -11,6 +11,20 @@
 #define BLOCKQ_WITH_AVX2 0
 #endif
 
+// AVX-512 F/BW/VL/DQ on top of AVX2 (-mavx512f -mavx512bw -mavx512vl -mavx512dq, or
+// -march=native on such a CPU); VBMI, used where it helps, has its own macro.
+#if BLOCKQ_WITH_AVX2 && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__)
+#define BLOCKQ_WITH_AVX512 1
+#else
+#define BLOCKQ_WITH_AVX512 0
+#endif
+#if BLOCKQ_WITH_AVX512 && defined(__AVX512VBMI__)
+#define BLOCKQ_WITH_AVX512VBMI 1
+#else
+#define BLOCKQ_WITH_AVX512VBMI 0
+#endif
+
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
 #define BLOCKQ_WITH_NEON 1
 #else
@@ -26,16 +40,23 @@ struct scalar {
 struct avx2 : scalar {
   static constexpr const char* name = "avx2";
 };
+// AVX-512 (F, BW, VL, DQ): overloads the kernels where 16 lanes beat AVX2's 8
+// (arch/avx512.hpp) and inherits AVX2's everywhere else.
+struct avx512 : avx2 {
+  static constexpr const char* name = "avx512";
+};
 struct neon : scalar {
   static constexpr const char* name = "neon";
 };
 
 }  // namespace arch
 
-// BLOCKQ_ARCH (scalar, avx2 or neon) overrides the tag picked from the
+// BLOCKQ_ARCH (scalar, avx2, avx512 or neon) overrides the tag picked from the
 // compiler flags, e.g. -DBLOCKQ_ARCH=scalar to force the reference kernels.
 #if defined(BLOCKQ_ARCH)
 using default_arch = arch::BLOCKQ_ARCH;
+#elif BLOCKQ_WITH_AVX512
+using default_arch = arch::avx512;
 #elif BLOCKQ_WITH_AVX2
 using default_arch = arch::avx2;
 #elif BLOCKQ_WITH_NEON

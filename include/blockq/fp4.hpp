@@ -59,7 +59,7 @@ class fp4_quantizer {
   float absmax_scale(std::span<const float> blk) const noexcept {
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return std::numeric_limits<float>::quiet_NaN();
-    return amax / e2m1::max_value;
+    return kernels::quotient_block_scale{e2m1::max_value}(amax);
   }
 
   // The scale the rule gives one block (w: its weights, or empty).

@@ -25,6 +25,7 @@
 
 #include "blockq/arch.hpp"
 #include "blockq/arch/ggml_avx2.hpp"
+#include "blockq/arch/ggml_neon.hpp"
 #include "blockq/arch/ggml_scalar.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/blocks.hpp"
@@ -198,7 +199,12 @@ class ggml_quantizer {
 
   // ggml's dequantize_row_*: out.size() a multiple of 32, in: row_bytes(out.size()) bytes.
   void dequantize(std::span<const std::uint8_t> in, std::span<float> out) const {
-    detail::check_size(in.size(), row_bytes(out.size()), "ggml input");
+    // The input fixes the output's size (as detail::check_codec_args does for the other formats).
+    const std::size_t bb = block_bytes();
+    detail::require(in.size() % bb == 0, "ggml input has " + std::to_string(in.size()) + " bytes, not a multiple of " +
+                                             std::to_string(bb) + " (ggml " + std::string(to_string(type_)) + " blocks)");
+    detail::check_size(out.size(), in.size() / bb * ggml_block_elements, "output",
+                       "32 per block of the ggml input's " + std::to_string(in.size() / bb) + " blocks");
     const std::size_t nb = out.size() / ggml_block_elements;
     switch (type_) {
       case ggml_type::q4_0: kernels::ggml_q4_0_dequantize(Arch{}, in.data(), nb, out.data()); break;
@@ -220,7 +226,11 @@ class ggml_quantizer {
 
   template <class T>
   void quantize_impl(std::span<const T> x, std::span<std::uint8_t> out) const {
-    detail::check_size(out.size(), row_bytes(x.size()), "ggml output");
+    detail::require(x.size() % ggml_block_elements == 0,
+                    "the input has " + std::to_string(x.size()) + " elements, ggml blocks need a multiple of 32");
+    detail::check_size(out.size(), row_bytes(x.size()), "ggml output",
+                       std::to_string(block_bytes()) + " bytes per block of 32 for the input's " +
+                           std::to_string(x.size()) + " elements");
     const std::size_t bb = block_bytes();
     if constexpr (std::is_same_v<T, float>) {
       quantize_blocks(x.data(), x.size() / ggml_block_elements, out.data());

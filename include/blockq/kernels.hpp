@@ -7,6 +7,9 @@
 #if BLOCKQ_WITH_AVX2
 #include "blockq/arch/avx2.hpp"
 #endif
+#if BLOCKQ_WITH_AVX512
+#include "blockq/arch/avx512.hpp"
+#endif
 #if BLOCKQ_WITH_NEON
 #include "blockq/arch/neon.hpp"
 #endif

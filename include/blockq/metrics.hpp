@@ -20,7 +20,7 @@ struct error_stats {
 };
 
 inline error_stats compare(std::span<const float> ref, std::span<const float> test) {
-  detail::check_size(test.size(), ref.size(), "test");
+  detail::check_size(test.size(), ref.size(), "test", "the size of ref");
   double se = 0.0, energy = 0.0, mx = 0.0;
   for (std::size_t i = 0; i < ref.size(); ++i) {
     const double r = ref[i], d = r - static_cast<double>(test[i]);

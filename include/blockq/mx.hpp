@@ -46,7 +46,10 @@ constexpr std::uint8_t mx_scale_code(float amax, scale_rule rule) noexcept {
   // amax / 2^k lies in [2^emax, 2^(emax+1)), as does the element's max, so the
   // other two rules are at most one step away. The division is exact in double.
   const double y = detail::ldexp_exact(static_cast<double>(amax), -k);
-  if (rule == scale_rule::ceil && y > static_cast<double>(Element::max_value)) ++k;
+  // ceil does not step past 2^(127 - emax): there the element's largest value times the
+  // scale would overflow float32, so blocks with amax >= 2^127 keep the ocp exponent and
+  // their largest elements saturate to the element's max (finite) instead.
+  if (rule == scale_rule::ceil && y > static_cast<double>(Element::max_value) && k + Element::emax < 127) ++k;
   if (rule == scale_rule::floor && y < static_cast<double>(Element::max_value)) --k;
   return ue8m0::from_exponent(k);
 }
@@ -165,8 +168,9 @@ class mx_quantizer {
   {
     detail::require(opt_.block == ggml_mxfp4_block_elements,
                     "ggml block_mxfp4 needs blocks of 32, got " + std::to_string(opt_.block));
-    detail::check_ggml_mxfp4(x.size());
-    detail::check_size(out.size(), x.size() / ggml_mxfp4_block_elements * ggml_mxfp4_block_bytes, "ggml output");
+    detail::check_ggml_mxfp4(x.size(), "the input");
+    detail::check_size(out.size(), x.size() / ggml_mxfp4_block_elements * ggml_mxfp4_block_bytes, "ggml output",
+                       "17 bytes per block of 32 for the input's " + std::to_string(x.size()) + " elements");
     if (opt_.rule == scale_rule::ocp || opt_.rule == scale_rule::ceil || opt_.rule == scale_rule::floor) {
       quantize_amax<kernels::code_layout::ggml_mxfp4>(x, out, std::span<std::uint8_t>{});
       return;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -39,6 +40,10 @@ struct nvfp4_options {
   tie_mode ties = tie_mode::even;
   // false: the tensor scale is 1 (the block scales alone carry the range).
   bool use_tensor_scale = true;
+  // "4 over 6": s_t = amax / (6 * 256) instead of amax / (6 * 448), so that the block
+  // scales keep room above the largest block's absmax scale (448 / 256 > 6 / 4): rule mse
+  // can then map any block's amax to 4 instead of 6 (its search covers every E4M3 scale).
+  bool four_over_six = false;
 };
 
 struct nvfp4_tensor {
@@ -70,8 +75,18 @@ class nvfp4_quantizer {
   const nvfp4_options& options() const noexcept { return opt_; }
   static constexpr std::size_t num_blocks(std::size_t n) noexcept { return detail::ceil_div(n, block); }
 
-  // s_t = amax / (6 * 448) over the finite elements; 1 when that amax is 0,
-  // when it is not a normal float, or when the tensor scale is switched off.
+  // s_t = amax / (6 * 448) over the finite elements (ModelOpt's convention), so that the
+  // largest block scale is E4M3's 448 (four_over_six: amax / (6 * 256), largest 256);
+  // 1 when that amax is 0 or the tensor scale is switched off. Two deviations keep every
+  // block scale representable where that quotient cannot (SPEC §4 does not cover these
+  // ranges; tensor_scale_of):
+  // - tiny tensors, amax / 2688 below FLT_MIN (amax < 3.2e-35): s_t = 2^(e - 10) with
+  //   e = floor(log2 amax) (at least 2^-149), a power of two that puts the largest block
+  //   scale in [170, 342) instead of flushing every block to zero (four_over_six:
+  //   2^(e - 9), [85, 171));
+  // - huge tensors, 6 * fl(448 * s_t) overflowing float32 (amax within an ulp or so of
+  //   FLT_MAX): s_t is stepped down an ulp at a time until the largest dequantized value
+  //   is finite.
   float tensor_scale(std::span<const float> x) const noexcept {
     if (!opt_.use_tensor_scale) return 1.0f;
     return tensor_scale_of(kernels::finite_amax(Arch{}, x.data(), x.size()));
@@ -194,9 +209,15 @@ class nvfp4_quantizer {
   }
 
  private:
-  static float tensor_scale_of(float amax) noexcept {
-    const float s = amax / (e2m1_max * e4m3_max);
-    return s >= std::numeric_limits<float>::min() ? s : 1.0f;
+  float tensor_scale_of(float amax) const noexcept {
+    if (!(amax > 0.0f)) return 1.0f;
+    float s = amax / (e2m1_max * (opt_.four_over_six ? 256.0f : e4m3_max));
+    if (s >= std::numeric_limits<float>::min()) {
+      while (!detail::is_finite(e2m1_max * (e4m3_max * s))) s = std::nextafter(s, 0.0f);
+      return s;
+    }
+    const int e = detail::floor_log2(amax) - (opt_.four_over_six ? 9 : 10);
+    return detail::exp2i(e > -149 ? e : -149);
   }
 
   template <class T>

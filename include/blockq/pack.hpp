@@ -23,7 +23,8 @@ constexpr std::size_t packed_size(std::size_t n, int bits) noexcept { return bit
 
 // Two 4-bit codes a byte, low nibble first; codes must be < 16. out: (n + 1) / 2 bytes.
 inline void pack_nibbles(std::span<const std::uint8_t> codes, std::span<std::uint8_t> out) {
-  detail::check_size(out.size(), (codes.size() + 1) / 2, "packed output");
+  detail::check_size(out.size(), (codes.size() + 1) / 2, "packed output",
+                     "two a byte for " + std::to_string(codes.size()) + " codes");
   const std::size_t n = codes.size();
   for (std::size_t i = 0; i + 1 < n; i += 2)
     out[i / 2] = static_cast<std::uint8_t>((codes[i] & 0x0Fu) | ((codes[i + 1] & 0x0Fu) << 4));
@@ -32,7 +33,7 @@ inline void pack_nibbles(std::span<const std::uint8_t> codes, std::span<std::uin
 
 // The inverse of pack_nibbles: codes.size() codes from (codes.size() + 1) / 2 bytes.
 inline void unpack_nibbles(std::span<const std::uint8_t> packed, std::span<std::uint8_t> codes) {
-  detail::check_size(packed.size(), (codes.size() + 1) / 2, "packed input");
+  detail::check_output_for_codes(codes.size(), packed.size(), true);
   for (std::size_t i = 0; i < codes.size(); ++i)
     codes[i] = static_cast<std::uint8_t>((i & 1u) ? packed[i / 2] >> 4 : packed[i / 2] & 0x0Fu);
 }
@@ -48,9 +49,9 @@ inline constexpr std::size_t ggml_mxfp4_block_elements = 32;
 inline constexpr std::size_t ggml_mxfp4_block_bytes = 17;
 
 namespace detail {
-inline void check_ggml_mxfp4(std::size_t n) {
+inline void check_ggml_mxfp4(std::size_t n, const char* what) {
   require(n % ggml_mxfp4_block_elements == 0,
-          "ggml block_mxfp4 needs a multiple of 32 elements, got " + std::to_string(n));
+          std::string(what) + " has " + std::to_string(n) + " elements, ggml block_mxfp4 needs a multiple of 32");
 }
 }  // namespace detail
 
@@ -64,10 +65,11 @@ constexpr std::uint8_t ggml_mxfp4_byte(std::uint8_t lo, std::uint8_t hi) noexcep
 // codes: n E2M1 codes (one a byte), scales: n / 32 UE8M0 codes; out: n / 32 * 17 bytes.
 inline void pack_ggml_mxfp4(std::span<const std::uint8_t> codes, std::span<const std::uint8_t> scales,
                             std::span<std::uint8_t> out) {
-  detail::check_ggml_mxfp4(codes.size());
+  detail::check_ggml_mxfp4(codes.size(), "codes");
   const std::size_t nb = codes.size() / ggml_mxfp4_block_elements;
-  detail::check_size(scales.size(), nb, "scales");
-  detail::check_size(out.size(), nb * ggml_mxfp4_block_bytes, "ggml output");
+  detail::check_size(scales.size(), nb, "scales", "one per block of 32 codes");
+  detail::check_size(out.size(), nb * ggml_mxfp4_block_bytes, "ggml output",
+                     "17 bytes per block of 32 for " + std::to_string(codes.size()) + " codes");
   for (std::size_t b = 0; b < nb; ++b) {
     const std::uint8_t* c = codes.data() + b * 32;
     std::uint8_t* o = out.data() + b * ggml_mxfp4_block_bytes;
@@ -80,10 +82,13 @@ inline void pack_ggml_mxfp4(std::span<const std::uint8_t> codes, std::span<const
 // The inverse of pack_ggml_mxfp4.
 inline void unpack_ggml_mxfp4(std::span<const std::uint8_t> in, std::span<std::uint8_t> codes,
                               std::span<std::uint8_t> scales) {
-  detail::check_ggml_mxfp4(codes.size());
-  const std::size_t nb = codes.size() / ggml_mxfp4_block_elements;
-  detail::check_size(scales.size(), nb, "scales");
-  detail::check_size(in.size(), nb * ggml_mxfp4_block_bytes, "ggml input");
+  // The input fixes the sizes of the two outputs.
+  detail::require(in.size() % ggml_mxfp4_block_bytes == 0,
+                  "ggml input has " + std::to_string(in.size()) + " bytes, not a multiple of 17 (block_mxfp4)");
+  const std::size_t nb = in.size() / ggml_mxfp4_block_bytes;
+  const std::string why = "the ggml input's " + std::to_string(nb) + " blocks";
+  detail::check_size(codes.size(), nb * ggml_mxfp4_block_elements, "codes", "32 per block for " + why);
+  detail::check_size(scales.size(), nb, "scales", "one per block for " + why);
   for (std::size_t b = 0; b < nb; ++b) {
     const std::uint8_t* i = in.data() + b * ggml_mxfp4_block_bytes;
     std::uint8_t* c = codes.data() + b * 32;

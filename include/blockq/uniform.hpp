@@ -108,7 +108,7 @@ class uniform_quantizer {
       float lo = 0.0f, hi = 0.0f;
       kernels::block_min_max(Arch{}, blk.data(), blk.size(), lo, hi);
       if (!detail::is_finite(lo) || !detail::is_finite(hi)) return {nan, nan};
-      return {(hi - lo) / static_cast<float>(fmt_.qmax()), lo};
+      return {minmax_scale(lo, hi, fmt_.qmax()), lo};
     }
     if (rule == scale_rule::signed_max) {
       // The first element of largest magnitude, with its sign, maps to qmin (NaN: NaN or Inf).
@@ -116,7 +116,35 @@ class uniform_quantizer {
     }
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return {nan, 0.0f};
-    return {amax / static_cast<float>(fmt_.qmax()), 0.0f};
+    return {kernels::quotient_block_scale{static_cast<float>(fmt_.qmax())}(amax), 0.0f};
+  }
+
+  // The minmax scale (hi - lo) / qmax of finite lo <= hi. A range wider than FLT_MAX
+  // (hi - lo overflows) gives hi / qmax - lo / qmax instead, and with qmax = 1 (1 bit),
+  // where even that overflows, FLT_MAX: the format cannot span the range, and its two
+  // levels lo and lo + FLT_MAX saturate (dequantized values stay finite: int_level).
+  // Ranges below FLT_MAX give the plain quotient's bits.
+  static float minmax_scale(float lo, float hi, int qmax) noexcept {
+    const float q = static_cast<float>(qmax);
+    const float range = hi - lo;
+    if (detail::is_finite(range)) return range / q;
+    const float s = hi / q - lo / q;
+    return detail::is_finite(s) ? s : std::numeric_limits<float>::max();
+  }
+
+  // Whether every finite block of x quantizes without saturating: the uniform formats
+  // saturate only a 1-bit asymmetric block whose range max - min exceeds FLT_MAX (see
+  // minmax_scale); the other formats and widths represent any finite range. A tool can
+  // warn when this is false.
+  bool represents_range(std::span<const float> x) const noexcept {
+    if (opt_.symmetric || fmt_.qmax() > 1) return true;
+    bool ok = true;
+    detail::for_each_block(x.size(), block_size(x.size()), [&](std::size_t, std::size_t begin, std::size_t len) {
+      float lo = 0.0f, hi = 0.0f;
+      kernels::block_min_max(Arch{}, x.data() + begin, len, lo, hi);
+      if (detail::is_finite(lo) && detail::is_finite(hi) && !detail::is_finite(hi - lo)) ok = false;
+    });
+    return ok;
   }
 
   // codes: x.size() bytes; scales (and mins when asymmetric; empty otherwise):
@@ -153,7 +181,7 @@ class uniform_quantizer {
   // out[i] = q * scale + min.
   void dequantize(std::span<const std::uint8_t> codes, std::span<const float> scales,
                   std::span<const float> mins, std::span<float> out) const {
-    check_args(out.size(), codes.size(), scales.size(), mins.size());
+    check_args(out.size(), codes.size(), scales.size(), mins.size(), true);
     detail::for_each_block(out.size(), block_size(out.size()), [&](std::size_t b, std::size_t begin, std::size_t len) {
       kernels::decode_int(Arch{}, codes.data() + begin, len, scales[b], opt_.symmetric ? 0.0f : mins[b], fmt_,
                           out.data() + begin);
@@ -287,10 +315,20 @@ class uniform_quantizer {
                      : kernels::block_wsse_int(Arch{}, blk.data(), w.data(), blk.size(), s, m, fmt_);
   }
 
-  void check_args(std::size_t n, std::size_t ncodes, std::size_t nscales, std::size_t nmins) const {
-    detail::check_size(ncodes, n, "codes");
-    detail::check_size(nscales, num_blocks(n), "scales");
-    detail::check_size(nmins, opt_.symmetric ? 0 : num_blocks(n), "mins");
+  // As detail::check_codec_args: quantizing, x sizes the rest; dequantizing, the codes size
+  // the output and the output the scales and mins.
+  void check_args(std::size_t n, std::size_t ncodes, std::size_t nscales, std::size_t nmins,
+                  bool dequantizing = false) const {
+    const char* side = dequantizing ? "output" : "input";
+    if (dequantizing)
+      detail::check_output_for_codes(n, ncodes, false);
+    else
+      detail::check_size(ncodes, n, "codes", "one per element for the input's " + std::to_string(n) + " elements");
+    const std::string why = opt_.block == 0 ? std::string("one for the whole tensor")
+                                            : detail::per_block(n, opt_.block, side);
+    detail::check_size(nscales, num_blocks(n), "scales", why);
+    detail::check_size(nmins, opt_.symmetric ? 0 : num_blocks(n), "mins",
+                       opt_.symmetric ? std::string("symmetric codes have no mins") : why);
   }
 
   uniform_options opt_;

@@ -172,9 +172,12 @@ TEST(NameFilter, LinearTimeNoRecursionRe2Syntax) {
 
 // 100,000 tensors: the old tool searched names linearly (quadratic in all)
 // and did not finish; run here it must take seconds (the ctest timeout bounds it).
+#ifndef BLOCKQ_MANY_TENSORS
+#define BLOCKQ_MANY_TENSORS 100000
+#endif
 TEST(ManyTensors, HundredThousandQuantizeAndDequantize) {
   temp_dir dir;
-  constexpr std::size_t count = 100000;
+  constexpr std::size_t count = BLOCKQ_MANY_TENSORS;
   std::vector<raw_tensor> ts;
   ts.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
@@ -185,14 +188,14 @@ TEST(ManyTensors, HundredThousandQuantizeAndDequantize) {
   write_safetensors(dir / "m.safetensors", ts);
   auto r = run_tool(dir, "quantize m.safetensors -o q.safetensors --format int8 --threads 2");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("100000 tensors quantized"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(std::to_string(count) + " tensors quantized"), std::string::npos) << r.err;
   r = run_tool(dir, "dequantize q.safetensors -o d.safetensors --threads 2");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("100000 tensors restored"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(std::to_string(count) + " tensors restored"), std::string::npos) << r.err;
   const parsed d(dir / "d.safetensors");
   ASSERT_EQ(d.c.tensors.size(), count);
   // int8 absmax on these rows (max |x| = 96 + 15.5 at most): each value within half a step.
-  for (std::size_t i : {std::size_t{0}, std::size_t{12345}, count - 1}) {
+  for (std::size_t i : {std::size_t{0}, count / 3, count - 1}) {
     const auto* t = d.find(ts[i].name);
     ASSERT_NE(t, nullptr);
     std::vector<float> got(32), want(32);
@@ -353,21 +356,22 @@ TEST(Report, PooledCountsAreTheTensorsMeasured) {
 // values near FLT_MAX, above E8M0's 2^127).
 TEST(Report, NonFiniteErrorsAreWarnedAndNeverRankedBest) {
   temp_dir dir;
+  // Finite inputs at +-FLT_MAX: every format and rule gives finite errors (the library's scale
+  // arithmetic cannot overflow), so nothing is warned about and every line can be ranked.
+  // MXFP4 ceil, int8 absmax and uint8 minmax turned these into NaN/Inf before.
   std::vector<float> big(64, FLT_MAX);
   for (std::size_t i = 0; i < 64; i += 2) big[i] = -FLT_MAX;
   write_safetensors(dir / "big.safetensors", {{"w", "F32", {2, 32}, float_bytes(big)}});
-  auto r = run_tool(dir, "report big.safetensors --formats mxfp4,mxfp8_e4m3,int4 --rules ceil,floor,absmax");
+  auto r = run_tool(dir, "report big.safetensors --formats mxfp4,mxfp8_e4m3,int8,uint8 --rules ceil,absmax,minmax --csv");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("tensor 'w' with mxfp4 ceil: 64 finite values dequantize to NaN/Inf"), std::string::npos) << r.err;
-  const auto best = r.out.find("best SQNR");
-  ASSERT_NE(best, std::string::npos) << r.out;
-  const std::string ranking = r.out.substr(best, r.out.find("\n\n", best) - best);
-  EXPECT_EQ(ranking.find("ceil"), std::string::npos) << ranking;
-  EXPECT_EQ(ranking.find("nan"), std::string::npos) << ranking;
-  EXPECT_NE(r.out.find("NaN/Inf errors"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("NaN/Inf"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("nan"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("NaN/Inf errors"), std::string::npos) << r.out;
+  for (const char* line : {"mxfp4,ceil", "mxfp8_e4m3,ceil", "int8,absmax", "uint8,minmax"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   r = run_tool(dir, "quantize big.safetensors -o q.safetensors --format mxfp4 --rule ceil");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("tensor 'w': 64 finite values dequantize to NaN/Inf with mxfp4"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("dequantize to NaN/Inf"), std::string::npos) << r.err;
 
   // A NaN input makes every line's error NaN: nothing is ranked, and it says why.
   std::vector<float> x(64, 1.0f);

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "blockq/fp4.hpp"
+#include "blockq/gptq.hpp"
 #include "blockq/mx.hpp"
 #include "blockq/nvfp4.hpp"
 #include "blockq/pack.hpp"
@@ -69,8 +70,25 @@ std::vector<float> load_floats(std::span<const std::uint8_t> src, std::size_t of
 // The block Hessians of rule hessian, built once per tensor by prepare().
 using hessians_ptr = std::shared_ptr<const blockq::block_hessians>;
 
+// A whole tensor quantized by GPTQ: codes one a byte, the scales as the quantizer stores
+// them (UE8M0 / E4M3 bytes, or floats), mins, the NVFP4 tensor scale.
+struct gptq_state {
+  std::vector<std::uint8_t> codes, scale_bytes;
+  std::vector<float> scales, mins;
+  float tensor_scale = 1.0f;
+};
+
 hessians_ptr make_hessians(const quant_config& cfg, std::size_t k, const hessian_input* h) {
   if (cfg.rule != scale_rule::hessian) return nullptr;
+  if (h && !h->matrix.empty()) {  // the diagonal blocks of a given H
+    std::vector<double> blocks;
+    blocks.reserve(k * cfg.block);
+    for (std::size_t j = 0; j < k / cfg.block; ++j)
+      for (std::size_t p = 0; p < cfg.block; ++p)
+        for (std::size_t q = 0; q < cfg.block; ++q) blocks.push_back(h->matrix[(j * cfg.block + p) * k + j * cfg.block + q]);
+    return std::make_shared<const blockq::block_hessians>(
+        blockq::block_hessians::from_matrices(std::span<const double>(blocks), k, cfg.block));
+  }
   if (h && h->activations.empty() && h->importance.size() == k)
     return std::make_shared<const blockq::block_hessians>(blockq::block_hessians::from_diagonal(h->importance, cfg.block));
   if (!h || h->activations.empty()) throw error("rule hessian needs calibration activations (--hessian ACTS) or --imatrix");
@@ -79,7 +97,26 @@ hessians_ptr make_hessians(const quant_config& cfg, std::size_t k, const hessian
 }
 
 const blockq::block_hessians* hessians_of(const tensor_state& st) {
-  return static_cast<const blockq::block_hessians*>(st.extra.get());
+  return st.extra && st.extra_kind == 1 ? static_cast<const blockq::block_hessians*>(st.extra.get()) : nullptr;
+}
+const gptq_state* gptq_of(const tensor_state& st) {
+  return st.extra && st.extra_kind == 2 ? static_cast<const gptq_state*>(st.extra.get()) : nullptr;
+}
+
+template <class Q, class Fill>
+tensor_state run_gptq(const Q& q, const quant_config& cfg, std::span<const float> x, std::size_t k,
+                      std::span<const double> h, Fill&& fill) {
+  blockq::gptq_options o;
+  o.damp = cfg.damp;
+  o.act_order = cfg.act_order;
+  auto out = blockq::gptq_quantize(q, x, k, h, o);
+  auto g = std::make_shared<gptq_state>();
+  fill(*g, out.tensor);
+  tensor_state st;
+  st.tensor_scale = g->tensor_scale;
+  st.extra = std::move(g);
+  st.extra_kind = 2;
+  return st;
 }
 
 // shape with its last dimension replaced by `tail`.
@@ -106,13 +143,36 @@ class mx_codec final : public codec {
   tensor_state prepare(std::span<const float>, std::size_t k, const hessian_input* h) const override {
     tensor_state st;
     st.extra = make_hessians(cfg_, k, h);
+    st.extra_kind = 1;
     return st;
+  }
+
+  tensor_state prepare_gptq(std::span<const float> x, std::size_t k, std::span<const double> h) const override {
+    return run_gptq(q_, cfg_, x, k, h, [](gptq_state& g, blockq::mx_tensor& t) {
+      g.codes = std::move(t.codes);
+      g.scale_bytes = std::move(t.scales);
+    });
   }
 
   void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state& st,
                      std::span<const std::span<std::uint8_t>> parts) const override {
     const std::size_t n = (r1 - r0) * k, nb = n / cfg_.block;
     const auto xs = x.subspan(r0 * k, n);
+    if (const gptq_state* g = gptq_of(st)) {
+      const auto codes = std::span<const std::uint8_t>(g->codes).subspan(r0 * k, n);
+      const auto scales = std::span<const std::uint8_t>(g->scale_bytes).subspan(r0 * (k / cfg_.block), nb);
+      if (cfg_.lay == layout::ggml) {
+        const std::size_t gb = k / 32 * 17;
+        blockq::pack_ggml_mxfp4(codes, scales, parts[0].subspan(r0 * gb, (r1 - r0) * gb));
+        return;
+      }
+      if constexpr (Element::bits <= 4)
+        blockq::pack_nibbles(codes, parts[0].subspan(r0 * k / 2, n / 2));
+      else
+        std::memcpy(parts[0].data() + r0 * k, codes.data(), n);
+      std::memcpy(parts[1].data() + r0 * (k / cfg_.block), scales.data(), nb);
+      return;
+    }
     const blockq::block_hessians* h = hessians_of(st);
     if constexpr (std::is_same_v<Element, blockq::e2m1>) {  // ggml layout: mxfp4 only
       if (cfg_.lay == layout::ggml) {
@@ -190,7 +250,16 @@ class nvfp4_codec final : public codec {
     tensor_state st;
     st.tensor_scale = q_.tensor_scale(x);
     st.extra = make_hessians(cfg_, k, h);
+    st.extra_kind = 1;
     return st;
+  }
+
+  tensor_state prepare_gptq(std::span<const float> x, std::size_t k, std::span<const double> h) const override {
+    return run_gptq(q_, cfg_, x, k, h, [](gptq_state& g, blockq::nvfp4_tensor& t) {
+      g.codes = std::move(t.codes);
+      g.scale_bytes = std::move(t.scales);
+      g.tensor_scale = t.tensor_scale;
+    });
   }
 
   void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state& st,
@@ -199,7 +268,10 @@ class nvfp4_codec final : public codec {
     const auto xs = x.subspan(r0 * k, n);
     const auto packed = parts[0].subspan(r0 * k / 2, n / 2);
     const auto scales = parts[1].subspan(r0 * k / 16, n / 16);
-    if (const blockq::block_hessians* h = hessians_of(st))
+    if (const gptq_state* g = gptq_of(st)) {
+      blockq::pack_nibbles(std::span<const std::uint8_t>(g->codes).subspan(r0 * k, n), packed);
+      std::memcpy(scales.data(), g->scale_bytes.data() + r0 * k / 16, n / 16);
+    } else if (const blockq::block_hessians* h = hessians_of(st))
       q_.quantize_packed(xs, st.tensor_scale, *h, packed, scales);
     else
       q_.quantize_packed(xs, st.tensor_scale, packed, scales);
@@ -258,9 +330,21 @@ class fp4_codec final : public codec {
             {name + "_scales", dtype::F32, lead_with(shape, {k / cfg_.block})}};
   }
 
-  void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state&,
+  tensor_state prepare_gptq(std::span<const float> x, std::size_t k, std::span<const double> h) const override {
+    return run_gptq(q_, cfg_, x, k, h, [](gptq_state& g, blockq::fp4_tensor& t) {
+      g.codes = std::move(t.codes);
+      g.scales = std::move(t.scales);
+    });
+  }
+
+  void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state& st,
                      std::span<const std::span<std::uint8_t>> parts) const override {
     const std::size_t n = (r1 - r0) * k, nb = n / cfg_.block;
+    if (const gptq_state* g = gptq_of(st)) {
+      store_codes(std::span<const std::uint8_t>(g->codes).subspan(r0 * k, n), k, 4, r0, r1, parts[0]);
+      store_floats(parts[1].subspan(r0 * (k / cfg_.block) * 4), std::span<const float>(g->scales).subspan(r0 * (k / cfg_.block), nb));
+      return;
+    }
     std::vector<std::uint8_t> codes(n);
     std::vector<float> scales(nb);
     q_.quantize(x.subspan(r0 * k, n), codes, scales);
@@ -299,9 +383,24 @@ class int_codec final : public codec {
     return out;
   }
 
-  void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state&,
+  tensor_state prepare_gptq(std::span<const float> x, std::size_t k, std::span<const double> h) const override {
+    return run_gptq(q_, cfg_, x, k, h, [](gptq_state& g, blockq::uniform_tensor& t) {
+      g.codes = std::move(t.codes);
+      g.scales = std::move(t.scales);
+      g.mins = std::move(t.mins);
+    });
+  }
+
+  void quantize_rows(std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1, const tensor_state& st,
                      std::span<const std::span<std::uint8_t>> parts) const override {
     const std::size_t n = (r1 - r0) * k, nb = n / cfg_.block, off = r0 * (k / cfg_.block) * 4;
+    if (const gptq_state* g = gptq_of(st)) {
+      const std::size_t first = r0 * (k / cfg_.block);
+      store_codes(std::span<const std::uint8_t>(g->codes).subspan(r0 * k, n), k, cfg_.format->bits, r0, r1, parts[0]);
+      store_floats(parts[1].subspan(off), std::span<const float>(g->scales).subspan(first, nb));
+      if (!sym_) store_floats(parts[2].subspan(off), std::span<const float>(g->mins).subspan(first, nb));
+      return;
+    }
     std::vector<std::uint8_t> codes(n);
     std::vector<float> scales(nb), mins(sym_ ? 0 : nb);
     q_.quantize(x.subspan(r0 * k, n), codes, scales, mins);
@@ -371,6 +470,9 @@ std::string format_list() {
 std::string_view to_string(layout l) noexcept { return l == layout::ggml ? "ggml" : "ocp"; }
 
 tensor_state codec::prepare(std::span<const float>, std::size_t, const hessian_input*) const { return {}; }
+tensor_state codec::prepare_gptq(std::span<const float>, std::size_t, std::span<const double>) const {
+  throw error("--method gptq is not available for this output");
+}
 
 quant_config make_config(std::string_view format, std::string_view rule, std::size_t block, std::string_view ties,
                          std::string_view layout_name) {

@@ -45,6 +45,12 @@ struct quant_config {
   std::size_t block = 32;
   blockq::tie_mode ties = blockq::tie_mode::even;
   layout lay = layout::ocp;
+  // The quantization method (pipeline.hpp) and its settings, recorded in the metadata:
+  // "rtn" or "gptq" (damp, act_order); rotate: a block Hadamard rotation of the block size.
+  std::string_view method = "rtn";
+  double damp = 0.01;
+  bool act_order = false;
+  bool rotate = false;
 };
 
 // Checks and fills a configuration from command-line strings (empty: the
@@ -53,19 +59,21 @@ struct quant_config {
 quant_config make_config(std::string_view format, std::string_view rule, std::size_t block,
                          std::string_view ties, std::string_view layout_name);
 
-// Inputs of the Hessian-aware rule for one tensor: calibration activations
-// [T, K] (row-major), viewed.
+// Inputs of the Hessian-aware rule and of GPTQ for one tensor: calibration
+// activations [T, K] (row-major), or the Hessian H = X^T X [K, K] itself, viewed.
 struct hessian_input {
   std::span<const float> activations;
   // Or an importance matrix's column weights (imatrix.hpp): K values, or
   // K x M for a tensor of M matrices (experts), matrix after matrix.
   std::span<const float> importance;
+  std::span<const double> matrix;
 };
 
 // Per-tensor values computed from the whole tensor before its rows.
 struct tensor_state {
   float tensor_scale = 1.0f;  // NVFP4
   std::shared_ptr<const void> extra;  // rule-specific (e.g. block Hessians)
+  int extra_kind = 0;                 // what extra holds (codec.cpp: 1 block Hessians, 2 a GPTQ result)
 };
 
 class codec {
@@ -86,6 +94,10 @@ class codec {
                                std::size_t r0, std::size_t r1, std::span<float> out) const = 0;
   // Bits per element, scales included, for a tensor of n elements.
   virtual double bits_per_element(std::size_t n) const = 0;
+  // Error feedback: GPTQ (blockq/gptq.hpp) of all of x with H [K, K] and the
+  // configuration's damp and act_order, kept in the state; quantize_rows then
+  // writes rows of that result. By default (a codec without it): an error.
+  virtual tensor_state prepare_gptq(std::span<const float> x, std::size_t row_length, std::span<const double> h) const;
 
  protected:
   explicit codec(const quant_config& cfg) : cfg_(cfg) {}

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <stdexcept>
+#include <unordered_map>
 #include <map>
 #include <limits>
 #include <cstdio>
@@ -16,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "blockq/hadamard.hpp"
 #include "blockq/version.hpp"
 #include "blockq/nvfp4.hpp"
 #include "codec.hpp"
@@ -52,6 +55,7 @@ struct job {
   tensor_state st;
   const tensor_info* act = nullptr;  // calibration activations [T, K] (rule hessian)
   std::vector<float> act_x;
+  std::vector<double> h_matrix;  // --hessian-kind matrix
   hessian_input h;
   std::vector<std::size_t> nonfinite;  // per chunk: NaN/Inf inputs
   std::vector<std::size_t> broken;     // per chunk: finite inputs whose blocks dequantize to NaN/Inf
@@ -238,12 +242,27 @@ struct quantize_result {
   std::uint64_t written = 0;
 };
 
+// How --hessian is read (names through --hessian-map, activations or H itself) and the
+// rotation of --rotate hadamard (W R, X R, R^T H R).
+struct calibration {
+  std::unordered_map<std::string, std::string> names;
+  bool matrix = false;
+  const blockq::block_rotation* rot = nullptr;
+  const importance_matrix* im = nullptr;  // --imatrix: column weights
+  bool experts = false;                   // a .gguf output: per-expert rows, missing entries warned
+};
+
+
 // The shared part of quantize: every tensor of `in` quantized (selected[i])
 // or copied into `out`, in batches, on `threads` threads. `acts` holds the
 // calibration activations of rule hessian.
 quantize_result quantize_into(const source& in, sink& out, const codec& coder, const method& how, const source* acts,
                               const std::string& acts_path, const std::vector<bool>& selected, const quant_config& cfg,
-                              unsigned threads, const importance_matrix* im = nullptr, bool experts = false) {
+                              unsigned threads, const calibration& cal = {}) {
+  const bool matrix_kind = cal.matrix;
+  const blockq::block_rotation* rot = cal.rot;
+  const importance_matrix* im = cal.im;
+  const bool experts = cal.experts;
   std::vector<job> jobs(in.tensors().size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     job& j = jobs[i];
@@ -271,12 +290,22 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
     j.rows = static_cast<std::size_t>(t.numel() / k);
     j.chunk_rows = chunk_rows_for(j.k);
     if (acts) {
-      const tensor_info* a = acts->find(t.name);
-      if (!a) throw error(acts_path + " has no activations for tensor " + in_quotes(t.name));
-      if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[1] != k || a->shape[0] == 0)
-        throw error("activations " + in_quotes(t.name) + " in " + acts_path + " have shape " + shape_string(a->shape) + " " +
+      const auto mapped = cal.names.find(t.name);
+      const std::string& an = mapped == cal.names.end() ? t.name : mapped->second;
+      const std::string via = mapped == cal.names.end() ? "" : " (mapped to " + in_quotes(an) + ")";
+      const tensor_info* a = acts->find(an);
+      if (!a) throw error(acts_path + " has no " + (matrix_kind ? "Hessian" : "activations") + " for tensor " + in_quotes(t.name) + via);
+      if (matrix_kind) {
+        if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[0] != k || a->shape[1] != k)
+          throw error("Hessian " + in_quotes(an) + " in " + acts_path + " has shape " + shape_string(a->shape) + " " +
+                      std::string(to_string(a->type)) + "; expected floats of shape [" + std::to_string(k) + ", " +
+                      std::to_string(k) + "] for the weight " + in_quotes(t.name) + " " + shape_string(t.shape));
+      } else if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[1] != k || a->shape[0] == 0) {
+        throw error("activations " + in_quotes(an) + " in " + acts_path + " have shape " + shape_string(a->shape) + " " +
                     std::string(to_string(a->type)) + "; expected floats of shape [T, " + std::to_string(k) +
-                    "] for the weight " + shape_string(t.shape));
+                    "] for the weight " + shape_string(t.shape) +
+                    (mapped == cal.names.end() ? "" : " (weight " + in_quotes(t.name) + ")"));
+      }
       j.act = a;
     }
     if (im) {  // llama.cpp's importance matrix: column weights (per expert of a 3-D tensor)
@@ -328,6 +357,7 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
         c.j->nonfinite[c.index] = to_float(t.type, buf.data(), n, dst);
       }
       c.j->extreme[c.index] = has_extreme_values({dst, n});
+      if (rot) rot->rotate(std::span<float>(dst, n));  // W R, rows whole
     });
     // 2. per-tensor values (NVFP4 tensor scale, Hessians)
     parallel_for(work.size(), threads, [&](std::size_t i) {
@@ -336,15 +366,27 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
         const std::vector<std::uint8_t> raw = acts->read_all(*j.act);
         j.act_x.resize(static_cast<std::size_t>(j.act->numel()));
         if (const std::size_t bad = to_float(j.act->type, raw.data(), j.act_x.size(), j.act_x.data()))
-          throw error("activations " + in_quotes(j.p.in->name) + " in " + acts_path + " have " + std::to_string(bad) +
-                      " NaN/Inf values");
-        j.h.activations = j.act_x;
+          throw error((matrix_kind ? "Hessian " : "activations ") + in_quotes(j.act->name) + " in " + acts_path +
+                      (matrix_kind ? " has " : " have ") + std::to_string(bad) + " NaN/Inf values");
+        if (matrix_kind) {
+          j.h_matrix.assign(j.act_x.begin(), j.act_x.end());
+          if (rot) j.h_matrix = rot->rotate_hessian(j.h_matrix, j.k);  // R^T H R
+          j.h.matrix = j.h_matrix;
+        } else {
+          if (rot) rot->rotate(std::span<float>(j.act_x));  // X R
+          j.h.activations = j.act_x;
+        }
       }
-      j.st = how.prepare(coder, j.x, j.k, j.act || !j.h.importance.empty() ? &j.h : nullptr);
+      try {
+        j.st = how.prepare(coder, j.x, j.k, j.act || !j.h.importance.empty() ? &j.h : nullptr);
+      } catch (const std::invalid_argument& e) {
+        throw error("tensor " + in_quotes(j.p.in->name) + ": " + library_message(e));
+      }
       // Fused layers: one tensor scale from the group's largest amax.
       if (cfg.format->fam == family::nvfp4)
         if (const std::optional<float> a = out.shared_amax(*j.p.in)) j.st.tensor_scale = nvfp4.tensor_scale(std::span<const float>(&*a, 1));
       j.act_x = std::vector<float>();
+      j.h_matrix = std::vector<double>();
       j.h = {};
     });
     for (job* j : work) {
@@ -381,7 +423,7 @@ quantize_result quantize_into(const source& in, sink& out, const codec& coder, c
 
 void check_hessian_options(const quantize_options& opt, const quant_config& cfg, bool acts_for_scales) {
   if (!opt.hessian.empty() && cfg.rule != blockq::scale_rule::hessian && !acts_for_scales)
-    throw error("--hessian is used by --rule hessian only");
+    throw error("--hessian is used by --rule hessian only (and --method gptq)");
   if (!opt.hessian.empty() && !opt.imatrix.empty()) throw error("give --hessian or --imatrix, not both");
   if (!opt.imatrix.empty() && cfg.rule != blockq::scale_rule::hessian)
     throw error("--imatrix is used by --rule hessian, not by rule " + std::string(blockq::to_string(cfg.rule)));
@@ -394,9 +436,10 @@ void check_hessian_options(const quantize_options& opt, const quant_config& cfg,
 
 void report_done(const quantize_options& opt, const quant_config& cfg, const quantize_result& r, std::size_t total,
                  std::chrono::steady_clock::time_point t0) {
-  std::fprintf(stderr, "blockq: %s: %zu tensor%s quantized to %s (rule %s, block %zu), %zu copied, %s in %.2f s\n",
+  std::fprintf(stderr, "blockq: %s: %zu tensor%s quantized to %s (rule %s, block %zu%s%s), %zu copied, %s in %.2f s\n",
                opt.output.c_str(), r.quantized, r.quantized == 1 ? "" : "s", std::string(cfg.format->name).c_str(),
-               std::string(blockq::to_string(cfg.rule)).c_str(), cfg.block, total - r.quantized,
+               std::string(blockq::to_string(cfg.rule)).c_str(), cfg.block, cfg.method == "gptq" ? ", gptq" : "",
+               cfg.rotate ? ", hadamard rotation" : "", total - r.quantized,
                human_bytes(static_cast<double>(r.written)).c_str(), seconds_since(t0));
 }
 
@@ -471,6 +514,10 @@ std::map<std::string, float> input_amax(const quantize_options& opt, const folde
 }
 
 void run_quantize_folder(const quantize_options& opt, std::chrono::steady_clock::time_point t0) {
+  if (opt.method != "rtn" || opt.rotate != "none" || opt.act_order || opt.damp_given || opt.hessian_kind != "activations" ||
+      !opt.hessian_map.empty())
+    throw error("--method gptq, --rotate, --hessian-kind and --hessian-map apply to a .safetensors or .npy input, not yet "
+                "to a model folder");
   const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
   const std::optional<export_kind> kind = parse_export(opt.export_name.empty() ? "compressed-tensors" : opt.export_name);
   if (!kind) throw error("unknown --export '" + opt.export_name + "' (blockq, compressed-tensors, modelopt)");
@@ -583,6 +630,8 @@ void run_quantize_gguf(const quantize_options& opt, std::chrono::steady_clock::t
   if (!opt.hessian.empty()) throw error("a .gguf output takes --imatrix (the Hessian's diagonal), not --hessian activations");
   if (cfg.rule == blockq::scale_rule::hessian && !im) throw error("--rule hessian needs an importance matrix (--imatrix FILE)");
   if (!opt.exclude.empty()) throw error("--exclude applies to .safetensors outputs; use --tensors");
+  if (opt.method != "rtn" || opt.rotate != "none" || !opt.hessian_map.empty())
+    throw error("a .gguf output is written with --method rtn, no --rotate and no --hessian-map");
   const auto coder = make_ggml_codec(cfg, {find_ggml_type(cfg), exact, im ? &*im : nullptr});
   const auto how = make_method("rtn");
   selection sel;
@@ -594,12 +643,34 @@ void run_quantize_gguf(const quantize_options& opt, std::chrono::steady_clock::t
   const auto out = make_gguf_sink(opt.output, *in, {opt.quantize_output, opt.imatrix});
   const std::vector<bool> selected = select_tensors(*in, *out, sel, cfg);
   const unsigned threads = opt.threads ? opt.threads : default_threads();
-  const quantize_result r =
-      quantize_into(*in, *out, *coder, *how, nullptr, "", selected, cfg, threads, im ? &*im : nullptr, true);
+  calibration cal;
+  cal.im = im ? &*im : nullptr;
+  cal.experts = true;
+  const quantize_result r = quantize_into(*in, *out, *coder, *how, nullptr, "", selected, cfg, threads, cal);
   report_done(opt, cfg, r, in->tensors().size(), t0);
 }
 
 }  // namespace
+
+// --hessian-map FILE: a JSON object from weight names to activation names.
+std::unordered_map<std::string, std::string> read_hessian_map(const std::string& path) {
+  std::unordered_map<std::string, std::string> m;
+  if (path.empty()) return m;
+  const input_file f(path);
+  const std::vector<std::uint8_t> bytes = f.read_all();
+  json j;
+  try {
+    j = json::parse(bytes.begin(), bytes.end());
+  } catch (const json::exception&) {
+    throw error(path + ": not valid JSON (--hessian-map wants an object from weight names to activation names)");
+  }
+  if (!j.is_object()) throw error(path + ": not a JSON object (--hessian-map wants weight name -> activation name)");
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) throw error(path + ": the value of " + in_quotes(k) + " is not a string");
+    m.emplace(k, v.get<std::string>());
+  }
+  return m;
+}
 
 void run_quantize(const quantize_options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -616,11 +687,39 @@ void run_quantize(const quantize_options& opt) {
     run_quantize_gguf(opt, t0);
     return;
   }
-  const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
+  quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
+  const auto how = make_method(opt.method);
+  const bool gptq = how->name() == "gptq";
+  cfg.method = how->name();
+  if (!gptq && (opt.act_order || opt.damp_given)) throw error("--act-order and --damp apply to --method gptq");
+  if (!(opt.damp >= 0.0 && std::isfinite(opt.damp)))
+    throw error("--damp must be finite and non-negative, got " + std::to_string(opt.damp));
+  cfg.damp = opt.damp;
+  cfg.act_order = opt.act_order;
+  std::optional<blockq::block_rotation> rot;
+  if (opt.rotate == "hadamard") {
+    try {
+      rot.emplace(cfg.block);
+    } catch (const std::invalid_argument& e) {
+      throw error("--rotate hadamard rotates blocks of the block size: " + library_message(e));
+    }
+    cfg.rotate = true;
+  } else if (opt.rotate != "none") {
+    throw error("unknown --rotate '" + opt.rotate + "' (none, hadamard)");
+  }
   const auto coder = make_codec(cfg);
-  const auto how = make_method("rtn");
   check_safetensors_output(opt.output);
-  check_hessian_options(opt, cfg, false);
+  check_hessian_options(opt, cfg, gptq);
+  if (gptq && opt.hessian.empty())
+    throw error("--method gptq needs calibration activations or a Hessian (--hessian ACTS)");
+  if (opt.hessian_kind != "activations" && opt.hessian_kind != "matrix")
+    throw error("unknown --hessian-kind '" + opt.hessian_kind + "' (activations, matrix)");
+  calibration cal;
+  cal.matrix = opt.hessian_kind == "matrix";
+  cal.rot = rot ? &*rot : nullptr;
+  if ((cal.matrix || !opt.hessian_map.empty()) && opt.hessian.empty())
+    throw error("--hessian-kind and --hessian-map need --hessian");
+  cal.names = read_hessian_map(opt.hessian_map);
   selection sel;
   if (opt.tensors_given) sel.include.emplace(opt.tensors);
 
@@ -641,8 +740,8 @@ void run_quantize(const quantize_options& opt) {
   std::optional<importance_matrix> im;
   if (!opt.imatrix.empty()) im = read_imatrix(opt.imatrix);
   const unsigned threads = opt.threads ? opt.threads : default_threads();
-  const quantize_result r =
-      quantize_into(*in, *out, *coder, *how, acts.get(), opt.hessian, selected, cfg, threads, im ? &*im : nullptr);
+  cal.im = im ? &*im : nullptr;
+  const quantize_result r = quantize_into(*in, *out, *coder, *how, acts.get(), opt.hessian, selected, cfg, threads, cal);
   report_done(opt, cfg, r, in->tensors().size(), t0);
 }
 
@@ -679,6 +778,16 @@ void run_dequantize(const dequantize_options& opt) {
     throw error(opt.input + ": " + e.what());
   }
   const auto coder = make_codec(cfg);
+  // A Hadamard rotation of the block size (blockq.rotation): the weights come back in their own basis.
+  std::optional<blockq::block_rotation> rot;
+  if (const std::string* r = in->meta("blockq.rotation"); r && *r != "none") {
+    if (*r != "hadamard") throw error(opt.input + ": unknown metadata blockq.rotation '" + *r + "' (none, hadamard)");
+    try {
+      rot.emplace(cfg.block);
+    } catch (const std::invalid_argument& e) {
+      throw error(opt.input + ": blockq.rotation 'hadamard' with blockq.block " + block_s + ": " + library_message(e));
+    }
+  }
   const auto out = make_safetensors_sink(opt.output, *in);
 
   json record;
@@ -774,6 +883,7 @@ void run_dequantize(const dequantize_options& opt) {
         [&](std::size_t i) {
           const chunk_ref& c = chunks[i];
           coder->dequantize_rows(c.j->part_views, c.j->k, c.r0, c.r1, c.j->x);
+          if (rot) rot->unrotate(c.j->x.subspan(c.r0 * c.j->k, (c.r1 - c.r0) * c.j->k));  // Q R^T
           bar.add((c.r1 - c.r0) * c.j->k);
         },
         &bar);

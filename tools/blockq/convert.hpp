@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <unordered_map>
 
 namespace blockq_tool {
 
@@ -15,7 +16,14 @@ struct quantize_options {
   std::string ties = "even";
   bool ties_given = false;  // --ties given (a .gguf output then leaves ggml's own ties)
   std::string layout = "ocp";
-  std::string hessian;  // activations file for rule hessian
+  std::string hessian;  // activations file for rule hessian and method gptq
+  std::string hessian_kind = "activations";  // or "matrix": NAME holds H [K, K]
+  std::string hessian_map;                   // JSON file: weight name -> activation name
+  std::string method = "rtn";                // or "gptq"
+  double damp = 0.01;
+  bool damp_given = false;
+  bool act_order = false;
+  std::string rotate = "none";               // or "hadamard" (size: the block)
   std::string imatrix;  // llama.cpp importance matrix (.gguf or .dat) for rules hessian (and mse, .gguf outputs)
   bool quantize_output = false;  // .gguf: also quantize the output tensor (output.weight or tied token_embd.weight)
   std::string tensors;  // regex; empty: the default selection
@@ -32,6 +40,10 @@ struct dequantize_options {
   std::string input, output;
   unsigned threads = 0;
 };
+
+// --hessian-map FILE: a JSON object from weight names to activation names
+// (empty path: empty map). Throws error naming the file.
+std::unordered_map<std::string, std::string> read_hessian_map(const std::string& path);
 
 // Both write OUTPUT atomically and throw error on any problem.
 void run_quantize(const quantize_options& opt);

@@ -77,7 +77,21 @@ int main(int argc, char** argv) {
   qc->add_flag("--quantize-output", q.quantize_output,
                ".gguf: also quantize the output tensor (output.weight, or a tied token_embd.weight), which is kept "
                "as it is by default");
-  qc->add_option("--hessian", q.hessian, "calibration activations (.safetensors, NAME: [T, K]) for --rule hessian");
+  qc->add_option("--hessian", q.hessian,
+                 "calibration activations (.safetensors, NAME: [T, K]) for --rule hessian and --method gptq");
+  qc->add_option("--hessian-kind", q.hessian_kind, "what --hessian holds: activations [T, K] or matrix (H = X^T X, [K, K])")
+      ->check(CLI::IsMember({"activations", "matrix"}))
+      ->capture_default_str();
+  qc->add_option("--hessian-map", q.hessian_map,
+                 "JSON file mapping weight names to the names in --hessian (q, k, v share one input)");
+  qc->add_option("--method", q.method, "rtn (round to nearest) or gptq (error feedback with --hessian)")
+      ->check(CLI::IsMember({"rtn", "gptq"}))
+      ->capture_default_str();
+  auto* damp_opt = qc->add_option("--damp", q.damp, "gptq damping, relative to the mean of diag(H)")->capture_default_str();
+  qc->add_flag("--act-order", q.act_order, "gptq: columns by decreasing diag(H), block scales fixed first");
+  qc->add_option("--rotate", q.rotate, "none, or hadamard: quantize W R (block Hadamard of the block size)")
+      ->check(CLI::IsMember({"none", "hadamard"}))
+      ->capture_default_str();
   auto* tensors_opt = qc->add_option("--tensors", q.tensors,
                                      "regular expression (RE2 syntax, searched in names) selecting the tensors to quantize [default: floating "
                                      "tensors of rank >= 2 whose last dimension is a multiple of the block]");
@@ -110,6 +124,10 @@ int main(int argc, char** argv) {
   auto* rules_opt = rc->add_option("--rules", r.rules, "comma-separated rules; those that do not apply to a format are skipped "
                                      "[default: each format's default rule, plus mse for formats of at most 6 bits]");
   rc->add_flag("--csv", r.csv, "comma-separated values for machines");
+  rc->add_option("--hessian", r.hessian,
+                 "calibration activations (.safetensors, NAME: [T, K]): adds the output error ||X (W - Q)^T||^2 / "
+                 "||X W^T||^2 of rtn and gptq, per tensor and pooled (and rule hessian)");
+  rc->add_option("--hessian-map", r.hessian_map, "JSON file mapping weight names to the names in --hessian");
 
   grid_options g;
   auto* gc = app.add_subcommand("grid", "MSE-optimal scales of uniform and FP grids for a distribution (SPEC §9)");
@@ -138,6 +156,7 @@ int main(int argc, char** argv) {
     if (qc->parsed()) {
       q.tensors_given = tensors_opt->count() > 0;
       q.ties_given = ties_opt->count() > 0;
+      q.damp_given = damp_opt->count() > 0;
       run_quantize(q);
     } else if (fc->parsed()) {
       run_finalize(finalize_dir);

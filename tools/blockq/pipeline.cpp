@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
+#include "blockq/gptq.hpp"
 #include "blockq/version.hpp"
 #include "convert.hpp"
 #include "gguf_pipeline.hpp"
@@ -162,11 +164,31 @@ class rtn_method final : public method {
   }
 };
 
+// "gptq": error feedback (blockq/gptq.hpp) over the whole tensor in prepare()
+// (tensors run in parallel there), with H = X^T X from the activations or H as
+// given; quantize_rows() writes rows of the result.
+class gptq_method final : public method {
+ public:
+  std::string_view name() const noexcept override { return "gptq"; }
+  tensor_state prepare(const codec& c, std::span<const float> x, std::size_t k, const hessian_input* h) const override {
+    if (!h || (h->activations.empty() && h->matrix.empty()))
+      throw error("--method gptq needs calibration activations or a Hessian (--hessian ACTS)");
+    if (!h->matrix.empty()) return c.prepare_gptq(x, k, h->matrix);
+    const std::vector<double> hm = blockq::hessian_from_activations(h->activations, k);
+    return c.prepare_gptq(x, k, hm);
+  }
+  void quantize_rows(const codec& c, std::span<const float> x, std::size_t k, std::size_t r0, std::size_t r1,
+                     const tensor_state& st, std::span<const std::span<std::uint8_t>> parts) const override {
+    c.quantize_rows(x, k, r0, r1, st, parts);
+  }
+};
+
 }  // namespace
 
 std::unique_ptr<method> make_method(std::string_view name) {
   if (name == "rtn") return std::make_unique<rtn_method>();
-  throw error("unknown method '" + std::string(name) + "' (methods: rtn)");
+  if (name == "gptq") return std::make_unique<gptq_method>();
+  throw error("unknown method '" + std::string(name) + "' (methods: rtn, gptq)");
 }
 
 // ------------------------------------------------------------------ sinks
@@ -240,6 +262,17 @@ class safetensors_sink final : public sink {
           {"blockq.version", BLOCKQ_VERSION_STRING},
           {meta_tensors, record.dump()}};
       meta.insert(meta.end(), ours.begin(), ours.end());
+      // The method and rotation when not the defaults (absent: rtn, none).
+      if (cfg->method != "rtn" || cfg->rotate) {
+        meta.emplace_back("blockq.method", std::string(cfg->method));
+        meta.emplace_back("blockq.rotation", cfg->rotate ? "hadamard" : "none");
+      }
+      if (cfg->method == "gptq") {
+        char damp[32];
+        std::snprintf(damp, sizeof damp, "%.17g", cfg->damp);
+        meta.emplace_back("blockq.damp", damp);
+        meta.emplace_back("blockq.act_order", cfg->act_order ? "true" : "false");
+      }
     }
     const std::string header = safetensors_header(specs, meta);
     total_ = header.size();

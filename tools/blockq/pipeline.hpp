@@ -18,8 +18,9 @@
 //      input_file (file.hpp: regular files only, positional reads, never a
 //      mapping), fill tensors_ (in the order their data is best read; `part`
 //      = index of the file in files_, `offset`/`size` = where the bytes are),
-//      metadata_ and files_, then call index() (hash lookups by name; it
-//      refuses a name given twice, e.g. a tensor in two shards).
+//      metadata_ and files_ (every file read, and a folder source's folder,
+//      so that no output can replace them), then call index() (hash lookups
+//      by name; it refuses a name given twice, e.g. a tensor in two shards).
 //   2. Implement read(): bytes [offset, offset + out.size()) of one tensor,
 //      from any thread. F32/F16/BF16 tensors are quantizable; a source of
 //      other element types (a GGUF's F16 is fine, its Q4_0 is not) yields
@@ -53,7 +54,9 @@
 //   Hessian's factor, the NVFP4 tensor scale); quantize_rows() then fills
 //   rows [r0, r1) of the codec's parts and runs on several threads at once
 //   for disjoint row ranges (GPTQ's error feedback runs along a row, so rows
-//   stay independent). Register its name in make_method().
+//   stay independent). It may read only rows [r0, r1) of x: once a range is
+//   done the tool may reuse those rows (to check the result's finiteness).
+//   Register its name in make_method().
 #pragma once
 
 #include <cstddef>
@@ -150,7 +153,8 @@ class method {
                              const tensor_state& st, std::span<const std::span<std::uint8_t>> parts) const = 0;
 };
 
-// "rtn": round to nearest with the codec's scale rule, row by row. Throws
+// "rtn": round to nearest with the codec's scale rule, row by row; "gptq":
+// error feedback with the tensor's Hessian (codec::prepare_gptq). Throws
 // error for an unknown name.
 std::unique_ptr<method> make_method(std::string_view name);
 

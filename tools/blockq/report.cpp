@@ -9,13 +9,21 @@
 #include <limits>
 #include <memory>
 #include <random>
+#include <span>
+#include <stdexcept>
+#include <unordered_map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+
+#include "blockq/gptq.hpp"
 #include "blockq/metrics.hpp"
 #include "blockq/version.hpp"
 #include "codec.hpp"
+#include "convert.hpp"
 #include "pipeline.hpp"
 #include "parallel.hpp"
 
@@ -190,7 +198,7 @@ struct combo {
   std::string label_format, label_rule;
 };
 
-std::vector<combo> combos(const report_options& opt, std::vector<std::string>& notes) {
+std::vector<combo> combos(const report_options& opt, std::vector<std::string>& notes, bool with_hessian) {
   const std::vector<std::string> formats =
       split(opt.formats.empty() && !opt.formats_given ? std::string("mxfp4,nvfp4,fp4,int4,uint4,int8") : opt.formats);
   if (formats.empty()) throw error("--formats '" + opt.formats + "' names no format (formats: " + format_list() + ")");
@@ -200,6 +208,7 @@ std::vector<combo> combos(const report_options& opt, std::vector<std::string>& n
   const bool default_rules = rules.empty();
   if (default_rules) {
     rules = {"default", "mse"};  // mse only for formats of at most 6 bits (below)
+    if (with_hessian) rules.push_back("hessian");
   }
   for (const auto& r : rules)
     if (r != "default" && !blockq::parse_scale_rule(r))
@@ -211,8 +220,8 @@ std::vector<combo> combos(const report_options& opt, std::vector<std::string>& n
     for (const auto& r : rules) {
       const std::string rule = r == "default" ? std::string(blockq::to_string(info->default_rule)) : r;
       if (default_rules && r == "mse" && info->bits > 6) continue;  // slow, and within 1 dB of the default at 8 bits
-      if (rule == "hessian") {
-        notes.push_back("rule hessian needs calibration activations; use blockq quantize --hessian");
+      if (rule == "hessian" && !with_hessian) {
+        notes.push_back("rule hessian needs calibration activations (--hessian ACTS)");
         continue;
       }
       if (std::any_of(out.begin(), out.end(), [&](const combo& c) { return c.label_format == f && c.label_rule == rule; }))
@@ -245,6 +254,156 @@ std::string shape_text(const shape_t& s) {
   return out;
 }
 
+// ------------------------------------------------------------ the output-error view
+// ||X (W - Q)^T||^2 = tr(D H D^T) with D = W - Q and H = X^T X (and ||X W^T||^2 =
+// tr(W H W^T)), per tensor with activations and pooled, for rtn and gptq.
+struct output_error {
+  double num[2] = {0.0, 0.0};  // rtn, gptq
+  double den = 0.0;
+  bool done = false;
+};
+struct output_error_rows {
+  std::string hessian;
+  std::vector<std::string> names, shapes;
+  std::vector<std::vector<output_error>> e;  // [tensor][combo]
+};
+output_error_rows& oe_state() {
+  static output_error_rows s;
+  return s;
+}
+
+double quadratic(const std::vector<double>& h, std::size_t k, std::span<const float> a, std::span<const float> b) {
+  using mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const auto rows = static_cast<Eigen::Index>(a.size() / k), kk = static_cast<Eigen::Index>(k);
+  mat d = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(a.data(), rows, kk).cast<double>();
+  if (!b.empty())
+    d -= Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(b.data(), rows, kk).cast<double>();
+  const Eigen::Map<const mat> hm(h.data(), kk, kk);
+  return (d * hm).cwiseProduct(d).sum();
+}
+
+void output_error_view(const report_options& opt, const std::vector<named_tensor>& tensors, const std::vector<combo>& cs,
+                       std::vector<std::string>& notes) {
+  auto& st = oe_state();
+  st.hessian = opt.hessian;
+  const std::unordered_map<std::string, std::string> names = read_hessian_map(opt.hessian_map);
+  const auto acts = open_source(opt.hessian);
+  std::vector<std::size_t> with;  // tensors with activations
+  std::vector<std::vector<float>> xs;
+  for (std::size_t ti = 0; ti < tensors.size(); ++ti) {
+    const auto& t = tensors[ti];
+    const auto m = names.find(t.name);
+    const tensor_info* a = acts->find(m == names.end() ? t.name : m->second);
+    const std::uint64_t k = t.shape.back();
+    if (!a) continue;
+    if (!is_quantizable(a->type) || a->shape.size() != 2 || a->shape[1] != k || a->shape[0] == 0)
+      throw error("activations '" + a->name + "' in " + opt.hessian + " have shape " + shape_string(a->shape) +
+                  "; expected floats of shape [T, " + std::to_string(k) + "] for the weight '" + t.name + "'");
+    std::vector<float> x(static_cast<std::size_t>(a->numel()));
+    const std::vector<std::uint8_t> raw = acts->read_all(*a);
+    if (const std::size_t bad = to_float(a->type, raw.data(), x.size(), x.data()))
+      throw error("activations '" + a->name + "' in " + opt.hessian + " have " + std::to_string(bad) + " NaN/Inf values");
+    with.push_back(ti);
+    xs.push_back(std::move(x));
+  }
+  if (with.empty()) throw error(opt.hessian + " has activations for none of the tensors reported on");
+  st.e.assign(with.size(), std::vector<output_error>(cs.size()));
+  for (std::size_t w = 0; w < with.size(); ++w) {
+    st.names.push_back(tensors[with[w]].name);
+    st.shapes.push_back(shape_text(tensors[with[w]].shape));
+  }
+  std::vector<std::vector<double>> hs(with.size());
+  parallel_for(with.size(), default_threads(), [&](std::size_t w) {
+    hs[w] = blockq::hessian_from_activations(xs[w], static_cast<std::size_t>(tensors[with[w]].shape.back()));
+  });
+  std::vector<std::pair<std::size_t, std::size_t>> tasks;
+  std::uint64_t work = 0;
+  for (std::size_t w = 0; w < with.size(); ++w)
+    for (std::size_t ci = 0; ci < cs.size(); ++ci)
+      if (tensors[with[w]].shape.back() % cs[ci].cfg.block == 0) {
+        tasks.emplace_back(w, ci);
+        work += tensors[with[w]].x.size();
+      }
+  progress bar("output error (rtn and gptq)", work);
+  parallel_for(
+      tasks.size(), default_threads(),
+      [&](std::size_t i) {
+        const auto [w, ci] = tasks[i];
+        const named_tensor& t = tensors[with[w]];
+        const std::size_t k = static_cast<std::size_t>(t.shape.back()), rows = t.x.size() / k;
+        const codec& c = *cs[ci].c;
+        std::vector<std::vector<std::uint8_t>> bufs;
+        for (const auto& s : c.outputs(t.name, t.shape)) bufs.emplace_back(static_cast<std::size_t>(s.bytes()));
+        std::vector<std::span<std::uint8_t>> parts(bufs.begin(), bufs.end());
+        std::vector<std::span<const std::uint8_t>> cparts(bufs.begin(), bufs.end());
+        std::vector<float> y(t.x.size());
+        output_error& e = st.e[w][ci];
+        hessian_input h;
+        h.activations = xs[w];
+        for (int m = 0; m < 2; ++m) {
+          tensor_state s;
+          try {
+            s = m == 0 ? c.prepare(t.x, k, &h) : c.prepare_gptq(t.x, k, hs[w]);
+          } catch (const std::invalid_argument& ex) {
+            throw error("tensor '" + t.name + "': " + library_message(ex));
+          }
+          c.quantize_rows(t.x, k, 0, rows, s, parts);
+          c.dequantize_rows(cparts, k, 0, rows, y);
+          e.num[m] = quadratic(hs[w], k, t.x, y);
+        }
+        e.den = quadratic(hs[w], k, t.x, {});
+        e.done = true;
+        bar.add(t.x.size());
+      },
+      &bar);
+  bar.finish();
+  (void)notes;
+}
+
+void print_output_error(const report_options& opt, const std::vector<combo>& cs) {
+  if (opt.hessian.empty()) return;
+  const auto& st = oe_state();
+  std::vector<output_error> total(cs.size());
+  for (const auto& row : st.e)
+    for (std::size_t ci = 0; ci < cs.size(); ++ci)
+      if (row[ci].done) {
+        total[ci].num[0] += row[ci].num[0];
+        total[ci].num[1] += row[ci].num[1];
+        total[ci].den += row[ci].den;
+        total[ci].done = true;
+      }
+  auto rel = [](const output_error& e, int m) { return e.den > 0.0 ? e.num[m] / e.den : 0.0; };
+  if (opt.csv) {
+    std::printf("\ntensor,shape,format,rule,relative_output_error_rtn,relative_output_error_gptq\n");
+    auto row = [&](const std::string& name, const std::string& shape, std::size_t ci, const output_error& e) {
+      if (!e.done) return;
+      std::printf("%s,%s,%s,%s,%.6e,%.6e\n", csv_field(name).c_str(), shape.c_str(), cs[ci].label_format.c_str(),
+                  cs[ci].label_rule.c_str(), rel(e, 0), rel(e, 1));
+    };
+    for (std::size_t w = 0; w < st.e.size(); ++w)
+      for (std::size_t ci = 0; ci < cs.size(); ++ci) row(st.names[w], st.shapes[w], ci, st.e[w][ci]);
+    for (std::size_t ci = 0; ci < cs.size(); ++ci) row("(all)", "", ci, total[ci]);
+    return;
+  }
+  std::printf("\noutput error ||X (W - Q)^T||^2 / ||X W^T||^2 with the activations of %s (lower is better):\n",
+              st.hessian.c_str());
+  auto table = [&](const std::vector<output_error>& es) {
+    std::printf("  %-10s  %-10s  %11s  %11s  %8s\n", "format", "rule", "rtn", "gptq", "gptq/rtn");
+    for (std::size_t ci = 0; ci < cs.size(); ++ci)
+      if (es[ci].done)
+        std::printf("  %-10s  %-10s  %11.4e  %11.4e  %8.3f\n", cs[ci].label_format.c_str(), cs[ci].label_rule.c_str(),
+                    rel(es[ci], 0), rel(es[ci], 1), rel(es[ci], 0) > 0 ? rel(es[ci], 1) / rel(es[ci], 0) : 0.0);
+  };
+  for (std::size_t w = 0; w < st.e.size(); ++w) {
+    std::printf("\n%s  [%s]\n", st.names[w].c_str(), st.shapes[w].c_str());
+    table(st.e[w]);
+  }
+  if (st.e.size() > 1) {
+    std::printf("\nall %zu tensors with activations, pooled\n", st.e.size());
+    table(total);
+  }
+}
+
 }  // namespace
 
 std::string csv_field(const std::string& s) {
@@ -256,7 +415,7 @@ std::string csv_field(const std::string& s) {
 
 void run_report(const report_options& opt) {
   std::vector<std::string> notes;
-  const auto cs = combos(opt, notes);
+  const auto cs = combos(opt, notes, !opt.hessian.empty());
 
   std::vector<named_tensor> tensors;
   std::string source_name;
@@ -284,6 +443,7 @@ void run_report(const report_options& opt) {
   std::uint64_t work = 0;
   for (std::size_t ti = 0; ti < tensors.size(); ++ti)
     for (std::size_t ci = 0; ci < cs.size(); ++ci) {
+      if (cs[ci].cfg.rule == blockq::scale_rule::hessian) continue;  // (the output-error view only)
       if (tensors[ti].shape.back() % cs[ci].cfg.block != 0) {
         std::string note = tensors[ti].name + " " + shape_string(tensors[ti].shape) + ": not measured with " +
                            cs[ci].label_format + " (last dimension not a multiple of " + std::to_string(cs[ci].cfg.block) + ")";
@@ -315,6 +475,7 @@ void run_report(const report_options& opt) {
       warn(who + ": every value dequantizes to zero (the tensor's values are below the format's range)");
   }
 
+  if (!opt.hessian.empty()) output_error_view(opt, tensors, cs, notes);  // prints after the table below
   if (opt.csv) {
     std::printf("tensor,shape,format,rule,block,bits_per_element,mse,sqnr_db,max_abs_error,elements_per_second\n");
     auto row = [&](const std::string& name, const std::string& shape, std::size_t ci, const measurement& m) {
@@ -326,6 +487,7 @@ void run_report(const report_options& opt) {
     for (std::size_t ti = 0; ti < tensors.size(); ++ti)
       for (std::size_t ci = 0; ci < cs.size(); ++ci) row(tensors[ti].name, shape_text(tensors[ti].shape), ci, results[ti][ci]);
     for (std::size_t ci = 0; ci < cs.size(); ++ci) row("(all)", "", ci, total[ci]);
+    print_output_error(opt, cs);
     return;
   }
 
@@ -397,6 +559,7 @@ void run_report(const report_options& opt) {
       "\nbits/elem: element bits plus scale (and min) bits per element. SQNR = 10 log10(sum x^2 / sum (x - q(x))^2),\n"
       "higher is better (pooled over all elements for several tensors); MSE and max |err| in the tensor's units.\n"
       "Melem/s: quantization speed on one thread, best of up to 10 runs within 50 ms.\n");
+  print_output_error(opt, cs);
   for (const auto& n : notes) std::printf("note: %s\n", n.c_str());
 }
 

@@ -13,6 +13,8 @@ struct report_options {
   std::string rules;    // comma-separated; empty: each format's default (and mse where available)
   bool csv = false;
   bool formats_given = false, rules_given = false;  // an empty list given is an error
+  std::string hessian;      // calibration activations (NAME [T, K]): the output-error view, rtn and gptq
+  std::string hessian_map;  // JSON: weight name -> activation name
 };
 
 // Prints the report on stdout; throws error on bad options or input.

@@ -20,6 +20,7 @@
 
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "blockq/formats/half.hpp"
@@ -553,6 +554,31 @@ double block_wsse(arch::avx2, const float* x, const float* w, std::size_t n, flo
 
 // ----------------------------------------------------------------------- integers
 
+namespace avx2_detail {
+// Whether a lane is +-Inf.
+BLOCKQ_ALWAYS_INLINE bool any_inf(__m256 v) noexcept {
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+  return _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_EQ_OQ)) != 0;
+}
+
+// The residuals x - (q * s + min) of 8 elements as block_sse_int computes them; where x - min
+// or the level overflowed, the scalar int_residual of all 8 (the same bits elsewhere).
+template <class Div>
+BLOCKQ_ALWAYS_INLINE __m256 int_residual8(__m256 v, Div div, __m256 s, __m256 mn, __m256 qmin, __m256 qmax, float scale,
+                                          float min, int_format fmt) noexcept {
+  const __m256 d = _mm256_sub_ps(v, mn);
+  const __m256 q = _mm256_cvtepi32_ps(int_round<true>(div(d), qmin, qmax));
+  const __m256 level = _mm256_add_ps(_mm256_mul_ps(q, s), mn);
+  if (any_inf(d) || any_inf(level)) [[unlikely]] {
+    alignas(32) float xs[8], r[8];
+    _mm256_store_ps(xs, v);
+    for (int j = 0; j < 8; ++j) r[j] = int_residual(xs[j], scale, min, fmt);
+    return _mm256_load_ps(r);
+  }
+  return _mm256_sub_ps(v, level);
+}
+}  // namespace avx2_detail
+
 inline void encode_int(arch::avx2, const float* x, std::size_t n, float scale, float min, int_format fmt,
                        std::uint8_t* codes) noexcept {
   using namespace avx2_detail;
@@ -563,7 +589,13 @@ inline void encode_int(arch::avx2, const float* x, std::size_t n, float scale, f
   const __m256i mask = _mm256_set1_epi32(fmt.mask());
   with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
     auto codes8 = [&](const float* p) BLOCKQ_LAMBDA_INLINE {
-      return _mm256_and_si256(int_round<false>(div(_mm256_sub_ps(_mm256_loadu_ps(p), mn)), qmin, qmax), mask);
+      const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(p), mn);
+      if (any_inf(d)) [[unlikely]] {  // x - min overflowed: the scalar int_quotient for these 8
+        alignas(32) std::int32_t c[8];
+        for (int j = 0; j < 8; ++j) c[j] = fmt.encode(int_quotient(p[j], min, scale));
+        return _mm256_load_si256(reinterpret_cast<const __m256i*>(c));
+      }
+      return _mm256_and_si256(int_round<false>(div(d), qmin, qmax), mask);
     };
     std::size_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -594,7 +626,12 @@ inline void decode_int(arch::avx2, const std::uint8_t* codes, std::size_t n, flo
   for (; i + 8 <= n; i += 8) {
     const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
     const __m256 q = _mm256_cvtepi32_ps(int_from_code(c, fmt));
-    _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_mul_ps(q, s), mn));  // q * s + min, two roundings
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(q, s), mn);  // q * s + min, two roundings
+    if (any_inf(v)) [[unlikely]] {  // overflow: the scalar int_level for these 8
+      decode_int(arch::scalar{}, codes + i, 8, scale, min, fmt, out + i);
+      continue;
+    }
+    _mm256_storeu_ps(out + i, v);
   }
   if (i < n) decode_int(arch::scalar{}, codes + i, n - i, scale, min, fmt, out + i);
 }
@@ -609,8 +646,7 @@ inline double block_sse_int(arch::avx2, const float* x, std::size_t n, float sca
   sum8x acc;
   with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
     for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
-      const __m256 q = _mm256_cvtepi32_ps(int_round<true>(div(_mm256_sub_ps(v, mn)), qmin, qmax));
-      const __m256 r = _mm256_sub_ps(v, _mm256_add_ps(_mm256_mul_ps(q, s), mn));
+      const __m256 r = int_residual8(v, div, s, mn, qmin, qmax, scale, min, fmt);
       // Masked lanes: r = 0 - (q * s + min) need not be 0, so they are cleared.
       acc.add_sq(full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i))));
     });
@@ -694,8 +730,7 @@ inline double block_wsse_int(arch::avx2, const float* x, const float* w, std::si
   sum8x acc;
   with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
     for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
-      const __m256 q = _mm256_cvtepi32_ps(int_round<true>(div(_mm256_sub_ps(v, mn)), qmin, qmax));
-      const __m256 r = _mm256_sub_ps(v, _mm256_add_ps(_mm256_mul_ps(q, s), mn));
+      const __m256 r = int_residual8(v, div, s, mn, qmin, qmax, scale, min, fmt);
       if (full)
         acc.add_wsq(_mm256_loadu_ps(w + i), r);
       else {
@@ -792,6 +827,122 @@ inline bound_energies block_bound_energies(arch::avx2, const float* x, std::size
   const __m128d z2 = _mm_add_pd(_mm256_castpd256_pd128(z), _mm256_extractf128_pd(z, 1));
   const __m128d c2 = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
   return {_mm_cvtsd_f64(_mm_add_sd(z2, _mm_unpackhi_pd(z2, z2))), _mm_cvtsd_f64(_mm_add_sd(c2, _mm_unpackhi_pd(c2, c2)))};
+}
+
+namespace avx2_detail {
+BLOCKQ_ALWAYS_INLINE float hsum_ps(__m256 v) noexcept {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// e2m1_round for y >= 0 (not NaN): the magnitude alone.
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256 e2m1_round_magnitude(__m256 a) noexcept {
+  if constexpr (T == tie_mode::even) {
+    const __m256 a8 = _mm256_min_ps(a, _mm256_set1_ps(8.0f));
+    const __m256i e = _mm256_max_epi32(_mm256_and_si256(_mm256_castps_si256(a8), splat(0x7F800000u)), splat(0x3F800000u));
+    const __m256 m = _mm256_castsi256_ps(_mm256_add_epi32(e, splat(22u << 23)));
+    return _mm256_min_ps(_mm256_sub_ps(_mm256_add_ps(a8, m), m), _mm256_set1_ps(6.0f));
+  } else {
+    return e2m1_round<T>(a);
+  }
+}
+
+// K candidates in one pass over the block (see block_sse_estimates below).
+template <tie_mode T, std::size_t K, bool Exact>
+BLOCKQ_ALWAYS_INLINE void e2m1_estimates(const float* x, std::size_t n, const float* rcp, const float* scales,
+                                         float zero_below, float* est, float& zero) noexcept {
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), zb = _mm256_set1_ps(zero_below);
+  __m256 z = _mm256_setzero_ps(), acc[K + 1], r[K + 1], s[K + 1];  // (+1: no empty arrays)
+  __m256i near[K + 1];
+  for (std::size_t j = 0; j < K; ++j) {
+    acc[j] = _mm256_setzero_ps();
+    near[j] = _mm256_setzero_si256();
+    r[j] = _mm256_set1_ps(rcp[j]);
+    s[j] = _mm256_set1_ps(scales[j]);
+  }
+  for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, no term
+    const __m256 y = _mm256_and_ps(v, abs_mask);
+    const __m256 y0 = _mm256_and_ps(y, _mm256_cmp_ps(y, zb, _CMP_LT_OQ));
+    z = _mm256_fmadd_ps(y0, y0, z);
+    for (std::size_t j = 0; j < K; ++j) {
+      const __m256 q = _mm256_mul_ps(y, r[j]);
+      if constexpr (!Exact) {
+        const __m256i b = _mm256_castps_si256(q);
+        const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(b, splat(0x3DFFFFFFu)), _mm256_cmpgt_epi32(splat(0x40E00001u), b));
+        const __m256i low = _mm256_and_si256(_mm256_add_epi32(b, splat(8u)), splat(0x1FFFFFu));
+        near[j] = _mm256_or_si256(near[j], _mm256_and_si256(in, _mm256_cmpgt_epi32(splat(16u), low)));
+      }
+      const __m256 res = _mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(q), s[j]));
+      acc[j] = _mm256_fmadd_ps(res, res, acc[j]);
+    }
+  });
+  zero = hsum_ps(z);
+  for (std::size_t j = 0; j < K; ++j) est[j] = Exact || _mm256_testz_si256(near[j], near[j]) ? hsum_ps(acc[j]) : -1.0f;
+}
+}  // namespace avx2_detail
+
+// E2M1: the residuals are the kernel's own (up to the sign), squared and summed in float.
+// A scale without an exact reciprocal multiplies by fl(1 / s) instead of dividing: the
+// product is within 5 float steps of fl(|x| / s), so it gives the same code unless it lies
+// within 8 steps of a multiple of 2^21 in the bits (where every E2M1 threshold lies, see
+// e2m1_key_bits) in [0.125, 7]; such a candidate is reported unknown (-1), and so is a
+// scale whose reciprocal is not a normal float.
+namespace avx2_detail {
+// The per-call part of block_sse_estimates shared by the x86 tiers: the reciprocals
+// (unknown, -1, where fl(1 / s) is not a normal float), then
+// f(tie constant, K constant, exact constant, rcp, scales, out) on the K usable scales.
+template <class F>
+BLOCKQ_ALWAYS_INLINE void run_estimates(const float* scales, std::size_t k, tie_mode ties, float* est, F&& f) {
+  float rcp[max_estimates], sc[max_estimates], out[max_estimates];
+  std::size_t idx[max_estimates], m = 0;
+  bool exact = true;
+  for (std::size_t j = 0; j < k; ++j) {
+    float r = exact_reciprocal(scales[j]);
+    if (r == 0.0f) {
+      exact = false;
+      r = 1.0f / scales[j];
+      if (!(r >= 0x1p-126f && r <= 0x1p126f)) {
+        est[j] = -1.0f;
+        continue;
+      }
+    }
+    rcp[m] = r;
+    sc[m] = scales[j];
+    idx[m++] = j;
+  }
+  with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+    auto run = [&](auto kk) BLOCKQ_LAMBDA_INLINE {
+      if (exact)
+        f(t, kk, std::true_type{}, rcp, sc, out);
+      else
+        f(t, kk, std::false_type{}, rcp, sc, out);
+    };
+    switch (m) {
+      case 0: run(std::integral_constant<std::size_t, 0>{}); break;
+      case 1: run(std::integral_constant<std::size_t, 1>{}); break;
+      case 2: run(std::integral_constant<std::size_t, 2>{}); break;
+      case 3: run(std::integral_constant<std::size_t, 3>{}); break;
+      default: run(std::integral_constant<std::size_t, 4>{}); break;
+    }
+  });
+  for (std::size_t j = 0; j < m; ++j) est[idx[j]] = out[j];
+}
+}  // namespace avx2_detail
+
+template <class Element>
+void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
+                         tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    avx2_detail::run_estimates(scales, k, ties, est, [&](auto t, auto kk, auto ex, const float* rcp, const float* sc,
+                                                         float* out) BLOCKQ_LAMBDA_INLINE {
+      avx2_detail::e2m1_estimates<decltype(t)::value, decltype(kk)::value, decltype(ex)::value>(x, n, rcp, sc,
+                                                                                              zero_below, out, zero);
+    });
+  } else {
+    block_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
+  }
 }
 
 // ------------------------------------------------------------- 16-bit float inputs
@@ -986,7 +1137,9 @@ BLOCKQ_ALWAYS_INLINE bool ue8m0_codes8(__m256i maxima, const C& code_of, __m256i
   const __m256i mant = _mm256_and_si256(maxima, splat(0x7FFFFFu));
   const __m256i top = splat(std::bit_cast<std::uint32_t>(C::max_value) & 0x7FFFFFu);
   __m256i k = _mm256_sub_epi32(_mm256_srli_epi32(maxima, 23), _mm256_set1_epi32(127 + C::emax));
-  if (code_of.rule == scale_rule::ceil) k = _mm256_sub_epi32(k, _mm256_cmpgt_epi32(mant, top));
+  // ceil: one step up, except for amax >= 2^127 (mx_scale_code: the scale would overflow).
+  if (code_of.rule == scale_rule::ceil)
+    k = _mm256_sub_epi32(k, _mm256_and_si256(_mm256_cmpgt_epi32(mant, top), _mm256_cmpgt_epi32(splat(0x7F000000u), maxima)));
   if (code_of.rule == scale_rule::floor) k = _mm256_add_epi32(k, _mm256_cmpgt_epi32(top, mant));
   k = _mm256_min_epi32(_mm256_max_epi32(k, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
   code = _mm256_andnot_si256(zero, _mm256_add_epi32(k, _mm256_set1_epi32(127)));
@@ -1001,10 +1154,14 @@ BLOCKQ_ALWAYS_INLINE __m256 block_scales8(__m256i maxima, CodeOf& code_of, Divis
   using D = std::decay_t<DivisorOf>;
   const __m256 amax = _mm256_castsi256_ps(maxima);  // all finite here
   if constexpr (std::is_same_v<C, quotient_block_scale> && std::is_same_v<D, identity_divisor>) {
-    // amax / q per lane: the scalar division, eight at a time.
-    const __m256 v = _mm256_div_ps(amax, _mm256_set1_ps(code_of.q));
-    _mm256_storeu_ps(s, v);
-    return v;
+    // amax / q per lane: the scalar division, eight at a time; a lane where v * q overflows
+    // (amax near FLT_MAX, which quotient_block_scale steps down) takes the generic path.
+    const __m256 q = _mm256_set1_ps(code_of.q);
+    const __m256 v = _mm256_div_ps(amax, q);
+    if (!any_inf(_mm256_mul_ps(v, q))) {
+      _mm256_storeu_ps(s, v);
+      return v;
+    }
   } else if constexpr (std::is_same_v<C, e4m3_block_scale> && std::is_same_v<D, e4m3_block_divisor>) {
     // y = amax / fl(6 s_t) (the scalar expression), then e4m3::encode(y) for y >= 0:
     // - normal y (>= 2^-6): round the float's bits to 3 mantissa bits, ties to even, by

@@ -21,6 +21,7 @@
 
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "blockq/formats/half.hpp"
@@ -405,6 +406,13 @@ double block_wsse(arch::neon, const float* x, const float* w, std::size_t n, flo
 
 // ----------------------------------------------------------------------- integers
 
+namespace neon_detail {
+// Whether a lane is +-Inf.
+BLOCKQ_ALWAYS_INLINE bool any_inf(float32x4_t v) noexcept {
+  return vmaxvq_u32(vceqq_f32(vabsq_f32(v), vdupq_n_f32(std::numeric_limits<float>::infinity()))) != 0;
+}
+}  // namespace neon_detail
+
 inline void encode_int(arch::neon, const float* x, std::size_t n, float scale, float min, int_format fmt,
                        std::uint8_t* codes) noexcept {
   using namespace neon_detail;
@@ -414,8 +422,14 @@ inline void encode_int(arch::neon, const float* x, std::size_t n, float scale, f
   const float32x4_t mn = vdupq_n_f32(min);
   const uint32x4_t mask = vdupq_n_u32(fmt.mask());
   auto codes8 = [&](const float* p) {
-    const uint32x4_t a = vandq_u32(vreinterpretq_u32_s32(int_round(div(vsubq_f32(vld1q_f32(p), mn)), qmin, qmax)), mask);
-    const uint32x4_t b = vandq_u32(vreinterpretq_u32_s32(int_round(div(vsubq_f32(vld1q_f32(p + 4), mn)), qmin, qmax)), mask);
+    const float32x4_t d0 = vsubq_f32(vld1q_f32(p), mn), d1 = vsubq_f32(vld1q_f32(p + 4), mn);
+    if (any_inf(d0) || any_inf(d1)) [[unlikely]] {  // x - min overflowed: the scalar int_quotient for these 8
+      std::uint8_t c[8];
+      for (int j = 0; j < 8; ++j) c[j] = fmt.encode(int_quotient(p[j], min, scale));
+      return vld1_u8(c);
+    }
+    const uint32x4_t a = vandq_u32(vreinterpretq_u32_s32(int_round(div(d0), qmin, qmax)), mask);
+    const uint32x4_t b = vandq_u32(vreinterpretq_u32_s32(int_round(div(d1), qmin, qmax)), mask);
     return vmovn_u16(vmovn_high_u32(vmovn_u32(a), b));
   };
   std::size_t i = 0;
@@ -432,11 +446,36 @@ inline void decode_int(arch::neon, const std::uint8_t* codes, std::size_t n, flo
     const uint16x8_t c = vmovl_u8(vld1_u8(codes + i));
     const float32x4_t q0 = vcvtq_f32_s32(int_from_code(vmovl_u16(vget_low_u16(c)), fmt));
     const float32x4_t q1 = vcvtq_f32_s32(int_from_code(vmovl_high_u16(c), fmt));
-    vst1q_f32(out + i, vaddq_f32(vmulq_f32(q0, s), mn));  // q * s + min, two roundings
-    vst1q_f32(out + i + 4, vaddq_f32(vmulq_f32(q1, s), mn));
+    const float32x4_t v0 = vaddq_f32(vmulq_f32(q0, s), mn), v1 = vaddq_f32(vmulq_f32(q1, s), mn);  // two roundings
+    if (any_inf(v0) || any_inf(v1)) [[unlikely]] {  // overflow: the scalar int_level for these 8
+      decode_int(arch::scalar{}, codes + i, 8, scale, min, fmt, out + i);
+      continue;
+    }
+    vst1q_f32(out + i, v0);
+    vst1q_f32(out + i + 4, v1);
   }
   if (i < n) decode_int(arch::scalar{}, codes + i, n - i, scale, min, fmt, out + i);
 }
+
+namespace neon_detail {
+// The residuals x - (q * s + min) of 4 elements as block_sse_int computes them; where x - min
+// or the level overflowed, the scalar int_residual of all 4 (the same bits elsewhere).
+template <class Div>
+BLOCKQ_ALWAYS_INLINE float32x4_t int_residual4(float32x4_t v, const Div& div, float32x4_t s, float32x4_t mn,
+                                               float32x4_t qmin, float32x4_t qmax, float scale, float min,
+                                               int_format fmt) noexcept {
+  const float32x4_t d = vsubq_f32(v, mn);
+  const float32x4_t q = vcvtq_f32_s32(int_round(div(d), qmin, qmax));
+  const float32x4_t level = vaddq_f32(vmulq_f32(q, s), mn);
+  if (any_inf(d) || any_inf(level)) [[unlikely]] {
+    float xs[4], r[4];
+    vst1q_f32(xs, v);
+    for (int j = 0; j < 4; ++j) r[j] = int_residual(xs[j], scale, min, fmt);
+    return vld1q_f32(r);
+  }
+  return vsubq_f32(v, level);
+}
+}  // namespace neon_detail
 
 inline double block_sse_int(arch::neon, const float* x, std::size_t n, float scale, float min,
                             int_format fmt) noexcept {
@@ -446,10 +485,7 @@ inline double block_sse_int(arch::neon, const float* x, std::size_t n, float sca
   const float32x4_t qmin = vdupq_n_f32(static_cast<float>(fmt.qmin())), qmax = vdupq_n_f32(static_cast<float>(fmt.qmax()));
   const float32x4_t s = vdupq_n_f32(scale), mn = vdupq_n_f32(min);
   sum8x acc;
-  auto resid = [&](float32x4_t v) {
-    const float32x4_t q = vcvtq_f32_s32(int_round(div(vsubq_f32(v, mn)), qmin, qmax));
-    return vsubq_f32(v, vaddq_f32(vmulq_f32(q, s), mn));
-  };
+  auto resid = [&](float32x4_t v) { return int_residual4(v, div, s, mn, qmin, qmax, scale, min, fmt); };
   for_each8(x, n, [&](float32x4_t x0, float32x4_t x1, std::size_t, std::size_t m) {
     float32x4_t r0 = resid(x0), r1 = resid(x1);
     keep_lanes(r0, r1, m);
@@ -541,10 +577,7 @@ inline double block_wsse_int(arch::neon, const float* x, const float* w, std::si
   const float32x4_t qmin = vdupq_n_f32(static_cast<float>(fmt.qmin())), qmax = vdupq_n_f32(static_cast<float>(fmt.qmax()));
   const float32x4_t s = vdupq_n_f32(scale), mn = vdupq_n_f32(min);
   sum8x acc;
-  auto resid = [&](float32x4_t v) {
-    const float32x4_t q = vcvtq_f32_s32(int_round(div(vsubq_f32(v, mn)), qmin, qmax));
-    return vsubq_f32(v, vaddq_f32(vmulq_f32(q, s), mn));
-  };
+  auto resid = [&](float32x4_t v) { return int_residual4(v, div, s, mn, qmin, qmax, scale, min, fmt); };
   for_each8(x, n, [&](float32x4_t x0, float32x4_t x1, std::size_t i, std::size_t m) {
     float32x4_t r0 = resid(x0), r1 = resid(x1), w0, w1;
     keep_lanes(r0, r1, m);

@@ -125,7 +125,37 @@ double block_wsse(arch::scalar, const float* x, const float* w, std::size_t n, f
   return acc.total();
 }
 
-// Integer codes: q = clamp(round_half_even((x - min) / scale)); the stored
+// Integer arithmetic that cannot overflow for finite inputs. With a block range wider than
+// FLT_MAX (min near -FLT_MAX, x near +FLT_MAX), x - min and q * scale + min overflow
+// float32; these two give the finite answer instead, and the plain expression's bits
+// whenever that is not infinite (every block of range below FLT_MAX), so that ordinary
+// results do not change. SIMD kernels compute the plain expressions and take these only
+// for a group of lanes where one came out infinite (bit for bit the same).
+//
+// (x - min) / scale; when x - min is infinite, ((x / 2 - min / 2) / scale) * 2.
+BLOCKQ_ALWAYS_INLINE float int_quotient(float x, float min, float scale) noexcept {
+  const float d = x - min;
+  if (!detail::is_inf(d)) return d / scale;
+  return ((x * 0.5f - min * 0.5f) / scale) * 2.0f;
+}
+
+// q * scale + min; when that is infinite for finite scale and min,
+// (q * (scale / 2) + min / 2) * 2, saturated to +-FLT_MAX when even that is out of range
+// (a level the format cannot represent: the documented saturating result).
+BLOCKQ_ALWAYS_INLINE float int_level(float q, float scale, float min) noexcept {
+  const float v = q * scale + min;
+  if (!detail::is_inf(v) || !detail::is_finite(scale) || !detail::is_finite(min)) return v;
+  const float h = (q * (scale * 0.5f) + min * 0.5f) * 2.0f;
+  if (detail::is_finite(h)) return h;
+  return detail::sign_bit(h) ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
+}
+
+// x - level(q(x)) for a non-zero scale, q = fmt.quantize(int_quotient(x, min, scale)).
+BLOCKQ_ALWAYS_INLINE float int_residual(float x, float scale, float min, int_format fmt) noexcept {
+  return x - int_level(static_cast<float>(fmt.quantize(int_quotient(x, min, scale))), scale, min);
+}
+
+// Integer codes: q = clamp(round_half_even((x - min) / scale)) (int_quotient); the stored
 // byte is fmt.to_code(q). scale == 0 gives code 0 (q = 0 for symmetric).
 inline void encode_int(arch::scalar, const float* x, std::size_t n, float scale, float min,
                        int_format fmt, std::uint8_t* codes) noexcept {
@@ -133,14 +163,13 @@ inline void encode_int(arch::scalar, const float* x, std::size_t n, float scale,
     for (std::size_t i = 0; i < n; ++i) codes[i] = fmt.to_code(fmt.is_signed ? 0 : fmt.qmin());
     return;
   }
-  for (std::size_t i = 0; i < n; ++i) codes[i] = fmt.encode((x[i] - min) / scale);
+  for (std::size_t i = 0; i < n; ++i) codes[i] = fmt.encode(int_quotient(x[i], min, scale));
 }
 
-// out[i] = q * scale + min (min is 0 for symmetric formats).
+// out[i] = q * scale + min (int_level; min is 0 for symmetric formats).
 inline void decode_int(arch::scalar, const std::uint8_t* codes, std::size_t n, float scale, float min,
                        int_format fmt, float* out) noexcept {
-  for (std::size_t i = 0; i < n; ++i)
-    out[i] = static_cast<float>(fmt.to_int(codes[i])) * scale + min;
+  for (std::size_t i = 0; i < n; ++i) out[i] = int_level(static_cast<float>(fmt.to_int(codes[i])), scale, min);
 }
 
 // Sum of (x - (q * scale + min))^2 over the block, q re-rounded at this scale and min.
@@ -148,9 +177,9 @@ inline double block_sse_int(arch::scalar, const float* x, std::size_t n, float s
                             int_format fmt) noexcept {
   sum8 acc;
   for (std::size_t i = 0; i < n; ++i) {
-    const int q = scale == 0.0f ? (fmt.is_signed ? 0 : fmt.qmin()) : fmt.quantize((x[i] - min) / scale);
-    const float d = static_cast<float>(q) * scale + min;
-    const double r = static_cast<double>(x[i] - d);
+    const double r = static_cast<double>(
+        scale == 0.0f ? x[i] - (static_cast<float>(fmt.is_signed ? 0 : fmt.qmin()) * scale + min)
+                      : int_residual(x[i], scale, min, fmt));
     acc.add(i, r * r);
   }
   return acc.total();
@@ -200,9 +229,9 @@ inline double block_wsse_int(arch::scalar, const float* x, const float* w, std::
                              float min, int_format fmt) noexcept {
   sum8 acc;
   for (std::size_t i = 0; i < n; ++i) {
-    const int q = scale == 0.0f ? (fmt.is_signed ? 0 : fmt.qmin()) : fmt.quantize((x[i] - min) / scale);
-    const float d = static_cast<float>(q) * scale + min;
-    const double r = static_cast<double>(x[i] - d);
+    const double r = static_cast<double>(
+        scale == 0.0f ? x[i] - (static_cast<float>(fmt.is_signed ? 0 : fmt.qmin()) * scale + min)
+                      : int_residual(x[i], scale, min, fmt));
     acc.add(i, static_cast<double>(w[i]) * r * r);
   }
   return acc.total();
@@ -270,6 +299,31 @@ inline bound_energies block_bound_energies(arch::scalar, const float* x, std::si
   return e;
 }
 
+// Estimates for the one-pass discrete search (search/discrete.hpp), k <= 4 scales:
+//   est[j]  ~ block_sse<Element>(x, n, scales[j], ties), or -1 when not known;
+//   zero    ~ sum of x[i]^2 over |x[i]| < zero_below.
+// Each known value v (for the true value t) satisfies |v - t| <= estimate_error(n, t):
+// a relative (n + 16) 2^-23 plus an absolute n 2^-149, which covers float squares summed
+// in any order of up to n / 8 + 4 roundings (and, here, one rounding of the exact value to
+// float), as long as |x| <= 2^40 (the search checks it). Bounds only: they need not match
+// across architectures, the search evaluates every candidate they cannot rule out exactly.
+inline constexpr std::size_t max_estimates = 4;
+constexpr double estimate_relative_error(std::size_t n) noexcept { return static_cast<double>(n + 16) * 0x1p-23; }
+constexpr double estimate_absolute_error(std::size_t n) noexcept { return static_cast<double>(n) * 0x1p-149; }
+
+template <class Element>
+void block_sse_estimates(arch::scalar, const float* x, std::size_t n, const float* scales, std::size_t k,
+                         tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+  for (std::size_t j = 0; j < k; ++j)
+    est[j] = static_cast<float>(block_sse<Element>(arch::scalar{}, x, n, scales[j], ties));
+  double z = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double y = static_cast<double>(detail::abs_bits(x[i]));
+    if (y < zero_below) z += y * y;
+  }
+  zero = static_cast<float>(z);
+}
+
 // ---------------------------------------------------------------------------
 // Inputs in 16-bit floats, and the block loops of the amax rules, whole tensors at a
 // time so that an architecture can fuse them (one pass, no call per block). The
@@ -313,7 +367,12 @@ struct e4m3_block_divisor {
 struct quotient_block_scale {
   float q = 1.0f;
   float operator()(float amax) const noexcept {
-    return detail::is_finite(amax) ? amax / q : std::numeric_limits<float>::quiet_NaN();
+    if (!detail::is_finite(amax)) return std::numeric_limits<float>::quiet_NaN();
+    float s = amax / q;
+    // amax within an ulp or two of FLT_MAX: fl(amax / q) * q can round up past it, and the
+    // largest level would dequantize to Inf; one ulp down keeps it finite.
+    while (!detail::is_finite(s * q)) s = detail::next_down(s);
+    return s;
   }
 };
 struct identity_divisor {

@@ -41,6 +41,11 @@ constexpr bool is_finite(float v) noexcept {
 constexpr bool is_nan(float v) noexcept {
   return (std::bit_cast<std::uint32_t>(v) & 0x7FFFFFFFu) > 0x7F800000u;
 }
+// The next float toward zero of a finite positive v > 0 (the bits minus one).
+constexpr float next_down(float v) noexcept { return std::bit_cast<float>(std::bit_cast<std::uint32_t>(v) - 1u); }
+constexpr bool is_inf(float v) noexcept {
+  return (std::bit_cast<std::uint32_t>(v) & 0x7FFFFFFFu) == 0x7F800000u;
+}
 constexpr bool sign_bit(float v) noexcept { return (std::bit_cast<std::uint32_t>(v) >> 31) != 0; }
 constexpr float abs_bits(float v) noexcept {
   return std::bit_cast<float>(std::bit_cast<std::uint32_t>(v) & 0x7FFFFFFFu);

@@ -26,12 +26,22 @@ constexpr std::size_t code_bytes(std::size_t n) noexcept {
   return Packed ? (n + 1) / 2 : n;
 }
 
+// Quantizing, the input x (n elements) fixes the sizes of the codes and scales; dequantizing,
+// the codes fix the size of the output, and the output's size that of the scales. Each
+// message names the span that disagrees (the outputs when quantizing, the output first
+// when dequantizing).
 template <bool Packed>
-void check_codec_args(std::size_t n, std::size_t block, std::size_t code_size, std::size_t scale_size) {
+void check_codec_args(std::size_t n, std::size_t block, std::size_t code_size, std::size_t scale_size,
+                      bool dequantizing = false) {
   if constexpr (Packed)
     require(block % 2 == 0, "packed codes need an even block size, got " + std::to_string(block));
-  check_size(code_size, code_bytes<Packed>(n), Packed ? "packed codes" : "codes");
-  check_size(scale_size, ceil_div(n, block), "scales");
+  if (dequantizing)
+    check_output_for_codes(n, code_size, Packed);
+  else
+    check_size(code_size, code_bytes<Packed>(n), Packed ? "packed codes" : "codes",
+               (Packed ? "two a byte for the input's " : "one per element for the input's ") + std::to_string(n) +
+                   " elements");
+  check_size(scale_size, ceil_div(n, block), "scales", per_block(n, block, dequantizing ? "output" : "input"));
 }
 
 // The input element types: float32 as is, float16 and bfloat16 converted (exactly) to
@@ -132,7 +142,7 @@ void quantize_amax_blocks(std::span<const T> x, std::size_t block, tie_mode ties
 template <class Element, class Arch, bool Packed, class Scale, class DivisorOf>
 void dequantize_blocks(std::span<const std::uint8_t> codes, std::span<const Scale> scales,
                        std::size_t block, std::span<float> out, DivisorOf&& divisor_of) {
-  check_codec_args<Packed>(out.size(), block, codes.size(), scales.size());
+  check_codec_args<Packed>(out.size(), block, codes.size(), scales.size(), true);
   kernels::decode_blocks<Element, Packed>(Arch{}, codes.data(), scales.data(), out.size(), block, divisor_of,
                                           out.data());
 }

@@ -107,8 +107,9 @@ template <class Dist>
 void require_finite_second_moment(const Dist& dist) {
   if constexpr (is_students_t<Dist>::value) {
     require(dist.degrees_of_freedom() > 2.0,
-            "student_t with " + format_number(dist.degrees_of_freedom()) +
-                " degrees of freedom has no finite variance: the expected squared error needs nu > 2");
+            "student_t:" + format_number(dist.degrees_of_freedom()) + ": Student-t with ν ≤ 2 has no finite variance (" +
+                format_number(dist.degrees_of_freedom()) +
+                " degrees of freedom), so the expected squared error is infinite: use nu > 2");
   } else {
     (void)dist;
   }

@@ -17,7 +17,8 @@
 //
 // Throws std::invalid_argument for an empty, unsorted or non-finite grid, a
 // scale that is not finite and > 0, or a distribution without a finite
-// second moment (Student-t with nu <= 2).
+// second moment (Student-t with nu <= 2), or when the quadrature needs more
+// than detail::default_max_evaluations density evaluations (cells.hpp).
 #pragma once
 
 #include <span>
@@ -39,7 +40,8 @@ double expected_mse_impl(std::span<const double> grid, const Dist& dist, double 
     check_grid(grid);
     check_scale(scale);
     require_finite_second_moment(dist);
-    const cell_evaluator<Dist> cells(dist, force_quadrature);
+    const cell_evaluator<Dist> cells(dist, force_quadrature, default_max_evaluations,
+                                     "expected_mse of a " + std::to_string(grid.size()) + "-point grid");
     return mse_unchecked(cells, grid, scale);
   }
 }

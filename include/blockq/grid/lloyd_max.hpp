@@ -26,6 +26,10 @@
 // steps below 1e-6 · max|c| stop shrinking (the rounding floor, reached
 // before the tolerance with more than about a thousand levels).
 //
+// Effort: at most max_iterations steps and max_evaluations density
+// evaluations (cells.hpp); a grid that needs more throws std::invalid_argument
+// saying the distribution is out of reach at this many levels.
+//
 // Throws std::invalid_argument for levels < 2 or a distribution without a
 // finite second moment.
 #pragma once
@@ -49,6 +53,7 @@ struct lloyd_max_params {
   double tolerance = 0x1p-46;            // relative step at which the grid counts as converged (~1.4e-14)
   std::uintmax_t max_iterations = 10000;
   double newton_after = 3e-2;            // relative Lloyd step below which Newton steps are tried
+  std::uintmax_t max_evaluations = detail::default_max_evaluations;  // the effort limit (cells.hpp)
 };
 
 struct lloyd_max_result {
@@ -56,6 +61,7 @@ struct lloyd_max_result {
   double mse = 0.0;               // expected_mse(grid, dist)
   std::uintmax_t iterations = 0;  // Lloyd and Newton steps taken
   bool converged = false;         // stopped by the tolerance or at the rounding floor, not by max_iterations
+  std::uintmax_t evaluations = 0; // density evaluations spent (closed-form cells count one each)
 };
 
 namespace detail {
@@ -149,7 +155,8 @@ lloyd_max_result lloyd_max_impl(std::size_t levels, const Dist& dist, const lloy
   require(levels >= 2, "lloyd_max: levels must be >= 2, got " + std::to_string(levels));
   require(params.tolerance > 0.0, "lloyd_max: tolerance must be > 0, got " + format_number(params.tolerance));
   require_finite_second_moment(dist);
-  const cell_evaluator<Dist> eval(dist, false);
+  const cell_evaluator<Dist> eval(dist, false, params.max_evaluations,
+                                   "lloyd_max with " + std::to_string(levels) + " levels");
 
   std::vector<double> c(levels), lloyd(levels), newton;
   for (std::size_t i = 0; i < levels; ++i)
@@ -208,6 +215,7 @@ lloyd_max_result lloyd_max_impl(std::size_t levels, const Dist& dist, const lloy
   }
   result.grid = std::move(c);
   result.mse = gm.mse;
+  result.evaluations = eval.evaluations();
   return result;
 }
 

@@ -23,6 +23,9 @@
 // Default scan range: [rms / (16 max|g|), 16 rms / min{|g| : g != 0}] with
 // rms = sqrt(E[X^2]).
 //
+// Effort: at most max_evaluations density evaluations (cells.hpp), beyond which
+// it throws std::invalid_argument saying the distribution is out of reach.
+//
 // Throws std::invalid_argument for an invalid grid (see expected_mse.hpp), a
 // grid without a non-zero point, lower/upper not finite and > 0, lower >= upper,
 // points_per_octave < 1.
@@ -55,12 +58,14 @@ struct optimal_scale_params {
   int newton_steps = 4;                             // polishing steps per basin; 0 turns the polish off
   double basin_window = 1e-3;  // refine every scan minimum within this relative distance of the best
   std::size_t max_basins = 64; // at most this many, the lowest first
+  std::uintmax_t max_evaluations = detail::default_max_evaluations;  // the effort limit (cells.hpp)
 };
 
 struct optimal_scale_result {
   double scale = 0.0;            // a*
   double mse = 0.0;              // expected_mse(grid, dist, a*)
   std::uintmax_t iterations = 0; // Brent iterations plus Newton steps, over all basins refined
+  std::uintmax_t evaluations = 0; // density evaluations spent (closed-form cells count one each)
 };
 
 namespace detail {
@@ -108,7 +113,8 @@ optimal_scale_result optimal_scale_impl(std::span<const double> grid, const Dist
   require(lower < upper, "optimal_scale: the lower scale bound " + format_number(lower) +
                              " is not below the upper bound " + format_number(upper));
 
-  const cell_evaluator<Dist> cells(dist, false);
+  const cell_evaluator<Dist> cells(dist, false, params.max_evaluations,
+                                   "optimal_scale of a " + std::to_string(grid.size()) + "-point grid");
   const auto mse = [&](double a) { return mse_unchecked(cells, grid, a); };
 
   // 1. Log-spaced scan.
@@ -178,6 +184,7 @@ optimal_scale_result optimal_scale_impl(std::span<const double> grid, const Dist
     if (e_best < result.mse) result = {a_best, e_best, 0};
   }
   result.iterations = total_iterations;
+  result.evaluations = cells.evaluations();
   return result;
 }
 

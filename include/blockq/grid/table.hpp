@@ -10,14 +10,17 @@
 //     double sqnr_db;             // 10 log10(E[X^2] / mse)
 //     std::uintmax_t iterations;  // optimal_scale's or lloyd_max's iterations
 //   };
-//   struct table_options { bool fp4 = true; bool three_levels = true; bool lloyd_max = true; };
+//   struct table_options { bool fp4 = true; bool three_levels = true; bool lloyd_max = true;
+//                          std::uintmax_t max_evaluations = 2 * detail::default_max_evaluations; };
 //
 //   std::vector<grid_row> standard_table(const any_distribution& dist, int bits_lo = 1, int bits_hi = 8,
 //                                        const table_options& options = {});
 //     Rows, in order: uniform grids linspace(-1, 1, 2^b) for b = bits_lo..bits_hi; the seed's
 //     16-point FP4 grid; the uniform 3-level grid; Lloyd–Max grids of 2^b levels for
 //     b = bits_lo..bits_hi. Requires 1 <= bits_lo <= bits_hi <= 12; throws std::invalid_argument
-//     otherwise, or for a distribution without a finite variance.
+//     otherwise, for a distribution without a finite variance, or when the rows together need
+//     more than max_evaluations density evaluations (each row gets what the rows before it
+//     left; the message names the row), so that the whole table has one effort limit.
 //   std::string format_table(std::span<const grid_row> rows);
 //     The rows as a Markdown table, one line per row.
 //
@@ -57,6 +60,7 @@ struct table_options {
   bool fp4 = true;           // the seed's 16-point FP4 (E2M1) grid
   bool three_levels = true;  // the uniform 3-level grid {-1, 0, 1}
   bool lloyd_max = true;     // Lloyd–Max grids for bits_lo..bits_hi
+  std::uintmax_t max_evaluations = 2 * detail::default_max_evaluations;  // for the whole table
 };
 
 inline std::vector<grid_row> standard_table(const any_distribution& dist, int bits_lo = 1, int bits_hi = 8,
@@ -65,9 +69,15 @@ inline std::vector<grid_row> standard_table(const any_distribution& dist, int bi
                   "standard_table: need 1 <= bits_lo <= bits_hi <= 12, got bits_lo = " + std::to_string(bits_lo) +
                       ", bits_hi = " + std::to_string(bits_hi));
   const double power = dist.visit([](const auto& d) { return detail::second_moment(d); });
+  detail::require(options.max_evaluations > 0, "standard_table: max_evaluations must be > 0");
   std::vector<grid_row> rows;
+  std::uintmax_t left = options.max_evaluations;
+  const auto spend = [&](std::uintmax_t used) { left = used < left ? left - used : 1; };
   const auto add_scaled = [&](std::string name, const std::vector<double>& grid) {
-    const optimal_scale_result r = optimal_scale(grid, dist);
+    optimal_scale_params params;
+    params.max_evaluations = left;
+    const optimal_scale_result r = optimal_scale(grid, dist, params);
+    spend(r.evaluations);
     double gmax = 0.0;
     for (double g : grid) gmax = std::max(gmax, std::fabs(g));
     rows.push_back({std::move(name), grid.size(), r.scale, r.scale * gmax, r.mse,
@@ -78,7 +88,10 @@ inline std::vector<grid_row> standard_table(const any_distribution& dist, int bi
   if (options.three_levels) add_scaled("uniform 3-level", uniform_grid(3));
   if (options.lloyd_max) {
     for (int b = bits_lo; b <= bits_hi; ++b) {
-      const lloyd_max_result r = lloyd_max(std::size_t{1} << b, dist);
+      lloyd_max_params params;
+      params.max_evaluations = left;
+      const lloyd_max_result r = lloyd_max(std::size_t{1} << b, dist, params);
+      spend(r.evaluations);
       const double clip = std::max(std::fabs(r.grid.front()), std::fabs(r.grid.back()));
       rows.push_back({"lloyd-max " + std::to_string(b) + "-bit", r.grid.size(), 1.0, clip, r.mse,
                       10.0 * std::log10(power / r.mse), r.iterations});

@@ -56,6 +56,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <type_traits>
 
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
@@ -151,6 +152,86 @@ discrete_result bounded_search(std::span<const float> x, std::span<const float> 
   return best;
 }
 
+// The SSE search in chunks of kernels::max_estimates candidates (E2M1 elements): one
+// pass of kernels::block_sse_estimates scores a chunk in float, with a certified error
+// e(t) (kernels::estimate_relative_error / estimate_absolute_error), and sums the zero
+// part at the first scale after the chunk. A candidate is evaluated exactly (block_sse),
+// in increasing set order as the exhaustive search does, only when its lower bound
+// v (1 - rel) - abs is below the best error so far and not above the least upper bound
+// v (1 + rel) + abs of the candidates seen (which is at least the final best error: a
+// candidate above it is strictly worse than some candidate). The chunks stop when the
+// zero part's lower bound reaches that upper bound (no larger scale can be strictly
+// better, as in bounded_search), or at the first scale that rounds every element to zero
+// (|x| <= amax < d_0 s (1 - 2^-20)): it and every larger scale give exactly Σx², so only
+// the first can be strictly better. The estimates need |x| within [2^-40, 2^40] (no
+// float overflow, a negligible absolute error); other blocks use bounded_search.
+inline constexpr std::size_t first_chunk = 2;
+
+template <class Element, class Arch>
+discrete_result chunked_search(std::span<const float> x, std::span<const float> set, std::size_t start,
+                               double start_error, tie_mode ties) noexcept {
+  const std::size_t n = x.size();
+  auto sse = [&](float s) { return kernels::block_sse<Element>(Arch{}, x.data(), n, s, ties); };
+  discrete_result best{start, start_error, 1};
+  if (set.empty() || !(start_error > 0.0)) return best;
+  const double amax = kernels::block_amax(Arch{}, x.data(), n);
+  if (!(amax >= 0x1p-40 && amax <= 0x1p40))
+    return bounded_search<Element, Arch>(x, set, start, start_error, 1.0, [&](float s, double) { return sse(s); });
+  const double lo = lowest_useful_scale<Element>(amax, start_error, n);
+  std::size_t i = start;
+  if (start == zero_start)
+    i = static_cast<std::size_t>(std::lower_bound(set.begin(), set.end(), lo) - set.begin());
+  else
+    while (i > 0 && set[i - 1] >= lo) --i;  // the start itself is a scale of error <= the budget
+  const double zero_factor = zero_threshold<Element>() * (1.0 - 0x1p-20);
+  const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+  double upper = start_error;  // the least upper bound of a candidate's error so far
+  bool first = true;
+  while (i < set.size()) {
+    std::array<std::size_t, kernels::max_estimates> idx{};
+    std::array<float, kernels::max_estimates> scales{}, est{};
+    std::size_t k = 0;
+    bool last = false;
+    // The first chunk is short: the best scale is usually the start or the next one up.
+    const std::size_t chunk = first ? first_chunk : idx.size();
+    first = false;
+    for (; i < set.size() && k < chunk && !last; ++i) {
+      if (i == start) continue;
+      idx[k] = i;
+      scales[k++] = set[i];
+      last = zero_factor * set[i] > amax;  // (exact product) every element rounds to zero
+    }
+    while (i < set.size() && i == start) ++i;
+    if (k == 0) break;
+    // The zero part at the next scale, its float threshold rounded down.
+    float zb = 0.0f;
+    if (i < set.size() && !last) {
+      const double t = zero_factor * set[i];
+      zb = static_cast<float>(t);
+      if (static_cast<double>(zb) > t) zb = std::nextafter(zb, 0.0f);
+    }
+    float zero = 0.0f;
+    kernels::block_sse_estimates<Element>(Arch{}, x.data(), n, scales.data(), k, ties, zb, est.data(), zero);
+    std::array<double, kernels::max_estimates> lower{};
+    for (std::size_t j = 0; j < k; ++j) {
+      const double v = est[j];
+      lower[j] = v < 0.0 ? 0.0 : v * (1.0 - rel) - abs;
+      if (v >= 0.0) upper = std::min(upper, v * (1.0 + rel) + abs);
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      if (!(lower[j] < best.error && lower[j] <= upper)) continue;
+      const double e = sse(scales[j]);
+      ++best.evaluations;
+      if (e < best.error) {
+        best.index = idx[j];
+        best.error = e;
+      }
+    }
+    if (last || static_cast<double>(zero) * (1.0 - rel) - abs >= std::min(upper, best.error)) break;
+  }
+  return best;
+}
+
 }  // namespace detail
 
 // The scale of `set` with the least block SSE (see the header for the contract).
@@ -160,8 +241,12 @@ discrete_result discrete_mse(Arch, std::span<const float> x, std::span<const flo
   const std::size_t n = x.size();
   const double e0 = start == zero_start ? kernels::block_energy(Arch{}, x.data(), nullptr, n)
                                         : kernels::block_sse<Element>(Arch{}, x.data(), n, set[start], ties);
-  return detail::bounded_search<Element, Arch>(
-      x, set, start, e0, 1.0, [&](float s, double) { return kernels::block_sse<Element>(Arch{}, x.data(), n, s, ties); });
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    return detail::chunked_search<Element, Arch>(x, set, start, e0, ties);
+  } else {
+    return detail::bounded_search<Element, Arch>(
+        x, set, start, e0, 1.0, [&](float s, double) { return kernels::block_sse<Element>(Arch{}, x.data(), n, s, ties); });
+  }
 }
 
 }  // namespace search

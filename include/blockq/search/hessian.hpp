@@ -145,7 +145,9 @@ class block_hessians {
   template <class T>
   static block_hessians from_matrices(std::span<const T> m, std::size_t columns, std::size_t block) {
     block_hessians h(columns, block, false);
-    blockq::detail::check_size(m.size(), h.blocks_ * block * block, "Hessian matrices");
+    blockq::detail::check_size(m.size(), h.blocks_ * block * block, "Hessian matrices",
+                               "K / block = " + std::to_string(h.blocks_) + " matrices of " + std::to_string(block) +
+                                   " x " + std::to_string(block));
     const std::size_t b = block, bb = b * b;
     for (std::size_t i = 0; i < m.size(); ++i)
       if (!std::isfinite(static_cast<double>(m[i])))

@@ -69,7 +69,7 @@ constexpr std::size_t lsq_scratch_bytes(std::size_t n) noexcept { return 3 * n; 
 // Weights, when given, are one finite non-negative value per element.
 inline void check_weights(std::span<const float> w, std::size_t n) {
   if (w.empty()) return;
-  blockq::detail::check_size(w.size(), n, "weights");
+  blockq::detail::check_size(w.size(), n, "weights", "one per element of the input's " + std::to_string(n));
   for (std::size_t i = 0; i < w.size(); ++i)
     if (!(blockq::detail::is_finite(w[i]) && w[i] >= 0.0f))  // (the message is built only on failure)
       blockq::detail::require(false, "weight " + std::to_string(i) + " must be finite and non-negative, got " +
@@ -93,8 +93,8 @@ inline refit_result solve_asymmetric(const kernels::refit_sums& s) noexcept {
 namespace detail {
 template <class T>
 kernels::refit_sums refit_sums_of(std::span<const T> x, std::span<const int> q, std::span<const T> w) {
-  blockq::detail::check_size(q.size(), x.size(), "codes");
-  if (!w.empty()) blockq::detail::check_size(w.size(), x.size(), "weights");
+  blockq::detail::check_size(q.size(), x.size(), "codes", "one per element of x");
+  if (!w.empty()) blockq::detail::check_size(w.size(), x.size(), "weights", "one per element of x");
   kernels::sum8 sw, sq, sqq, sx, sxq;
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double wi = w.empty() ? 1.0 : static_cast<double>(w[i]);

@@ -7,15 +7,28 @@
 // The normal distribution has closed forms (cell_moments_std_normal); any
 // other Boost.Math distribution goes through quadrature (cell_moments_quadrature):
 // Gauss–Kronrod on finite cells, exp_sinh on the two infinite tails.
+//
+// Effort is bounded by a count, never by the clock: every density evaluation
+// of the quadrature (and every closed-form cell) counts against the
+// evaluator's budget (default_max_evaluations per call of a public function),
+// and a cell that takes the count past it ends the call with
+// std::invalid_argument naming the distribution and the limit. Each cell's
+// own effort is bounded too (Gauss–Kronrod depth, exp_sinh refinements), so
+// a call overshoots its budget by at most one cell. Heavy tails are what
+// exhaust it: a Student-t close to nu = 2 (the tail of x^2 f decays like
+// x^(1 - nu), so quadrature converges ever more slowly) or thousands of
+// levels on a Student-t.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include <boost/math/distributions/complement.hpp>
 #include <boost/math/policies/policy.hpp>
@@ -30,6 +43,21 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace detail {
 
 inline constexpr double grid_inf = std::numeric_limits<double>::infinity();
+
+// Density evaluations (closed-form cells count one each) one call of expected_mse,
+// optimal_scale or lloyd_max may spend by default: 2^24, about a second of quadrature
+// on one core of the development machine, eight times what any row of the Student-t
+// (nu = 3) table up to 8 bits needs.
+inline constexpr std::uintmax_t default_max_evaluations = std::uintmax_t{1} << 24;
+
+// The name of a distribution for messages ("student_t:2.01"), or a generic one.
+template <class Dist>
+std::string distribution_name(const Dist& d) {
+  if constexpr (std::is_constructible_v<any_distribution, const Dist&>)
+    return any_distribution(d).name();
+  else
+    return (void)d, std::string("the distribution");
+}
 
 struct cell_moments {
   double p = 0.0;   // ∫ f over the cell
@@ -250,7 +278,7 @@ support_info describe(const Dist& d) {
 
 template <class Dist>
 cell_moments quadrature_cell(const Dist& d, const support_info& s, tail_integrator& tails, double l, double c,
-                             double r, moments which) {
+                             double r, moments which, std::uintmax_t& evaluations) {
   cell_moments m;
   const double lo = std::max(l, s.lo), hi = std::min(r, s.hi);
   if (!(lo < hi)) return m;
@@ -263,6 +291,7 @@ cell_moments quadrature_cell(const Dist& d, const support_info& s, tail_integrat
     m.m2 = integrate_cell(
         tails,
         [&](double u) {
+          ++evaluations;
           const double f = boost::math::pdf(d, c + u);
           return f == 0.0 ? 0.0 : u * u * f;
         },
@@ -272,6 +301,7 @@ cell_moments quadrature_cell(const Dist& d, const support_info& s, tail_integrat
     m.m1 = integrate_cell(
         tails,
         [&](double u) {
+          ++evaluations;
           const double f = boost::math::pdf(d, c + u);
           return f == 0.0 ? 0.0 : u * f;
         },
@@ -283,11 +313,15 @@ cell_moments quadrature_cell(const Dist& d, const support_info& s, tail_integrat
 // ------------------------------------------------------------- dispatch
 
 // Cell moments for any distribution: closed form for the normal unless
-// force_quadrature, quadrature otherwise.
+// force_quadrature, quadrature otherwise. `task` names the call in the message
+// of an exhausted budget ("lloyd_max with 2048 levels").
 template <class Dist>
 class cell_evaluator {
  public:
-  cell_evaluator(const Dist& d, bool force_quadrature) : d_(d), quad_(force_quadrature || !is_normal<Dist>::value) {
+  cell_evaluator(const Dist& d, bool force_quadrature, std::uintmax_t max_evaluations = default_max_evaluations,
+                 std::string task = "the grid optimizer")
+      : d_(d), quad_(force_quadrature || !is_normal<Dist>::value), budget_(max_evaluations), task_(std::move(task)) {
+    require(max_evaluations > 0, task_ + ": max_evaluations must be > 0");
     if (quad_) {
       info_ = describe(d);
       tails_.emplace();
@@ -296,10 +330,19 @@ class cell_evaluator {
 
   cell_moments operator()(double l, double c, double r, moments which) const {
     if constexpr (is_normal<Dist>::value) {
-      if (!quad_) return normal_cell(d_, l, c, r);
+      if (!quad_) {
+        ++used_;
+        check_budget();
+        return normal_cell(d_, l, c, r);
+      }
     }
-    return quadrature_cell(d_, info_, *tails_, l, c, r, which);
+    const cell_moments m = quadrature_cell(d_, info_, *tails_, l, c, r, which, used_);
+    check_budget();
+    return m;
   }
+
+  // Density evaluations spent so far (closed-form cells count one each).
+  std::uintmax_t evaluations() const noexcept { return used_; }
 
   double pdf(double x) const {
     if (std::isinf(x)) return 0.0;
@@ -313,8 +356,19 @@ class cell_evaluator {
   }
 
  private:
+  void check_budget() const {
+    if (used_ > budget_)
+      require(false, task_ + " for " + distribution_name(d_) + " is out of reach: it needs more than " +
+                         std::to_string(budget_) +
+                         " density evaluations (the effort limit, max_evaluations); heavy tails (Student-t near "
+                         "nu = 2) and many levels cost most: use fewer bits or a larger nu");
+  }
+
   const Dist& d_;
   bool quad_;
+  std::uintmax_t budget_;
+  std::string task_;
+  mutable std::uintmax_t used_ = 0;
   support_info info_{};
   mutable std::optional<tail_integrator> tails_;
 };

@@ -12,6 +12,7 @@
 #include <random>
 #include <span>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "blockq/metrics.hpp"
@@ -363,9 +364,9 @@ TEST(SearchDiscrete, EstimatesAreWithinTheirCertifiedError) {
     }
   }
   EXPECT_GT(known, 10000u);
-#if BLOCKQ_WITH_AVX2
-  EXPECT_GT(unknown, 100u);  // the near-threshold blocks
-#endif
+  // The vector kernels (AVX2 and the tiers above it) report near-threshold products unknown;
+  // the scalar reference (also when forced with BLOCKQ_ARCH=scalar on an AVX2 build) is exact.
+  if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) EXPECT_GT(unknown, 100u);
 }
 
 TEST(SearchDiscrete, ZeroThresholdIsHalfTheSmallestElement) {

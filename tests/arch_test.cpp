@@ -566,6 +566,63 @@ TYPED_TEST(Arch, Mxfp8) {
 }
 TYPED_TEST(Arch, Mxint8) { check_mx_all<int8_mx, TypeParam>(); }
 
+// MXFP4 blocks of 32 in groups of 16 blocks (the AVX-512 loop, avx512_e2m1.hpp, takes whole
+// groups of 512 elements whose scales are all >= 2^-124 and which hold no NaN or Inf; the
+// data of for_all_data rarely has such groups). Per block of 32: N(0, 1) or exact E2M1
+// ties q / 4 (with a 6 or 7 fixing the scale) times 2^j, j across the whole range the fast
+// path takes (-124 at the code-3 boundary up to 125), sprinkled with 0, -0 and subnormals;
+// then groups the loop must decline: a NaN, an Inf, a zero block, a subnormal-only block,
+// scale 2^-125 (code 2). 4 groups and 3 blocks and 5 elements beyond them (the AVX2 tail).
+std::vector<float> make_groups(std::uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> nd;
+  const std::size_t n = 5 * 512 + 3 * 32 + 5;
+  std::vector<float> x(n);
+  for (std::size_t b = 0; b * 32 < n; ++b) {
+    const int j = b % 7 == 3 ? -124 : static_cast<int>(g() % 250) - 124;
+    const bool ties = g() % 2 == 0;
+    for (std::size_t i = b * 32; i < std::min(n, b * 32 + 32); ++i) {
+      const std::uint32_t r = static_cast<std::uint32_t>(g() % 16);
+      float v = ties ? std::ldexp(static_cast<float>(static_cast<int>(g() % 57) - 28) / 4.0f, j)
+                     : std::ldexp(nd(g), j);
+      if (r == 0) v = 0.0f;
+      if (r == 1) v = -0.0f;
+      if (r == 2) v = f32((static_cast<std::uint32_t>(g()) % 0x00800000u) | (g() % 2 ? 0x80000000u : 0u));
+      x[i] = v;
+    }
+    if (ties) x[b * 32 + 5] = std::ldexp(g() % 2 ? 6.0f : -7.0f, j);
+  }
+  // Group 1: a NaN; group 2: an Inf; group 3: a zero block, a subnormal-only block and a
+  // block at 2^-125 (one each in different groups would cost more data; one group declining
+  // for several reasons still checks each block's fallback result).
+  x[512 + 100] = kNaN;
+  x[1024 + 33] = -kInf;
+  std::fill_n(x.begin() + 1536, 32, 0.0f);
+  for (std::size_t i = 1536 + 64; i < 1536 + 96; ++i) x[i] = f32(static_cast<std::uint32_t>(i) * 977u % 0x00800000u);
+  for (std::size_t i = 1536 + 96; i < 1536 + 128; ++i) x[i] = std::ldexp(nd(g), -125);
+  return x;
+}
+
+TYPED_TEST(Arch, Mxfp4GroupsOfSixteenBlocks) {
+  for (std::uint32_t seed : {kSeed, kSeed + 1, kSeed + 2}) {
+    const std::vector<float> x = make_groups(seed);
+    const std::size_t n = x.size();
+    for (scale_rule rule : {scale_rule::ocp, scale_rule::ceil, scale_rule::floor})
+      for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+        const mx_options opt{32, rule, t};
+        const mx_quantizer<e2m1, arch::scalar> q0(opt);
+        const mx_quantizer<e2m1, TypeParam> q1(opt);
+        const std::string what = std::string("mxfp4 groups, rule ") + std::string(to_string(rule)) + ", ties " +
+                                 std::string(to_string(t)) + ", n = " + std::to_string(n) + ", seed " + std::to_string(seed);
+        std::vector<std::uint8_t> p0((n + 1) / 2), p1((n + 1) / 2), s0(q0.num_blocks(n)), s1(q0.num_blocks(n));
+        q0.quantize_packed(x, p0, s0);
+        q1.quantize_packed(x, p1, s1);
+        ASSERT_TRUE(same(s0, s1, "packed scales, " + what, [&](std::size_t b) { return inputs(x, b * 32, 32); }));
+        ASSERT_TRUE(same(p0, p1, "packed codes, " + what, [&](std::size_t i) { return inputs(x, 2 * i, 2); }));
+      }
+  }
+}
+
 template <class A, class T>
 void check_nvfp4(scale_rule rule, tie_mode ties, bool tensor_scale) {
   const nvfp4_options opt{rule, ties, tensor_scale};

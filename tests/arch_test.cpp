@@ -570,7 +570,7 @@ TYPED_TEST(Arch, Mxint8) { check_mx_all<int8_mx, TypeParam>(); }
 // groups of 512 elements whose scales are all >= 2^-124 and which hold no NaN or Inf; the
 // data of for_all_data rarely has such groups). Per block of 32: N(0, 1) or exact E2M1
 // ties q / 4 (with a 6 or 7 fixing the scale) times 2^j, j across the whole range the fast
-// path takes (-124 at the code-3 boundary up to 125), sprinkled with 0, -0 and subnormals;
+// path takes (scale code 3 up to 125 + 2^127), sprinkled with 0, -0 and subnormals;
 // then groups the loop must decline: a NaN, an Inf, a zero block, a subnormal-only block,
 // scale 2^-125 (code 2). 4 groups and 3 blocks and 5 elements beyond them (the AVX2 tail).
 std::vector<float> make_groups(std::uint32_t seed) {
@@ -579,8 +579,10 @@ std::vector<float> make_groups(std::uint32_t seed) {
   const std::size_t n = 5 * 512 + 3 * 32 + 5;
   std::vector<float> x(n);
   for (std::size_t b = 0; b * 32 < n; ++b) {
-    const int j = b % 7 == 3 ? -124 : static_cast<int>(g() % 250) - 124;
+    // Every 7th block at the smallest scale the fast path takes (code 3): 6 * 2^-124 for ties,
+    // N(0, 1) * 2^-122 (amax in [1, 4) but for 1 in 10^5 blocks) for the others.
     const bool ties = g() % 2 == 0;
+    const int j = b % 7 == 3 ? (ties ? -124 : -122) : static_cast<int>(g() % 248) - 122;
     for (std::size_t i = b * 32; i < std::min(n, b * 32 + 32); ++i) {
       const std::uint32_t r = static_cast<std::uint32_t>(g() % 16);
       float v = ties ? std::ldexp(static_cast<float>(static_cast<int>(g() % 57) - 28) / 4.0f, j)
@@ -620,6 +622,20 @@ TYPED_TEST(Arch, Mxfp4GroupsOfSixteenBlocks) {
         ASSERT_TRUE(same(s0, s1, "packed scales, " + what, [&](std::size_t b) { return inputs(x, b * 32, 32); }));
         ASSERT_TRUE(same(p0, p1, "packed codes, " + what, [&](std::size_t i) { return inputs(x, 2 * i, 2); }));
       }
+    // ggml's block_mxfp4 (ocp, ties toward zero) over the whole blocks: the scalar kernel's
+    // bytes, and the scalar codes packed in ggml's layout by pack_ggml_mxfp4.
+    const std::size_t nb = n / 32;
+    const std::vector<float> xb(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(nb * 32));
+    const mx_quantizer<e2m1, arch::scalar> q0(mx_options{32, scale_rule::ocp, tie_mode::toward_zero});
+    const mx_quantizer<e2m1, TypeParam> q1(mx_options{32, scale_rule::ocp, tie_mode::toward_zero});
+    std::vector<std::uint8_t> g0(nb * 17), g1(nb * 17), gp(nb * 17), c0(nb * 32), s0(nb);
+    q0.quantize_ggml(xb, g0);
+    q1.quantize_ggml(xb, g1);
+    q0.quantize(xb, c0, s0);
+    pack_ggml_mxfp4(c0, s0, gp);
+    const std::string what = "mxfp4 groups, ggml, seed " + std::to_string(seed);
+    ASSERT_TRUE(same(g0, g1, what, [&](std::size_t i) { return inputs(x, i / 17 * 32, 32); }));
+    ASSERT_TRUE(same(gp, g1, what + " vs pack_ggml_mxfp4", [&](std::size_t i) { return inputs(x, i / 17 * 32, 32); }));
   }
 }
 

@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 // AVX-512 (F, BW, VL, DQ) fused MXFP4 loop, tag arch::avx512: amax_blocks for E2M1 codes
-// with UE8M0 scales (rules ocp, ceil, floor), blocks of 32, OCP nibble layout. Everything
-// else (other layouts, block sizes, elements, the groups this loop declines) is AVX2's.
+// with UE8M0 scales (rules ocp, ceil, floor), blocks of 32, OCP nibble layout and ggml's
+// block_mxfp4 (kernels::ggml_mxfp4). Everything else (other layouts, block sizes, elements,
+// the groups this loop declines) is AVX2's.
 //
-// Why 16 lanes pay here while AVX2's E2M1 codec did not gain from them: the AVX2 loop spends
-// most of its instructions on working around the lack of masks and of word permutes (keys
-// through an add chain, a 19-entry table as two byte shuffles, the signs through a second
-// pack chain and a blend). Here a block of 32 is two vectors and takes about 20 instructions:
+// Why 16 lanes pay here (README, SIMD: the MXFP4 ocp row) although Zen 4 splits 512-bit
+// operations: the AVX2 loop spends most of its instructions working around the lack of masks
+// and word permutes (keys through an add chain, a 19-entry table as two byte shuffles, the
+// signs through a second pack chain and a blend); here a block of 32 is two vectors and
+// about 20 instructions:
 // - key = (|x| bits >> 21) + 1 where the bits below the tie's inclusive threshold bit are
-//   not all zero (one vptestmd and a masked add; see avx2_detail::e2m1_key_bits for why
+//   not all zero (none for away; one vptestmd and a masked add; see avx2_detail::e2m1_key_bits for why
 //   this key counts the thresholds passed), computed on the signed bits so that the sign
 //   lands in bit 10 of the key (keys of finite |x| are at most 1020);
 // - the two key vectors narrowed to 32 words in element order by one vpermt2w;
 // - index = min(max(key - offset, 0), 18) (the offset is e2m1_offset + 4k for the block's
 //   scale 2^k, as in avx2_detail::mx_group32), the magnitude code by vpermw from a 32-word
 //   table, the sign or'ed in as bit 3;
-// - the nibble pairs formed inside each dword (c0 | c1 << 4) and narrowed by vpmovdb.
+// - the nibble pairs formed inside each dword (c0 | c1 << 4) and narrowed by vpmovdb (ggml:
+//   the two halves or'ed, c[j] | c[j + 16] << 4, and narrowed by vpmovwb).
 // Contract as everywhere: the bits of the arch/scalar.hpp oracle (tests/arch_avx512_test).
 #pragma once
 
@@ -47,11 +50,11 @@ BLOCKQ_ALWAYS_INLINE __m512i e2m1_signed_keys(__m512i b) noexcept {
   return _mm512_mask_add_epi32(k, _mm512_test_epi32_mask(b, splat(e2m1_strict_bits<T>)), k, splat(1u));
 }
 
-// The 16 nibble-packed bytes of the 32 finite elements at x, whose block divides by 2^k,
-// off = e2m1_offset<T> + 4k (off >= e2m1_offset<T> - 4 * 124 > 0: the shift case of
-// avx2_detail::e2m1_plan).
+// The 32 codes (one a word, in element order) of the 32 finite elements at x, whose block
+// divides by 2^k, off = e2m1_offset<T> + 4k (off >= e2m1_offset<T> - 4 * 124 > 0: the shift
+// case of avx2_detail::e2m1_plan).
 template <tie_mode T>
-BLOCKQ_ALWAYS_INLINE __m128i e2m1_block32_nibbles(const float* x, __m512i off) noexcept {
+BLOCKQ_ALWAYS_INLINE __m512i e2m1_block32_codes(const float* x, __m512i off) noexcept {
   const __m512i b0 = _mm512_loadu_si512(x), b1 = _mm512_loadu_si512(x + 16);
   // The low words of the 32 dwords (b0's then b1's), in element order.
   alignas(64) static constexpr std::int16_t even[32] = {0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30,
@@ -67,10 +70,22 @@ BLOCKQ_ALWAYS_INLINE __m128i e2m1_block32_nibbles(const float* x, __m512i off) n
   const __m512i table = _mm512_load_si512(codes);
   // code = magnitude | (sign bit 10 moved to bit 3); -0 and negative values below the first
   // threshold keep code 8, as the scalar encoder gives them.
-  const __m512i c = _mm512_ternarylogic_epi32(_mm512_permutexvar_epi16(idx, table), _mm512_srli_epi16(k, 7),
-                                              _mm512_set1_epi16(8), 0xF8);  // a | (b & c)
-  // Dword j holds c[2j] | c[2j+1] << 16; its low byte becomes c[2j] | c[2j+1] << 4.
-  return _mm512_cvtepi32_epi8(_mm512_or_si512(c, _mm512_srli_epi32(c, 12)));
+  return _mm512_ternarylogic_epi32(_mm512_permutexvar_epi16(idx, table), _mm512_srli_epi16(k, 7),
+                                   _mm512_set1_epi16(8), 0xF8);  // a | (b & c)
+}
+
+// The 16 bytes of a block's codes c (e2m1_block32_codes) in layout L: nibbles (element 2j
+// low, 2j + 1 high) or ggml_mxfp4's qs (qs[j] = c[j] | c[j + 16] << 4, zero as code 0).
+template <code_layout L>
+BLOCKQ_ALWAYS_INLINE __m128i e2m1_block32_bytes(__m512i c) noexcept {
+  if constexpr (L == code_layout::nibbles) {
+    // Dword j holds c[2j] | c[2j+1] << 16; its low byte becomes c[2j] | c[2j+1] << 4.
+    return _mm512_cvtepi32_epi8(_mm512_or_si512(c, _mm512_srli_epi32(c, 12)));
+  } else {
+    c = _mm512_maskz_mov_epi16(_mm512_cmpneq_epi16_mask(c, _mm512_set1_epi16(8)), c);
+    const __m256i lo = _mm512_castsi512_si256(c), hi = _mm512_extracti64x4_epi64(c, 1);
+    return _mm256_cvtepi16_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)));
+  }
 }
 
 // Maxima of the absolute bits of 16 blocks of 32 at x, lane j for block j (unsigned: NaN
@@ -99,7 +114,8 @@ BLOCKQ_ALWAYS_INLINE __m512i block_maxima16(const float* x) noexcept {
 
 // One group of 16 blocks of 32 (512 elements) when all its UE8M0 scales are 2^k with
 // k >= -124 (codes >= 3) and no element is NaN or Inf; false (nothing written) otherwise.
-template <tie_mode T, bool Stream, class C>
+// Layout nibbles: codes to out, scales to scales; ggml_mxfp4: 17 bytes a block at out.
+template <code_layout L, tie_mode T, bool Stream, class C>
 BLOCKQ_ALWAYS_INLINE bool mx_group512(const float* x, const C& code_of, std::uint8_t* out,
                                       std::uint8_t* scales) noexcept {
   const __m512i maxima = block_maxima16(x);
@@ -110,14 +126,18 @@ BLOCKQ_ALWAYS_INLINE bool mx_group512(const float* x, const C& code_of, std::uin
     return false;
   const __m512i code = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
   if (_mm512_cmplt_epi32_mask(code, splat(3u)) != 0) return false;
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(scales), _mm512_cvtepi32_epi8(code));
+  alignas(16) std::uint8_t sc[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(L == code_layout::nibbles ? scales : sc), _mm512_cvtepi32_epi8(code));
   alignas(32) std::int16_t off[16];
   _mm256_store_si256(reinterpret_cast<__m256i*>(off),
                      _mm512_cvtepi32_epi16(_mm512_add_epi32(_mm512_slli_epi32(code, 2),
                                                             _mm512_set1_epi32(avx2_detail::e2m1_offset<T> - 4 * 127))));
   for (int j = 0; j < 16; ++j) {
-    const __m128i v = e2m1_block32_nibbles<T>(x + 32 * j, _mm512_set1_epi16(off[j]));
-    if constexpr (Stream)
+    const __m128i v = e2m1_block32_bytes<L>(e2m1_block32_codes<T>(x + 32 * j, _mm512_set1_epi16(off[j])));
+    if constexpr (L == code_layout::ggml_mxfp4) {
+      out[17 * j] = sc[j];
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 17 * j + 1), v);
+    } else if constexpr (Stream)
       _mm_stream_si128(reinterpret_cast<__m128i*>(out + 16 * j), v);
     else
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * j), v);
@@ -127,26 +147,30 @@ BLOCKQ_ALWAYS_INLINE bool mx_group512(const float* x, const C& code_of, std::uin
 
 }  // namespace avx512_detail
 
-// MXFP4 (E2M1, UE8M0 rules ocp / ceil / floor), blocks of 32, nibbles: groups of 16 blocks
+// MXFP4 (E2M1, UE8M0 rules ocp / ceil / floor), blocks of 32, nibbles or ggml: groups of 16 blocks
 // through avx512_detail::mx_group512; the groups it declines and the last n % 512 elements
 // through the AVX2 loop (which has the NaN, Inf, subnormal-scale and zero-block paths).
 template <class Element, code_layout L, class Scale, class CodeOf, class DivisorOf>
 void amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t block, tie_mode ties, CodeOf&& code_of,
                  DivisorOf&& divisor_of, std::uint8_t* out, Scale* scales) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1> && L == code_layout::nibbles &&
+  constexpr bool ggml = L == code_layout::ggml_mxfp4;
+  if constexpr (std::is_same_v<Element, e2m1> && (L == code_layout::nibbles || ggml) &&
                 requires { std::decay_t<CodeOf>::ue8m0_amax_rule; }) {
     if (block == 32) {
+      // Where group i / 512 writes (ggml: no separate scales).
+      auto out_of = [&](std::size_t i) { return ggml ? out + i / 32 * 17 : out + i / 2; };
+      auto scales_of = [&](std::size_t i) { return ggml ? scales : scales + i / 32; };
       auto avx2 = [&](std::size_t i, std::size_t len) {
-        amax_blocks<Element, L>(arch::avx2{}, x + i, len, block, ties, code_of, divisor_of, out + i / 2, scales + i / 32);
+        amax_blocks<Element, L>(arch::avx2{}, x + i, len, block, ties, code_of, divisor_of, out_of(i), scales_of(i));
       };
       // Non-temporal stores from 32 MiB of input on, as the AVX2 loop decides.
-      const bool stream = n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
+      const bool stream = !ggml && n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
       avx2_detail::with_ties(ties, [&](auto t) {
         constexpr tie_mode T = decltype(t)::value;
         auto run = [&](auto s) BLOCKQ_LAMBDA_INLINE {
           std::size_t i = 0;
           for (; i + 512 <= n; i += 512)
-            if (!avx512_detail::mx_group512<T, decltype(s)::value>(x + i, code_of, out + i / 2, scales + i / 32))
+            if (!avx512_detail::mx_group512<L, T, decltype(s)::value>(x + i, code_of, out_of(i), scales_of(i)))
               avx2(i, 512);
           if constexpr (decltype(s)::value) _mm_sfence();
           if (i < n) avx2(i, n - i);

@@ -324,6 +324,35 @@ void block_sse_estimates(arch::scalar, const float* x, std::size_t n, const floa
   zero = static_cast<float>(z);
 }
 
+// The exact part of the MXFP4 window search (search/discrete.hpp), one pass for all:
+//   sse[j] = block_sse<Element>(x, n, scales[j], ties), bit for bit, j < window_scales;
+//   zero   ~ sum of x[i]^2 over |x[i]| < zero_below;
+//   clip   ~ sum of fl(|x[i]| - clip_above)^2 over |x[i]| > clip_above (the float
+//            difference, as block_sse forms the residual of an element clipped to
+//            clip_above), bounds with the error of block_sse_estimates.
+inline constexpr std::size_t window_scales = 3;
+struct window_sums {
+  std::array<double, window_scales> sse{};
+  float zero = 0.0f, clip = 0.0f;
+};
+
+template <class Element>
+window_sums block_sse_window(arch::scalar, const float* x, std::size_t n, const float* scales, tie_mode ties,
+                             float zero_below, float clip_above) noexcept {
+  window_sums w;
+  for (std::size_t j = 0; j < window_scales; ++j) w.sse[j] = block_sse<Element>(arch::scalar{}, x, n, scales[j], ties);
+  double z = 0.0, c = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float y = detail::abs_bits(x[i]);
+    if (y < zero_below) z += static_cast<double>(y) * y;
+    const double r = static_cast<double>(y - clip_above);
+    if (y > clip_above) c += r * r;
+  }
+  w.zero = static_cast<float>(z);
+  w.clip = static_cast<float>(c);
+  return w;
+}
+
 // ---------------------------------------------------------------------------
 // Inputs in 16-bit floats, and the block loops of the amax rules, whole tensors at a
 // time so that an architecture can fuse them (one pass, no call per block). The

@@ -954,21 +954,29 @@ BLOCKQ_ALWAYS_INLINE window_sums e2m1_window(const float* x, std::size_t n, cons
                                              float zero_below, float clip_above) noexcept {
   const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu));
   window_sums w;
-  {
+  {  // The float sums (and amax) in one pass, as e2m1_estimates.
     const __m256 zb = _mm256_set1_ps(zero_below), ca = _mm256_set1_ps(clip_above);
-    __m256 z = _mm256_setzero_ps(), c = _mm256_setzero_ps();
+    const __m256 r = _mm256_set1_ps(rcp[2]), s = _mm256_set1_ps(scales[2]);
+    __m256 z = _mm256_setzero_ps(), c = _mm256_setzero_ps(), e = _mm256_setzero_ps(), m = _mm256_setzero_ps();
     for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, no term
       const __m256 y = _mm256_and_ps(v, abs_mask);
+      m = _mm256_max_ps(m, y);
       const __m256 y0 = _mm256_and_ps(y, _mm256_cmp_ps(y, zb, _CMP_LT_OQ));
       z = _mm256_fmadd_ps(y0, y0, z);
       const __m256 yc = _mm256_and_ps(_mm256_sub_ps(y, ca), _mm256_cmp_ps(y, ca, _CMP_GT_OQ));
       c = _mm256_fmadd_ps(yc, yc, c);
+      const __m256 res = _mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(_mm256_mul_ps(y, r)), s));
+      e = _mm256_fmadd_ps(res, res, e);
     });
     w.zero = hsum_ps(z);
     w.clip = hsum_ps(c);
+    w.est = hsum_ps(e);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    w.amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
   }
-  // One pass a scale (x stays in L1): the accumulators of all of them at once would spill.
-  for (std::size_t j = 0; j < window_scales; ++j) {
+  // One pass a scale (x stays in L1): the double accumulators of both at once would spill.
+  for (std::size_t j = 0; j < 2; ++j) {
     const __m256 r = _mm256_set1_ps(rcp[j]), s = _mm256_set1_ps(scales[j]);
     sum8x acc;
     for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, adds +0

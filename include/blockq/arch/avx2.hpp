@@ -975,16 +975,16 @@ BLOCKQ_ALWAYS_INLINE window_sums e2m1_window(const float* x, std::size_t n, cons
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     w.amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
   }
-  // One pass a scale (x stays in L1): the double accumulators of both at once would spill.
-  for (std::size_t j = 0; j < 2; ++j) {
-    const __m256 r = _mm256_set1_ps(rcp[j]), s = _mm256_set1_ps(scales[j]);
-    sum8x acc;
-    for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, adds +0
-      const __m256 y = _mm256_and_ps(v, abs_mask);
-      acc.add_sq(_mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(_mm256_mul_ps(y, r)), s)));
-    });
-    w.sse[j] = acc.total();
-  }
+  // The exact pair in a second pass (with the float sums too, the accumulators would spill).
+  const __m256 r0 = _mm256_set1_ps(rcp[0]), s0 = _mm256_set1_ps(scales[0]);
+  const __m256 r1 = _mm256_set1_ps(rcp[1]), s1 = _mm256_set1_ps(scales[1]);
+  sum8x a0, a1;
+  for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, adds +0
+    const __m256 y = _mm256_and_ps(v, abs_mask);
+    a0.add_sq(_mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(_mm256_mul_ps(y, r0)), s0)));
+    a1.add_sq(_mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(_mm256_mul_ps(y, r1)), s1)));
+  });
+  w.sse = {a0.total(), a1.total()};
   return w;
 }
 }  // namespace avx2_detail

@@ -14,6 +14,8 @@
 #include <random>
 #include <vector>
 
+#include "blockq/uniform.hpp"
+
 namespace blockq_bench {
 
 // n standard-normal floats from a fixed seed.
@@ -88,6 +90,21 @@ inline const std::vector<float>& cached_input(std::size_t bytes) {
   auto it = cache.find(bytes);
   if (it == cache.end()) it = cache.emplace(bytes, normal_data(bytes / sizeof(float))).first;
   return it->second;
+}
+
+// The int4 row of quantize_bench and ggml_bench (ggml_bench's yardstick for Q4_0 / Q4_1):
+// uniform_quantizer<>, 4-bit symmetric, blocks of 32, one code a byte, float32 scales, over
+// the `bytes` bytes of x; reports the floats, codes and scales moved.
+inline void int4_quantize(benchmark::State& state, const std::vector<float>& x, std::size_t bytes, blockq::scale_rule rule) {
+  const blockq::uniform_quantizer<> q({4, true, 32, rule});
+  std::vector<std::uint8_t> codes(x.size());
+  std::vector<float> scales(q.num_blocks(x.size()));
+  for (auto _ : state) {
+    q.quantize(x, codes, scales);
+    benchmark::DoNotOptimize(codes.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, x.size(), bytes + codes.size() + scales.size() * sizeof(float), bytes);
 }
 
 // The main of every benchmark binary: Google Benchmark with the kernel architecture in the context.

@@ -26,12 +26,6 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace ggml_avx2 {
 
-// A product that must stay a rounded float: no compiler may fuse it into the next addition.
-BLOCKQ_ALWAYS_INLINE __m256 rounded(__m256 v) noexcept {
-  __asm__("" : "+x"(v));
-  return v;
-}
-
 // r[b] = op over the 8 lanes of m[b] (op: vmaxps, vminps or the unsigned integer maximum;
 // the float ops see no NaN).
 template <class Op>
@@ -186,7 +180,7 @@ BLOCKQ_ALWAYS_INLINE void q4_0_codes(const float* x, const group_scales& g, std:
         const __m256 s = _mm256_broadcast_ss(g.id + j);
         __m256i c[4];
         for (int k = 0; k < 4; ++k)
-          c[k] = _mm256_cvttps_epi32(_mm256_add_ps(rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
+          c[k] = _mm256_cvttps_epi32(_mm256_add_ps(detail::rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
         return nibble_words<true>(c[0], c[1], c[2], c[3]);
       },
       [&](int j, std::uint8_t* o) { store16(o, g.d[j]); },
@@ -225,7 +219,7 @@ BLOCKQ_ALWAYS_INLINE void q4_1_codes(const float* x, const group_scales& g, std:
         __m256i c[4];
         for (int k = 0; k < 4; ++k)
           c[k] = _mm256_cvttps_epi32(
-              _mm256_add_ps(rounded(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + k * 8), m), s)), half));
+              _mm256_add_ps(detail::rounded(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + k * 8), m), s)), half));
         return nibble_words<false>(c[0], c[1], c[2], c[3]);
       },
       [&](int j, std::uint8_t* o) { std::memcpy(o, g.dm + j, 4); },
@@ -348,7 +342,7 @@ inline void ggml_q4_1_dequantize(arch::avx2, const std::uint8_t* in, std::size_t
     __m256i c[4];
     nibbles32(p + 4, c);
     for (int k = 0; k < 4; ++k)
-      _mm256_storeu_ps(out + b * 32 + k * 8, _mm256_add_ps(rounded(_mm256_mul_ps(_mm256_cvtepi32_ps(c[k]), d)), m));
+      _mm256_storeu_ps(out + b * 32 + k * 8, _mm256_add_ps(detail::rounded(_mm256_mul_ps(_mm256_cvtepi32_ps(c[k]), d)), m));
   }
 }
 

@@ -135,7 +135,8 @@ void quantize_codes_scales(benchmark::State& state, const Q& q, const std::vecto
 
 // The int4 row of quantize_bench and ggml_bench (ggml_bench's yardstick for Q4_0 / Q4_1):
 // uniform_quantizer<>, 4-bit symmetric, blocks of 32.
-inline void int4_quantize(benchmark::State& state, const std::vector<float>& x, std::size_t bytes, blockq::scale_rule rule) {
+inline void int4_quantize(benchmark::State& state, const std::vector<float>& x, std::size_t bytes,
+                          blockq::scale_rule rule) {
   quantize_codes_scales(state, blockq::uniform_quantizer<>({4, true, 32, rule}), x, bytes);
 }
 

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // AVX2 kernels of ggml's Q4_0, Q4_1 and Q8_0 blocks, bit for bit the bytes of
 // arch/ggml_scalar.hpp (tests/ggml_test.cpp). Eight blocks at a time:
-// - block maxima and minima by vmaxps(x, acc) / vminps(x, acc), which return acc when x is
-//   NaN: NaN elements drop out exactly as in ggml's `if (v < min)` comparisons;
+// - Q4_1's block maxima and minima by vmaxps(x, acc) / vminps(x, acc), which return acc when
+//   x is NaN: NaN elements drop out exactly as in ggml's `if (v < min)` comparisons; Q4_0's
+//   from integer maxima of the bits (vpmaxsd / vpmaxud, cheaper ports), NaN blocks to scalar;
 // - the eight scales, reciprocals and fp16 fields in one vector each (vdivps, vcvtps2ph round
 //   to nearest even as GGML_FP32_TO_FP16 does for finite values);
 // - codes by vcvttps2dq (truncation, as C's float-to-int cast) clamped to [0, 15] in 16-bit
-//   lanes: NaN products become 0x80000000 and so code 0, the x86 result blockq defines.
+//   lanes: NaN products become 0x80000000 and so code 0, the x86 result blockq defines; two
+//   blocks share one byte pack, and no branch: slow blocks are redone after the vector pass.
 // A block whose result hinges on what the vector order cannot reproduce (an Inf, a
 // reciprocal that overflows, a NaN in Q8_0's MAX chain, the sign of a zero extreme, Q4_0's
 // +a / -a tie for the first largest magnitude) goes through the scalar kernel instead.
@@ -180,7 +182,8 @@ BLOCKQ_ALWAYS_INLINE void q4_0_codes(const float* x, const group_scales& g, std:
         const __m256 s = _mm256_broadcast_ss(g.id + j);
         __m256i c[4];
         for (int k = 0; k < 4; ++k)
-          c[k] = _mm256_cvttps_epi32(_mm256_add_ps(detail::rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
+          c[k] = _mm256_cvttps_epi32(
+              _mm256_add_ps(detail::rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
         return nibble_words<true>(c[0], c[1], c[2], c[3]);
       },
       [&](int j, std::uint8_t* o) { store16(o, g.d[j]); },

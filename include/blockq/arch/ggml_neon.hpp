@@ -23,7 +23,8 @@ namespace kernels {
 namespace ggml_neon {
 
 // Loads the block of 32 at p into v; its extremes (NaN skipped), from the start values lo and hi.
-BLOCKQ_ALWAYS_INLINE void load_extremes(const float* p, float32x4_t* v, float lo, float hi, float& mx, float& mn) noexcept {
+BLOCKQ_ALWAYS_INLINE void load_extremes(const float* p, float32x4_t* v, float lo, float hi, float& mx,
+                                        float& mn) noexcept {
   for (int k = 0; k < 8; ++k) v[k] = vld1q_f32(p + 4 * k);
   float32x4_t a = vdupq_n_f32(lo), z = vdupq_n_f32(hi);
   for (int k = 0; k < 8; ++k) {

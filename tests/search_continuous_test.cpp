@@ -110,7 +110,7 @@ std::vector<float> lattice_block(std::size_t n, std::mt19937_64& g) {
 
 TEST(SearchSweep, FindsTheExactMinimumOfTheContinuousObjective) {
   std::mt19937_64 g(31);
-  std::vector<search::sweep_entry> heap(32);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
   const auto& lv = search::element_levels<blockq::e2m1>();
   for (int rep = 0; rep < 200; ++rep) {
     const auto x = rep % 5 == 4 ? lattice_block(32, g) : search_test::make_block(search_test::all_kinds[rep % 3], 32, g);
@@ -135,7 +135,7 @@ TEST(SearchSweep, FindsTheExactMinimumOfTheContinuousObjective) {
 
 TEST(SearchSweep, IntegerLevelsWithAsymmetricTops) {
   std::mt19937_64 g(32);
-  std::vector<search::sweep_entry> heap(40);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(40));
   const auto& lv = search::integer_levels();
   for (int bits : {1, 2, 3, 4, 8}) {
     const int_format f{bits, true};
@@ -164,7 +164,7 @@ TEST(SearchSweep, IntegerLevelsWithAsymmetricTops) {
 // best codes; and never above absmax or lsq.
 TEST(SearchFp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
   std::mt19937_64 g(33);
-  std::vector<search::sweep_entry> heap(32);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
   std::vector<std::uint8_t> codes(32), scratch(search::lsq_scratch_bytes(32));
   double worst = 0.0;
   for (tie_mode ties : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
@@ -199,7 +199,7 @@ TEST(SearchFp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
 
 TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
   std::mt19937_64 g(34);
-  std::vector<search::sweep_entry> heap(32);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
   std::vector<std::uint8_t> scratch(search::lsq_scratch_bytes(32));
   for (int bits : {1, 2, 3, 4, 8}) {
     const int_format f{bits, true};

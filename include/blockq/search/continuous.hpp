@@ -59,6 +59,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -97,8 +98,14 @@ inline constexpr std::size_t scored_candidates = 4;
 // The most levels above zero a sweep handles (8-bit codes: 255).
 inline constexpr std::size_t max_sweep_levels = 256;
 
-// Scratch of sweep_scales: the elements sorted, their unsorted copy, one head per level.
-constexpr std::size_t continuous_heap_entries(std::size_t n) noexcept { return 2 * n + max_sweep_levels; }
+// Up to this many levels the sweep gathers and sorts its breakpoints at once.
+inline constexpr std::size_t batch_levels = 16;
+
+// Scratch of sweep_scales: the elements sorted, their unsorted copy, one head
+// per level, and the breakpoints of a batch sweep gathered and sorted.
+constexpr std::size_t continuous_heap_entries(std::size_t n) noexcept {
+  return 2 * n + max_sweep_levels + 2 * batch_levels * n;
+}
 
 // The non-negative levels of an element format as doubles, code 0..max_code.
 template <class Element>
@@ -163,8 +170,9 @@ inline void sift_down(sweep_entry* h, std::size_t size, std::size_t j) noexcept 
   h[j] = v;
 }
 
-// Sorts the m entries of src by |x| (in s) descending, ties by element,
-// into dst. Small blocks by counting ranks (branch-free, vectorisable).
+// Sorts the m entries of src (in element order) by |x| (in s) descending,
+// ties by element, into dst. Small blocks by counting ranks on the float
+// bits of |x| (ordered as integers; branch-free, vectorisable).
 inline void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
   constexpr std::size_t small = 64;
   if (m > small) {
@@ -172,13 +180,42 @@ inline void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* 
     std::sort(dst, dst + m, [](const sweep_entry& p, const sweep_entry& q) { return p.s > q.s || (p.s == q.s && p.i < q.i); });
     return;
   }
-  std::array<double, small> key{};
-  for (std::size_t a = 0; a < m; ++a) key[a] = src[a].s;
-  for (std::size_t a = 0; a < m; ++a) {  // src is in element order: ties go by position
-    const double ka = key[a];
-    std::size_t r = 0;
-    for (std::size_t b = 0; b < m; ++b) r += static_cast<std::size_t>((key[b] > ka) | ((key[b] == ka) & (b < a)));
+  std::array<std::int32_t, small> key{};
+  for (std::size_t a = 0; a < m; ++a)
+    key[a] = std::bit_cast<std::int32_t>(static_cast<float>(src[a].s));
+  for (std::size_t a = 0; a < m; ++a) {
+    const std::int32_t ka = key[a];
+    std::int32_t r = 0;
+    for (std::size_t b = 0; b < a; ++b) r += key[b] >= ka ? 1 : 0;
+    for (std::size_t b = a + 1; b < m; ++b) r += key[b] > ka ? 1 : 0;
     dst[r] = src[a];
+  }
+}
+
+// Sorts m breakpoints by s descending into dst: a counting sort on the top
+// bits of their float rounding (monotone in s), then insertion within the
+// buckets (stable, so equal breakpoints keep the order of src).
+inline void sort_breakpoints(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
+  if (m == 0) return;
+  constexpr std::size_t buckets = 256;
+  auto key = [](double s) { return std::bit_cast<std::uint32_t>(static_cast<float>(s)); };  // s >= 0
+  double smin = src[0].s, smax = src[0].s;
+  for (std::size_t j = 1; j < m; ++j) {
+    smin = std::min(smin, src[j].s);
+    smax = std::max(smax, src[j].s);
+  }
+  const std::uint32_t kmax = key(smax), range = kmax - key(smin);
+  int shift = 0;
+  while ((range >> shift) >= buckets) ++shift;
+  std::array<std::uint32_t, buckets + 1> start{};
+  for (std::size_t j = 0; j < m; ++j) ++start[((kmax - key(src[j].s)) >> shift) + 1];
+  for (std::size_t j = 1; j <= buckets; ++j) start[j] += start[j - 1];
+  for (std::size_t j = 0; j < m; ++j) dst[start[(kmax - key(src[j].s)) >> shift]++] = src[j];
+  for (std::size_t j = 1; j < m; ++j) {
+    const sweep_entry v = dst[j];
+    std::size_t i = j;
+    for (; i > 0 && dst[i - 1].s < v.s; --i) dst[i] = dst[i - 1];
+    dst[i] = v;
   }
 }
 
@@ -243,22 +280,21 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
     while (p < m && el[p].k < k) ++p;
     return p;
   };
+  // Batch (at most 16 levels): the breakpoints from hi down to lo are
+  // gathered and sorted once (buckets on their float bits, then insertion
+  // within a bucket). Heap (more levels): the live heads, the largest first.
+  const bool batch = levels_used <= batch_levels;
   std::size_t h = 0;
   for (std::size_t k = 1; k <= levels_used; ++k) {
     std::size_t p = next_in(k, 0);
     if (hi < inf)
       while (p < m && el[p].s / threshold(k) > hi) p = next_in(k, p + 1);
-    if (p < m) heads[h++] = {el[p].s / threshold(k), static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(k)};
+    if (batch || p < m)
+      heads[h++] = {p < m ? el[p].s / threshold(k) : -1.0, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(k)};
   }
-  const bool scan = levels_used <= 16;
-  if (!scan)
+  if (!batch)
     for (std::size_t j = h / 2; j-- > 0;) detail::sift_down(heads, h, j);
-  auto first = [&]() -> std::size_t {  // the head holding the largest breakpoint
-    std::size_t f = 0;
-    if (scan)
-      for (std::size_t j = 1; j < h; ++j) f = heads[j].s > heads[f].s ? j : f;
-    return f;
-  };
+
 
   // A is summed with a compensation term (Neumaier): its terms w |x| Δg are
   // exact products, and E = C - 2 s A + s² B cancels heavily for fine grids
@@ -283,19 +319,12 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
       }
     }
   }
-  auto cross = [&](std::size_t f) {  // the largest breakpoint left: its element moves up one level
-    const sweep_entry t = heads[f];
+  auto step = [&](const sweep_entry& t) {  // the element of breakpoint t moves up to level t.k
     const std::size_t k = t.k;
     const sweep_entry& e = el[t.i];
     const double wi = weight(e.i), g0 = levels[k - 1], g1 = levels[k];
     add_a(wi * e.s * (g1 - g0));
     b += wi * (g1 * g1 - g0 * g0);
-    const std::size_t p = next_in(k, t.i + 1u);
-    if (p < m)
-      heads[f] = {el[p].s / threshold(k), static_cast<std::uint32_t>(p), t.k};
-    else
-      heads[f] = heads[--h];
-    if (!scan) detail::sift_down(heads, h, 0);
   };
 
   std::size_t count = 0;
@@ -317,13 +346,41 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
     detail::offer(out, count, {s, e});
     if (out[0].error < best_before) lo = std::max(lo, clip_bound(out[0].error));
   };
-  std::size_t f = first();
-  interval(h > 0 ? heads[f].s : 0.0, hi);
-  while (h > 0 && heads[f].s >= lo) {
-    const double upper = heads[f].s;
-    cross(f);
-    f = first();
-    interval(h > 0 ? heads[f].s : 0.0, upper);  // the codes are now fixed below upper
+  if (batch) {
+    sweep_entry* got = heads + max_sweep_levels;  // gathered, then sorted
+    sweep_entry* sorted = got + batch_levels * n;
+    double below = 0.0;  // the largest breakpoint below the gathered ones
+    std::size_t total = 0;
+    for (std::size_t j = 0; j < h; ++j) {
+      const std::size_t k = heads[j].k;
+      for (std::size_t p = heads[j].i; p < m; p = next_in(k, p + 1)) {
+        const double v = el[p].s / threshold(k);
+        if (v < lo) {
+          below = std::max(below, v);
+          break;
+        }
+        got[total++] = {v, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(k)};
+      }
+    }
+    detail::sort_breakpoints(got, total, sorted);
+    interval(total > 0 ? sorted[0].s : below, hi);
+    for (std::size_t j = 0; j < total && sorted[j].s >= lo; ++j) {
+      step(sorted[j]);
+      interval(j + 1 < total ? sorted[j + 1].s : below, sorted[j].s);  // the codes are now fixed below it
+    }
+    return count;
+  }
+  interval(h > 0 ? heads[0].s : 0.0, hi);
+  while (h > 0 && heads[0].s >= lo) {
+    const sweep_entry t = heads[0];
+    step(t);
+    const std::size_t p = next_in(t.k, t.i + 1u);
+    if (p < m)
+      heads[0] = {el[p].s / threshold(t.k), static_cast<std::uint32_t>(p), t.k};
+    else
+      heads[0] = heads[--h];
+    detail::sift_down(heads, h, 0);
+    interval(h > 0 ? heads[0].s : 0.0, t.s);  // the codes are now fixed below t.s
   }
   return count;
 }

@@ -168,6 +168,87 @@ TEST(SearchLsq, NeverWorseThanTheStartInteger) {
   EXPECT_GT(better, total / 2);
 }
 
+// The lsq rule with every descent run in full (no memory of codes met
+// before), transcribed from refit.hpp's description: the memo must not
+// change any result, only skip repeats.
+search::scale_min_result lsq_in_full(std::span<const float> x, std::span<const float> w, int_format f, float s0,
+                                     float m0) {
+  const std::size_t n = x.size();
+  const float* wp = w.empty() ? nullptr : w.data();
+  if (f.is_signed) m0 = 0.0f;
+  auto score = [&](float s, float m) {
+    return wp ? kernels::block_wsse_int(scalar{}, x.data(), wp, n, s, m, f) : kernels::block_sse_int(scalar{}, x.data(), n, s, m, f);
+  };
+  search::scale_min_result best{s0, m0, score(s0, m0)};
+  std::vector<std::uint8_t> cur(n), prev(n);
+  auto descend = [&](float s, float m) {
+    kernels::encode_int(scalar{}, x.data(), n, s, m, f, cur.data());
+    for (int it = 0; it < search::max_lsq_iterations; ++it) {
+      const auto sums = kernels::int_refit_sums(scalar{}, x.data(), wp, cur.data(), n, f);
+      const auto r = f.is_signed ? search::solve_symmetric(sums) : search::solve_asymmetric(sums);
+      if (!r.ok || !std::isfinite(static_cast<float>(r.scale)) || static_cast<float>(r.scale) == 0.0f ||
+          !std::isfinite(static_cast<float>(r.min)))
+        return;
+      s = static_cast<float>(r.scale), m = static_cast<float>(r.min);
+      const double e = score(s, m);
+      if (e < best.error) best = {s, m, e};
+      prev = cur;
+      kernels::encode_int(scalar{}, x.data(), n, s, m, f, cur.data());
+      if (cur == prev) return;
+    }
+  };
+  float lo = x[0], hi = x[0], amax = 0.0f, mx = 0.0f;
+  for (float v : x) {
+    lo = std::min(lo, v), hi = std::max(hi, v);
+    if (std::fabs(v) > amax) amax = std::fabs(v), mx = v;
+  }
+  if (!f.is_signed)
+    for (int k = -search::lsq_steps; k <= search::lsq_steps; ++k) {
+      const float t = static_cast<float>(f.qmax()) + 0.1f * static_cast<float>(k);
+      if (t > 0.0f && hi > lo) descend((hi - lo) / t, lo);
+    }
+  if (f.is_signed)  // both orientations, each over k
+    for (int o : {1, -1}) {
+      const float level = static_cast<float>((mx > 0.0f) == (o > 0) ? f.qmax() : -f.qmin());
+      for (int k = -search::lsq_steps; k <= search::lsq_steps; ++k) {
+        const float t = level + 0.1f * static_cast<float>(k);
+        if (t > 0.0f && amax > 0.0f) descend(static_cast<float>(o) * (amax / t), 0.0f);
+      }
+    }
+  return best;
+}
+
+TEST(SearchLsq, RemembersCodesWithoutChangingTheResult) {
+  std::mt19937_64 g(91);
+  std::uniform_real_distribution<float> uw(0.0f, 4.0f);
+  std::vector<std::uint8_t> scratch(search::lsq_scratch_bytes(64));
+  for (int bits : {2, 3, 4, 8}) {
+    for (bool sym : {true, false}) {
+      const int_format f{bits, sym};
+      for (auto k : search_test::all_kinds) {
+        for (int rep = 0; rep < 12; ++rep) {
+          const std::size_t n = rep % 3 == 0 ? 64 : (rep % 3 == 1 ? 32 : 7);
+          const auto x = search_test::make_block(k, n, g);
+          std::vector<float> w;
+          if (rep % 2) {
+            w.resize(n);
+            for (auto& v : w) v = uw(g);
+          }
+          float lo = x[0], hi = x[0], amax = 0.0f;
+          for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v), amax = std::max(amax, std::fabs(v));
+          const float s0 = sym ? amax / static_cast<float>(f.qmax()) : (hi - lo) / static_cast<float>(f.qmax());
+          const float m0 = sym ? 0.0f : lo;
+          const auto r = search::lsq_int(scalar{}, x, w, f, s0, m0, scratch);
+          const auto want = lsq_in_full(x, w, f, s0, m0);
+          ASSERT_EQ(r.scale, want.scale) << bits << sym << search_test::name(k) << rep;
+          ASSERT_EQ(r.min, want.min) << bits << sym << search_test::name(k) << rep;
+          ASSERT_EQ(r.error, want.error) << bits << sym << search_test::name(k) << rep;
+        }
+      }
+    }
+  }
+}
+
 TEST(SearchLsq, NeverWorseThanTheStartFp4) {
   std::mt19937_64 g(78);
   std::uniform_real_distribution<float> uw(0.0f, 4.0f);

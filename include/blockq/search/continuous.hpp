@@ -65,6 +65,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <type_traits>
 
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
@@ -180,16 +181,23 @@ inline void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* 
     std::sort(dst, dst + m, [](const sweep_entry& p, const sweep_entry& q) { return p.s > q.s || (p.s == q.s && p.i < q.i); });
     return;
   }
-  std::array<std::int32_t, small> key{};
-  for (std::size_t a = 0; a < m; ++a)
-    key[a] = std::bit_cast<std::int32_t>(static_cast<float>(src[a].s));
-  for (std::size_t a = 0; a < m; ++a) {
-    const std::int32_t ka = key[a];
-    std::int32_t r = 0;
-    for (std::size_t b = 0; b < a; ++b) r += key[b] >= ka ? 1 : 0;
-    for (std::size_t b = a + 1; b < m; ++b) r += key[b] > ka ? 1 : 0;
-    dst[r] = src[a];
-  }
+  std::array<std::int32_t, small> key;
+  key.fill(-1);  // below every |x|: the padding counts for nothing
+  for (std::size_t a = 0; a < m; ++a) key[a] = std::bit_cast<std::int32_t>(static_cast<float>(src[a].s));
+  auto rank = [&]<std::size_t W>(std::integral_constant<std::size_t, W>) {
+    for (std::size_t a = 0; a < m; ++a) {
+      const std::int32_t ka = key[a];
+      std::int32_t r = 0;
+      for (std::size_t b = 0; b < W; ++b) r += (key[b] > ka) | ((key[b] == ka) & (b < a)) ? 1 : 0;
+      dst[r] = src[a];
+    }
+  };
+  if (m <= 16)
+    rank(std::integral_constant<std::size_t, 16>{});
+  else if (m <= 32)
+    rank(std::integral_constant<std::size_t, 32>{});
+  else
+    rank(std::integral_constant<std::size_t, small>{});
 }
 
 // Sorts m breakpoints by s descending into dst: a counting sort on the top

@@ -404,7 +404,9 @@ TEST(SearchDiscrete, EstimatesAreWithinTheirCertifiedError) {
   EXPECT_GT(known, 10000u);
   // The vector kernels (AVX2 and the tiers above it) report near-threshold products unknown;
   // the scalar reference (also when forced with BLOCKQ_ARCH=scalar on an AVX2 build) is exact.
-  if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) EXPECT_GT(unknown, 100u);
+  if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) {
+    EXPECT_GT(unknown, 100u);
+  }
 }
 
 TEST(SearchDiscrete, ZeroThresholdIsHalfTheSmallestElement) {

@@ -15,6 +15,8 @@
 #include <random>
 #include <vector>
 
+#include "blockq/uniform.hpp"
+
 namespace blockq_bench {
 
 // n standard-normal floats from a fixed seed.
@@ -115,6 +117,27 @@ inline const std::vector<float>& cached_input(std::size_t bytes) {
   auto it = cache.find(bytes);
   if (it == cache.end()) it = cache.emplace(bytes, normal_data(bytes / sizeof(float))).first;
   return it->second;
+}
+
+// The row of a quantizer that writes one code a byte and float32 scales (int4, fp4):
+// q.quantize over the `bytes` bytes of x; reports the floats, codes and scales moved.
+template <class Q>
+void quantize_codes_scales(benchmark::State& state, const Q& q, const std::vector<float>& x, std::size_t bytes) {
+  std::vector<std::uint8_t> codes(x.size());
+  std::vector<float> scales(q.num_blocks(x.size()));
+  for (auto _ : state) {
+    q.quantize(x, codes, scales);
+    benchmark::DoNotOptimize(codes.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, x.size(), bytes + codes.size() + scales.size() * sizeof(float), bytes);
+}
+
+// The int4 row of quantize_bench and ggml_bench (ggml_bench's yardstick for Q4_0 / Q4_1):
+// uniform_quantizer<>, 4-bit symmetric, blocks of 32.
+inline void int4_quantize(benchmark::State& state, const std::vector<float>& x, std::size_t bytes,
+                          blockq::scale_rule rule) {
+  quantize_codes_scales(state, blockq::uniform_quantizer<>({4, true, 32, rule}), x, bytes);
 }
 
 // The main of every benchmark binary: Google Benchmark with the kernel architecture in the context.

@@ -5,7 +5,9 @@
 // Each row quantizes `elements` N(0, 1) floats (blocks of 32, NVFP4 16);
 // bytes moved = the floats read + one code byte each + the scales.
 // The hessian rows quantize a weight [elements / 512, 512] with block
-// Hessians from 1024 x 512 activations built once outside the timing loop.
+// Hessians from 1024 x 512 activations built once outside the timing loop;
+// hessian_k4096 a weight [elements / 4096, 4096] (the K), Hessians
+// from 1024 x 4096 activations.
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
@@ -18,7 +20,7 @@
 
 namespace {
 
-constexpr std::size_t n = 65536, k = 512;
+constexpr std::size_t n = 65536, k = 512, k_wide = 4096;
 using blockq::scale_rule;
 using blockq::tie_mode;
 
@@ -32,6 +34,11 @@ const blockq::block_hessians& hessians(std::size_t block) {
   static const auto h32 = blockq::block_hessians::from_activations(acts, k, 32);
   static const auto h16 = blockq::block_hessians::from_activations(acts, k, 16);
   return block == 32 ? h32 : h16;
+}
+
+const blockq::block_hessians& hessians_wide() {
+  static const auto h = blockq::block_hessians::from_activations(blockq_bench::normal_data(1024 * k_wide, 3), k_wide, 32);
+  return h;
 }
 
 std::string row(const char* format, const char* rule) {
@@ -97,6 +104,9 @@ const int registered = [] {
   }
   benchmark::RegisterBenchmark(row("mxfp4", "hessian").c_str(), [](benchmark::State& s) {
     run_hessian(s, blockq::mxfp4_quantizer({32, scale_rule::hessian, tie_mode::even}), hessians(32), n / 32);
+  });
+  benchmark::RegisterBenchmark(row("mxfp4", "hessian_k4096").c_str(), [](benchmark::State& s) {
+    run_hessian(s, blockq::mxfp4_quantizer({32, scale_rule::hessian, tie_mode::even}), hessians_wide(), n / 32);
   });
   benchmark::RegisterBenchmark(row("mxfp4", "exhaustive").c_str(), mxfp4_exhaustive);
   benchmark::RegisterBenchmark(row("mxfp6_e2m3", "mse").c_str(), [](benchmark::State& s) {

@@ -407,6 +407,33 @@ TYPED_TEST(Arch, SearchKernels) {
             ASSERT_LE(std::abs(zero - z), rel * z + abs) << "block_sse_estimates zero, " << where(k, n);
           }
       }
+      // The MXFP4 window search's kernel (search/discrete.hpp): block_sse's bits at the
+      // first two scales (powers of two and not, subnormal and near the top), amax's bits,
+      // the estimate and the parts within their certified error.
+      if (std::isfinite(amax) && amax <= 0x1p40f) {
+        const float sc[] = {1.0f, 2.0f, 4.0f, 0x1p-3f, 0x1p-2f, 0x1p-1f, 0.3f, 0.6f, 1.2f,
+                            0x1p-127f, 0x1p-126f, 0x1p-125f, 0x1p125f, 0x1p126f, 0x1p127f};
+        const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+        for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away})
+          for (std::size_t first = 0; first + 3 <= std::size(sc); first += 3) {
+            const float zb = 0.375f, ca = 1.5f;
+            const kernels::window_sums ws = kernels::block_sse_window<e2m1>(A{}, x.data(), n, sc + first, t, zb, ca);
+            for (std::size_t j = 0; j < 2; ++j)
+              ASSERT_TRUE(same_sum(kernels::block_sse<e2m1>(arch::scalar{}, x.data(), n, sc[first + j], t), ws.sse[j],
+                                   "block_sse_window, " + scale_str(sc[first + j]) + ", " + where(k, n)));
+            ASSERT_EQ(std::bit_cast<std::uint32_t>(ws.amax), std::bit_cast<std::uint32_t>(amax)) << where(k, n);
+            const double e = kernels::block_sse<e2m1>(arch::scalar{}, x.data(), n, sc[first + 2], t);
+            ASSERT_LE(std::abs(ws.est - e), rel * e + abs) << "block_sse_window est, " << scale_str(sc[first + 2]) << ", " << where(k, n);
+            double z = 0.0, c = 0.0;  // written out independently of the kernels
+            for (float v : x) {
+              const float y = std::fabs(v);
+              if (y < zb) z += static_cast<double>(y) * y;
+              if (y > ca) c += static_cast<double>(y - ca) * static_cast<double>(y - ca);
+            }
+            ASSERT_LE(std::abs(ws.zero - z), rel * z + abs) << "block_sse_window zero, " << where(k, n);
+            ASSERT_LE(std::abs(ws.clip - c), rel * c + abs) << "block_sse_window clip, " << where(k, n);
+          }
+      }
       if (n > 64) continue;
       std::mt19937 g(seed_of(k, n) + 1);
       std::normal_distribution<double> nd;

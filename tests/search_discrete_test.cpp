@@ -321,6 +321,44 @@ TEST(SearchDiscrete, DefaultArchEqualsExhaustiveNearThresholds) {
   EXPECT_GT(improved, 100u);
 }
 
+// The UE8M0 window (s, 2s, 4s in one pass, search/discrete.hpp) on the default arch:
+// elements a few float steps around the E2M1 decision points of the window's scales (ties
+// and near-ties under each rule), starts at ocp and one to two codes off it (so that the
+// optimum is also below the window or above it and the fallback runs), every kind of block.
+TEST(SearchMxfp4Mse, Ue8m0WindowEqualsExhaustive) {
+  std::mt19937_64 g(41);
+  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f};
+  const auto& set = search::ue8m0_scales();
+  std::size_t in_window = 0, outside = 0;
+  for (int rep = 0; rep < 1000; ++rep) {
+    std::vector<float> x;
+    if (rep % 2 == 0) {
+      x = search_test::make_block(search_test::all_kinds[static_cast<std::size_t>(rep / 2) % 5], 32, g);
+    } else {
+      x.resize(rep % 6 == 1 ? 20 : 32);
+      const float base = std::ldexp(1.0f, static_cast<int>(g() % 40) - 20);
+      for (auto& v : x) {
+        v = std::nextafter(thresholds[g() % 9] * base * std::ldexp(1.0f, static_cast<int>(g() % 3)), 0.0f);
+        for (int m = static_cast<int>(g() % 3); m > 0; --m) v = std::nextafter(v, 1e30f);
+        if (g() & 1) v = -v;
+      }
+    }
+    const std::uint8_t ocp = blockq::mx_scale_code<blockq::e2m1>(kernels::block_amax(scalar{}, x.data(), x.size()), scale_rule::ocp);
+    for (int off : {0, 0, -1, 1, 2}) {
+      const std::size_t start = static_cast<std::size_t>(std::clamp(ocp + off, 0, 254));
+      for (tie_mode ties : all_ties) {
+        auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), set[i], ties); };
+        const auto r = search::discrete_mse<blockq::e2m1>(blockq::default_arch{}, x, set, start, ties);
+        ASSERT_EQ(r.index, search_test::exhaustive(set.size(), start, f(start), f)) << rep << " start " << start;
+        ASSERT_EQ(r.error, f(r.index));
+        (r.index >= start && r.index < start + 3 ? in_window : outside)++;
+      }
+    }
+  }
+  EXPECT_GT(in_window, 4000u);
+  EXPECT_GT(outside, 1000u);
+}
+
 // The estimates behind it: every value the kernel vouches for is within its certified
 // error of the exact kernel's; near-threshold products are reported unknown (-1).
 TEST(SearchDiscrete, EstimatesAreWithinTheirCertifiedError) {
@@ -366,7 +404,9 @@ TEST(SearchDiscrete, EstimatesAreWithinTheirCertifiedError) {
   EXPECT_GT(known, 10000u);
   // The vector kernels (AVX2 and the tiers above it) report near-threshold products unknown;
   // the scalar reference (also when forced with BLOCKQ_ARCH=scalar on an AVX2 build) is exact.
-  if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) EXPECT_GT(unknown, 100u);
+  if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) {
+    EXPECT_GT(unknown, 100u);
+  }
 }
 
 TEST(SearchDiscrete, ZeroThresholdIsHalfTheSmallestElement) {

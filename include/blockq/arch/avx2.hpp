@@ -945,6 +945,68 @@ void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float*
   }
 }
 
+namespace avx2_detail {
+// The scales of block_sse_window in one pass; they have exact reciprocals. The residual
+// |x| - round(|x| r) s is the kernel's x - d up to the sign (E2M1 rounding is odd under
+// every tie rule), and sum8x adds its square in block_sse's lanes and order.
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE window_sums e2m1_window(const float* x, std::size_t n, const float* rcp, const float* scales,
+                                             float zero_below, float clip_above) noexcept {
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu));
+  window_sums w;
+  {  // The float sums (and amax) in one pass, as e2m1_estimates.
+    const __m256 zb = _mm256_set1_ps(zero_below), ca = _mm256_set1_ps(clip_above);
+    const __m256 r = _mm256_set1_ps(rcp[2]), s = _mm256_set1_ps(scales[2]);
+    __m256 z = _mm256_setzero_ps(), c = _mm256_setzero_ps(), e = _mm256_setzero_ps(), m = _mm256_setzero_ps();
+    for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, no term
+      const __m256 y = _mm256_and_ps(v, abs_mask);
+      m = _mm256_max_ps(m, y);
+      const __m256 y0 = _mm256_and_ps(y, _mm256_cmp_ps(y, zb, _CMP_LT_OQ));
+      z = _mm256_fmadd_ps(y0, y0, z);
+      const __m256 yc = _mm256_and_ps(_mm256_sub_ps(y, ca), _mm256_cmp_ps(y, ca, _CMP_GT_OQ));
+      c = _mm256_fmadd_ps(yc, yc, c);
+      const __m256 res = _mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(_mm256_mul_ps(y, r)), s));
+      e = _mm256_fmadd_ps(res, res, e);
+    });
+    w.zero = hsum_ps(z);
+    w.clip = hsum_ps(c);
+    w.est = hsum_ps(e);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    w.amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+  }
+  // The exact pair in a second pass (with the float sums too, the accumulators would spill).
+  const __m256 r0 = _mm256_set1_ps(rcp[0]), s0 = _mm256_set1_ps(scales[0]);
+  const __m256 r1 = _mm256_set1_ps(rcp[1]), s1 = _mm256_set1_ps(scales[1]);
+  sum8x a0, a1;
+  for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: y = 0, adds +0
+    const __m256 y = _mm256_and_ps(v, abs_mask);
+    a0.add_sq(_mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(_mm256_mul_ps(y, r0)), s0)));
+    a1.add_sq(_mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(_mm256_mul_ps(y, r1)), s1)));
+  });
+  w.sse = {a0.total(), a1.total()};
+  return w;
+}
+}  // namespace avx2_detail
+
+template <class Element>
+window_sums block_sse_window(arch::avx2, const float* x, std::size_t n, const float* scales, tie_mode ties,
+                             float zero_below, float clip_above) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    const float rcp[] = {avx2_detail::exact_reciprocal(scales[0]), avx2_detail::exact_reciprocal(scales[1]),
+                         avx2_detail::exact_reciprocal(scales[2])};
+    if (rcp[0] != 0.0f && rcp[1] != 0.0f && rcp[2] != 0.0f) {
+      switch (ties) {
+        case tie_mode::toward_zero:
+          return avx2_detail::e2m1_window<tie_mode::toward_zero>(x, n, rcp, scales, zero_below, clip_above);
+        case tie_mode::away: return avx2_detail::e2m1_window<tie_mode::away>(x, n, rcp, scales, zero_below, clip_above);
+        default: return avx2_detail::e2m1_window<tie_mode::even>(x, n, rcp, scales, zero_below, clip_above);
+      }
+    }
+  }
+  return block_sse_window<Element>(arch::scalar{}, x, n, scales, ties, zero_below, clip_above);
+}
+
 // ------------------------------------------------------------- 16-bit float inputs
 
 inline void to_float(arch::avx2, const float16* in, std::size_t n, float* out) noexcept {

@@ -324,6 +324,38 @@ void block_sse_estimates(arch::scalar, const float* x, std::size_t n, const floa
   zero = static_cast<float>(z);
 }
 
+// The MXFP4 window search (search/discrete.hpp) in one call, for scales s0 < s1 < s2:
+//   sse[j] = block_sse<Element>(x, n, scales[j], ties), bit for bit, j = 0, 1;
+//   est    ~ block_sse<Element>(x, n, scales[2], ties);
+//   zero   ~ sum of x[i]^2 over |x[i]| < zero_below;
+//   clip   ~ sum of fl(|x[i]| - clip_above)^2 over |x[i]| > clip_above (the float
+//            difference, as block_sse forms the residual of an element clipped to
+//            clip_above); est, zero and clip with the error of block_sse_estimates;
+//   amax   = block_amax(x, n).
+struct window_sums {
+  std::array<double, 2> sse{};
+  float est = 0.0f, zero = 0.0f, clip = 0.0f, amax = 0.0f;
+};
+
+template <class Element>
+window_sums block_sse_window(arch::scalar, const float* x, std::size_t n, const float* scales, tie_mode ties,
+                             float zero_below, float clip_above) noexcept {
+  window_sums w;
+  for (std::size_t j = 0; j < 2; ++j) w.sse[j] = block_sse<Element>(arch::scalar{}, x, n, scales[j], ties);
+  w.est = static_cast<float>(block_sse<Element>(arch::scalar{}, x, n, scales[2], ties));
+  double z = 0.0, c = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float y = detail::abs_bits(x[i]);
+    if (y < zero_below) z += static_cast<double>(y) * y;
+    const double r = static_cast<double>(y - clip_above);
+    if (y > clip_above) c += r * r;
+  }
+  w.zero = static_cast<float>(z);
+  w.clip = static_cast<float>(c);
+  w.amax = block_amax(arch::scalar{}, x, n);
+  return w;
+}
+
 // ---------------------------------------------------------------------------
 // Inputs in 16-bit floats, and the block loops of the amax rules, whole tensors at a
 // time so that an architecture can fuse them (one pass, no call per block). The

@@ -232,13 +232,60 @@ discrete_result chunked_search(std::span<const float> x, std::span<const float> 
   return best;
 }
 
+// MXFP4 over the UE8M0 scales, the common case in one pass. From the start s = 2^k (the
+// ocp scale, amax / s in [4, 8)), kernels::block_sse_window gives the exact errors at s
+// and 2s (powers of two: the divisions are exact multiplications), an estimate at 4s
+// (evaluated exactly only when its lower bound is below the best), the zero part at 8s
+// and the clipping part at s / 2. The best of the three is the exhaustive result when
+// bounds close the window on both sides:
+// - below: every scale s' <= s / 2 clips each |x| > 3s to 6s' <= 3s, so its SSE is at
+//   least the clipping part (fl(|x| - 6s') >= fl(|x| - 3s), rounding is monotone); or,
+//   with lowest_useful_scale, amax alone is clipped by more than the budget;
+// - above: no scale from 8s up can beat the zero part at 8s (as in chunked_search).
+// Both parts are float sums with the estimates' certified error. A block where either
+// bound does not close (the optimum may be s / 2 or 8s), or outside the estimates' range
+// (|x| within [2^-40, 2^40]), returns false and takes chunked_search.
+template <class Arch>
+bool ue8m0_window_search(std::span<const float> x, std::size_t start, tie_mode ties, discrete_result& out) noexcept {
+  const auto& set = ue8m0_scales();
+  if (start == zero_start || start == 0 || start + 3 >= set.size()) return false;
+  const std::size_t n = x.size();
+  const double t = zero_threshold<e2m1>() * (1.0 - 0x1p-20) * set[start + 3];
+  float zb = static_cast<float>(t);
+  if (static_cast<double>(zb) > t) zb = std::nextafter(zb, 0.0f);
+  const float top = static_cast<float>(e2m1::max_value) * set[start - 1];  // exact: a power of two times 6
+  const kernels::window_sums w = kernels::block_sse_window<e2m1>(Arch{}, x.data(), n, set.data() + start, ties, zb, top);
+  const double amax = w.amax;
+  if (!(amax >= 0x1p-40 && amax <= 0x1p40)) return false;  // outside the estimates' range
+  out = {start, w.sse[0], 2};
+  if (w.sse[1] < out.error) out = {start + 1, w.sse[1], 2};
+  if (!(out.error > 0.0)) return true;  // nothing is strictly below 0
+  const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+  if (static_cast<double>(w.est) * (1.0 - rel) - abs < out.error) {  // 4s may be better: exactly
+    const double e = kernels::block_sse<e2m1>(Arch{}, x.data(), n, set[start + 2], ties);
+    ++out.evaluations;
+    if (e < out.error) out = {start + 2, e, out.evaluations};
+  }
+  const bool below = static_cast<double>(w.clip) * (1.0 - rel) - abs >= out.error ||
+                     set[start - 1] < lowest_useful_scale<e2m1>(amax, out.error, n);
+  return below && static_cast<double>(w.zero) * (1.0 - rel) - abs >= out.error;
+}
+
 }  // namespace detail
+
+// The scale of `set`}  // namespace detail
 
 // The scale of `set` with the least block SSE (see the header for the contract).
 template <class Element, class Arch>
 discrete_result discrete_mse(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
                              tie_mode ties) noexcept {
   const std::size_t n = x.size();
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    discrete_result r;
+    if (set.data() == ue8m0_scales().data() && set.size() == ue8m0_scales().size() &&
+        detail::ue8m0_window_search<Arch>(x, start, ties, r))
+      return r;
+  }
   const double e0 = start == zero_start ? kernels::block_energy(Arch{}, x.data(), nullptr, n)
                                         : kernels::block_sse<Element>(Arch{}, x.data(), n, set[start], ties);
   if constexpr (std::is_same_v<Element, e2m1>) {

@@ -422,32 +422,28 @@ inline void block_min_max(arch::avx2, const float* x, std::size_t n, float& lo, 
 
 // ------------------------------------------------------------ small-float elements
 
-template <class Element>
-void encode(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
-            std::uint8_t* codes) noexcept {
+// E2M1 codes in either layout (Packed: two a byte) by the vector kernel; what it declines
+// (a scale whose quotients it cannot bound) and the other elements go to the oracle.
+template <class Element, bool Packed>
+void encode_codes(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
+                  std::uint8_t* out) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
     bool ok = true;
     avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      avx2_detail::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE { ok = avx2_detail::e2m1_encode<false, decltype(t)::value>(x, n, div, codes); });
+      avx2_detail::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE { ok = avx2_detail::e2m1_encode<Packed, decltype(t)::value>(x, n, div, out); });
     });
-    if (!ok) encode<Element>(arch::scalar{}, x, n, scale, ties, codes);
-  } else {
-    encode<Element>(arch::scalar{}, x, n, scale, ties, codes);
+    if (ok) return;
   }
+  encode_codes<Element, Packed>(arch::scalar{}, x, n, scale, ties, out);
 }
 
 template <class Element>
-void encode_packed(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
-                   std::uint8_t* packed) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1>) {
-    bool ok = true;
-    avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      avx2_detail::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE { ok = avx2_detail::e2m1_encode<true, decltype(t)::value>(x, n, div, packed); });
-    });
-    if (!ok) encode_packed<Element>(arch::scalar{}, x, n, scale, ties, packed);
-  } else {
-    encode_packed<Element>(arch::scalar{}, x, n, scale, ties, packed);
-  }
+void encode(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* codes) noexcept {
+  encode_codes<Element, false>(arch::avx2{}, x, n, scale, ties, codes);
+}
+template <class Element>
+void encode_packed(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* packed) noexcept {
+  encode_codes<Element, true>(arch::avx2{}, x, n, scale, ties, packed);
 }
 
 namespace avx2_detail {

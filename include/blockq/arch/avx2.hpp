@@ -503,19 +503,48 @@ void decode_packed(arch::avx2, const std::uint8_t* packed, std::size_t n, float 
   }
 }
 
-template <class Element>
-double block_sse(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
+namespace avx2_detail {
+// The E2M1 search kernels of the x86 tiers, block_sse and block_sse_estimates, are written
+// once over a vector tier V: tier8 here (AVX2), avx512_detail::tier16 (arch/avx512.hpp).
+// V gives the float vector operations, the loop over a block whose callback gets a residual
+// function (a - b, +0 in the lanes past the block's end, so that they add nothing), the
+// double sums in the scalar order, the exact divider and the one-pass estimates kernel.
+// The other elements take the scalar kernels (neither tier has its own).
+struct tier8 {
+  using sum = sum8x;
+  BLOCKQ_ALWAYS_INLINE static __m256 splat(float s) noexcept { return _mm256_set1_ps(s); }
+  BLOCKQ_ALWAYS_INLINE static __m256 mul(__m256 a, __m256 b) noexcept { return _mm256_mul_ps(a, b); }
+  template <tie_mode T>
+  BLOCKQ_ALWAYS_INLINE static __m256 round(__m256 y) noexcept {
+    return e2m1_round<T>(y);
+  }
+  template <class F>
+  BLOCKQ_ALWAYS_INLINE static void with_divider(float scale, F&& f) {
+    avx2_detail::with_divider(scale, f);
+  }
+  template <class F>
+  BLOCKQ_ALWAYS_INLINE static void for_each(const float* x, std::size_t n, F&& f) {
+    for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
+      f(v, [&](__m256 a, __m256 b) BLOCKQ_LAMBDA_INLINE {
+        const __m256 r = _mm256_sub_ps(a, b);
+        return full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i)));
+      });
+    });
+  }
+  template <tie_mode T, std::size_t K, bool Exact>  // defined after e2m1_estimates below
+  static void estimates(const float* x, std::size_t n, const float* rcp, const float* scales, float zero_below,
+                        float* est, float& zero) noexcept;
+};
+
+template <class Element, class V>
+double tier_block_sse(const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
-    using namespace avx2_detail;
-    sum8x acc;
-    const __m256 s = _mm256_set1_ps(scale);
+    typename V::sum acc;
+    const auto s = V::splat(scale);
     with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
-        for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
-          const __m256 d = _mm256_mul_ps(e2m1_round<decltype(t)::value>(div(v)), s);
-          const __m256 r = _mm256_sub_ps(v, d);
-          // Masked lanes (x = 0) are cleared: adding +0 leaves a partial sum as it is.
-          acc.add_sq(full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i))));
+      V::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+        V::for_each(x, n, [&](auto v, auto residual) BLOCKQ_LAMBDA_INLINE {
+          acc.add_sq(residual(v, V::mul(V::template round<decltype(t)::value>(div(v)), s)));
         });
       });
     });
@@ -523,6 +552,12 @@ double block_sse(arch::avx2, const float* x, std::size_t n, float scale, tie_mod
   } else {
     return block_sse<Element>(arch::scalar{}, x, n, scale, ties);
   }
+}
+}  // namespace avx2_detail
+
+template <class Element>
+double block_sse(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
+  return avx2_detail::tier_block_sse<Element, avx2_detail::tier8>(x, n, scale, ties);
 }
 
 template <class Element>
@@ -927,18 +962,32 @@ BLOCKQ_ALWAYS_INLINE void run_estimates(const float* scales, std::size_t k, tie_
 }
 }  // namespace avx2_detail
 
-template <class Element>
-void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
-                         tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+namespace avx2_detail {
+template <tie_mode T, std::size_t K, bool Exact>
+void tier8::estimates(const float* x, std::size_t n, const float* rcp, const float* scales, float zero_below,
+                      float* est, float& zero) noexcept {
+  e2m1_estimates<T, K, Exact>(x, n, rcp, scales, zero_below, est, zero);
+}
+
+template <class Element, class V>
+void tier_block_sse_estimates(const float* x, std::size_t n, const float* scales, std::size_t k, tie_mode ties,
+                              float zero_below, float* est, float& zero) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
-    avx2_detail::run_estimates(scales, k, ties, est, [&](auto t, auto kk, auto ex, const float* rcp, const float* sc,
-                                                         float* out) BLOCKQ_LAMBDA_INLINE {
-      avx2_detail::e2m1_estimates<decltype(t)::value, decltype(kk)::value, decltype(ex)::value>(x, n, rcp, sc,
-                                                                                              zero_below, out, zero);
+    run_estimates(scales, k, ties, est, [&](auto t, auto kk, auto ex, const float* rcp, const float* sc,
+                                            float* out) BLOCKQ_LAMBDA_INLINE {
+      V::template estimates<decltype(t)::value, decltype(kk)::value, decltype(ex)::value>(x, n, rcp, sc, zero_below,
+                                                                                           out, zero);
     });
   } else {
     block_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
   }
+}
+}  // namespace avx2_detail
+
+template <class Element>
+void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
+                         tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+  avx2_detail::tier_block_sse_estimates<Element, avx2_detail::tier8>(x, n, scales, k, ties, zero_below, est, zero);
 }
 
 // ------------------------------------------------------------- 16-bit float inputs

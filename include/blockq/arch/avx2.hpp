@@ -506,22 +506,13 @@ void decode_packed(arch::avx2, const std::uint8_t* packed, std::size_t n, float 
 namespace avx2_detail {
 // The E2M1 search kernels of the x86 tiers, block_sse and block_sse_estimates, are written
 // once over a vector tier V: tier8 here (AVX2), avx512_detail::tier16 (arch/avx512.hpp).
-// V gives the float vector operations, the loop over a block whose callback gets a residual
-// function (a - b, +0 in the lanes past the block's end, so that they add nothing), the
-// double sums in the scalar order, the exact divider and the one-pass estimates kernel.
-// The other elements take the scalar kernels (neither tier has its own).
+// V gives the loop over a block, whose callback gets a residual function (a - b, +0 in the
+// lanes past the block's end, so that they add nothing), the double sums in the scalar
+// order, the E2M1 rounding and the one-pass estimates kernel. The division and the product
+// by the scale are the vector operators (GCC / Clang, a float operand broadcast; the
+// project builds with -ffp-contract=off, so nothing is fused). Other elements take the
+// scalar kernels (neither tier has its own).
 struct tier8 {
-  using sum = sum8x;
-  BLOCKQ_ALWAYS_INLINE static __m256 splat(float s) noexcept { return _mm256_set1_ps(s); }
-  BLOCKQ_ALWAYS_INLINE static __m256 mul(__m256 a, __m256 b) noexcept { return _mm256_mul_ps(a, b); }
-  template <tie_mode T>
-  BLOCKQ_ALWAYS_INLINE static __m256 round(__m256 y) noexcept {
-    return e2m1_round<T>(y);
-  }
-  template <class F>
-  BLOCKQ_ALWAYS_INLINE static void with_divider(float scale, F&& f) {
-    avx2_detail::with_divider(scale, f);
-  }
   template <class F>
   BLOCKQ_ALWAYS_INLINE static void for_each(const float* x, std::size_t n, F&& f) {
     for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
@@ -530,6 +521,11 @@ struct tier8 {
         return full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i)));
       });
     });
+  }
+  using sum = sum8x;
+  template <tie_mode T>
+  BLOCKQ_ALWAYS_INLINE static __m256 round(__m256 y) noexcept {
+    return e2m1_round<T>(y);
   }
   template <tie_mode T, std::size_t K, bool Exact>  // defined after e2m1_estimates below
   static void estimates(const float* x, std::size_t n, const float* rcp, const float* scales, float zero_below,
@@ -540,13 +536,17 @@ template <class Element, class V>
 double tier_block_sse(const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
     typename V::sum acc;
-    const auto s = V::splat(scale);
+    const float r = exact_reciprocal(scale);  // x * r is x / scale where r is not 0
     with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      V::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+      auto run = [&](auto div) BLOCKQ_LAMBDA_INLINE {
         V::for_each(x, n, [&](auto v, auto residual) BLOCKQ_LAMBDA_INLINE {
-          acc.add_sq(residual(v, V::mul(V::template round<decltype(t)::value>(div(v)), s)));
+          acc.add_sq(residual(v, V::template round<decltype(t)::value>(div(v)) * scale));
         });
-      });
+      };
+      if (r != 0.0f)
+        run([r](auto v) BLOCKQ_LAMBDA_INLINE { return v * r; });
+      else
+        run([scale](auto v) BLOCKQ_LAMBDA_INLINE { return v / scale; });
     });
     return acc.total();
   } else {

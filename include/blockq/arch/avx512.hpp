@@ -122,26 +122,16 @@ namespace avx512_detail {
 // The tier of avx2_detail::tier_block_sse and tier_block_sse_estimates: 16 lanes, the
 // lanes past a block's end cleared by a masked subtraction.
 struct tier16 {
-  using sum = sum8z;
-  BLOCKQ_ALWAYS_INLINE static __m512 splat(float s) noexcept { return _mm512_set1_ps(s); }
-  BLOCKQ_ALWAYS_INLINE static __m512 mul(__m512 a, __m512 b) noexcept { return _mm512_mul_ps(a, b); }
-  template <tie_mode T>
-  BLOCKQ_ALWAYS_INLINE static __m512 round(__m512 y) noexcept {
-    return e2m1_round<T>(y);
-  }
-  template <class F>
-  BLOCKQ_ALWAYS_INLINE static void with_divider(float scale, F&& f) {
-    const float r = avx2_detail::exact_reciprocal(scale);
-    if (r != 0.0f)
-      f([rv = _mm512_set1_ps(r)](__m512 v) BLOCKQ_LAMBDA_INLINE { return _mm512_mul_ps(v, rv); });
-    else
-      f([s = _mm512_set1_ps(scale)](__m512 v) BLOCKQ_LAMBDA_INLINE { return _mm512_div_ps(v, s); });
-  }
   template <class F>
   BLOCKQ_ALWAYS_INLINE static void for_each(const float* x, std::size_t n, F&& f) {
     for_each16(x, n, [&](__m512 v, std::size_t, __mmask16 m) BLOCKQ_LAMBDA_INLINE {
       f(v, [m](__m512 a, __m512 b) BLOCKQ_LAMBDA_INLINE { return _mm512_maskz_sub_ps(m, a, b); });
     });
+  }
+  using sum = sum8z;
+  template <tie_mode T>
+  BLOCKQ_ALWAYS_INLINE static __m512 round(__m512 y) noexcept {
+    return e2m1_round<T>(y);
   }
   template <tie_mode T, std::size_t K, bool Exact>
   BLOCKQ_ALWAYS_INLINE static void estimates(const float* x, std::size_t n, const float* rcp, const float* scales,

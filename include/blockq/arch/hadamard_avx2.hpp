@@ -16,15 +16,9 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 
 namespace avx2_detail {
-// The policy of hadamard_blocks_vector: 8 floats a register.
+// The in-register stages of hadamard_blocks_vector, 8 floats a register.
 struct hadamard_avx2 {
-  static constexpr std::size_t lanes = 8;
-  static __m256 load(const float* p) noexcept { return _mm256_loadu_ps(p); }
-  static void store(float* p, __m256 v) noexcept { _mm256_storeu_ps(p, v); }
-  static __m256 splat(float s) noexcept { return _mm256_set1_ps(s); }
-  static __m256 add(__m256 a, __m256 b) noexcept { return _mm256_add_ps(a, b); }
-  static __m256 sub(__m256 a, __m256 b) noexcept { return _mm256_sub_ps(a, b); }
-  static __m256 mul(__m256 a, __m256 b) noexcept { return _mm256_mul_ps(a, b); }
+  using vec = __m256;
   static __m256 low_stages(__m256 v) noexcept {
     __m256 w = _mm256_permute_ps(v, 0xB1);  // h = 1: lanes swapped in pairs
     v = _mm256_blend_ps(_mm256_add_ps(v, w), _mm256_sub_ps(w, v), 0xAA);

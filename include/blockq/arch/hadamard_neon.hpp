@@ -18,15 +18,9 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 
 namespace neon_detail {
-// The policy of hadamard_blocks_vector: 4 floats a register.
+// The in-register stages of hadamard_blocks_vector, 4 floats a register.
 struct hadamard_neon {
-  static constexpr std::size_t lanes = 4;
-  static float32x4_t load(const float* p) noexcept { return vld1q_f32(p); }
-  static void store(float* p, float32x4_t v) noexcept { vst1q_f32(p, v); }
-  static float32x4_t splat(float s) noexcept { return vdupq_n_f32(s); }
-  static float32x4_t add(float32x4_t a, float32x4_t b) noexcept { return vaddq_f32(a, b); }
-  static float32x4_t sub(float32x4_t a, float32x4_t b) noexcept { return vsubq_f32(a, b); }
-  static float32x4_t mul(float32x4_t a, float32x4_t b) noexcept { return vmulq_f32(a, b); }
+  using vec = float32x4_t;
   static float32x4_t low_stages(float32x4_t v) noexcept {
     const uint32x4_t odd = vreinterpretq_u32_u64(vdupq_n_u64(0xFFFFFFFF00000000ull));  // lanes 1 and 3
     const uint32x4_t high = vcombine_u32(vdup_n_u32(0u), vdup_n_u32(~0u));              // lanes 2 and 3

@@ -10,9 +10,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <map>
 #include <random>
 #include <vector>
+
+#include "blockq/uniform.hpp"
 
 namespace blockq_bench {
 
@@ -41,23 +44,49 @@ inline float read_all(const float* x, std::size_t n) {
   return std::bit_cast<float>(s);
 }
 
-// Bytes per second of a plain read of `bytes` bytes, measured in this process
-// (median of repeated passes, more passes for small buffers) and cached per size.
+// Seconds of CPU time of the calling thread: the clock of Google Benchmark's rates (items/s,
+// bytes/s and the roofline counter divide by the thread's CPU time, not by wall time).
+inline double thread_seconds() {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+#else
+  return static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+#endif
+}
+
+// Bytes per second of a plain read of `bytes` bytes, measured in this process (median of
+// repeated passes, more passes for small buffers) and kept for 2 s: a row is compared with a
+// read measured at most that long before its own report, not minutes earlier, since on a
+// shared machine the memory bandwidth left to this core moves with the neighbours' work.
+// Timed in thread CPU time like the rows it divides: with wall time, a shared machine
+// (wall > CPU time whenever the thread waits for a core) lowered the baseline and not the
+// rows, and MXFP4 quantize at 256 MiB read 1.46 of the "roofline" at load average 3.4.
 inline double read_bandwidth(std::size_t bytes) {
-  static std::map<std::size_t, double> cache;
-  if (auto it = cache.find(bytes); it != cache.end()) return it->second;
+  struct measured {
+    double rate;
+    std::chrono::steady_clock::time_point when;
+  };
+  static std::map<std::size_t, measured> cache;
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = cache.find(bytes); it != cache.end() && now - it->second.when < std::chrono::seconds(2))
+    return it->second.rate;
+  static std::map<std::size_t, std::vector<float>> inputs;
   const std::size_t n = bytes / sizeof(float);
-  std::vector<float> x = normal_data(n, 7);
-  const int passes = static_cast<int>(std::clamp<std::size_t>((std::size_t{1} << 30) / bytes, 5, 2000));
+  auto in = inputs.find(bytes);
+  if (in == inputs.end()) in = inputs.emplace(bytes, normal_data(n, 7)).first;
+  const std::vector<float>& x = in->second;
+  const int passes = static_cast<int>(std::clamp<std::size_t>((std::size_t{1} << 30) / bytes, 3, 2000));
   std::vector<double> rates;
-  for (int rep = 0; rep < 9; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
+  for (int rep = 0; rep < 5; ++rep) {
+    const double t0 = thread_seconds();
     for (int p = 0; p < passes; ++p) benchmark::DoNotOptimize(read_all(x.data(), n));
-    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-    rates.push_back(static_cast<double>(bytes) * passes / dt.count());
+    rates.push_back(static_cast<double>(bytes) * passes / (thread_seconds() - t0));
   }
-  std::nth_element(rates.begin(), rates.begin() + 4, rates.end());
-  return cache[bytes] = rates[4];
+  std::nth_element(rates.begin(), rates.begin() + 2, rates.end());
+  cache[bytes] = {rates[2], std::chrono::steady_clock::now()};
+  return rates[2];
 }
 
 // Reports items/s and bytes/s for `items` elements and `bytes_moved` bytes
@@ -88,6 +117,27 @@ inline const std::vector<float>& cached_input(std::size_t bytes) {
   auto it = cache.find(bytes);
   if (it == cache.end()) it = cache.emplace(bytes, normal_data(bytes / sizeof(float))).first;
   return it->second;
+}
+
+// The row of a quantizer that writes one code a byte and float32 scales (int4, fp4):
+// q.quantize over the `bytes` bytes of x; reports the floats, codes and scales moved.
+template <class Q>
+void quantize_codes_scales(benchmark::State& state, const Q& q, const std::vector<float>& x, std::size_t bytes) {
+  std::vector<std::uint8_t> codes(x.size());
+  std::vector<float> scales(q.num_blocks(x.size()));
+  for (auto _ : state) {
+    q.quantize(x, codes, scales);
+    benchmark::DoNotOptimize(codes.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, x.size(), bytes + codes.size() + scales.size() * sizeof(float), bytes);
+}
+
+// The int4 row of quantize_bench and ggml_bench (ggml_bench's yardstick for Q4_0 / Q4_1):
+// uniform_quantizer<>, 4-bit symmetric, blocks of 32.
+inline void int4_quantize(benchmark::State& state, const std::vector<float>& x, std::size_t bytes,
+                          blockq::scale_rule rule) {
+  quantize_codes_scales(state, blockq::uniform_quantizer<>({4, true, 32, rule}), x, bytes);
 }
 
 // The main of every benchmark binary: Google Benchmark with the kernel architecture in the context.

@@ -39,15 +39,21 @@ void add(const std::string& name, F fn) {
 
 std::string type_name(ggml_type t) { return t == ggml_type::mxfp4 ? "mxfp4_ggml" : std::string(to_string(t)); }
 
+// The benchmark loop of one call op() that writes to out.
+template <class Op>
+void time_calls(benchmark::State& state, void* out, Op op) {
+  for (auto _ : state) {
+    op();
+    benchmark::DoNotOptimize(out);
+    benchmark::ClobberMemory();
+  }
+}
+
 void ggml_quantize(ggml_type t, const std::string& rule_name, blockq::ggml_options opt) {
   add("quantize/" + type_name(t) + "/" + rule_name, [t, opt](benchmark::State& state, const std::vector<float>& x, std::size_t bytes) {
     const blockq::ggml_quantizer<> q(t, opt);
     std::vector<std::uint8_t> out(q.row_bytes(x.size()));
-    for (auto _ : state) {
-      q.quantize(x, out);
-      benchmark::DoNotOptimize(out.data());
-      benchmark::ClobberMemory();
-    }
+    time_calls(state, out.data(), [&] { q.quantize(x, out); });
     blockq_bench::report(state, x.size(), bytes + out.size(), bytes);
   });
 }
@@ -57,26 +63,14 @@ void ggml_dequantize(ggml_type t) {
     const blockq::ggml_quantizer<> q(t);
     const std::vector<std::uint8_t> in = q.quantize(x);
     std::vector<float> out(x.size());
-    for (auto _ : state) {
-      q.dequantize(in, out);
-      benchmark::DoNotOptimize(out.data());
-      benchmark::ClobberMemory();
-    }
+    time_calls(state, out.data(), [&] { q.dequantize(in, out); });
     blockq_bench::report(state, x.size(), bytes + in.size(), bytes);
   });
 }
 
 void int4_quantize(scale_rule rule) {
   add("quantize/int4/" + std::string(to_string(rule)), [rule](benchmark::State& state, const std::vector<float>& x, std::size_t bytes) {
-    const blockq::uniform_quantizer<> q({4, true, 32, rule});
-    std::vector<std::uint8_t> codes(x.size());
-    std::vector<float> scales(q.num_blocks(x.size()));
-    for (auto _ : state) {
-      q.quantize(x, codes, scales);
-      benchmark::DoNotOptimize(codes.data());
-      benchmark::ClobberMemory();
-    }
-    blockq_bench::report(state, x.size(), bytes + codes.size() + scales.size() * sizeof(float), bytes);
+    blockq_bench::int4_quantize(state, x, bytes, rule);
   });
 }
 

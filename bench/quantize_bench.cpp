@@ -120,15 +120,7 @@ void nvfp4_dequantize() {
 
 void fp4_quantize(scale_rule rule) {
   add("quantize", "fp4", std::string(to_string(rule)), [rule](benchmark::State& state, const std::vector<float>& x, std::size_t bytes) {
-    const blockq::fp4_quantizer<> q({32, rule, tie_mode::even});
-    std::vector<std::uint8_t> codes(x.size());
-    std::vector<float> scales(q.num_blocks(x.size()));
-    for (auto _ : state) {
-      q.quantize(x, codes, scales);
-      benchmark::DoNotOptimize(codes.data());
-      benchmark::ClobberMemory();
-    }
-    report(state, x.size(), codes.size(), scales.size() * sizeof(float), bytes);
+    blockq_bench::quantize_codes_scales(state, blockq::fp4_quantizer<>({32, rule, tie_mode::even}), x, bytes);
   });
 }
 
@@ -151,15 +143,7 @@ void fp4_dequantize() {
 
 void int4_quantize(scale_rule rule) {
   add("quantize", "int4", std::string(to_string(rule)), [rule](benchmark::State& state, const std::vector<float>& x, std::size_t bytes) {
-    const blockq::uniform_quantizer<> q({4, true, 32, rule});
-    std::vector<std::uint8_t> codes(x.size());
-    std::vector<float> scales(q.num_blocks(x.size()));
-    for (auto _ : state) {
-      q.quantize(x, codes, scales);
-      benchmark::DoNotOptimize(codes.data());
-      benchmark::ClobberMemory();
-    }
-    report(state, x.size(), codes.size(), scales.size() * sizeof(float), bytes);
+    blockq_bench::int4_quantize(state, x, bytes, rule);
   });
 }
 

@@ -3,7 +3,10 @@
 # (one build directory per kernel tier), runs them single-threaded with repetitions, and
 # prints a markdown table of the medians (G items/s, GB/s, roofline = bytes moved per second
 # over a plain read of the same size), one column group per tier, followed by the issue's
-# throughput targets, met or missed, for each tier.
+# throughput targets, met or missed, for each tier. The table is headed by the CPU
+# (/proc/cpuinfo model name, family/model/stepping, the AVX2/AVX-512 flags the tiers use),
+# the transparent-huge-page mode (it moves the 256 MiB read baseline by half: README,
+# Benchmarks) and the kernel tier that ran.
 #   bash bench/run.sh                              # the tier -march=native selects (avx512 on AVX-512 CPUs)
 #   BLOCKQ_BENCH_TIERS="avx2 avx512" bash bench/run.sh   # AVX2 and AVX-512 columns
 #   BLOCKQ_BENCH_REPS=9 bash bench/run.sh
@@ -78,6 +81,29 @@ def size(name):
         return ""
     return f"{b >> 20} MiB" if b >= 1 << 20 else f"{b >> 10} KiB"
 
+def cpu():
+    # "model name" alone can be as vague as "AMD EPYC" in a VM: family/model/stepping and the
+    # instruction-set flags the tiers need say which CPU it is.
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = dict(l.split(":", 1) for l in f.read().split("\n\n")[0].splitlines() if ":" in l)
+    except OSError:
+        return "CPU: /proc/cpuinfo not readable"
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    fms = "/".join(f"{int(info[k])} ({int(info[k]):#x})" if info.get(k, "").isdigit() else "?"
+                   for k in ("cpu family", "model", "stepping"))
+    flags = set(info.get("flags", "").split())
+    want = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vbmi"]
+    have = " ".join(f if f in flags else f"-{f}" for f in want)
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            thp = f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        thp = "?"
+    return (f"CPU: {info.get('model name', '?')}, family/model/stepping {fms}, flags {have} "
+            f"(-: missing); transparent huge pages: {thp}")
+
+print(cpu())
 print(f"blockq kernels {', '.join(tiers)}; {context.get('num_cpus', '?')} CPUs at "
       f"{context.get('mhz_per_cpu', '?')} MHz (nominal), load average {context.get('load_avg', '?')}; "
       "medians (min..max of the repetitions), single thread\n")

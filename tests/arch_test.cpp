@@ -11,6 +11,7 @@
 // additions, which decides which NaN propagates).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -734,7 +735,7 @@ TYPED_TEST(Arch, Uniform) {
 }
 
 // Tensors of 32 MiB and more take the non-temporal store paths of the AVX2 block loops
-// (codes and dequantized floats); a length that is not a multiple of the groups of 8
+// (E2M1 and int codes, dequantized floats); a length that is not a multiple of the groups of 8
 // blocks leaves a tail for the per-block loop too.
 TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
   if constexpr (!std::is_base_of_v<arch::avx2, TypeParam>) GTEST_SKIP() << "AVX2 streams only";
@@ -771,6 +772,22 @@ TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
     q0.dequantize(c0, s0, st, d0);
     q1.dequantize(c0, s0, st, d1);
     ASSERT_TRUE(same(d0, d1, "nvfp4 dequantize, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
+  }
+  // int4 absmax (its fused loop streams the codes too), blocks of 32 and of 16 with a zero
+  // block (the per-block fallback inside a streamed group).
+  for (const std::size_t block : {std::size_t{32}, std::size_t{16}}) {
+    std::vector<float> y = x;
+    std::fill_n(y.begin() + 4096, block, 0.0f);
+    const uniform_options opt{4, true, block, scale_rule::absmax};
+    const uniform_quantizer<arch::scalar> q0(opt);
+    const uniform_quantizer<TypeParam> q1(opt);
+    const std::string with = "int4 absmax, block " + std::to_string(block) + ", " + what + ", zero block at 4096";
+    std::vector<std::uint8_t> c0(n), c1(n);
+    std::vector<float> s0(q0.num_blocks(n)), s1(q0.num_blocks(n));
+    q0.quantize(y, c0, s0);
+    q1.quantize(y, c1, s1);
+    ASSERT_TRUE(same(s0, s1, "scales, " + with, [&](std::size_t b) { return inputs(y, b * block, block); }));
+    ASSERT_TRUE(same(c0, c1, "codes, " + with, [&](std::size_t i) { return inputs(y, i, 1); }));
   }
 }
 

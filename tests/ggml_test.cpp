@@ -449,12 +449,12 @@ TEST(GgmlBlocks, SixteenBitInputs) {
 
 // Rows of 1 to 19 blocks (the vector kernels work eight blocks at a time) drawn from edge
 // blocks: zeros of both signs, extremes equal to zero, +a and -a in either order, subnormal
-// and overflowing scales, NaN or Inf at every position, exact ties. Every arch tag gives the
-// scalar bytes, and the transcription's.
+// and overflowing scales, NaN of either sign or Inf at every position, exact ties. Every arch
+// tag gives the scalar bytes, and the transcription's.
 TEST(GgmlBlocks, EdgeBlocksOnEveryArch) {
   std::mt19937_64 gen(99);
   std::normal_distribution<float> normal;
-  std::uniform_int_distribution<int> kind_of(0, 13), pos(0, 31), half(-16, 16);
+  std::uniform_int_distribution<int> kind_of(0, 14), pos(0, 31), half(-16, 16);
   auto edge_block = [&](float* b) {
     const int kind = kind_of(gen);
     for (int j = 0; j < 32; ++j) b[j] = normal(gen);
@@ -472,6 +472,7 @@ TEST(GgmlBlocks, EdgeBlocksOnEveryArch) {
       case 10: for (int j = 0; j < 32; ++j) b[j] = 0.5f * static_cast<float>(half(gen)); break;
       case 11: for (int j = 0; j < 32; ++j) b[j] = 0.25f * static_cast<float>(half(gen)) * 1e-3f; break;
       case 12: b[31] = kNaN; break;
+      case 13: b[pos(gen)] = -kNaN; break;  // a NaN with the sign bit (the unsigned maximum's)
       default: break;
     }
   };

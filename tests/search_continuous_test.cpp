@@ -110,7 +110,7 @@ std::vector<float> lattice_block(std::size_t n, std::mt19937_64& g) {
 
 TEST(SearchSweep, FindsTheExactMinimumOfTheContinuousObjective) {
   std::mt19937_64 g(31);
-  std::vector<search::sweep_entry> heap(32);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
   const auto& lv = search::element_levels<blockq::e2m1>();
   for (int rep = 0; rep < 200; ++rep) {
     const auto x = rep % 5 == 4 ? lattice_block(32, g) : search_test::make_block(search_test::all_kinds[rep % 3], 32, g);
@@ -135,7 +135,7 @@ TEST(SearchSweep, FindsTheExactMinimumOfTheContinuousObjective) {
 
 TEST(SearchSweep, IntegerLevelsWithAsymmetricTops) {
   std::mt19937_64 g(32);
-  std::vector<search::sweep_entry> heap(40);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(40));
   const auto& lv = search::integer_levels();
   for (int bits : {1, 2, 3, 4, 8}) {
     const int_format f{bits, true};
@@ -159,12 +159,42 @@ TEST(SearchSweep, IntegerLevelsWithAsymmetricTops) {
   }
 }
 
+// Both merges of the sweep (sorted batches up to 16 levels, the heap of
+// level heads beyond) and both element sorts (ranks up to 64 elements,
+// std::sort beyond), on blocks with many equal magnitudes: 4-bit and 6-bit
+// symmetric codes (8 and 32 levels at most) and E2M1, 24 and 96 elements.
+TEST(SearchSweep, BatchAndHeapMergesOnRepeatedMagnitudes) {
+  std::mt19937_64 g(33);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(96));
+  for (std::size_t n : {24u, 96u}) {
+    for (int rep = 0; rep < 12; ++rep) {
+      std::vector<float> x = rep % 2 ? lattice_block(n, g) : search_test::make_block(search_test::kind::student3, n, g);
+      for (std::size_t i = 0; i + 1 < n; i += 3) x[i + 1] = -x[i];  // equal magnitudes of both signs
+      const auto w = weights_for(rep / 2, n, g);
+      const float* wp = w.empty() ? nullptr : w.data();
+      const double tol = 1e-12 * kernels::block_energy(scalar{}, x.data(), wp, n);
+      for (int bits : {4, 6}) {
+        const int_format f{bits, true};
+        const std::size_t qmax = static_cast<std::size_t>(f.qmax()), qneg = static_cast<std::size_t>(-f.qmin());
+        const auto& lv = search::integer_levels();
+        std::array<search::scale_candidate, 4> c{};
+        ASSERT_GT(search::sweep_scales(x, wp, lv, qmax, qneg, heap, c), 0u);
+        EXPECT_NEAR(c[0].error, interval_oracle(x, w, lv, qmax, qneg), tol) << n << " " << bits << " " << rep;
+      }
+      const auto& ev = search::element_levels<blockq::e2m1>();
+      std::array<search::scale_candidate, 4> c{};
+      ASSERT_GT(search::sweep_scales(x, wp, ev, 7, 7, heap, c), 0u);
+      EXPECT_NEAR(c[0].error, interval_oracle(x, w, ev, 7, 7), tol) << n << " e2m1 " << rep;
+    }
+  }
+}
+
 // fp4 + float scale, rule mse: the kernel error is at most a dense scan's
 // (up to float rounding, 1e-7 relative) and at most the refit at the scan's
 // best codes; and never above absmax or lsq.
 TEST(SearchFp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
   std::mt19937_64 g(33);
-  std::vector<search::sweep_entry> heap(32);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
   std::vector<std::uint8_t> codes(32), scratch(search::lsq_scratch_bytes(32));
   double worst = 0.0;
   for (tie_mode ties : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
@@ -199,7 +229,7 @@ TEST(SearchFp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
 
 TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
   std::mt19937_64 g(34);
-  std::vector<search::sweep_entry> heap(32);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
   std::vector<std::uint8_t> scratch(search::lsq_scratch_bytes(32));
   for (int bits : {1, 2, 3, 4, 8}) {
     const int_format f{bits, true};

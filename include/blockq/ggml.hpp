@@ -119,9 +119,12 @@ struct ggml_options {
 };
 
 namespace detail {
+// The checks of the hot calls build their messages only on failure: a quantize call over a
+// row that fits in cache takes a few microseconds, and a few string allocations per call
+// showed up in the benchmark as several percent.
 inline void check_ggml_row(std::size_t n) {
-  require(n % ggml_block_elements == 0,
-          "ggml blocks need a multiple of 32 elements, got " + std::to_string(n));
+  if (n % ggml_block_elements != 0)
+    require(false, "ggml blocks need a multiple of 32 elements, got " + std::to_string(n));
 }
 }  // namespace detail
 
@@ -180,13 +183,13 @@ class ggml_quantizer {
   // Rules mse and lsq minimise the weighted error, hessian is the same with the weights
   // required; ggml's default rule ignores them.
   void quantize_weighted(std::span<const float> x, std::span<const float> w, std::span<std::uint8_t> out) const {
-    detail::require(w.empty() || w.size() == x.size() ||
-                        (w.size() % ggml_block_elements == 0 && x.size() % w.size() == 0),
-                    "weights: " + std::to_string(w.size()) + " for " + std::to_string(x.size()) +
-                        " elements (one per element, or per column: a multiple of 32 dividing the size)");
-    for (float v : w) detail::require(v >= 0.0f && detail::is_finite(v), "weights must be finite and non-negative");
-    detail::require(*opt_.rule != scale_rule::hessian || !w.empty(),
-                    "rule hessian needs weights (the Hessian's diagonal): call quantize_weighted");
+    if (!(w.empty() || w.size() == x.size() || (w.size() % ggml_block_elements == 0 && x.size() % w.size() == 0)))
+      detail::require(false, "weights: " + std::to_string(w.size()) + " for " + std::to_string(x.size()) +
+                                 " elements (one per element, or per column: a multiple of 32 dividing the size)");
+    for (float v : w)
+      if (!(v >= 0.0f && detail::is_finite(v))) detail::require(false, "weights must be finite and non-negative");
+    if (*opt_.rule == scale_rule::hessian && w.empty())
+      detail::require(false, "rule hessian needs weights (the Hessian's diagonal): call quantize_weighted");
     quantize_impl(x, out);
     search(x, w, out);
   }
@@ -226,11 +229,13 @@ class ggml_quantizer {
 
   template <class T>
   void quantize_impl(std::span<const T> x, std::span<std::uint8_t> out) const {
-    detail::require(x.size() % ggml_block_elements == 0,
-                    "the input has " + std::to_string(x.size()) + " elements, ggml blocks need a multiple of 32");
-    detail::check_size(out.size(), row_bytes(x.size()), "ggml output",
-                       std::to_string(block_bytes()) + " bytes per block of 32 for the input's " +
-                           std::to_string(x.size()) + " elements");
+    if (x.size() % ggml_block_elements != 0)
+      detail::require(false, "the input has " + std::to_string(x.size()) +
+                                 " elements, ggml blocks need a multiple of 32");
+    if (out.size() != row_bytes(x.size()))
+      detail::check_size(out.size(), row_bytes(x.size()), "ggml output",
+                         std::to_string(block_bytes()) + " bytes per block of 32 for the input's " +
+                             std::to_string(x.size()) + " elements");
     const std::size_t bb = block_bytes();
     if constexpr (std::is_same_v<T, float>) {
       quantize_blocks(x.data(), x.size() / ggml_block_elements, out.data());

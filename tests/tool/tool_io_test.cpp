@@ -223,7 +223,8 @@ namespace {
 TEST(OutputFolder, AppearsWholeAtCommitOrNotAtAll) {
   tool_test::temp_dir dir;
   const std::string out = (dir / "model").string();
-  {
+  // Writes two files into a new folder, then commits the folder or leaves it uncommitted.
+  const auto write_folder = [&](bool commit) {
     output_folder f(out);
     output_file a(f.file("a.safetensors"));
     a.write("abc", 3);
@@ -232,18 +233,11 @@ TEST(OutputFolder, AppearsWholeAtCommitOrNotAtAll) {
     b.write("{}", 2);
     b.commit();
     EXPECT_FALSE(std::filesystem::exists(out));  // not before commit
-  }  // destroyed without commit: nothing is left
+    if (commit) f.commit();
+  };
+  write_folder(false);  // destroyed without commit: nothing is left
   EXPECT_EQ(dir.entries(), std::vector<std::string>{});
-  {
-    output_folder f(out);
-    output_file a(f.file("a.safetensors"));
-    a.write("abc", 3);
-    a.commit();
-    output_file b(f.file("sub/b.json"));
-    b.write("{}", 2);
-    b.commit();
-    f.commit();
-  }
+  write_folder(true);
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"model"});
   EXPECT_EQ(tool_test::read_bytes(dir / "model/a.safetensors"), "abc");
   EXPECT_EQ(tool_test::read_bytes(dir / "model/sub/b.json"), "{}");

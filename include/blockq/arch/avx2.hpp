@@ -1131,15 +1131,6 @@ BLOCKQ_ALWAYS_INLINE std::uint8_t* e2m1_block_out(std::uint8_t* out, std::size_t
   return out + b * 17 + 1;
 }
 
-// For inputs streamed from memory: the group `groups` ahead of x (len floats, 64-byte lines)
-// is requested now, so that the loads of the two passes over a group (maxima, codes) hit the
-// cache more often than the hardware prefetcher alone manages at this pace.
-BLOCKQ_ALWAYS_INLINE void prefetch_ahead(const float* x, std::size_t len) noexcept {
-  constexpr std::size_t groups = 6;
-  const char* p = reinterpret_cast<const char*>(x + groups * len);
-  for (std::size_t off = 0; off < len * sizeof(float); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-}
-
 // Maxima of the absolute bits of 8 blocks of 16 or 32 elements (m[j] for block j), as
 // unsigned integers (block_amax's order: NaN bits above +Inf).
 BLOCKQ_ALWAYS_INLINE __m256i block_maxima8(const float* x, std::size_t block) noexcept {
@@ -1312,6 +1303,11 @@ BLOCKQ_ALWAYS_INLINE void e2m1_block(const float* x, std::size_t len, const e2m1
 // by e2m1_plan (blocks of 16 two at a time through one 32-element core). Groups holding a
 // NaN or Inf, pairs whose plans differ in kind, zero divisors, other block sizes and the
 // last blocks run the per-block loop with the AVX2 kernels (rest).
+// No software prefetch: the loop reads its input strictly in order, which the hardware
+// prefetchers follow on their own; _mm_prefetch of the group 3 to 24 groups ahead (16
+// lines a group) cost 25-45 % of the 256 MiB throughput on Zen 4 (README, Benchmarks),
+// most likely because the demand loads then hit L1 and the L2 stream
+// prefetcher loses the misses it trains on.
 template <code_layout L, tie_mode T, bool Stream, class Scale, class CodeOf, class DivisorOf, class Rest>
 void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& code_of, DivisorOf& divisor_of,
                       std::uint8_t* out, Scale* scales, Rest&& rest) noexcept {
@@ -1320,7 +1316,6 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
   if (block == 16 || block == 32) {
     const std::size_t group = 8 * block;
     for (; i + group <= n; i += group, b += 8) {
-      if constexpr (Stream) prefetch_ahead(x + i, group);
       const __m256i maxima = block_maxima8(x + i, block);
       if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
         rest(b, i, group);  // a NaN or Inf in the group
@@ -1533,7 +1528,8 @@ namespace avx2_detail {
 // byte, so they are narrowed with signed saturation (which leaves them as they are) and
 // masked to b bits once per byte; unsigned ones (0..255) narrow unsigned and need no mask.
 // Clamp false: the caller knows |x / d| cannot round past qmax (see int_amax_blocks).
-template <bool Clamp, class Div>
+// Stream: non-temporal stores (16-byte aligned out).
+template <bool Clamp, bool Stream, class Div>
 BLOCKQ_ALWAYS_INLINE void int_codes(const float* x, std::size_t len, Div div, __m256 qmin, __m256 qmax, int_format fmt,
                                     std::uint8_t* out) noexcept {
   auto q8 = [&](const float* p) BLOCKQ_LAMBDA_INLINE {
@@ -1552,11 +1548,20 @@ BLOCKQ_ALWAYS_INLINE void int_codes(const float* x, std::size_t len, Div div, __
   const __m256i a = narrow32(q8(x), q8(x + 8));
   if (len == 16) {
     const __m256i p = _mm256_permutevar8x32_epi32(narrow(a, a), order);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(p));
+    if constexpr (Stream)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(p));
+    else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(p));
     return;
   }
   const __m256i b = narrow32(q8(x + 16), q8(x + 24));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(narrow(a, b), order));
+  const __m256i p = _mm256_permutevar8x32_epi32(narrow(a, b), order);
+  if constexpr (Stream) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(p));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(out + 16), _mm256_extracti128_si256(p, 1));
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), p);
+  }
 }
 }  // namespace avx2_detail
 
@@ -1585,31 +1590,41 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
     if constexpr (std::is_same_v<std::decay_t<ScaleOf>, quotient_block_scale>)
       quotient = fmt.is_signed && scale_of.q == static_cast<float>(fmt.qmax());
     const std::size_t group = 8 * block;
-    for (; i + group <= n; i += group, b += 8) {
-      const __m256i maxima = block_maxima8(x + i, block);
-      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
-        rest(b, i, group);
-        continue;
-      }
-      alignas(32) float s[8];
-      identity_divisor same;
-      block_scales8(maxima, scale_of, same, s);
-      std::memcpy(scales + b, s, sizeof s);
-      for (std::size_t j = 0; j < 8; ++j) {
-        std::uint8_t* o = codes + i + j * block;
-        if (!(s[j] != 0.0f) || !detail::is_finite(s[j])) {
-          rest(b + j, i + j * block, block);  // zero (or odd) scales: the scalar sequence
+    // Inputs of 32 MiB and more write their codes with non-temporal stores, as amax_blocks
+    // does (16-byte aligned codes; every block of a group starts 16 bytes after the last).
+    auto groups = [&](auto stream) BLOCKQ_LAMBDA_INLINE {
+      constexpr bool Stream = decltype(stream)::value;
+      for (; i + group <= n; i += group, b += 8) {
+        const __m256i maxima = block_maxima8(x + i, block);
+        if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
+          rest(b, i, group);
           continue;
         }
-        const float* xb = x + i + j * block;
-        with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
-          if (quotient && s[j] >= std::numeric_limits<float>::min())
-            int_codes<false>(xb, block, div, qmin, qmax, fmt, o);
-          else
-            int_codes<true>(xb, block, div, qmin, qmax, fmt, o);
-        });
+        alignas(32) float s[8];
+        identity_divisor same;
+        block_scales8(maxima, scale_of, same, s);
+        std::memcpy(scales + b, s, sizeof s);
+        for (std::size_t j = 0; j < 8; ++j) {
+          std::uint8_t* o = codes + i + j * block;
+          if (!(s[j] != 0.0f) || !detail::is_finite(s[j])) {
+            rest(b + j, i + j * block, block);  // zero (or odd) scales: the scalar sequence
+            continue;
+          }
+          const float* xb = x + i + j * block;
+          with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
+            if (quotient && s[j] >= std::numeric_limits<float>::min())
+              int_codes<false, Stream>(xb, block, div, qmin, qmax, fmt, o);
+            else
+              int_codes<true, Stream>(xb, block, div, qmin, qmax, fmt, o);
+          });
+        }
       }
-    }
+      if constexpr (Stream) _mm_sfence();
+    };
+    if (n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0)
+      groups(std::true_type{});
+    else
+      groups(std::false_type{});
   }
   if (i < n) rest(b, i, n - i);
 }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // AVX2 kernels of ggml's Q4_0, Q4_1 and Q8_0 blocks, bit for bit the bytes of
 // arch/ggml_scalar.hpp (tests/ggml_test.cpp). Eight blocks at a time:
-// - block maxima and minima by vmaxps(x, acc) / vminps(x, acc), which return acc when x is
-//   NaN: NaN elements drop out exactly as in ggml's `if (v < min)` comparisons;
+// - Q4_1's block maxima and minima by vmaxps(x, acc) / vminps(x, acc), which return acc when
+//   x is NaN: NaN elements drop out exactly as in ggml's `if (v < min)` comparisons; Q4_0's
+//   from integer maxima of the bits (vpmaxsd / vpmaxud, cheaper ports), NaN blocks to scalar;
 // - the eight scales, reciprocals and fp16 fields in one vector each (vdivps, vcvtps2ph round
 //   to nearest even as GGML_FP32_TO_FP16 does for finite values);
 // - codes by vcvttps2dq (truncation, as C's float-to-int cast) clamped to [0, 15] in 16-bit
-//   lanes: NaN products become 0x80000000 and so code 0, the x86 result blockq defines.
+//   lanes: NaN products become 0x80000000 and so code 0, the x86 result blockq defines; two
+//   blocks share one byte pack, and no branch: slow blocks are redone after the vector pass.
 // A block whose result hinges on what the vector order cannot reproduce (an Inf, a
 // reciprocal that overflows, a NaN in Q8_0's MAX chain, the sign of a zero extreme, Q4_0's
 // +a / -a tie for the first largest magnitude) goes through the scalar kernel instead.
@@ -26,12 +28,6 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace ggml_avx2 {
 
-// A product that must stay a rounded float: no compiler may fuse it into the next addition.
-BLOCKQ_ALWAYS_INLINE __m256 rounded(__m256 v) noexcept {
-  __asm__("" : "+x"(v));
-  return v;
-}
-
 // r[b] = op over the 8 lanes of m[b] (op: vmaxps, vminps or the unsigned integer maximum;
 // the float ops see no NaN).
 template <class Op>
@@ -48,6 +44,9 @@ inline constexpr auto max_ps = [](__m256 a, __m256 b) { return _mm256_max_ps(a, 
 inline constexpr auto min_ps = [](__m256 a, __m256 b) { return _mm256_min_ps(a, b); };
 inline constexpr auto max_epu32 = [](__m256 a, __m256 b) {
   return _mm256_castsi256_ps(_mm256_max_epu32(_mm256_castps_si256(a), _mm256_castps_si256(b)));
+};
+inline constexpr auto max_epi32 = [](__m256 a, __m256 b) {
+  return _mm256_castsi256_ps(_mm256_max_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)));
 };
 
 // Maxima and minima of the eight blocks of 32 at x (NaN skipped; lo / hi start values).
@@ -68,16 +67,28 @@ BLOCKQ_ALWAYS_INLINE void block_extremes8(const float* x, float lo, float hi, __
 }
 
 // The 32 truncated codes c0..c3 (elements 0..31, int32; 0x80000000 from NaN products) as
-// ggml's 16 bytes qs[j] = MIN(15, c[j]) | MIN(15, c[j + 16]) << 4 with NaN as 0, stored at out.
-BLOCKQ_ALWAYS_INLINE void store_nibbles(__m256i c0, __m256i c1, __m256i c2, __m256i c3, std::uint8_t* out) noexcept {
-  const __m256i fifteen = _mm256_set1_epi16(15);
-  // vpackusdw saturates 0x80000000 to 0; both halves interleave 128-bit lanes alike, so
-  // element j and element j + 16 share a 16-bit lane; vpermq 0xD8 restores the order.
-  const __m256i lo = _mm256_min_epi16(_mm256_packus_epi32(c0, c1), fifteen);
-  const __m256i hi = _mm256_min_epi16(_mm256_packus_epi32(c2, c3), fifteen);
-  const __m256i q = _mm256_permute4x64_epi64(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), 0xD8);
-  const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+// ggml's nibbles MIN(15, c[j]) | MIN(15, c[j + 16]) << 4 (NaN as 0) in 16-bit lanes, in the
+// order vpackusdw leaves them: elements 0-3, 8-11 | 4-7, 12-15 (128-bit lanes). vpackusdw
+// saturates 0x80000000 to 0, and element j and j + 16 share a lane. Clamp false: the codes
+// are known to be at most 15 (Q4_1's, whose x·id + 0.5 stays below 15.5).
+template <bool Clamp>
+BLOCKQ_ALWAYS_INLINE __m256i nibble_words(__m256i c0, __m256i c1, __m256i c2, __m256i c3) noexcept {
+  __m256i lo = _mm256_packus_epi32(c0, c1), hi = _mm256_packus_epi32(c2, c3);
+  if constexpr (Clamp) {
+    lo = _mm256_min_epi16(lo, _mm256_set1_epi16(15));
+    hi = _mm256_min_epi16(hi, _mm256_set1_epi16(15));
+  }
+  return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+}
+
+// Two blocks' nibble words as their 16 bytes qs[0..15] each, at a and b: one byte pack for
+// both, whose dwords (a 0-3, a 8-11, b 0-3, b 8-11 | a 4-7, a 12-15, b 4-7, b 12-15) one
+// vpermd puts in order.
+BLOCKQ_ALWAYS_INLINE void store_nibbles2(__m256i qa, __m256i qb, std::uint8_t* a, std::uint8_t* b) noexcept {
+  const __m256i v =
+      _mm256_permutevar8x32_epi32(_mm256_packus_epi16(qa, qb), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(a), _mm256_castsi256_si128(v));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(b), _mm256_extracti128_si256(v, 1));
 }
 
 BLOCKQ_ALWAYS_INLINE void store16(std::uint8_t* p, std::uint16_t h) noexcept { std::memcpy(p, &h, 2); }
@@ -92,7 +103,7 @@ struct group_scales {
   alignas(32) float id[8];
   alignas(32) float min[8];
   alignas(16) std::uint16_t d[8];
-  alignas(16) std::uint16_t m[8];
+  alignas(16) std::uint32_t dm[8];  // Q4_1: d | m << 16, the first four bytes of each block
   int slow;
 };
 
@@ -108,46 +119,79 @@ BLOCKQ_ALWAYS_INLINE __m256 reciprocal_or_zero(__m256 d) noexcept {
   return _mm256_andnot_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ), _mm256_div_ps(_mm256_set1_ps(1.0f), d));
 }
 
-// Q4_0 scales of the eight blocks at x.
+// Q4_0 scales of the eight blocks at x, from integer maxima of the raw bits (vpmaxsd and
+// vpmaxud run on all four vector pipes, vmaxps / vminps on two): the signed maximum P is
+// the largest positive element's bits (negative when there is none), the unsigned maximum N
+// is the bits of the negative element of largest magnitude (sign bit clear when there is
+// none). NaN and Inf come out as magnitudes from 0x7F800000 up: those blocks go to the
+// scalar kernel.
 BLOCKQ_ALWAYS_INLINE void q4_0_scales(const float* x, group_scales& g) noexcept {
-  __m256 mx, mn;
-  block_extremes8(x, -__builtin_inff(), __builtin_inff(), mx, mn);
-  // The element of largest magnitude is the block's max or its min; when both have it
-  // (+a and -a) only the scalar kernel knows which came first. All zero: max stays +0.
-  const __m256 zero = _mm256_setzero_ps();
-  const __m256 neg_mn = _mm256_sub_ps(zero, mn);
-  __m256 m = _mm256_blendv_ps(mx, mn, _mm256_cmp_ps(neg_mn, mx, _CMP_GT_OQ));
-  const __m256 zero_block = _mm256_and_ps(_mm256_cmp_ps(mx, zero, _CMP_EQ_OQ), _mm256_cmp_ps(mn, zero, _CMP_EQ_OQ));
-  m = _mm256_andnot_ps(zero_block, m);
+  __m256 ps[8], ns[8];
+  for (int b = 0; b < 8; ++b) {
+    const __m256i* p = reinterpret_cast<const __m256i*>(x + b * 32);
+    const __m256i v0 = _mm256_loadu_si256(p), v1 = _mm256_loadu_si256(p + 1);
+    const __m256i v2 = _mm256_loadu_si256(p + 2), v3 = _mm256_loadu_si256(p + 3);
+    ps[b] = _mm256_castsi256_ps(_mm256_max_epi32(_mm256_max_epi32(v0, v1), _mm256_max_epi32(v2, v3)));
+    ns[b] = _mm256_castsi256_ps(_mm256_max_epu32(_mm256_max_epu32(v0, v1), _mm256_max_epu32(v2, v3)));
+  }
+  const __m256i pos = _mm256_castps_si256(reduce8(ps, max_epi32));
+  const __m256i neg_bits = _mm256_castps_si256(reduce8(ns, max_epu32));
+  // Magnitudes as non-negative ints, -1 for "no such element".
+  const __m256i neg = _mm256_or_si256(_mm256_and_si256(neg_bits, _mm256_set1_epi32(0x7FFFFFFF)),
+                                      _mm256_cmpgt_epi32(_mm256_setzero_si256(), ~neg_bits));
+  const __m256i amax = _mm256_max_epi32(pos, neg);
+  // The first element of largest magnitude is +pos or -neg; when both have it (+a and -a)
+  // only the scalar kernel knows which came first. All zero (of either sign): +0.
+  const __m256i zero_block = _mm256_cmpeq_epi32(amax, _mm256_setzero_si256());
+  const __m256i m = _mm256_andnot_si256(zero_block, _mm256_blendv_epi8(neg_bits, pos, _mm256_cmpgt_epi32(pos, neg)));
   // m / -8 as m * -0.125: the same correctly rounded value of the same real number.
-  const __m256 d = _mm256_mul_ps(m, _mm256_set1_ps(-0.125f));
+  const __m256 d = _mm256_mul_ps(_mm256_castsi256_ps(m), _mm256_set1_ps(-0.125f));
   const __m256 id = reciprocal_or_zero(d);
-  // Scalar blocks: an extreme not finite (Inf; all NaN), id overflowing, the +a / -a tie.
-  const __m256 ok = _mm256_and_ps(_mm256_and_ps(finite_ps(id), _mm256_and_ps(finite_ps(mx), finite_ps(mn))),
-                                  _mm256_or_ps(zero_block, _mm256_cmp_ps(neg_mn, mx, _CMP_NEQ_UQ)));
-  g.slow = ~_mm256_movemask_ps(ok) & 0xFF;
+  // Scalar blocks: NaN or Inf, id overflowing, the +a / -a tie.
+  const __m256i tie = _mm256_andnot_si256(zero_block, _mm256_cmpeq_epi32(pos, neg));
+  const __m256i bad = _mm256_or_si256(_mm256_cmpgt_epi32(amax, _mm256_set1_epi32(0x7F7FFFFF)), tie);
+  g.slow = (_mm256_movemask_ps(_mm256_castsi256_ps(bad)) | (~_mm256_movemask_ps(finite_ps(id)) & 0xFF));
   _mm256_store_ps(g.id, id);
   store_fp16x8(g.d, d);
 }
 
-BLOCKQ_ALWAYS_INLINE void q4_0_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
-  const __m256 half8 = _mm256_set1_ps(8.5f);
-  for (int j = 0; j < 8; ++j) {
-    if (g.slow >> j & 1) {
-      ggml_q4_0_block(arch::scalar{}, x + j * 32, out + j * 18);
-      continue;
-    }
-    const __m256 s = _mm256_broadcast_ss(g.id + j);
-    const float* p = x + j * 32;
-    __m256i c[4];
-    for (int k = 0; k < 4; ++k)
-      c[k] = _mm256_cvttps_epi32(_mm256_add_ps(rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
-    store16(out + j * 18, g.d[j]);
-    store_nibbles(c[0], c[1], c[2], c[3], out + j * 18 + 2);
+// The codes of a group's eight blocks (Bytes each, the nibbles after Header bytes of
+// scales), two blocks at a time with no branch: words(p, j) gives block j's nibble words and
+// header(j, o) stores its fp16 fields. The slow blocks get vector bytes too (from a
+// meaningless scale), which their scalar kernel then overwrites.
+template <std::size_t Bytes, std::size_t Header, class Words, class Head, class Block>
+BLOCKQ_ALWAYS_INLINE void nibble_codes8(const float* x, const group_scales& g, std::uint8_t* out, Words words,
+                                        Head header, Block block) noexcept {
+  for (int j = 0; j < 8; j += 2) {
+    header(j, out + j * Bytes);
+    header(j + 1, out + (j + 1) * Bytes);
+    store_nibbles2(words(x + j * 32, j), words(x + (j + 1) * 32, j + 1), out + j * Bytes + Header,
+                   out + (j + 1) * Bytes + Header);
+  }
+  for (int s = g.slow; s != 0; s &= s - 1) {
+    const int j = __builtin_ctz(static_cast<unsigned>(s));
+    block(arch::scalar{}, x + j * 32, out + j * Bytes);
   }
 }
 
-// Q4_1 scales and minima of the eight blocks at x.
+BLOCKQ_ALWAYS_INLINE void q4_0_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
+  const __m256 half8 = _mm256_set1_ps(8.5f);
+  nibble_codes8<18, 2>(
+      x, g, out,
+      [&](const float* p, int j) {
+        const __m256 s = _mm256_broadcast_ss(g.id + j);
+        __m256i c[4];
+        for (int k = 0; k < 4; ++k)
+          c[k] = _mm256_cvttps_epi32(
+              _mm256_add_ps(detail::rounded(_mm256_mul_ps(_mm256_loadu_ps(p + k * 8), s)), half8));
+        return nibble_words<true>(c[0], c[1], c[2], c[3]);
+      },
+      [&](int j, std::uint8_t* o) { store16(o, g.d[j]); },
+      [](auto a, const float* p, std::uint8_t* o) { ggml_q4_0_block(a, p, o); });
+}
+
+// Q4_1 scales and minima of the eight blocks at x. (Integer extremes as in q4_0_scales need
+// three per element here, signed maximum, unsigned maximum and minimum, and measured slower.)
 BLOCKQ_ALWAYS_INLINE void q4_1_scales(const float* x, group_scales& g) noexcept {
   constexpr float flt_max = 3.40282346638528859812e+38f;
   __m256 mx, mn;
@@ -162,27 +206,27 @@ BLOCKQ_ALWAYS_INLINE void q4_1_scales(const float* x, group_scales& g) noexcept 
   g.slow = ~_mm256_movemask_ps(ok) & 0xFF;
   _mm256_store_ps(g.id, id);
   _mm256_store_ps(g.min, mn);
-  store_fp16x8(g.d, d);
-  store_fp16x8(g.m, mn);
+  // d and m side by side, one 32-bit store per block.
+  const __m128i ph = _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m128i pm = _mm256_cvtps_ph(mn, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  _mm_store_si128(reinterpret_cast<__m128i*>(g.dm), _mm_unpacklo_epi16(ph, pm));
+  _mm_store_si128(reinterpret_cast<__m128i*>(g.dm + 4), _mm_unpackhi_epi16(ph, pm));
 }
 
 BLOCKQ_ALWAYS_INLINE void q4_1_codes(const float* x, const group_scales& g, std::uint8_t* out) noexcept {
   const __m256 half = _mm256_set1_ps(0.5f);
-  for (int j = 0; j < 8; ++j) {
-    if (g.slow >> j & 1) {
-      ggml_q4_1_block(arch::scalar{}, x + j * 32, out + j * 20);
-      continue;
-    }
-    const __m256 s = _mm256_broadcast_ss(g.id + j), m = _mm256_broadcast_ss(g.min + j);
-    const float* p = x + j * 32;
-    __m256i c[4];
-    for (int k = 0; k < 4; ++k)
-      c[k] = _mm256_cvttps_epi32(
-          _mm256_add_ps(rounded(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + k * 8), m), s)), half));
-    store16(out + j * 20, g.d[j]);
-    store16(out + j * 20 + 2, g.m[j]);
-    store_nibbles(c[0], c[1], c[2], c[3], out + j * 20 + 4);
-  }
+  nibble_codes8<20, 4>(
+      x, g, out,
+      [&](const float* p, int j) {
+        const __m256 s = _mm256_broadcast_ss(g.id + j), m = _mm256_broadcast_ss(g.min + j);
+        __m256i c[4];
+        for (int k = 0; k < 4; ++k)
+          c[k] = _mm256_cvttps_epi32(
+              _mm256_add_ps(detail::rounded(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + k * 8), m), s)), half));
+        return nibble_words<false>(c[0], c[1], c[2], c[3]);
+      },
+      [&](int j, std::uint8_t* o) { std::memcpy(o, g.dm + j, 4); },
+      [](auto a, const float* p, std::uint8_t* o) { ggml_q4_1_block(a, p, o); });
 }
 
 // Q8_0 scales of the eight blocks at x. amax is the integer maximum of the absolute bits:
@@ -301,7 +345,7 @@ inline void ggml_q4_1_dequantize(arch::avx2, const std::uint8_t* in, std::size_t
     __m256i c[4];
     nibbles32(p + 4, c);
     for (int k = 0; k < 4; ++k)
-      _mm256_storeu_ps(out + b * 32 + k * 8, _mm256_add_ps(rounded(_mm256_mul_ps(_mm256_cvtepi32_ps(c[k]), d)), m));
+      _mm256_storeu_ps(out + b * 32 + k * 8, _mm256_add_ps(detail::rounded(_mm256_mul_ps(_mm256_cvtepi32_ps(c[k]), d)), m));
   }
 }
 

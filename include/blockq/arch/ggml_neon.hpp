@@ -22,13 +22,10 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace ggml_neon {
 
-BLOCKQ_ALWAYS_INLINE float32x4_t rounded(float32x4_t v) noexcept {
-  __asm__("" : "+w"(v));
-  return v;
-}
-
-// Extremes of a block of 32 (NaN skipped), from the start values lo and hi.
-BLOCKQ_ALWAYS_INLINE void extremes(const float32x4_t* v, float lo, float hi, float& mx, float& mn) noexcept {
+// Loads the block of 32 at p into v; its extremes (NaN skipped), from the start values lo and hi.
+BLOCKQ_ALWAYS_INLINE void load_extremes(const float* p, float32x4_t* v, float lo, float hi, float& mx,
+                                        float& mn) noexcept {
+  for (int k = 0; k < 8; ++k) v[k] = vld1q_f32(p + 4 * k);
   float32x4_t a = vdupq_n_f32(lo), z = vdupq_n_f32(hi);
   for (int k = 0; k < 8; ++k) {
     a = vmaxnmq_f32(v[k], a);
@@ -60,9 +57,8 @@ inline void ggml_q4_0(arch::neon, const float* x, std::size_t nb, std::uint8_t* 
     const float* p = x + b * 32;
     std::uint8_t* o = out + b * 18;
     float32x4_t v[8];
-    for (int k = 0; k < 8; ++k) v[k] = vld1q_f32(p + 4 * k);
     float mx, mn;
-    extremes(v, -__builtin_inff(), __builtin_inff(), mx, mn);
+    load_extremes(p, v, -__builtin_inff(), __builtin_inff(), mx, mn);
     // As on AVX2: the largest magnitude is mx or mn; +a and -a both present, an infinite
     // extreme (Inf, or all NaN) or an overflowing reciprocal go to the scalar kernel.
     const bool zero_block = mx == 0.0f && mn == 0.0f;
@@ -76,7 +72,7 @@ inline void ggml_q4_0(arch::neon, const float* x, std::size_t nb, std::uint8_t* 
     detail::store_fp16(o, detail::ggml_fp16(d));
     const float32x4_t s = vdupq_n_f32(id), half8 = vdupq_n_f32(8.5f);
     int32x4_t c[8];
-    for (int k = 0; k < 8; ++k) c[k] = vcvtq_s32_f32(vaddq_f32(rounded(vmulq_f32(v[k], s)), half8));
+    for (int k = 0; k < 8; ++k) c[k] = vcvtq_s32_f32(vaddq_f32(detail::rounded(vmulq_f32(v[k], s)), half8));
     store_nibbles(c, o + 2);
   }
 }
@@ -88,9 +84,8 @@ inline void ggml_q4_1(arch::neon, const float* x, std::size_t nb, std::uint8_t* 
     const float* p = x + b * 32;
     std::uint8_t* o = out + b * 20;
     float32x4_t v[8];
-    for (int k = 0; k < 8; ++k) v[k] = vld1q_f32(p + 4 * k);
     float mx, mn;
-    extremes(v, -flt_max, flt_max, mx, mn);
+    load_extremes(p, v, -flt_max, flt_max, mx, mn);
     const float d = (mx - mn) / 15.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!detail::is_finite(d) || !detail::is_finite(id) || mx == 0.0f || mn == 0.0f) {
@@ -101,7 +96,7 @@ inline void ggml_q4_1(arch::neon, const float* x, std::size_t nb, std::uint8_t* 
     detail::store_fp16(o + 2, detail::ggml_fp16(mn));
     const float32x4_t s = vdupq_n_f32(id), m = vdupq_n_f32(mn), half = vdupq_n_f32(0.5f);
     int32x4_t c[8];
-    for (int k = 0; k < 8; ++k) c[k] = vcvtq_s32_f32(vaddq_f32(rounded(vmulq_f32(vsubq_f32(v[k], m), s)), half));
+    for (int k = 0; k < 8; ++k) c[k] = vcvtq_s32_f32(vaddq_f32(detail::rounded(vmulq_f32(vsubq_f32(v[k], m), s)), half));
     store_nibbles(c, o + 4);
   }
 }

@@ -26,14 +26,16 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace detail {
 
 // Keeps the compiler from fusing a product into a following addition (an FMA rounds once,
-// ggml's reference rounds twice): the value must exist as a rounded float.
-BLOCKQ_ALWAYS_INLINE float rounded(float v) noexcept {
+// ggml's reference rounds twice): the value must exist as a rounded float. V: float, or the
+// vector of floats of the AVX2 and NEON kernels (the same register constraints).
+template <class V>
+BLOCKQ_ALWAYS_INLINE V rounded(V v) noexcept {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
   __asm__("" : "+x"(v));
 #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
   __asm__("" : "+w"(v));
 #else
-  volatile float t = v;
+  volatile V t = v;
   v = t;
 #endif
   return v;

@@ -59,11 +59,13 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <type_traits>
 
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
@@ -77,7 +79,8 @@
 BLOCKQ_BEGIN_NAMESPACE
 namespace search {
 
-// An element's next breakpoint during the sweep: scale s, element i, level k.
+// A breakpoint source during the sweep: scale s, position i, level k (and,
+// in the sorted element list, |x| in s, the element in i, its top level in k).
 struct sweep_entry {
   double s;
   std::uint32_t i;
@@ -93,7 +96,17 @@ struct scale_candidate {
 // How many minima of the sweep are scored by the kernel.
 inline constexpr std::size_t scored_candidates = 4;
 
-constexpr std::size_t continuous_heap_entries(std::size_t n) noexcept { return n; }
+// The most levels above zero a sweep handles (8-bit codes: 255).
+inline constexpr std::size_t max_sweep_levels = 256;
+
+// Up to this many levels the sweep gathers and sorts its breakpoints at once.
+inline constexpr std::size_t batch_levels = 16;
+
+// Scratch of sweep_scales: the elements sorted, their unsorted copy, one head
+// per level, and the breakpoints of a batch sweep gathered and sorted.
+constexpr std::size_t continuous_heap_entries(std::size_t n) noexcept {
+  return 2 * n + max_sweep_levels + 2 * batch_levels * n;
+}
 
 // The non-negative levels of an element format as doubles, code 0..max_code.
 template <class Element>
@@ -142,9 +155,77 @@ inline void offer(std::span<scale_candidate> out, std::size_t& count, scale_cand
   for (std::size_t j = count - 1; j > 0 && out[j].error < out[j - 1].error; --j) std::swap(out[j], out[j - 1]);
 }
 
-// A max-heap on s. Equal keys pop in an order fixed by the heap algorithm,
-// so the sweep is deterministic; their order does not change E (continuity).
-inline bool heap_less(const sweep_entry& a, const sweep_entry& b) noexcept { return a.s < b.s; }
+// Restores a max-heap on s below position j (the heads of the level lists).
+// Equal keys leave in an order fixed by the data, so the sweep is
+// deterministic; their order does not change E (continuity).
+inline void sift_down(sweep_entry* h, std::size_t size, std::size_t j) noexcept {
+  const sweep_entry v = h[j];
+  for (;;) {
+    std::size_t c = 2 * j + 1;
+    if (c >= size) break;
+    if (c + 1 < size && h[c + 1].s > h[c].s) ++c;
+    if (!(h[c].s > v.s)) break;
+    h[j] = h[c];
+    j = c;
+  }
+  h[j] = v;
+}
+
+// Sorts the m entries of src (in element order) by |x| (in s) descending,
+// ties by element, into dst. Small blocks by counting ranks on the float
+// bits of |x| (ordered as integers; branch-free, vectorisable).
+inline void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
+  constexpr std::size_t small = 64;
+  if (m > small) {
+    std::copy(src, src + m, dst);
+    std::sort(dst, dst + m, [](const sweep_entry& p, const sweep_entry& q) { return p.s > q.s || (p.s == q.s && p.i < q.i); });
+    return;
+  }
+  std::array<std::int32_t, small> key;
+  key.fill(-1);  // below every |x|: the padding counts for nothing
+  for (std::size_t a = 0; a < m; ++a) key[a] = std::bit_cast<std::int32_t>(static_cast<float>(src[a].s));
+  auto rank = [&]<std::size_t W>(std::integral_constant<std::size_t, W>) {
+    for (std::size_t a = 0; a < m; ++a) {
+      const std::int32_t ka = key[a];
+      std::int32_t r = 0;
+      for (std::size_t b = 0; b < W; ++b) r += (key[b] > ka) | ((key[b] == ka) & (b < a)) ? 1 : 0;
+      dst[r] = src[a];
+    }
+  };
+  if (m <= 16)
+    rank(std::integral_constant<std::size_t, 16>{});
+  else if (m <= 32)
+    rank(std::integral_constant<std::size_t, 32>{});
+  else
+    rank(std::integral_constant<std::size_t, small>{});
+}
+
+// Sorts m breakpoints by s descending into dst: a counting sort on the top
+// bits of their float rounding (monotone in s), then insertion within the
+// buckets (stable, so equal breakpoints keep the order of src).
+inline void sort_breakpoints(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
+  if (m == 0) return;
+  constexpr std::size_t buckets = 256;
+  auto key = [](double s) { return std::bit_cast<std::uint32_t>(static_cast<float>(s)); };  // s >= 0
+  double smin = src[0].s, smax = src[0].s;
+  for (std::size_t j = 1; j < m; ++j) {
+    smin = std::min(smin, src[j].s);
+    smax = std::max(smax, src[j].s);
+  }
+  const std::uint32_t kmax = key(smax), range = kmax - key(smin);
+  int shift = 0;
+  while ((range >> shift) >= buckets) ++shift;
+  std::array<std::uint32_t, buckets + 1> start{};
+  for (std::size_t j = 0; j < m; ++j) ++start[((kmax - key(src[j].s)) >> shift) + 1];
+  for (std::size_t j = 1; j <= buckets; ++j) start[j] += start[j - 1];
+  for (std::size_t j = 0; j < m; ++j) dst[start[(kmax - key(src[j].s)) >> shift]++] = src[j];
+  for (std::size_t j = 1; j < m; ++j) {
+    const sweep_entry v = dst[j];
+    std::size_t i = j;
+    for (; i > 0 && dst[i - 1].s < v.s; --i) dst[i] = dst[i - 1];
+    dst[i] = v;
+  }
+}
 
 }  // namespace detail
 
@@ -154,102 +235,160 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
                                 double budget = std::numeric_limits<double>::infinity()) noexcept {
   const std::size_t n = x.size();
   auto weight = [&](std::size_t i) { return w ? static_cast<double>(w[i]) : 1.0; };
-  auto top_of = [&](std::size_t i) { return blockq::detail::sign_bit(x[i]) ? top_neg : top_pos; };
   auto threshold = [&](std::size_t k) { return (levels[k - 1] + levels[k]) / 2; };  // between levels k-1 and k
   const double cap = budget * (1.0 + 1e-12);
+  constexpr double inf = std::numeric_limits<double>::infinity();
 
-  // C, and the smallest scale worth sweeping: below (y - sqrt(B / w)) / g_top
-  // an element alone is clipped by more than the budget allows. The element
-  // with the largest y / g_top keeps that bound up to date as minima are found.
+  // C; the elements that ever leave level 0 (the active ones); and the
+  // smallest scale worth sweeping: below (y - sqrt(B / w)) / g_top an element
+  // alone is clipped by more than the budget allows. The element with the
+  // largest y / g_top keeps that bound up to date as minima are found.
+  sweep_entry* el = heap.data();          // active elements by |x| descending
+  sweep_entry* tmp = heap.data() + n;     // active elements in order
+  sweep_entry* heads = heap.data() + 2 * n;  // each level's next breakpoint
   double c = 0.0, lo = 0.0, y_star = 0.0, w_star = 0.0, g_star = 1.0;
+  const double root_cap = std::sqrt(cap);
+  std::size_t m = 0, levels_used = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const double wi = weight(i), y = std::fabs(static_cast<double>(x[i]));
     c += wi * y * y;
-    const std::size_t top = top_of(i);
+    const std::size_t top = blockq::detail::sign_bit(x[i]) ? top_neg : top_pos;
     if (wi == 0.0 || top == 0 || y == 0.0) continue;
     const double g = levels[top];
     if (y / g > y_star / g_star) y_star = y, w_star = wi, g_star = g;
-    if (cap < std::numeric_limits<double>::infinity()) lo = std::max(lo, (y - std::sqrt(cap / wi)) / g);
+    if (cap < inf) lo = std::max(lo, (y - (w ? std::sqrt(cap / wi) : root_cap)) / g);
+    tmp[m++] = {y, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(top)};
+    levels_used = std::max(levels_used, top);
   }
   auto clip_bound = [&](double e) {
     return w_star > 0.0 ? (y_star - std::sqrt(e * (1.0 + 1e-12) / w_star)) / g_star : 0.0;
   };
+  detail::sort_descending(tmp, m, el);
 
   // The largest scale worth sweeping: above y / t_1 an element rounds to
   // zero; once the smallest of them carry more than the budget, stop.
-  double hi = std::numeric_limits<double>::infinity();
-  std::size_t h = 0;
-  if (cap < std::numeric_limits<double>::infinity()) {
-    for (std::size_t i = 0; i < n; ++i)
-      if (top_of(i) > 0 && weight(i) > 0.0 && x[i] != 0.0f)
-        heap[h++] = {std::fabs(static_cast<double>(x[i])), static_cast<std::uint32_t>(i), 0u};
-    std::sort(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h),
-              [](const sweep_entry& p, const sweep_entry& q) { return p.s < q.s; });
+  double hi = inf;
+  if (cap < inf) {
     double zero = c;  // elements that never leave level 0 stay at error w y^2 at every scale
-    for (std::size_t j = 0; j < h; ++j) zero -= weight(heap[j].i) * heap[j].s * heap[j].s;
-    for (std::size_t j = 0; j < h; ++j) {
-      zero += weight(heap[j].i) * heap[j].s * heap[j].s;
+    for (std::size_t j = m; j-- > 0;) zero -= weight(el[j].i) * el[j].s * el[j].s;
+    for (std::size_t j = m; j-- > 0;) {
+      zero += weight(el[j].i) * el[j].s * el[j].s;
       if (zero > cap) {
-        hi = heap[j].s / threshold(1);
+        hi = el[j].s / threshold(1);
         break;
       }
     }
   }
 
-  // Codes at hi (all zero when hi is infinite), each element's next breakpoint below it.
+  // The breakpoints |x_i| / t_k of level k, over the elements by |x|
+  // descending (those whose top reaches k), fall: one sorted list per level,
+  // merged through the lists' heads (a max-heap above 16 levels, else a
+  // branch-free scan). Each list starts below hi: the codes at hi.
+  auto next_in = [&](std::size_t k, std::size_t p) {
+    while (p < m && el[p].k < k) ++p;
+    return p;
+  };
+  // Batch (at most 16 levels): the breakpoints from hi down to lo are
+  // gathered and sorted once (buckets on their float bits, then insertion
+  // within a bucket). Heap (more levels): the live heads, the largest first.
+  const bool batch = levels_used <= batch_levels;
+  std::size_t h = 0;
+  for (std::size_t k = 1; k <= levels_used; ++k) {
+    std::size_t p = next_in(k, 0);
+    if (hi < inf)
+      while (p < m && el[p].s / threshold(k) > hi) p = next_in(k, p + 1);
+    if (batch || p < m)
+      heads[h++] = {p < m ? el[p].s / threshold(k) : -1.0, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(k)};
+  }
+  if (!batch)
+    for (std::size_t j = h / 2; j-- > 0;) detail::sift_down(heads, h, j);
+
+
   // A is summed with a compensation term (Neumaier): its terms w |x| Δg are
   // exact products, and E = C - 2 s A + s² B cancels heavily for fine grids
   // (8-bit codes). B's terms w Δ(g²) are exact and so is their sum for unit weights.
   double a = 0.0, a_lo = 0.0, b = 0.0;
   auto add_a = [&](double da) {
-    const double t = a + da;
-    a_lo += std::fabs(a) >= std::fabs(da) ? (a - t) + da : (da - t) + a;
-    a = t;
+    const double sum = a + da;
+    a_lo += std::fabs(a) >= std::fabs(da) ? (a - sum) + da : (da - sum) + a;
+    a = sum;
   };
-  h = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double wi = weight(i), y = std::fabs(static_cast<double>(x[i]));
-    const std::size_t top = top_of(i);
-    if (y == 0.0 || wi == 0.0 || top == 0) continue;
-    std::size_t k = 0;
-    if (hi < std::numeric_limits<double>::infinity())
-      while (k < top && y > hi * threshold(k + 1)) ++k;
-    if (k > 0) {
-      add_a(wi * y * levels[k]);
-      b += wi * levels[k] * levels[k];
+  if (hi < inf) {  // element j has crossed level k at hi when j is before level k's head
+    std::array<std::size_t, max_sweep_levels + 1> head_of;  // m: the whole list is above hi
+    head_of.fill(m);
+    for (std::size_t j = 0; j < h; ++j) head_of[heads[j].k] = heads[j].i;
+    for (std::size_t j = 0; j < m; ++j) {
+      std::size_t k = 0;
+      while (k < el[j].k && j < head_of[k + 1]) ++k;
+      if (k > 0) {
+        const double wi = weight(el[j].i);
+        add_a(wi * el[j].s * levels[k]);
+        b += wi * levels[k] * levels[k];
+      }
     }
-    if (k < top) heap[h++] = {y / threshold(k + 1), static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(k + 1)};
   }
-  std::make_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h), detail::heap_less);
+  auto step = [&](const sweep_entry& t) {  // the element of breakpoint t moves up to level t.k
+    const std::size_t k = t.k;
+    const sweep_entry& e = el[t.i];
+    const double wi = weight(e.i), g0 = levels[k - 1], g1 = levels[k];
+    add_a(wi * e.s * (g1 - g0));
+    b += wi * (g1 * g1 - g0 * g0);
+  };
 
   std::size_t count = 0;
+  // Below 1e-9 C above the worst kept minimum an interval is not scored:
+  // far above the rounding of E (~1e-16 C), so the kept minima are those of
+  // scoring every interval.
+  const double slack = 1e-9 * c;
   // The interval [lower, upper] with the current codes: its least-squares scale.
   auto interval = [&](double lower, double upper) {
     if (!(b > 0.0)) return;
     const double am = a + a_lo;
+    // C - A²/B bounds E on the whole interval from below.
+    if (count == out.size() && c * b - am * am > (out[count - 1].error + slack) * b) return;
     double s = am / b;
     s = s < lower ? lower : (s > upper ? upper : s);
     if (!(s > 0.0)) return;
     const double e = c - 2.0 * s * am + s * s * b;
+    const double best_before = count > 0 ? out[0].error : inf;
     detail::offer(out, count, {s, e});
-    if (count > 0) lo = std::max(lo, clip_bound(out[0].error));
+    if (out[0].error < best_before) lo = std::max(lo, clip_bound(out[0].error));
   };
-  interval(h > 0 ? heap[0].s : 0.0, hi);
-  while (h > 0 && heap[0].s >= lo) {
-    std::pop_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h), detail::heap_less);
-    const sweep_entry e = heap[h - 1];
-    const std::size_t i = e.i, k = e.k;
-    const double wi = weight(i), yi = std::fabs(static_cast<double>(x[i]));
-    const double g0 = levels[k - 1], g1 = levels[k];
-    add_a(wi * yi * (g1 - g0));
-    b += wi * (g1 * g1 - g0 * g0);
-    if (k < top_of(i)) {
-      heap[h - 1] = {yi / threshold(k + 1), e.i, e.k + 1};
-      std::push_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(h), detail::heap_less);
-    } else {
-      --h;
+  if (batch) {
+    sweep_entry* got = heads + max_sweep_levels;  // gathered, then sorted
+    sweep_entry* sorted = got + batch_levels * n;
+    double below = 0.0;  // the largest breakpoint below the gathered ones
+    std::size_t total = 0;
+    for (std::size_t j = 0; j < h; ++j) {
+      const std::size_t k = heads[j].k;
+      for (std::size_t p = heads[j].i; p < m; p = next_in(k, p + 1)) {
+        const double v = el[p].s / threshold(k);
+        if (v < lo) {
+          below = std::max(below, v);
+          break;
+        }
+        got[total++] = {v, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(k)};
+      }
     }
-    interval(h > 0 ? heap[0].s : 0.0, e.s);  // the codes are now fixed below e.s
+    detail::sort_breakpoints(got, total, sorted);
+    interval(total > 0 ? sorted[0].s : below, hi);
+    for (std::size_t j = 0; j < total && sorted[j].s >= lo; ++j) {
+      step(sorted[j]);
+      interval(j + 1 < total ? sorted[j + 1].s : below, sorted[j].s);  // the codes are now fixed below it
+    }
+    return count;
+  }
+  interval(h > 0 ? heads[0].s : 0.0, hi);
+  while (h > 0 && heads[0].s >= lo) {
+    const sweep_entry t = heads[0];
+    step(t);
+    const std::size_t p = next_in(t.k, t.i + 1u);
+    if (p < m)
+      heads[0] = {el[p].s / threshold(t.k), static_cast<std::uint32_t>(p), t.k};
+    else
+      heads[0] = heads[--h];
+    detail::sift_down(heads, h, 0);
+    interval(h > 0 ? heads[0].s : 0.0, t.s);  // the codes are now fixed below t.s
   }
   return count;
 }

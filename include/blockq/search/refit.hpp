@@ -14,7 +14,7 @@
 //   scale_min_result lsq_element<Element>(Arch, x, w, float scale0, tie_mode, span<uint8_t> scratch);
 //       The same for a minifloat element with a float scale (FP4 + float32).
 //   w empty: unweighted; otherwise one non-negative weight per element.
-//   scratch: at least 3 * x.size() bytes (lsq_scratch_bytes(n)).
+//   scratch: at least lsq_scratch_bytes(x.size()) bytes.
 //
 // The `lsq` search: from a set of candidate scales around the start (levels
 // L + 0.1 k for k = -9..9, where L is the level the element of largest
@@ -27,8 +27,15 @@
 // with the quantizer's own error kernel at the float values it would store,
 // and the best strictly better than the start is kept; so the result's
 // weighted SSE is never above the start's.
+//
+// A descent depends on its codes alone: from the same codes with as many
+// refits left it scores the same scales again. So the descents remember the
+// code vectors they met (up to lsq_memo_entries, with the refits left then)
+// and stop on one met before with at least as many refits left; the result
+// is that of running every descent in full.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -64,7 +71,10 @@ struct scale_min_result {
 inline constexpr int max_lsq_iterations = 8;
 inline constexpr int lsq_steps = 9;  // candidates L + 0.1 k, k = -lsq_steps..lsq_steps
 
-constexpr std::size_t lsq_scratch_bytes(std::size_t n) noexcept { return 3 * n; }
+// Code vectors the lsq descents remember (each n bytes of scratch).
+inline constexpr std::size_t lsq_memo_entries = 64;
+
+constexpr std::size_t lsq_scratch_bytes(std::size_t n) noexcept { return (2 + lsq_memo_entries) * n; }
 
 // Weights, when given, are one finite non-negative value per element.
 inline void check_weights(std::span<const float> w, std::size_t n) {
@@ -130,20 +140,57 @@ inline bool usable_scale(double v) noexcept {
   return v == v && v != 0.0 && v < 3.4e38 && v > -3.4e38;
 }
 
+// The code vectors met by the lsq descents of one block, each with the
+// refits that were left after it (a hash to find it, the bytes to confirm).
+struct lsq_memo {
+  std::uint8_t* codes;  // lsq_memo_entries * n bytes
+  std::size_t n;
+  std::size_t size = 0;
+  std::array<std::uint64_t, lsq_memo_entries> hash{};
+  std::array<int, lsq_memo_entries> left{};
+
+  static std::uint64_t hash_of(const std::uint8_t* c, std::size_t n) noexcept {
+    std::uint64_t h = n;
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      std::uint64_t v;
+      std::memcpy(&v, c + i, 8);
+      h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+      h ^= h >> 29;
+    }
+    for (; i < n; ++i) h = (h ^ c[i]) * 0x100000001B3ull;
+    return h;
+  }
+
+  // True when c was met with at least `refits` refits left; else remembers it (while there is room).
+  bool met(const std::uint8_t* c, int refits) noexcept {
+    const std::uint64_t h = hash_of(c, n);
+    for (std::size_t j = 0; j < size; ++j)
+      if (hash[j] == h && std::memcmp(codes + j * n, c, n) == 0) {
+        if (left[j] >= refits) return true;
+        left[j] = refits;
+        return false;
+      }
+    if (size < lsq_memo_entries) {
+      std::memcpy(codes + size * n, c, n);
+      hash[size] = h;
+      left[size++] = refits;
+    }
+    return false;
+  }
+};
+
 // The refit loop shared by every lsq search. encode(s, m, codes) writes the
 // codes of a scale and min; sums(codes) gives their refit sums; solve(sums)
 // the refit; score(s, m) the kernel error. `best` holds the start and is
-// replaced by strict improvements only. seen holds the previous candidate's
-// first codes: the descent depends on the codes alone, so a candidate that
-// rounds to the same codes is skipped.
+// replaced by strict improvements only. A descent stops on codes the memo
+// has met with as many refits left (the rest would repeat), or when the
+// codes stop changing (met just before).
 template <class Encode, class Sums, class Solve, class Score>
-void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* prev, std::uint8_t* seen, bool& have_seen,
-                 std::size_t n, Encode&& encode, Sums&& sums, Solve&& solve, Score&& score,
-                 scale_min_result& best) noexcept {
+void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* prev, lsq_memo& memo, std::size_t n,
+                 Encode&& encode, Sums&& sums, Solve&& solve, Score&& score, scale_min_result& best) noexcept {
   encode(s, m, cur);
-  if (have_seen && std::memcmp(cur, seen, n) == 0) return;
-  std::memcpy(seen, cur, n);
-  have_seen = true;
+  if (memo.met(cur, max_lsq_iterations)) return;
   for (int it = 0; it < max_lsq_iterations; ++it) {
     const refit_result r = solve(sums(cur));
     if (!r.ok || !usable_scale(r.scale) || !(r.min == r.min) || !(r.min < 3.4e38 && r.min > -3.4e38)) return;
@@ -154,6 +201,7 @@ void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* prev, std::u
     std::swap(cur, prev);
     encode(s, m, cur);
     if (std::memcmp(cur, prev, n) == 0) return;  // the codes stopped changing
+    if (memo.met(cur, max_lsq_iterations - it - 1)) return;
   }
 }
 
@@ -179,8 +227,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
   best.error = score(scale0, min0);
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
-  std::uint8_t* seen = scratch.data() + 2 * n;
-  bool have_seen = false;
+  detail::lsq_memo memo{scratch.data() + 2 * n, n};
   auto encode = [&](float s, float m, std::uint8_t* out) { kernels::encode_int(Arch{}, x.data(), n, s, m, fmt, out); };
   auto sums = [&](const std::uint8_t* codes) { return kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt); };
 
@@ -200,7 +247,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
         if (!(t > 0.0f)) continue;
         const float s = static_cast<float>(orientation) * (amax / t);
         if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        detail::lsq_descend(s, 0.0f, cur, prev, seen, have_seen, n, encode, sums, solve_symmetric, score, best);
+        detail::lsq_descend(s, 0.0f, cur, prev, memo, n, encode, sums, solve_symmetric, score, best);
       }
     }
   } else {
@@ -213,7 +260,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       if (!(t > 0.0f)) continue;
       const float s = range / t;
       if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      detail::lsq_descend(s, lo, cur, prev, seen, have_seen, n, encode, sums, solve_asymmetric, score, best);
+      detail::lsq_descend(s, lo, cur, prev, memo, n, encode, sums, solve_asymmetric, score, best);
     }
   }
   return best;
@@ -236,8 +283,7 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
   if (!(amax > 0.0f) || !blockq::detail::is_finite(amax)) return best;
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
-  std::uint8_t* seen = scratch.data() + 2 * n;
-  bool have_seen = false;
+  detail::lsq_memo memo{scratch.data() + 2 * n, n};
   auto encode = [&](float s, float, std::uint8_t* out) { kernels::encode<Element>(Arch{}, x.data(), n, s, ties, out); };
   auto sums = [&](const std::uint8_t* codes) {
     return kernels::element_refit_sums<Element>(Arch{}, x.data(), wp, codes, n);
@@ -253,7 +299,7 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
     const float t = Element::max_value * (1.0f + static_cast<float>(k) / 60.0f);
     const float s = amax / t;
     if (!blockq::detail::is_finite(s) || !(s > 0.0f)) continue;
-    detail::lsq_descend(s, 0.0f, cur, prev, seen, have_seen, n, encode, sums, solve, score, best);
+    detail::lsq_descend(s, 0.0f, cur, prev, memo, n, encode, sums, solve, score, best);
   }
   return best;
 }

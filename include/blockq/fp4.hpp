@@ -68,16 +68,11 @@ class fp4_quantizer {
     return block_scale(blk, w, ws);
   }
 
-  void quantize(std::span<const float> x, std::span<std::uint8_t> codes, std::span<float> scales) const {
-    quantize_weighted(x, {}, codes, scales);
-  }
-
-  // float16 / bfloat16 inputs: each block is converted to float32 (exactly) and quantized as above.
-  void quantize(std::span<const float16> x, std::span<std::uint8_t> codes, std::span<float> scales) const {
-    quantize_impl(x, {}, codes, scales);
-  }
-  void quantize(std::span<const bfloat16> x, std::span<std::uint8_t> codes, std::span<float> scales) const {
-    quantize_impl(x, {}, codes, scales);
+  // codes: x.size() bytes; scales: num_blocks(x.size()). x holds float, float16 or bfloat16
+  // (16-bit inputs: each block is converted to float32, exactly, and quantized as float).
+  template <detail::input_range R>
+  void quantize(R&& x, std::span<std::uint8_t> codes, std::span<float> scales) const {
+    quantize_impl(detail::input_span(x), {}, codes, scales);
   }
 
   // As quantize with one non-negative weight per element (empty: unweighted).

@@ -1,16 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// All block kernels: the scalar oracle plus the architectures the compiler targets.
+// All block kernels: the scalar oracle plus the architectures the compiler targets
+// (arch/generic.hpp includes every architecture header the flags allow, then the block
+// loops that call their kernels).
 #pragma once
 
 #include "blockq/arch.hpp"
-#include "blockq/arch/scalar.hpp"
-#if BLOCKQ_WITH_AVX2
-#include "blockq/arch/avx2.hpp"
-#endif
-#if BLOCKQ_WITH_AVX512
-#include "blockq/arch/avx512.hpp"
-#include "blockq/arch/avx512_e2m1.hpp"
-#endif
-#if BLOCKQ_WITH_NEON
-#include "blockq/arch/neon.hpp"
-#endif
+#include "blockq/arch/generic.hpp"

@@ -124,40 +124,22 @@ class mx_quantizer {
     return static_cast<std::uint8_t>(r.index);
   }
 
-  // codes: x.size() bytes, one code each; scales: num_blocks(x.size()) UE8M0 codes.
-  void quantize(std::span<const float> x, std::span<std::uint8_t> codes,
-                std::span<std::uint8_t> scales) const {
-    quantize_impl<false>(x, codes, scales);
+  // codes: x.size() bytes, one code each; scales: num_blocks(x.size()) UE8M0 codes. x holds
+  // float, float16 or bfloat16 (16-bit inputs: each block is converted to float32, exactly,
+  // and quantized as float).
+  template <detail::input_range R>
+  void quantize(R&& x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
+    quantize_impl<false>(detail::input_span(x), codes, scales);
   }
 
   // As quantize, with 4-bit codes packed two a byte, low nibble first (the
   // OCP / Hugging Face layout): packed has (x.size() + 1) / 2 bytes. The block
   // size must be even (so that blocks start on a byte).
-  void quantize_packed(std::span<const float> x, std::span<std::uint8_t> packed,
-                       std::span<std::uint8_t> scales) const
+  template <detail::input_range R>
+  void quantize_packed(R&& x, std::span<std::uint8_t> packed, std::span<std::uint8_t> scales) const
     requires(Element::bits <= 4)
   {
-    quantize_impl<true>(x, packed, scales);
-  }
-
-  // float16 / bfloat16 inputs: each block is converted to float32 (exactly) and quantized as above.
-  void quantize(std::span<const float16> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
-    quantize_impl<false>(x, codes, scales);
-  }
-  void quantize(std::span<const bfloat16> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
-    quantize_impl<false>(x, codes, scales);
-  }
-  void quantize_packed(std::span<const float16> x, std::span<std::uint8_t> packed,
-                       std::span<std::uint8_t> scales) const
-    requires(Element::bits <= 4)
-  {
-    quantize_impl<true>(x, packed, scales);
-  }
-  void quantize_packed(std::span<const bfloat16> x, std::span<std::uint8_t> packed,
-                       std::span<std::uint8_t> scales) const
-    requires(Element::bits <= 4)
-  {
-    quantize_impl<true>(x, packed, scales);
+    quantize_impl<true>(detail::input_span(x), packed, scales);
   }
 
   // MXFP4 straight into ggml's block_mxfp4 layout (SPEC §8): out has x.size() / 32 * 17

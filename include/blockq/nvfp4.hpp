@@ -19,6 +19,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "blockq/arch.hpp"
@@ -87,13 +88,27 @@ class nvfp4_quantizer {
   // - huge tensors, 6 * fl(448 * s_t) overflowing float32 (amax within an ulp or so of
   //   FLT_MAX): s_t is stepped down an ulp at a time until the largest dequantized value
   //   is finite.
-  float tensor_scale(std::span<const float> x) const noexcept {
+  // x holds float, float16 or bfloat16 (16-bit inputs converted exactly, in chunks on the stack).
+  template <detail::input_range R>
+  float tensor_scale(R&& x) const noexcept {
     if (!opt_.use_tensor_scale) return 1.0f;
-    return tensor_scale_of(kernels::finite_amax(Arch{}, x.data(), x.size()));
+    const auto xs = detail::input_span(x);
+    using T = typename decltype(xs)::value_type;
+    if constexpr (std::is_same_v<T, float>) {
+      return tensor_scale_of(kernels::finite_amax(Arch{}, xs.data(), xs.size()));
+    } else {
+      constexpr std::size_t chunk = detail::float_buffer<T>::kStackFloats;
+      detail::float_buffer<T> buf(chunk);  // chunk floats fit the stack: no allocation
+      float amax = 0.0f;
+      for (std::size_t i = 0; i < xs.size(); i += chunk) {
+        const std::size_t n = xs.size() - i < chunk ? xs.size() - i : chunk;
+        kernels::to_float(Arch{}, xs.data() + i, n, buf.data());
+        const float a = kernels::finite_amax(Arch{}, buf.data(), n);
+        amax = a > amax ? a : amax;
+      }
+      return tensor_scale_of(amax);
+    }
   }
-  // The same for float16 / bfloat16 inputs (converted exactly, in chunks on the stack).
-  float tensor_scale(std::span<const float16> x) const { return tensor_scale_16(x); }
-  float tensor_scale(std::span<const bfloat16> x) const { return tensor_scale_16(x); }
 
   // The E4M3 code of one block under rule absmax: E4M3(amax / (6 * s_t));
   // 0x7F (NaN) for a block holding NaN or Inf. The search rules start from it.
@@ -132,34 +147,18 @@ class nvfp4_quantizer {
     return e4m3::decode(scale_code) * s_t;
   }
 
-  void quantize(std::span<const float> x, float s_t, std::span<std::uint8_t> codes,
-                std::span<std::uint8_t> scales) const {
-    quantize_impl<false>(x, s_t, codes, scales);
+  // x holds float, float16 or bfloat16 (16-bit inputs: each block is converted to float32,
+  // exactly, and quantized as float).
+  template <detail::input_range R>
+  void quantize(R&& x, float s_t, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
+    quantize_impl<false>(detail::input_span(x), s_t, codes, scales);
   }
 
   // As quantize with codes packed two a byte, low nibble first (ModelOpt's
   // `weight`): packed has (x.size() + 1) / 2 bytes.
-  void quantize_packed(std::span<const float> x, float s_t, std::span<std::uint8_t> packed,
-                       std::span<std::uint8_t> scales) const {
-    quantize_impl<true>(x, s_t, packed, scales);
-  }
-
-  // float16 / bfloat16 inputs: each block is converted to float32 (exactly) and quantized as above.
-  void quantize(std::span<const float16> x, float s_t, std::span<std::uint8_t> codes,
-                std::span<std::uint8_t> scales) const {
-    quantize_impl<false>(x, s_t, codes, scales);
-  }
-  void quantize(std::span<const bfloat16> x, float s_t, std::span<std::uint8_t> codes,
-                std::span<std::uint8_t> scales) const {
-    quantize_impl<false>(x, s_t, codes, scales);
-  }
-  void quantize_packed(std::span<const float16> x, float s_t, std::span<std::uint8_t> packed,
-                       std::span<std::uint8_t> scales) const {
-    quantize_impl<true>(x, s_t, packed, scales);
-  }
-  void quantize_packed(std::span<const bfloat16> x, float s_t, std::span<std::uint8_t> packed,
-                       std::span<std::uint8_t> scales) const {
-    quantize_impl<true>(x, s_t, packed, scales);
+  template <detail::input_range R>
+  void quantize_packed(R&& x, float s_t, std::span<std::uint8_t> packed, std::span<std::uint8_t> scales) const {
+    quantize_impl<true>(detail::input_span(x), s_t, packed, scales);
   }
 
   // out[i] = decode(codes[i]) * fl(b * s_t).
@@ -218,21 +217,6 @@ class nvfp4_quantizer {
     }
     const int e = detail::floor_log2(amax) - (opt_.four_over_six ? 9 : 10);
     return detail::exp2i(e > -149 ? e : -149);
-  }
-
-  template <class T>
-  float tensor_scale_16(std::span<const T> x) const {
-    if (!opt_.use_tensor_scale) return 1.0f;
-    constexpr std::size_t chunk = detail::float_buffer<T>::kStackFloats;
-    detail::float_buffer<T> buf(chunk);
-    float amax = 0.0f;
-    for (std::size_t i = 0; i < x.size(); i += chunk) {
-      const std::size_t n = x.size() - i < chunk ? x.size() - i : chunk;
-      kernels::to_float(Arch{}, x.data() + i, n, buf.data());
-      const float a = kernels::finite_amax(Arch{}, buf.data(), n);
-      amax = a > amax ? a : amax;
-    }
-    return tensor_scale_of(amax);
   }
 
   void check_hessians(std::size_t n, const block_hessians& h) const {

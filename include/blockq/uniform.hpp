@@ -148,20 +148,11 @@ class uniform_quantizer {
   }
 
   // codes: x.size() bytes; scales (and mins when asymmetric; empty otherwise):
-  // num_blocks(x.size()) each.
-  void quantize(std::span<const float> x, std::span<std::uint8_t> codes, std::span<float> scales,
-                std::span<float> mins = {}) const {
-    quantize_weighted(x, {}, codes, scales, mins);
-  }
-
-  // float16 / bfloat16 inputs: each block is converted to float32 (exactly) and quantized as above.
-  void quantize(std::span<const float16> x, std::span<std::uint8_t> codes, std::span<float> scales,
-                std::span<float> mins = {}) const {
-    quantize_impl(x, {}, codes, scales, mins);
-  }
-  void quantize(std::span<const bfloat16> x, std::span<std::uint8_t> codes, std::span<float> scales,
-                std::span<float> mins = {}) const {
-    quantize_impl(x, {}, codes, scales, mins);
+  // num_blocks(x.size()) each. x holds float, float16 or bfloat16 (16-bit inputs: each block
+  // is converted to float32, exactly, and quantized as float).
+  template <detail::input_range R>
+  void quantize(R&& x, std::span<std::uint8_t> codes, std::span<float> scales, std::span<float> mins = {}) const {
+    quantize_impl(detail::input_span(x), {}, codes, scales, mins);
   }
 
   // As quantize with one non-negative weight per element (empty: unweighted).

@@ -422,32 +422,28 @@ inline void block_min_max(arch::avx2, const float* x, std::size_t n, float& lo, 
 
 // ------------------------------------------------------------ small-float elements
 
-template <class Element>
-void encode(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
-            std::uint8_t* codes) noexcept {
+// E2M1 codes in either layout (Packed: two a byte) by the vector kernel; what it declines
+// (a scale whose quotients it cannot bound) and the other elements go to the oracle.
+template <class Element, bool Packed>
+void encode_codes(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
+                  std::uint8_t* out) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
     bool ok = true;
     avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      avx2_detail::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE { ok = avx2_detail::e2m1_encode<false, decltype(t)::value>(x, n, div, codes); });
+      avx2_detail::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE { ok = avx2_detail::e2m1_encode<Packed, decltype(t)::value>(x, n, div, out); });
     });
-    if (!ok) encode<Element>(arch::scalar{}, x, n, scale, ties, codes);
-  } else {
-    encode<Element>(arch::scalar{}, x, n, scale, ties, codes);
+    if (ok) return;
   }
+  encode_codes<Element, Packed>(arch::scalar{}, x, n, scale, ties, out);
 }
 
 template <class Element>
-void encode_packed(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
-                   std::uint8_t* packed) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1>) {
-    bool ok = true;
-    avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      avx2_detail::with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE { ok = avx2_detail::e2m1_encode<true, decltype(t)::value>(x, n, div, packed); });
-    });
-    if (!ok) encode_packed<Element>(arch::scalar{}, x, n, scale, ties, packed);
-  } else {
-    encode_packed<Element>(arch::scalar{}, x, n, scale, ties, packed);
-  }
+void encode(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* codes) noexcept {
+  encode_codes<Element, false>(arch::avx2{}, x, n, scale, ties, codes);
+}
+template <class Element>
+void encode_packed(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* packed) noexcept {
+  encode_codes<Element, true>(arch::avx2{}, x, n, scale, ties, packed);
 }
 
 namespace avx2_detail {
@@ -507,26 +503,61 @@ void decode_packed(arch::avx2, const std::uint8_t* packed, std::size_t n, float 
   }
 }
 
-template <class Element>
-double block_sse(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1>) {
-    using namespace avx2_detail;
-    sum8x acc;
-    const __m256 s = _mm256_set1_ps(scale);
-    with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
-        for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
-          const __m256 d = _mm256_mul_ps(e2m1_round<decltype(t)::value>(div(v)), s);
-          const __m256 r = _mm256_sub_ps(v, d);
-          // Masked lanes (x = 0) are cleared: adding +0 leaves a partial sum as it is.
-          acc.add_sq(full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i))));
-        });
+namespace avx2_detail {
+// The E2M1 search kernels of the x86 tiers, block_sse and block_sse_estimates, are written
+// once over a vector tier V: tier8 here (AVX2), avx512_detail::tier16 (arch/avx512.hpp).
+// V gives the loop over a block, whose callback gets a residual function (a - b, +0 in the
+// lanes past the block's end, so that they add nothing), the double sums in the scalar
+// order, the E2M1 rounding and the one-pass estimates kernel. The division and the product
+// by the scale are the vector operators (GCC / Clang, a float operand broadcast; the
+// project builds with -ffp-contract=off, so nothing is fused). Other elements take the
+// scalar kernels (neither tier has its own).
+struct tier8 {
+  template <class F>
+  BLOCKQ_ALWAYS_INLINE static void for_each(const float* x, std::size_t n, F&& f) {
+    for_each8(x, n, [&](__m256 v, std::size_t i, bool full) BLOCKQ_LAMBDA_INLINE {
+      f(v, [&](__m256 a, __m256 b) BLOCKQ_LAMBDA_INLINE {
+        const __m256 r = _mm256_sub_ps(a, b);
+        return full ? r : _mm256_and_ps(r, _mm256_castsi256_ps(first_lanes(n - i)));
       });
+    });
+  }
+  using sum = sum8x;
+  template <tie_mode T>
+  BLOCKQ_ALWAYS_INLINE static __m256 round(__m256 y) noexcept {
+    return e2m1_round<T>(y);
+  }
+  template <tie_mode T, std::size_t K, bool Exact>  // defined after e2m1_estimates below
+  static void estimates(const float* x, std::size_t n, const float* rcp, const float* scales, float zero_below,
+                        float* est, float& zero) noexcept;
+};
+
+template <class Element, class V>
+double tier_block_sse(const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    typename V::sum acc;
+    const float r = exact_reciprocal(scale);  // x * r is x / scale where r is not 0
+    with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+      auto run = [&](auto div) BLOCKQ_LAMBDA_INLINE {
+        V::for_each(x, n, [&](auto v, auto residual) BLOCKQ_LAMBDA_INLINE {
+          acc.add_sq(residual(v, V::template round<decltype(t)::value>(div(v)) * scale));
+        });
+      };
+      if (r != 0.0f)
+        run([r](auto v) BLOCKQ_LAMBDA_INLINE { return v * r; });
+      else
+        run([scale](auto v) BLOCKQ_LAMBDA_INLINE { return v / scale; });
     });
     return acc.total();
   } else {
     return block_sse<Element>(arch::scalar{}, x, n, scale, ties);
   }
+}
+}  // namespace avx2_detail
+
+template <class Element>
+double block_sse(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
+  return avx2_detail::tier_block_sse<Element, avx2_detail::tier8>(x, n, scale, ties);
 }
 
 template <class Element>
@@ -931,18 +962,32 @@ BLOCKQ_ALWAYS_INLINE void run_estimates(const float* scales, std::size_t k, tie_
 }
 }  // namespace avx2_detail
 
-template <class Element>
-void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
-                         tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+namespace avx2_detail {
+template <tie_mode T, std::size_t K, bool Exact>
+void tier8::estimates(const float* x, std::size_t n, const float* rcp, const float* scales, float zero_below,
+                      float* est, float& zero) noexcept {
+  e2m1_estimates<T, K, Exact>(x, n, rcp, scales, zero_below, est, zero);
+}
+
+template <class Element, class V>
+void tier_block_sse_estimates(const float* x, std::size_t n, const float* scales, std::size_t k, tie_mode ties,
+                              float zero_below, float* est, float& zero) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
-    avx2_detail::run_estimates(scales, k, ties, est, [&](auto t, auto kk, auto ex, const float* rcp, const float* sc,
-                                                         float* out) BLOCKQ_LAMBDA_INLINE {
-      avx2_detail::e2m1_estimates<decltype(t)::value, decltype(kk)::value, decltype(ex)::value>(x, n, rcp, sc,
-                                                                                              zero_below, out, zero);
+    run_estimates(scales, k, ties, est, [&](auto t, auto kk, auto ex, const float* rcp, const float* sc,
+                                            float* out) BLOCKQ_LAMBDA_INLINE {
+      V::template estimates<decltype(t)::value, decltype(kk)::value, decltype(ex)::value>(x, n, rcp, sc, zero_below,
+                                                                                           out, zero);
     });
   } else {
     block_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
   }
+}
+}  // namespace avx2_detail
+
+template <class Element>
+void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
+                         tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+  avx2_detail::tier_block_sse_estimates<Element, avx2_detail::tier8>(x, n, scales, k, ties, zero_below, est, zero);
 }
 
 namespace avx2_detail {

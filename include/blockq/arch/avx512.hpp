@@ -118,45 +118,38 @@ BLOCKQ_ALWAYS_INLINE void e2m1_estimates(const float* x, std::size_t n, const fl
 
 }  // namespace avx512_detail
 
+namespace avx512_detail {
+// The tier of avx2_detail::tier_block_sse and tier_block_sse_estimates: 16 lanes, the
+// lanes past a block's end cleared by a masked subtraction.
+struct tier16 {
+  template <class F>
+  BLOCKQ_ALWAYS_INLINE static void for_each(const float* x, std::size_t n, F&& f) {
+    for_each16(x, n, [&](__m512 v, std::size_t, __mmask16 m) BLOCKQ_LAMBDA_INLINE {
+      f(v, [m](__m512 a, __m512 b) BLOCKQ_LAMBDA_INLINE { return _mm512_maskz_sub_ps(m, a, b); });
+    });
+  }
+  using sum = sum8z;
+  template <tie_mode T>
+  BLOCKQ_ALWAYS_INLINE static __m512 round(__m512 y) noexcept {
+    return e2m1_round<T>(y);
+  }
+  template <tie_mode T, std::size_t K, bool Exact>
+  BLOCKQ_ALWAYS_INLINE static void estimates(const float* x, std::size_t n, const float* rcp, const float* scales,
+                                             float zero_below, float* est, float& zero) noexcept {
+    e2m1_estimates<T, K, Exact>(x, n, rcp, scales, zero_below, est, zero);
+  }
+};
+}  // namespace avx512_detail
+
+// E2M1 over 16 lanes, the other elements as AVX2 (the scalar kernels).
 template <class Element>
 double block_sse(arch::avx512, const float* x, std::size_t n, float scale, tie_mode ties) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1>) {
-    using namespace avx512_detail;
-    sum8z acc;
-    const __m512 s = _mm512_set1_ps(scale);
-    const float r = avx2_detail::exact_reciprocal(scale);
-    avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
-      constexpr tie_mode T = decltype(t)::value;
-      auto run = [&](auto div) BLOCKQ_LAMBDA_INLINE {
-        for_each16(x, n, [&](__m512 v, std::size_t, __mmask16 m) BLOCKQ_LAMBDA_INLINE {
-          const __m512 d = _mm512_mul_ps(e2m1_round<T>(div(v)), s);
-          acc.add_sq(_mm512_maskz_sub_ps(m, v, d));  // masked lanes add +0
-        });
-      };
-      if (r != 0.0f)
-        run([rv = _mm512_set1_ps(r)](__m512 v) BLOCKQ_LAMBDA_INLINE { return _mm512_mul_ps(v, rv); });
-      else
-        run([s](__m512 v) BLOCKQ_LAMBDA_INLINE { return _mm512_div_ps(v, s); });
-    });
-    return acc.total();
-  } else {
-    return block_sse<Element>(arch::avx2{}, x, n, scale, ties);
-  }
+  return avx2_detail::tier_block_sse<Element, avx512_detail::tier16>(x, n, scale, ties);
 }
-
-// As the AVX2 version, 16 lanes.
 template <class Element>
 void block_sse_estimates(arch::avx512, const float* x, std::size_t n, const float* scales, std::size_t k,
                          tie_mode ties, float zero_below, float* est, float& zero) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1>) {
-    avx2_detail::run_estimates(scales, k, ties, est, [&](auto t, auto kk, auto ex, const float* rcp, const float* sc,
-                                                         float* out) BLOCKQ_LAMBDA_INLINE {
-      avx512_detail::e2m1_estimates<decltype(t)::value, decltype(kk)::value, decltype(ex)::value>(x, n, rcp, sc,
-                                                                                                zero_below, out, zero);
-    });
-  } else {
-    block_sse_estimates<Element>(arch::avx2{}, x, n, scales, k, ties, zero_below, est, zero);
-  }
+  avx2_detail::tier_block_sse_estimates<Element, avx512_detail::tier16>(x, n, scales, k, ties, zero_below, est, zero);
 }
 
 }  // namespace kernels

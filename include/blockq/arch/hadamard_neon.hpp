@@ -17,40 +17,24 @@
 BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 
+namespace neon_detail {
+// The in-register stages of hadamard_blocks_vector, 4 floats a register.
+struct hadamard_neon {
+  using vec = float32x4_t;
+  static float32x4_t low_stages(float32x4_t v) noexcept {
+    const uint32x4_t odd = vreinterpretq_u32_u64(vdupq_n_u64(0xFFFFFFFF00000000ull));  // lanes 1 and 3
+    const uint32x4_t high = vcombine_u32(vdup_n_u32(0u), vdup_n_u32(~0u));              // lanes 2 and 3
+    float32x4_t w = vrev64q_f32(v);  // h = 1
+    v = vbslq_f32(odd, vsubq_f32(w, v), vaddq_f32(v, w));
+    w = vextq_f32(v, v, 2);  // h = 2
+    return vbslq_f32(high, vsubq_f32(w, v), vaddq_f32(v, w));
+  }
+};
+}  // namespace neon_detail
+
 inline void hadamard_blocks(arch::neon, float* x, std::size_t len, std::size_t n, const float* signs, float scale,
                             bool inverse) noexcept {
-  if (n < 4) {
-    hadamard_blocks(arch::scalar{}, x, len, n, signs, scale, inverse);
-    return;
-  }
-  static const std::uint32_t odd_bits[4] = {0u, ~0u, 0u, ~0u};
-  static const std::uint32_t high_bits[4] = {0u, 0u, ~0u, ~0u};
-  const uint32x4_t odd = vld1q_u32(odd_bits), high = vld1q_u32(high_bits);
-  const float32x4_t vs = vdupq_n_f32(scale);
-  for (std::size_t b = 0; b + n <= len; b += n) {
-    float* p = x + b;
-    for (std::size_t i = 0; i < n; i += 4) {
-      float32x4_t v = vld1q_f32(p + i);
-      if (signs && !inverse) v = vmulq_f32(v, vld1q_f32(signs + i));
-      float32x4_t w = vrev64q_f32(v);  // h = 1
-      v = vbslq_f32(odd, vsubq_f32(w, v), vaddq_f32(v, w));
-      w = vextq_f32(v, v, 2);  // h = 2
-      v = vbslq_f32(high, vsubq_f32(w, v), vaddq_f32(v, w));
-      vst1q_f32(p + i, v);
-    }
-    for (std::size_t h = 4; h < n; h <<= 1)
-      for (std::size_t i = 0; i < n; i += 2 * h)
-        for (std::size_t j = i; j < i + h; j += 4) {
-          const float32x4_t a = vld1q_f32(p + j), c = vld1q_f32(p + j + h);
-          vst1q_f32(p + j, vaddq_f32(a, c));
-          vst1q_f32(p + j + h, vsubq_f32(a, c));
-        }
-    for (std::size_t i = 0; i < n; i += 4) {
-      float32x4_t v = vmulq_f32(vld1q_f32(p + i), vs);
-      if (signs && inverse) v = vmulq_f32(v, vld1q_f32(signs + i));
-      vst1q_f32(p + i, v);
-    }
-  }
+  hadamard_blocks_vector<neon_detail::hadamard_neon>(x, len, n, signs, scale, inverse);
 }
 
 }  // namespace kernels

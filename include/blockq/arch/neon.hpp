@@ -301,21 +301,24 @@ inline float finite_amax(arch::neon, const float* x, std::size_t n) noexcept {
 
 // ------------------------------------------------------------ small-float elements
 
-template <class Element>
-void encode(arch::neon, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* codes) noexcept {
+// E2M1 codes in either layout (Packed: two a byte) by the vector kernel; what it declines
+// and the other elements go to the oracle.
+template <class Element, bool Packed>
+void encode_codes(arch::neon, const float* x, std::size_t n, float scale, tie_mode ties,
+                  std::uint8_t* out) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
-    if (neon_detail::e2m1_encode<false>(x, n, scale, ties, codes)) return;
+    if (neon_detail::e2m1_encode<Packed>(x, n, scale, ties, out)) return;
   }
-  encode<Element>(arch::scalar{}, x, n, scale, ties, codes);
+  encode_codes<Element, Packed>(arch::scalar{}, x, n, scale, ties, out);
 }
 
 template <class Element>
-void encode_packed(arch::neon, const float* x, std::size_t n, float scale, tie_mode ties,
-                   std::uint8_t* packed) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1>) {
-    if (neon_detail::e2m1_encode<true>(x, n, scale, ties, packed)) return;
-  }
-  encode_packed<Element>(arch::scalar{}, x, n, scale, ties, packed);
+void encode(arch::neon, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* codes) noexcept {
+  encode_codes<Element, false>(arch::neon{}, x, n, scale, ties, codes);
+}
+template <class Element>
+void encode_packed(arch::neon, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* packed) noexcept {
+  encode_codes<Element, true>(arch::neon{}, x, n, scale, ties, packed);
 }
 
 namespace neon_detail {
@@ -699,44 +702,8 @@ inline void to_float(arch::neon, const bfloat16* in, std::size_t n, float* out) 
   if (i < n) to_float(arch::scalar{}, in + i, n - i, out + i);
 }
 
-// ------------------------------------------------------------------- block loops
-// The loops of arch/scalar.hpp over the NEON kernels.
-
-template <class Element, code_layout L, class Scale, class CodeOf, class DivisorOf>
-void amax_blocks(arch::neon, const float* x, std::size_t n, std::size_t block, tie_mode ties, CodeOf&& code_of,
-                 DivisorOf&& divisor_of, std::uint8_t* out, Scale* scales) noexcept {
-  loops::amax_blocks<Element, L>(
-      x, n, block, ties, code_of, divisor_of, out, scales,
-      [](const float* p, std::size_t m) { return block_amax(arch::neon{}, p, m); },
-      [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) {
-        encode<Element>(arch::neon{}, p, m, d, t, o);
-      },
-      [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) {
-        if constexpr (Element::bits <= 4) encode_packed<Element>(arch::neon{}, p, m, d, t, o);
-      });
-}
-
-template <class ScaleOf>
-void int_amax_blocks(arch::neon, const float* x, std::size_t n, std::size_t block, int_format fmt,
-                     ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
-  loops::int_amax_blocks(
-      x, n, block, fmt, scale_of, codes, scales,
-      [](const float* p, std::size_t m) { return block_amax(arch::neon{}, p, m); },
-      [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
-        encode_int(arch::neon{}, p, m, s, mn, f, o);
-      });
-}
-
-template <class Element, bool Packed, class Scale, class DivisorOf>
-void decode_blocks(arch::neon, const std::uint8_t* codes, const Scale* scales, std::size_t n, std::size_t block,
-                   DivisorOf&& divisor_of, float* out) noexcept {
-  loops::decode_blocks<Element, Packed>(
-      codes, scales, n, block, divisor_of, out,
-      [](const std::uint8_t* c, std::size_t m, float d, float* o) { decode<Element>(arch::neon{}, c, m, d, o); },
-      [](const std::uint8_t* c, std::size_t m, float d, float* o) {
-        if constexpr (Element::bits <= 4) decode_packed<Element>(arch::neon{}, c, m, d, o);
-      });
-}
+// The block loops (amax_blocks, int_amax_blocks, decode_blocks) over these kernels are the
+// tag-generic ones of arch/generic.hpp.
 
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE

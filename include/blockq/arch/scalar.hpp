@@ -84,6 +84,17 @@ void encode_packed(arch::scalar, const float* x, std::size_t n, float scale, tie
   if (n & 1u) packed[n / 2] = Element::encode(x[n - 1] / scale, ties);
 }
 
+// encode (Packed false: one code a byte) or encode_packed (Packed true): the vector tiers
+// write their E2M1 kernels once over both layouts as encode_codes and fall back to this.
+template <class Element, bool Packed>
+void encode_codes(arch::scalar, const float* x, std::size_t n, float scale, tie_mode ties,
+                  std::uint8_t* out) noexcept {
+  if constexpr (Packed)
+    encode_packed<Element>(arch::scalar{}, x, n, scale, ties, out);
+  else
+    encode<Element>(arch::scalar{}, x, n, scale, ties, out);
+}
+
 // out[i] = Element::decode(codes[i]) * scale.
 template <class Element>
 void decode(arch::scalar, const std::uint8_t* codes, std::size_t n, float scale, float* out) noexcept {
@@ -483,41 +494,7 @@ void decode_blocks(const std::uint8_t* codes, const Scale* scales, std::size_t n
 
 }  // namespace loops
 
-template <class Element, code_layout L, class Scale, class CodeOf, class DivisorOf>
-void amax_blocks(arch::scalar, const float* x, std::size_t n, std::size_t block, tie_mode ties, CodeOf&& code_of,
-                 DivisorOf&& divisor_of, std::uint8_t* out, Scale* scales) noexcept {
-  loops::amax_blocks<Element, L>(
-      x, n, block, ties, code_of, divisor_of, out, scales,
-      [](const float* p, std::size_t m) { return block_amax(arch::scalar{}, p, m); },
-      [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) {
-        encode<Element>(arch::scalar{}, p, m, d, t, o);
-      },
-      [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) {
-        if constexpr (Element::bits <= 4) encode_packed<Element>(arch::scalar{}, p, m, d, t, o);
-      });
-}
-
-template <class ScaleOf>
-void int_amax_blocks(arch::scalar, const float* x, std::size_t n, std::size_t block, int_format fmt,
-                     ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
-  loops::int_amax_blocks(
-      x, n, block, fmt, scale_of, codes, scales,
-      [](const float* p, std::size_t m) { return block_amax(arch::scalar{}, p, m); },
-      [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
-        encode_int(arch::scalar{}, p, m, s, mn, f, o);
-      });
-}
-
-template <class Element, bool Packed, class Scale, class DivisorOf>
-void decode_blocks(arch::scalar, const std::uint8_t* codes, const Scale* scales, std::size_t n, std::size_t block,
-                   DivisorOf&& divisor_of, float* out) noexcept {
-  loops::decode_blocks<Element, Packed>(
-      codes, scales, n, block, divisor_of, out,
-      [](const std::uint8_t* c, std::size_t m, float d, float* o) { decode<Element>(arch::scalar{}, c, m, d, o); },
-      [](const std::uint8_t* c, std::size_t m, float d, float* o) {
-        if constexpr (Element::bits <= 4) decode_packed<Element>(arch::scalar{}, c, m, d, o);
-      });
-}
+// The per-tag entry points over these loops are in arch/generic.hpp.
 
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <ranges>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -48,6 +49,20 @@ void check_codec_args(std::size_t n, std::size_t block, std::size_t code_size, s
 // float32 a block or a chunk of blocks at a time.
 template <class T>
 concept input_element = std::is_same_v<T, float> || std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>;
+
+// What the quantizers' entry points take as input: a contiguous range of input elements (a
+// std::span, std::vector, std::array or C array), one template per entry point in place of
+// an overload per element type. The range itself is the parameter because a template does
+// not deduce T of std::span<const T> through a std::vector's conversion to a span.
+template <class R>
+concept input_range = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+                      input_element<std::ranges::range_value_t<R>>;
+
+// The elements of an input range as the span the block loops take.
+template <input_range R>
+auto input_span(R&& r) noexcept {
+  return std::span<const std::ranges::range_value_t<R>>(std::ranges::data(r), std::ranges::size(r));
+}
 
 // A float32 staging buffer for 16-bit inputs: on the stack up to kStackFloats floats (the
 // caller's blocks, or chunks of them), on the heap (once per call) above that.

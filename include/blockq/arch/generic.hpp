@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+// The block loops of arch/scalar.hpp (namespace loops) over any tag's own kernels: one
+// template serves arch::scalar and arch::neon (and any tag without fused loops of its own);
+// AVX2 and AVX-512 fuse theirs and overload these names in arch/avx2.hpp.
+//
+// This header comes after every architecture header (kernels.hpp includes it last): the
+// kernels are called unqualified with a dependent tag, and since the tags live in
+// blockq::arch, argument-dependent lookup does not reach blockq::kernels; only the
+// overloads declared before this point are candidates, so all of them must be.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
+#include "blockq/arch.hpp"
+#include "blockq/arch/scalar.hpp"
+#if BLOCKQ_WITH_AVX2
+#include "blockq/arch/avx2.hpp"
+#endif
+#if BLOCKQ_WITH_AVX512
+#include "blockq/arch/avx512.hpp"
+#include "blockq/arch/avx512_e2m1.hpp"
+#endif
+#if BLOCKQ_WITH_NEON
+#include "blockq/arch/neon.hpp"
+#endif
+
+BLOCKQ_BEGIN_NAMESPACE
+namespace kernels {
+
+// The tags that use these loops: all but those whose fused loops arch/avx2.hpp provides
+// (without that header, arch::avx2 falls back here like any other tag).
+template <class Arch>
+concept generic_block_loops = std::derived_from<Arch, arch::scalar> &&
+                              !(BLOCKQ_WITH_AVX2 && std::derived_from<Arch, arch::avx2>);
+
+template <class Element, code_layout L, generic_block_loops Arch, class Scale, class CodeOf, class DivisorOf>
+void amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, tie_mode ties, CodeOf&& code_of,
+                 DivisorOf&& divisor_of, std::uint8_t* out, Scale* scales) noexcept {
+  loops::amax_blocks<Element, L>(
+      x, n, block, ties, code_of, divisor_of, out, scales,
+      [](const float* p, std::size_t m) { return block_amax(Arch{}, p, m); },
+      [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) { encode<Element>(Arch{}, p, m, d, t, o); },
+      [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) {
+        if constexpr (Element::bits <= 4) encode_packed<Element>(Arch{}, p, m, d, t, o);
+      });
+}
+
+template <generic_block_loops Arch, class ScaleOf>
+void int_amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, int_format fmt, ScaleOf&& scale_of,
+                     std::uint8_t* codes, float* scales) noexcept {
+  loops::int_amax_blocks(
+      x, n, block, fmt, scale_of, codes, scales, [](const float* p, std::size_t m) { return block_amax(Arch{}, p, m); },
+      [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
+        encode_int(Arch{}, p, m, s, mn, f, o);
+      });
+}
+
+template <class Element, bool Packed, generic_block_loops Arch, class Scale, class DivisorOf>
+void decode_blocks(Arch, const std::uint8_t* codes, const Scale* scales, std::size_t n, std::size_t block,
+                   DivisorOf&& divisor_of, float* out) noexcept {
+  loops::decode_blocks<Element, Packed>(
+      codes, scales, n, block, divisor_of, out,
+      [](const std::uint8_t* c, std::size_t m, float d, float* o) { decode<Element>(Arch{}, c, m, d, o); },
+      [](const std::uint8_t* c, std::size_t m, float d, float* o) {
+        if constexpr (Element::bits <= 4) decode_packed<Element>(Arch{}, c, m, d, o);
+      });
+}
+
+}  // namespace kernels
+BLOCKQ_END_NAMESPACE

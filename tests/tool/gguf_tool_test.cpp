@@ -223,7 +223,9 @@ TEST(GgufTool, QuantizesLikeLlamaQuantizeByteForByte) {
     ASSERT_GE(q.f.kvs.size(), m.header.kvs.size() + 2);
     for (std::size_t i = 0; i < m.header.kvs.size(); ++i) {
       EXPECT_EQ(q.f.kvs[i].key, m.header.kvs[i].key);
-      if (q.f.kvs[i].key != "general.file_type") EXPECT_EQ(q.f.kvs[i].value, m.header.kvs[i].value) << q.f.kvs[i].key;
+      if (q.f.kvs[i].key != "general.file_type") {
+        EXPECT_EQ(q.f.kvs[i].value, m.header.kvs[i].value) << q.f.kvs[i].key;
+      }
     }
     EXPECT_EQ(q.f.find("general.file_type")->value, gguf::value::of_u32(c.ftype));
     EXPECT_EQ(q.f.find("general.quantization_version")->value, gguf::value::of_u32(2));
@@ -538,7 +540,7 @@ TEST(GgufTool, MalformedInputsAreOneLineErrorsAndNoOutput) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     tool_test::write_bytes(dir / (c.name + ".gguf"), c.bytes);
-    for (const std::string cmd : {"quantize " + c.name + ".gguf -o out.gguf --format q4_0", "dequantize " + c.name + ".gguf -o out.gguf",
+    for (const std::string& cmd : {"quantize " + c.name + ".gguf -o out.gguf --format q4_0", "dequantize " + c.name + ".gguf -o out.gguf",
                                   "report " + c.name + ".gguf"}) {
       const auto r = run_tool(dir, cmd);
       EXPECT_EQ(r.code, 1) << cmd;

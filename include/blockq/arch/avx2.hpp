@@ -145,10 +145,10 @@ BLOCKQ_ALWAYS_INLINE __m256i e2m1_codes_from_keys(__m256i k01, __m256i k23, __m2
   // shuffle zeroed for i >= 16 (i + 0x70 has bit 7 set exactly then).
   const __m256i hi = _mm256_setr_epi8(6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,  //
                                       6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7);
-  const __m256i lo_xor_hi = _mm256_setr_epi8(0 ^ 6, 1 ^ 6, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 2 ^ 7, 2 ^ 7,
-                                             2 ^ 7, 3 ^ 7, 3 ^ 7, 4 ^ 7, 4 ^ 7, 5 ^ 7, 5 ^ 7,  //
-                                             0 ^ 6, 1 ^ 6, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 2 ^ 7, 2 ^ 7,
-                                             2 ^ 7, 3 ^ 7, 3 ^ 7, 4 ^ 7, 4 ^ 7, 5 ^ 7, 5 ^ 7);
+  const __m256i lo_xor_hi = _mm256_setr_epi8(0 ^ 6, 1 ^ 6, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 0x2 ^ 7, 0x2 ^ 7,
+                                             0x2 ^ 7, 3 ^ 7, 3 ^ 7, 4 ^ 7, 4 ^ 7, 5 ^ 7, 5 ^ 7,  //
+                                             0 ^ 6, 1 ^ 6, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 1 ^ 7, 0x2 ^ 7, 0x2 ^ 7,
+                                             0x2 ^ 7, 3 ^ 7, 3 ^ 7, 4 ^ 7, 4 ^ 7, 5 ^ 7, 5 ^ 7);
   const __m256i mag = _mm256_xor_si256(
       _mm256_shuffle_epi8(hi, idx),
       _mm256_shuffle_epi8(lo_xor_hi, _mm256_adds_epu8(idx, _mm256_set1_epi8(0x70))));

@@ -188,7 +188,8 @@ inline void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* 
     for (std::size_t a = 0; a < m; ++a) {
       const std::int32_t ka = key[a];
       std::int32_t r = 0;
-      for (std::size_t b = 0; b < W; ++b) r += (key[b] > ka) | ((key[b] == ka) & (b < a)) ? 1 : 0;
+      for (std::size_t b = 0; b < W; ++b)
+        r += static_cast<std::int32_t>(key[b] > ka) | (static_cast<std::int32_t>(key[b] == ka) & static_cast<std::int32_t>(b < a));
       dst[r] = src[a];
     }
   };

@@ -619,7 +619,7 @@ std::vector<float> make_groups(std::uint32_t seed) {
       if (r == 2) v = f32((static_cast<std::uint32_t>(g()) % 0x00800000u) | (g() % 2 ? 0x80000000u : 0u));
       x[i] = v;
     }
-    if (ties) x[b * 32 + 5] = std::ldexp(g() % 2 ? 6.0f : -7.0f, j);
+    if (ties && b * 32 + 5 < n) x[b * 32 + 5] = std::ldexp(g() % 2 ? 6.0f : -7.0f, j);
   }
   // Group 1: a NaN; group 2: an Inf; group 3: a zero block, a subnormal-only block and a
   // block at 2^-125 (one each in different groups would cost more data; one group declining

@@ -273,8 +273,6 @@ bool ue8m0_window_search(std::span<const float> x, std::size_t start, tie_mode t
 
 }  // namespace detail
 
-// The scale of `set`}  // namespace detail
-
 // The scale of `set` with the least block SSE (see the header for the contract).
 template <class Element, class Arch>
 discrete_result discrete_mse(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,

@@ -165,6 +165,12 @@ BLOCKQ_ALWAYS_INLINE void q4_0_finish(const partials& r, group_scales& g) noexce
 template <std::size_t Bytes, std::size_t Header, class Words, class Head, class Block, class Step, class Redo>
 BLOCKQ_ALWAYS_INLINE void nibble_codes8(const float* x, const group_scales& g, std::uint8_t* out, Words words,
                                         Head header, Block block, Step step, Redo redo) noexcept {
+  // Unrolled: the four pairs' loads, broadcasts and stores at fixed offsets (measured ~4 %).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#elif defined(__clang__)
+#pragma clang loop unroll(full)
+#endif
   for (int j = 0; j < 8; j += 2) {
     step(j);
     header(j, out + j * Bytes);

@@ -316,10 +316,11 @@ BLOCKQ_ALWAYS_INLINE void q8_0_codes(const float* x, const group_scales& g, std:
 // (part: loads, maxima, minima) is interleaved with the codes of group i, two blocks at a
 // time (codes calls step(j) before blocks j, j + 1), so that the comparisons (Zen 4: FP2/FP3)
 // and the code arithmetic (FP0/FP1) share the scheduler rather than queueing in two long
-// runs; finish folds the parts across lanes.
-template <std::size_t Bytes, class Part, class Finish, class Codes, class Block>
-BLOCKQ_ALWAYS_INLINE void groups(const float* x, std::size_t nb, std::uint8_t* out, Part part, Finish finish, Codes codes,
-                                 Block block) noexcept {
+// runs; finish folds the parts across lanes. Interleave false: the whole part before the
+// codes (Q8_0, whose code pass has no FMA-pipe additions to pair with).
+template <std::size_t Bytes, bool Interleave, class Part, class Finish, class Codes, class Block>
+BLOCKQ_ALWAYS_INLINE void groups(const float* x, std::size_t nb, std::uint8_t* out, Part part, Finish finish,
+                                 Codes codes, Block block) noexcept {
   const std::size_t ng = nb / 8;
   group_scales g[2];
   partials r;
@@ -329,7 +330,11 @@ BLOCKQ_ALWAYS_INLINE void groups(const float* x, std::size_t nb, std::uint8_t* o
   }
   for (std::size_t i = 0; i < ng; ++i) {
     const float* next = x + (i + 1) * 256;
-    if (i + 1 < ng) {
+    if (i + 1 < ng && !Interleave) {
+      for (int b = 0; b < 8; ++b) part(next + b * 32, r, b);
+      finish(r, g[(i + 1) & 1]);
+      codes(x + i * 256, g[i & 1], out + i * 8 * Bytes, [](int) {});
+    } else if (i + 1 < ng) {
       codes(x + i * 256, g[i & 1], out + i * 8 * Bytes, [&](int j) {
         part(next + j * 32, r, j);
         part(next + (j + 1) * 32, r, j + 1);
@@ -345,19 +350,22 @@ BLOCKQ_ALWAYS_INLINE void groups(const float* x, std::size_t nb, std::uint8_t* o
 }  // namespace ggml_avx2
 
 inline void ggml_q4_0(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
-  ggml_avx2::groups<18>(x, nb, out, [](auto&&... a) { ggml_avx2::q4_0_part(a...); }, [](auto&&... a) { ggml_avx2::q4_0_finish(a...); },
-                        [](auto&&... a) { ggml_avx2::q4_0_codes(a...); },
-                        [](auto a, const float* p, std::uint8_t* o) { ggml_q4_0_block(a, p, o); });
+  using namespace ggml_avx2;
+  groups<18, true>(
+      x, nb, out, [](auto&&... a) { q4_0_part(a...); }, [](auto&&... a) { q4_0_finish(a...); },
+      [](auto&&... a) { q4_0_codes(a...); }, [](auto a, const float* p, std::uint8_t* o) { ggml_q4_0_block(a, p, o); });
 }
 inline void ggml_q4_1(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
-  ggml_avx2::groups<20>(x, nb, out, [](auto&&... a) { ggml_avx2::q4_1_part(a...); }, [](auto&&... a) { ggml_avx2::q4_1_finish(a...); },
-                        [](auto&&... a) { ggml_avx2::q4_1_codes(a...); },
-                        [](auto a, const float* p, std::uint8_t* o) { ggml_q4_1_block(a, p, o); });
+  using namespace ggml_avx2;
+  groups<20, true>(
+      x, nb, out, [](auto&&... a) { q4_1_part(a...); }, [](auto&&... a) { q4_1_finish(a...); },
+      [](auto&&... a) { q4_1_codes(a...); }, [](auto a, const float* p, std::uint8_t* o) { ggml_q4_1_block(a, p, o); });
 }
 inline void ggml_q8_0(arch::avx2, const float* x, std::size_t nb, std::uint8_t* out) noexcept {
-  ggml_avx2::groups<34>(x, nb, out, [](auto&&... a) { ggml_avx2::q8_0_part(a...); }, [](auto&&... a) { ggml_avx2::q8_0_finish(a...); },
-                        [](auto&&... a) { ggml_avx2::q8_0_codes(a...); },
-                        [](auto a, const float* p, std::uint8_t* o) { ggml_q8_0_block(a, p, o); });
+  using namespace ggml_avx2;
+  groups<34, false>(
+      x, nb, out, [](auto&&... a) { q8_0_part(a...); }, [](auto&&... a) { q8_0_finish(a...); },
+      [](auto&&... a) { q8_0_codes(a...); }, [](auto a, const float* p, std::uint8_t* o) { ggml_q8_0_block(a, p, o); });
 }
 
 // Decoding: the products (and Q4_1's separate addition) of the scalar kernels, 8 lanes at a time.

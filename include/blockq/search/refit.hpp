@@ -29,10 +29,12 @@
 // weighted SSE is never above the start's.
 //
 // A descent depends on its codes alone: from the same codes with as many
-// refits left it scores the same scales again. So the descents remember the
-// code vectors they met (up to lsq_memo_entries, with the refits left then)
-// and stop on one met before with at least as many refits left; the result
-// is that of running every descent in full.
+// refits left it scores the same scales again. So a block's descents share a
+// table of the code vectors met (up to lsq_memo_entries, in the scratch), each
+// with the refits left on its furthest-reaching visit and, once refitted, the
+// code vector its refit led to: every code vector is refitted once per block
+// (a descent that reaches one met before with more refits left follows the
+// stored successors), and the result is that of running every descent in full.
 #pragma once
 
 #include <array>
@@ -71,7 +73,8 @@ struct scale_min_result {
 inline constexpr int max_lsq_iterations = 8;
 inline constexpr int lsq_steps = 9;  // candidates L + 0.1 k, k = -lsq_steps..lsq_steps
 
-// Code vectors the lsq descents remember (each n bytes of scratch).
+// Code vectors the lsq descents of a block remember (each n bytes of scratch); beyond
+// that many, descents refit as they go.
 inline constexpr std::size_t lsq_memo_entries = 64;
 
 constexpr std::size_t lsq_scratch_bytes(std::size_t n) noexcept { return (2 + lsq_memo_entries) * n; }
@@ -140,14 +143,23 @@ inline bool usable_scale(double v) noexcept {
   return v == v && v != 0.0 && v < 3.4e38 && v > -3.4e38;
 }
 
-// The code vectors met by the lsq descents of one block, each with the
-// refits that were left after it (a hash to find it, the bytes to confirm).
-struct lsq_memo {
+// The code vectors met by the lsq descents of one block (the nodes of the
+// descent graph): for each, the refits left on its furthest-reaching visit and,
+// once evaluated, what its refit led to. A 128-slot open-addressing table over
+// a 64-bit hash finds a vector; its bytes confirm it.
+struct lsq_nodes {
+  static constexpr int unevaluated = -1, terminal = -2, not_stored = -3;
+  static constexpr std::size_t slots = 2 * lsq_memo_entries;  // a power of two
   std::uint8_t* codes;  // lsq_memo_entries * n bytes
   std::size_t n;
   std::size_t size = 0;
-  std::array<std::uint64_t, lsq_memo_entries> hash{};
-  std::array<int, lsq_memo_entries> left{};
+  std::array<std::uint64_t, lsq_memo_entries> hash;
+  std::array<int, lsq_memo_entries> left;  // refits left on the furthest-reaching visit
+  std::array<int, lsq_memo_entries> next;  // node after the refit, or unevaluated / terminal / not_stored
+  std::array<std::uint8_t, slots> slot{};  // node index + 1; 0 empty
+
+  // (The per-node arrays are written as nodes are added: left uninitialised, not cleared per block.)
+  lsq_nodes(std::uint8_t* c, std::size_t len) noexcept : codes(c), n(len) {}
 
   static std::uint64_t hash_of(const std::uint8_t* c, std::size_t n) noexcept {
     std::uint64_t h = n;
@@ -159,49 +171,80 @@ struct lsq_memo {
       h ^= h >> 29;
     }
     for (; i < n; ++i) h = (h ^ c[i]) * 0x100000001B3ull;
-    return h;
+    return h * 0x9E3779B97F4A7C15ull;
   }
 
-  // True when c was met with at least `refits` refits left; else remembers it (while there is room).
-  bool met(const std::uint8_t* c, int refits) noexcept {
+  // The index of c, added (never visited, unevaluated) when new; -1 when new and the table is full.
+  int find_or_add(const std::uint8_t* c) noexcept {
     const std::uint64_t h = hash_of(c, n);
-    for (std::size_t j = 0; j < size; ++j)
-      if (hash[j] == h && std::memcmp(codes + j * n, c, n) == 0) {
-        if (left[j] >= refits) return true;
-        left[j] = refits;
-        return false;
+    for (std::size_t k = h >> 57;; k = (k + 1) & (slots - 1)) {
+      const int j = slot[k] - 1;
+      if (j < 0) {
+        if (size == lsq_memo_entries) return -1;
+        std::memcpy(codes + size * n, c, n);
+        hash[size] = h;
+        left[size] = -1;
+        next[size] = unevaluated;
+        slot[k] = static_cast<std::uint8_t>(size + 1);
+        return static_cast<int>(size++);
       }
-    if (size < lsq_memo_entries) {
-      std::memcpy(codes + size * n, c, n);
-      hash[size] = h;
-      left[size++] = refits;
+      if (hash[j] == h && std::memcmp(codes + static_cast<std::size_t>(j) * n, c, n) == 0) return j;
     }
-    return false;
   }
 };
 
-// The refit loop shared by every lsq search. encode(s, m, codes) writes the
-// codes of a scale and min; sums(codes) gives their refit sums; solve(sums)
-// the refit; score(s, m) the kernel error. `best` holds the start and is
-// replaced by strict improvements only. A descent stops on codes the memo
-// has met with as many refits left (the rest would repeat), or when the
-// codes stop changing (met just before).
+// One refit of a descent from codes c: solve(sums(c)), score the refit's scale
+// and min (best keeps strict improvements), re-round into out. False when the
+// refit fails or the codes stop changing (out == c): the descent ends.
 template <class Encode, class Sums, class Solve, class Score>
-void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* prev, lsq_memo& memo, std::size_t n,
+bool lsq_refit_step(const std::uint8_t* c, std::uint8_t* out, std::size_t n, Encode& encode, Sums& sums, Solve& solve,
+                    Score& score, scale_min_result& best) noexcept {
+  const refit_result r = solve(sums(c));
+  if (!r.ok || !usable_scale(r.scale) || !(r.min == r.min) || !(r.min < 3.4e38 && r.min > -3.4e38)) return false;
+  const float s = static_cast<float>(r.scale), m = static_cast<float>(r.min);
+  const double e = score(s, m);
+  if (e < best.error) best = {s, m, e};
+  encode(s, m, out);
+  return std::memcmp(out, c, n) != 0;
+}
+
+// The refit loop shared by every lsq search, from the codes of (s, m):
+// encode(s, m, codes) writes the codes of a scale and min; sums(codes) gives
+// their refit sums; solve(sums) the refit; score(s, m) the kernel error.
+// `best` holds the start and is replaced by strict improvements only. Each
+// code vector is refitted once per block: a descent reaching codes met before
+// with at least as many refits left stops (the rest would repeat), and one
+// with more refits left follows the stored successors to where the earlier
+// visit stopped. Only when the table is full are code vectors refitted again.
+template <class Encode, class Sums, class Solve, class Score>
+void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* out, lsq_nodes& nodes, std::size_t n,
                  Encode&& encode, Sums&& sums, Solve&& solve, Score&& score, scale_min_result& best) noexcept {
   encode(s, m, cur);
-  if (memo.met(cur, max_lsq_iterations)) return;
-  for (int it = 0; it < max_lsq_iterations; ++it) {
-    const refit_result r = solve(sums(cur));
-    if (!r.ok || !usable_scale(r.scale) || !(r.min == r.min) || !(r.min < 3.4e38 && r.min > -3.4e38)) return;
-    s = static_cast<float>(r.scale);
-    m = static_cast<float>(r.min);
-    const double e = score(s, m);
-    if (e < best.error) best = {s, m, e};
-    std::swap(cur, prev);
-    encode(s, m, cur);
-    if (std::memcmp(cur, prev, n) == 0) return;  // the codes stopped changing
-    if (memo.met(cur, max_lsq_iterations - it - 1)) return;
+  int left = max_lsq_iterations;
+  int j = nodes.find_or_add(cur);
+  while (j >= 0) {
+    if (nodes.left[j] >= left) return;  // met with as many refits left: the rest repeats
+    nodes.left[j] = left;
+    if (left == 0) return;
+    int& next = nodes.next[j];
+    if (next == lsq_nodes::terminal) return;
+    --left;
+    if (next >= 0) {
+      j = next;
+      continue;
+    }
+    if (!lsq_refit_step(nodes.codes + static_cast<std::size_t>(j) * n, out, n, encode, sums, solve, score, best)) {
+      next = lsq_nodes::terminal;
+      return;
+    }
+    j = nodes.find_or_add(out);
+    next = j >= 0 ? j : lsq_nodes::not_stored;
+    std::swap(cur, out);
+  }
+  // The table is full: the rest of this descent refits as it goes.
+  for (; left > 0; --left) {
+    if (!lsq_refit_step(cur, out, n, encode, sums, solve, score, best)) return;
+    std::swap(cur, out);
   }
 }
 
@@ -227,7 +270,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
   best.error = score(scale0, min0);
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
-  detail::lsq_memo memo{scratch.data() + 2 * n, n};
+  detail::lsq_nodes nodes(scratch.data() + 2 * n, n);
   auto encode = [&](float s, float m, std::uint8_t* out) { kernels::encode_int(Arch{}, x.data(), n, s, m, fmt, out); };
   auto sums = [&](const std::uint8_t* codes) { return kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt); };
 
@@ -247,7 +290,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
         if (!(t > 0.0f)) continue;
         const float s = static_cast<float>(orientation) * (amax / t);
         if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        detail::lsq_descend(s, 0.0f, cur, prev, memo, n, encode, sums, solve_symmetric, score, best);
+        detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, encode, sums, solve_symmetric, score, best);
       }
     }
   } else {
@@ -260,7 +303,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       if (!(t > 0.0f)) continue;
       const float s = range / t;
       if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      detail::lsq_descend(s, lo, cur, prev, memo, n, encode, sums, solve_asymmetric, score, best);
+      detail::lsq_descend(s, lo, cur, prev, nodes, n, encode, sums, solve_asymmetric, score, best);
     }
   }
   return best;
@@ -283,7 +326,7 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
   if (!(amax > 0.0f) || !blockq::detail::is_finite(amax)) return best;
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
-  detail::lsq_memo memo{scratch.data() + 2 * n, n};
+  detail::lsq_nodes nodes(scratch.data() + 2 * n, n);
   auto encode = [&](float s, float, std::uint8_t* out) { kernels::encode<Element>(Arch{}, x.data(), n, s, ties, out); };
   auto sums = [&](const std::uint8_t* codes) {
     return kernels::element_refit_sums<Element>(Arch{}, x.data(), wp, codes, n);
@@ -299,7 +342,7 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
     const float t = Element::max_value * (1.0f + static_cast<float>(k) / 60.0f);
     const float s = amax / t;
     if (!blockq::detail::is_finite(s) || !(s > 0.0f)) continue;
-    detail::lsq_descend(s, 0.0f, cur, prev, memo, n, encode, sums, solve, score, best);
+    detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, encode, sums, solve, score, best);
   }
   return best;
 }

@@ -214,6 +214,11 @@ TEST(SearchLsq, NeverWorseThanTheStartInteger) {
           ASSERT_EQ(r.scale, full.scale) << bits << sym << search_test::name(k) << rep;
           ASSERT_EQ(r.min, full.min) << bits << sym << search_test::name(k) << rep;
           ASSERT_EQ(r.error, full.error) << bits << sym << search_test::name(k) << rep;
+          // The compiled-in tier (fused lsq step kernel) gives the same bits.
+          const auto v = search::lsq_int(blockq::default_arch{}, x, w, f, s0, m0, scratch);
+          ASSERT_EQ(v.scale, full.scale) << bits << sym << search_test::name(k) << rep;
+          ASSERT_EQ(v.min, full.min) << bits << sym << search_test::name(k) << rep;
+          ASSERT_EQ(v.error, full.error) << bits << sym << search_test::name(k) << rep;
           better += r.error < e0;
           ++total;
         }

@@ -156,6 +156,8 @@ struct lsq_nodes {
   std::array<std::uint64_t, lsq_memo_entries> hash;
   std::array<int, lsq_memo_entries> left;  // refits left on the furthest-reaching visit
   std::array<int, lsq_memo_entries> next;  // node after the refit, or unevaluated / terminal / not_stored
+  std::array<kernels::refit_sums, lsq_memo_entries> sums;  // the refit sums of the codes, once known
+  std::array<bool, lsq_memo_entries> has_sums;
   std::array<std::uint8_t, slots> slot{};  // node index + 1; 0 empty
 
   // (The per-node arrays are written as nodes are added: left uninitialised, not cleared per block.)
@@ -185,6 +187,7 @@ struct lsq_nodes {
         hash[size] = h;
         left[size] = -1;
         next[size] = unevaluated;
+        has_sums[size] = false;
         slot[k] = static_cast<std::uint8_t>(size + 1);
         return static_cast<int>(size++);
       }
@@ -193,35 +196,31 @@ struct lsq_nodes {
   }
 };
 
-// One refit of a descent from codes c: solve(sums(c)), score the refit's scale
-// and min (best keeps strict improvements), re-round into out. False when the
-// refit fails or the codes stop changing (out == c): the descent ends.
-template <class Encode, class Sums, class Solve, class Score>
-bool lsq_refit_step(const std::uint8_t* c, std::uint8_t* out, std::size_t n, Encode& encode, Sums& sums, Solve& solve,
-                    Score& score, scale_min_result& best) noexcept {
-  const refit_result r = solve(sums(c));
-  if (!r.ok || !usable_scale(r.scale) || !(r.min == r.min) || !(r.min < 3.4e38 && r.min > -3.4e38)) return false;
-  const float s = static_cast<float>(r.scale), m = static_cast<float>(r.min);
-  const double e = score(s, m);
-  if (e < best.error) best = {s, m, e};
-  encode(s, m, out);
-  return std::memcmp(out, c, n) != 0;
+// Whether a refit gives a scale (and min) that a float can store.
+inline bool usable_refit(const refit_result& r) noexcept {
+  return r.ok && usable_scale(r.scale) && r.min == r.min && r.min < 3.4e38 && r.min > -3.4e38;
 }
 
 // The refit loop shared by every lsq search, from the codes of (s, m):
 // encode(s, m, codes) writes the codes of a scale and min; sums(codes) gives
-// their refit sums; solve(sums) the refit; score(s, m) the kernel error.
-// `best` holds the start and is replaced by strict improvements only. Each
-// code vector is refitted once per block: a descent reaching codes met before
-// with at least as many refits left stops (the rest would repeat), and one
-// with more refits left follows the stored successors to where the earlier
-// visit stopped. Only when the table is full are code vectors refitted again.
-template <class Encode, class Sums, class Solve, class Score>
+// their refit sums; step(in, out, out_sums) refits from the sums `in`, scores
+// the refit's scale and min (keeping strict improvements of the best) and
+// writes their codes to out, returning 0 when the refit is unusable, 1, or 2
+// when it also wrote the refit sums of out to out_sums (which holds a copy of
+// `in` before: sw and sx do not depend on the codes). Each code vector is
+// refitted once per block: a descent reaching codes met before with at least
+// as many refits left stops (the rest would repeat), one with more refits left
+// follows the stored successors to where the earlier visit stopped, and one
+// whose codes stop changing ends. Only beyond lsq_memo_entries code vectors
+// do descents refit as they go.
+template <class Encode, class Sums, class Step>
 void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* out, lsq_nodes& nodes, std::size_t n,
-                 Encode&& encode, Sums&& sums, Solve&& solve, Score&& score, scale_min_result& best) noexcept {
+                 Encode&& encode, Sums&& sums, Step&& step) noexcept {
   encode(s, m, cur);
   int left = max_lsq_iterations;
   int j = nodes.find_or_add(cur);
+  kernels::refit_sums cur_sums;  // the sums of cur, where have_sums
+  bool have_sums = false;
   while (j >= 0) {
     if (nodes.left[j] >= left) return;  // met with as many refits left: the rest repeats
     nodes.left[j] = left;
@@ -233,18 +232,29 @@ void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* out, lsq_nod
       j = next;
       continue;
     }
-    if (!lsq_refit_step(nodes.codes + static_cast<std::size_t>(j) * n, out, n, encode, sums, solve, score, best)) {
+    const std::uint8_t* c = nodes.codes + static_cast<std::size_t>(j) * n;
+    if (!nodes.has_sums[j]) nodes.sums[j] = sums(c), nodes.has_sums[j] = true;
+    kernels::refit_sums out_sums = nodes.sums[j];
+    const int done = step(nodes.sums[j], out, out_sums);
+    if (done == 0 || std::memcmp(out, c, n) == 0) {  // unusable, or the codes stopped changing
       next = lsq_nodes::terminal;
       return;
     }
-    j = nodes.find_or_add(out);
-    next = j >= 0 ? j : lsq_nodes::not_stored;
-    std::swap(cur, out);
+    const int k = nodes.find_or_add(out);
+    next = k >= 0 ? k : lsq_nodes::not_stored;
+    if (k >= 0 && done == 2 && !nodes.has_sums[k]) nodes.sums[k] = out_sums, nodes.has_sums[k] = true;
+    if (k < 0) std::swap(cur, out), cur_sums = out_sums, have_sums = done == 2;
+    j = k;
   }
   // The table is full: the rest of this descent refits as it goes.
   for (; left > 0; --left) {
-    if (!lsq_refit_step(cur, out, n, encode, sums, solve, score, best)) return;
+    if (!have_sums) cur_sums = sums(cur);
+    kernels::refit_sums out_sums = cur_sums;
+    const int done = step(cur_sums, out, out_sums);
+    if (done == 0 || std::memcmp(out, cur, n) == 0) return;
     std::swap(cur, out);
+    cur_sums = out_sums;
+    have_sums = done == 2;
   }
 }
 
@@ -273,8 +283,20 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
   detail::lsq_nodes nodes(scratch.data() + 2 * n, n);
   auto encode = [&](float s, float m, std::uint8_t* out) { kernels::encode_int(Arch{}, x.data(), n, s, m, fmt, out); };
   auto sums = [&](const std::uint8_t* codes) { return kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt); };
+  // The refit, then codes, error and next sums in one kernel pass.
+  auto step_with = [&](auto solve) {
+    return [&, solve](const kernels::refit_sums& in, std::uint8_t* out, kernels::refit_sums& out_sums) {
+      const refit_result r = solve(in);
+      if (!detail::usable_refit(r)) return 0;
+      const float s = static_cast<float>(r.scale), m = static_cast<float>(r.min);
+      const double e = kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, out, out_sums);
+      if (e < best.error) best = {s, m, e};
+      return 2;
+    };
+  };
 
   if (fmt.is_signed) {
+    auto step_symmetric = step_with([](const kernels::refit_sums& t) { return solve_symmetric(t); });
     // m: the first element of largest magnitude.
     float m = 0.0f;
     for (float v : x)
@@ -290,10 +312,11 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
         if (!(t > 0.0f)) continue;
         const float s = static_cast<float>(orientation) * (amax / t);
         if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, encode, sums, solve_symmetric, score, best);
+        detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, encode, sums, step_symmetric);
       }
     }
   } else {
+    auto step_asymmetric = step_with([](const kernels::refit_sums& t) { return solve_asymmetric(t); });
     float lo = 0.0f, hi = 0.0f;
     kernels::block_min_max(Arch{}, x.data(), n, lo, hi);
     const float range = hi - lo;
@@ -303,7 +326,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       if (!(t > 0.0f)) continue;
       const float s = range / t;
       if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      detail::lsq_descend(s, lo, cur, prev, nodes, n, encode, sums, solve_asymmetric, score, best);
+      detail::lsq_descend(s, lo, cur, prev, nodes, n, encode, sums, step_asymmetric);
     }
   }
   return best;
@@ -331,10 +354,14 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
   auto sums = [&](const std::uint8_t* codes) {
     return kernels::element_refit_sums<Element>(Arch{}, x.data(), wp, codes, n);
   };
-  auto solve = [](const kernels::refit_sums& s) {
-    refit_result r = solve_symmetric(s);
-    if (r.ok && !(r.scale > 0.0)) r.ok = false;  // element grids are symmetric: keep scales positive
-    return r;
+  auto step = [&](const kernels::refit_sums& in, std::uint8_t* out, kernels::refit_sums&) {
+    const refit_result r = solve_symmetric(in);
+    if (!(r.scale > 0.0) || !detail::usable_refit(r)) return 0;  // element grids are symmetric: keep scales positive
+    const float s = static_cast<float>(r.scale);
+    const double e = score(s, 0.0f);
+    if (e < best.error) best = {s, 0.0f, e};
+    encode(s, 0.0f, out);
+    return 1;
   };
   for (int k = -lsq_steps; k <= lsq_steps; ++k) {
     // The element of largest magnitude maps to max * (1 + k / 60): steps of
@@ -342,7 +369,7 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
     const float t = Element::max_value * (1.0f + static_cast<float>(k) / 60.0f);
     const float s = amax / t;
     if (!blockq::detail::is_finite(s) || !(s > 0.0f)) continue;
-    detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, encode, sums, solve, score, best);
+    detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, encode, sums, step);
   }
   return best;
 }

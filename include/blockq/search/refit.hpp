@@ -163,16 +163,18 @@ struct lsq_nodes {
   // (The per-node arrays are written as nodes are added: left uninitialised, not cleared per block.)
   lsq_nodes(std::uint8_t* c, std::size_t len) noexcept : codes(c), n(len) {}
 
+  // Independent products of the 8-byte words (no chain of multiplies: a descent hashes every
+  // code vector it meets); collisions only cost a comparison.
   static std::uint64_t hash_of(const std::uint8_t* c, std::size_t n) noexcept {
     std::uint64_t h = n;
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
       std::uint64_t v;
       std::memcpy(&v, c + i, 8);
-      h = (h ^ v) * 0x9E3779B97F4A7C15ull;
-      h ^= h >> 29;
+      h += (v + i) * (0x9E3779B97F4A7C15ull + 2 * i);
     }
-    for (; i < n; ++i) h = (h ^ c[i]) * 0x100000001B3ull;
+    for (; i < n; ++i) h += (c[i] + 1ull) * (0xC2B2AE3D27D4EB4Full + 2 * i);
+    h ^= h >> 31;
     return h * 0x9E3779B97F4A7C15ull;
   }
 
@@ -201,26 +203,27 @@ inline bool usable_refit(const refit_result& r) noexcept {
   return r.ok && usable_scale(r.scale) && r.min == r.min && r.min < 3.4e38 && r.min > -3.4e38;
 }
 
-// The refit loop shared by every lsq search, from the codes of (s, m):
-// encode(s, m, codes) writes the codes of a scale and min; sums(codes) gives
-// their refit sums; step(in, out, out_sums) refits from the sums `in`, scores
-// the refit's scale and min (keeping strict improvements of the best) and
-// writes their codes to out, returning 0 when the refit is unusable, 1, or 2
-// when it also wrote the refit sums of out to out_sums (which holds a copy of
-// `in` before: sw and sx do not depend on the codes). Each code vector is
-// refitted once per block: a descent reaching codes met before with at least
-// as many refits left stops (the rest would repeat), one with more refits left
+// The refit loop shared by every lsq search, from the start (s, m):
+// start(s, m, codes, sums) writes the codes of a scale and min and returns
+// true when it also wrote their refit sums; sums(codes) gives the refit sums
+// of codes; step(in, out, out_sums) refits from the sums `in`, scores the
+// refit's scale and min (keeping strict improvements of the best) and writes
+// their codes to out, returning 0 when the refit is unusable, 1, or 2 when it
+// also wrote the refit sums of out to out_sums (which holds a copy of `in`
+// before: sw and sx do not depend on the codes). Each code vector is refitted
+// once per block: a descent reaching codes met before with at least as many
+// refits left stops (the rest would repeat), one with more refits left
 // follows the stored successors to where the earlier visit stopped, and one
 // whose codes stop changing ends. Only beyond lsq_memo_entries code vectors
 // do descents refit as they go.
-template <class Encode, class Sums, class Step>
+template <class Start, class Sums, class Step>
 void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* out, lsq_nodes& nodes, std::size_t n,
-                 Encode&& encode, Sums&& sums, Step&& step) noexcept {
-  encode(s, m, cur);
+                 Start&& start, Sums&& sums, Step&& step) noexcept {
+  kernels::refit_sums cur_sums;  // the sums of cur, where have_sums
+  bool have_sums = start(s, m, cur, cur_sums);
   int left = max_lsq_iterations;
   int j = nodes.find_or_add(cur);
-  kernels::refit_sums cur_sums;  // the sums of cur, where have_sums
-  bool have_sums = false;
+  if (j >= 0 && have_sums && !nodes.has_sums[j]) nodes.sums[j] = cur_sums, nodes.has_sums[j] = true;
   while (j >= 0) {
     if (nodes.left[j] >= left) return;  // met with as many refits left: the rest repeats
     nodes.left[j] = left;
@@ -281,8 +284,16 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
   detail::lsq_nodes nodes(scratch.data() + 2 * n, n);
-  auto encode = [&](float s, float m, std::uint8_t* out) { kernels::encode_int(Arch{}, x.data(), n, s, m, fmt, out); };
   auto sums = [&](const std::uint8_t* codes) { return kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt); };
+  // sw and sx do not depend on the codes: once per block (any codes), then each start's
+  // codes and their sq, sqq, sxq in one pass of the step kernel (its error unused).
+  kernels::encode_int(Arch{}, x.data(), n, scale0, min0, fmt, cur);
+  const kernels::refit_sums block_sums = sums(cur);
+  auto start = [&](float s, float m, std::uint8_t* out, kernels::refit_sums& out_sums) {
+    out_sums = block_sums;
+    kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, out, out_sums);
+    return true;
+  };
   // The refit, then codes, error and next sums in one kernel pass.
   auto step_with = [&](auto solve) {
     return [&, solve](const kernels::refit_sums& in, std::uint8_t* out, kernels::refit_sums& out_sums) {
@@ -312,7 +323,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
         if (!(t > 0.0f)) continue;
         const float s = static_cast<float>(orientation) * (amax / t);
         if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, encode, sums, step_symmetric);
+        detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, start, sums, step_symmetric);
       }
     }
   } else {
@@ -326,7 +337,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       if (!(t > 0.0f)) continue;
       const float s = range / t;
       if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      detail::lsq_descend(s, lo, cur, prev, nodes, n, encode, sums, step_asymmetric);
+      detail::lsq_descend(s, lo, cur, prev, nodes, n, start, sums, step_asymmetric);
     }
   }
   return best;
@@ -351,6 +362,10 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
   std::uint8_t* prev = scratch.data() + n;
   detail::lsq_nodes nodes(scratch.data() + 2 * n, n);
   auto encode = [&](float s, float, std::uint8_t* out) { kernels::encode<Element>(Arch{}, x.data(), n, s, ties, out); };
+  auto start = [&](float s, float m, std::uint8_t* out, kernels::refit_sums&) {
+    encode(s, m, out);
+    return false;
+  };
   auto sums = [&](const std::uint8_t* codes) {
     return kernels::element_refit_sums<Element>(Arch{}, x.data(), wp, codes, n);
   };
@@ -369,7 +384,7 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
     const float t = Element::max_value * (1.0f + static_cast<float>(k) / 60.0f);
     const float s = amax / t;
     if (!blockq::detail::is_finite(s) || !(s > 0.0f)) continue;
-    detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, encode, sums, step);
+    detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, start, sums, step);
   }
   return best;
 }

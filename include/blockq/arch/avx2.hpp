@@ -1708,6 +1708,9 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
   const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
   const __m256i mask = _mm256_set1_epi32(fmt.mask());
   sum8x acc, sq, sqq, sxq;
+  // Unweighted, every partial sum of q and of q^2 is an integer below 2^53, so the double sums
+  // are exact in any order: lane sums in int32 (n <= max_int_sums_n keeps them below 2^31).
+  __m256i iq = _mm256_setzero_si256(), iqq = _mm256_setzero_si256();
   bool overflow = false;
   auto add = [](sum8x& a, __m256d lo, __m256d hi) BLOCKQ_LAMBDA_INLINE {
     a.lo = _mm256_add_pd(a.lo, lo);
@@ -1736,17 +1739,27 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
         add(sq, wq0, wq1);
         add(sqq, _mm256_mul_pd(wq0, q0), _mm256_mul_pd(wq1, q1));
         add(sxq, _mm256_mul_pd(wx0, q0), _mm256_mul_pd(wx1, q1));
-      } else {  // w = 1: the products by w are exact and left out
+      } else {  // w = 1: the products by w are exact and left out; sq, sqq in integers (below)
         acc.add_sq(r);
-        add(sq, q0, q1);
-        add(sqq, _mm256_mul_pd(q0, q0), _mm256_mul_pd(q1, q1));
+        iq = _mm256_add_epi32(iq, qi);
+        iqq = _mm256_add_epi32(iqq, _mm256_mullo_epi32(qi, qi));
         add(sxq, _mm256_mul_pd(x0, q0), _mm256_mul_pd(x1, q1));
       }
     }
   });
   if (overflow) [[unlikely]] return false;
-  sums.sq = sq.total();
-  sums.sqq = sqq.total();
+  if constexpr (Weighted) {
+    sums.sq = sq.total();
+    sums.sqq = sqq.total();
+  } else {
+    alignas(32) std::int32_t a[8], b[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(a), iq);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(b), iqq);
+    std::int64_t tq = 0, tqq = 0;
+    for (int j = 0; j < 8; ++j) tq += a[j], tqq += b[j];
+    sums.sq = static_cast<double>(tq);
+    sums.sqq = static_cast<double>(tqq);
+  }
   sums.sxq = sxq.total();
   error = acc.total();
   return true;
@@ -1756,7 +1769,8 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
 inline double int_lsq_step(arch::avx2, const float* x, const float* w, std::size_t n, float scale, float min,
                            int_format fmt, std::uint8_t* codes, refit_sums& sums) noexcept {
   double error = 0.0;
-  if (scale != 0.0f && n % 8 == 0 &&
+  constexpr std::size_t max_int_sums_n = std::size_t{1} << 16;  // a lane: 2^13 elements * 255^2 < 2^31
+  if (scale != 0.0f && n % 8 == 0 && (w || n <= max_int_sums_n) &&
       (w ? avx2_detail::int_lsq_step8<true>(x, w, n, scale, min, fmt, codes, sums, error)
          : avx2_detail::int_lsq_step8<false>(x, w, n, scale, min, fmt, codes, sums, error)))
     return error;

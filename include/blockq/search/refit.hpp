@@ -35,6 +35,8 @@
 // code vector its refit led to: every code vector is refitted once per block
 // (a descent that reaches one met before with more refits left follows the
 // stored successors), and the result is that of running every descent in full.
+// For integer codes each refit's scale is scored, re-rounded and summed for
+// the next refit in one pass (kernels::int_lsq_step), and so is each start.
 #pragma once
 
 #include <array>

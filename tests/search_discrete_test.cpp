@@ -344,7 +344,7 @@ TEST(SearchMxfp4Mse, Ue8m0WindowEqualsExhaustive) {
       }
     }
     const std::uint8_t ocp = blockq::mx_scale_code<blockq::e2m1>(kernels::block_amax(scalar{}, x.data(), x.size()), scale_rule::ocp);
-    for (int off : {0, 0, -1, 1, 2}) {
+    for (int off : {0, 0, -1, 1, 2, -2}) {
       const std::size_t start = static_cast<std::size_t>(std::clamp(ocp + off, 0, 254));
       for (tie_mode ties : all_ties) {
         auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), set[i], ties); };

@@ -348,6 +348,18 @@ struct window_sums {
   float est = 0.0f, zero = 0.0f, clip = 0.0f, amax = 0.0f;
 };
 
+// The window's two parts in double: z = sum of x^2 over |x| < zero_below, c = sum of
+// fl(|x| - clip_above)^2 over |x| > clip_above.
+inline void window_parts(const float* x, std::size_t n, float zero_below, float clip_above, double& z,
+                         double& c) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float y = detail::abs_bits(x[i]);
+    if (y < zero_below) z += static_cast<double>(y) * y;
+    const double r = static_cast<double>(y - clip_above);
+    if (y > clip_above) c += r * r;
+  }
+}
+
 template <class Element>
 window_sums block_sse_window(arch::scalar, const float* x, std::size_t n, const float* scales, tie_mode ties,
                              float zero_below, float clip_above) noexcept {
@@ -355,12 +367,7 @@ window_sums block_sse_window(arch::scalar, const float* x, std::size_t n, const 
   for (std::size_t j = 0; j < 2; ++j) w.sse[j] = block_sse<Element>(arch::scalar{}, x, n, scales[j], ties);
   w.est = static_cast<float>(block_sse<Element>(arch::scalar{}, x, n, scales[2], ties));
   double z = 0.0, c = 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float y = detail::abs_bits(x[i]);
-    if (y < zero_below) z += static_cast<double>(y) * y;
-    const double r = static_cast<double>(y - clip_above);
-    if (y > clip_above) c += r * r;
-  }
+  window_parts(x, n, zero_below, clip_above, z, c);
   w.zero = static_cast<float>(z);
   w.clip = static_cast<float>(c);
   w.amax = block_amax(arch::scalar{}, x, n);
@@ -394,12 +401,7 @@ window_estimates block_window_estimates(arch::scalar, const float* x, std::size_
   }
   const float zb = zero_below * scale, ca = clip_above * scale;  // exact: powers of two times small floats
   double z = 0.0, c = 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float y = detail::abs_bits(x[i]);
-    if (y < zb) z += static_cast<double>(y) * y;
-    const double r = static_cast<double>(y - ca);
-    if (y > ca) c += r * r;
-  }
+  window_parts(x, n, zb, ca, z, c);
   w.zero = static_cast<float>(z / (s * s));
   w.clip = static_cast<float>(c / (s * s));
   w.amax = block_amax(arch::scalar{}, x, n);

@@ -448,6 +448,39 @@ TYPED_TEST(Arch, SearchKernels) {
             ASSERT_LE(std::abs(ws.clip - c), rel * c + abs) << "block_sse_window clip, " << where(k, n);
           }
       }
+      // The float window (search/discrete.hpp, ue8m0_window_index): values in units of the
+      // squared scale, each within the certified error (in those units) of the exact kernel,
+      // at the ocp scale of the block and a step either side, and at fixed scales.
+      if (std::isfinite(amax) && amax >= 0x1p-40f && amax <= 0x1p40f) {
+        const int e = static_cast<int>(std::floor(std::log2(amax))) - 2;
+        const float sc[] = {std::ldexp(1.0f, e), std::ldexp(1.0f, e - 1), std::ldexp(1.0f, e + 1), 1.0f, 0x1p-3f};
+        const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+        for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away})
+          for (const float s : sc) {
+            const float zb = 2.0f - 0x1p-19f, ca = 3.0f;
+            const kernels::window_estimates we = kernels::block_window_estimates<e2m1>(A{}, x.data(), n, s, t, zb, ca);
+            ASSERT_EQ(std::bit_cast<std::uint32_t>(we.amax), std::bit_cast<std::uint32_t>(amax)) << where(k, n);
+            for (std::size_t j = 0; j < 3; ++j) {
+              const double sj = std::ldexp(static_cast<double>(s), static_cast<int>(j)), u = sj * sj;
+              if (j == 2 && we.est[j] == -1.0f) {  // unknown only where the vector kernels say so
+                ASSERT_GE(amax, 8.0 * s) << where(k, n);
+                continue;
+              }
+              const double v = kernels::block_sse<e2m1>(arch::scalar{}, x.data(), n, static_cast<float>(sj), t);
+              ASSERT_LE(std::abs(we.est[j] * u - v), rel * v + abs * u)
+                  << "block_window_estimates " << j << ", " << scale_str(s) << ", " << where(k, n);
+            }
+            double z = 0.0, c = 0.0;  // written out independently of the kernels
+            const double u = static_cast<double>(s) * s;
+            for (float v : x) {
+              const float y = std::fabs(v);
+              if (y < zb * s) z += static_cast<double>(y) * y;
+              if (y > ca * s) c += static_cast<double>(y - ca * s) * static_cast<double>(y - ca * s);
+            }
+            ASSERT_LE(std::abs(we.zero * u - z), rel * z + abs * u) << "block_window_estimates zero, " << where(k, n);
+            ASSERT_LE(std::abs(we.clip * u - c), rel * c + abs * u) << "block_window_estimates clip, " << where(k, n);
+          }
+      }
       if (n > 64) continue;
       std::mt19937 g(seed_of(k, n) + 1);
       std::normal_distribution<double> nd;

@@ -329,7 +329,7 @@ TEST(SearchMxfp4Mse, Ue8m0WindowEqualsExhaustive) {
   std::mt19937_64 g(41);
   constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f};
   const auto& set = search::ue8m0_scales();
-  std::size_t in_window = 0, outside = 0;
+  std::size_t in_window = 0, outside = 0, decided_in_float = 0;
   for (int rep = 0; rep < 1000; ++rep) {
     std::vector<float> x;
     if (rep % 2 == 0) {
@@ -344,19 +344,23 @@ TEST(SearchMxfp4Mse, Ue8m0WindowEqualsExhaustive) {
       }
     }
     const std::uint8_t ocp = blockq::mx_scale_code<blockq::e2m1>(kernels::block_amax(scalar{}, x.data(), x.size()), scale_rule::ocp);
-    for (int off : {0, 0, -1, 1, 2}) {
+    for (int off : {0, 0, -1, 1, 2, -2}) {
       const std::size_t start = static_cast<std::size_t>(std::clamp(ocp + off, 0, 254));
       for (tie_mode ties : all_ties) {
         auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), set[i], ties); };
         const auto r = search::discrete_mse<blockq::e2m1>(blockq::default_arch{}, x, set, start, ties);
         ASSERT_EQ(r.index, search_test::exhaustive(set.size(), start, f(start), f)) << rep << " start " << start;
         ASSERT_EQ(r.error, f(r.index));
+        ASSERT_EQ(search::discrete_mse_index<blockq::e2m1>(blockq::default_arch{}, x, set, start, ties), r.index);
         (r.index >= start && r.index < start + 3 ? in_window : outside)++;
+        decided_in_float += r.evaluations == 1;  // only the float window evaluates nothing but the winner
       }
     }
   }
   EXPECT_GT(in_window, 4000u);
   EXPECT_GT(outside, 1000u);
+  EXPECT_GT(decided_in_float, 2000u);
+  std::printf("window blocks decided in float: %zu of %zu\n", decided_in_float, in_window + outside);
 }
 
 // The estimates behind it: every value the kernel vouches for is within its certified

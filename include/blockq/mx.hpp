@@ -118,10 +118,10 @@ class mx_quantizer {
     const bool search_rule = opt_.rule == scale_rule::mse || opt_.rule == scale_rule::hessian;
     if (!search_rule || start == ue8m0::nan_code) return start;
     const std::span<const float> set = search::ue8m0_scales();
-    const auto r = opt_.rule == scale_rule::hessian && h
-                       ? search::discrete_hessian<Element>(Arch{}, block, set, start, opt_.ties, *h, scratch)
-                       : search::discrete_mse<Element>(Arch{}, block, set, start, opt_.ties);
-    return static_cast<std::uint8_t>(r.index);
+    const std::size_t r = opt_.rule == scale_rule::hessian && h
+                       ? search::discrete_hessian<Element>(Arch{}, block, set, start, opt_.ties, *h, scratch).index
+                       : search::discrete_mse_index<Element>(Arch{}, block, set, start, opt_.ties);
+    return static_cast<std::uint8_t>(r);
   }
 
   // codes: x.size() bytes, one code each; scales: num_blocks(x.size()) UE8M0 codes. x holds

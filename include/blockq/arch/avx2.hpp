@@ -722,9 +722,46 @@ inline double block_energy(arch::avx2, const float* x, const float* w, std::size
   return acc.total();
 }
 
+namespace avx2_detail {
+// quad_form for n a multiple of 8 up to 64 (the Hessian searches' blocks), four rows at a
+// time: r converted to double once, the rows' sum8x lanes reduced together (a 4 x 4
+// transpose gives each row's ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) in one lane),
+// and r[i] times the row total added to lane i % 8 of the outer sum, as the scalar kernel
+// orders every operation.
+inline double quad_form_rows4(const float* r, const double* h, std::size_t n) noexcept {
+  alignas(32) double rd[64];
+  for (std::size_t k = 0; k < n; k += 4) _mm256_store_pd(rd + k, _mm256_cvtps_pd(_mm_loadu_ps(r + k)));
+  sum8x outer;
+  for (std::size_t i = 0; i < n; i += 4) {
+    __m256d t[4];
+    for (std::size_t j = 0; j < 4; ++j) {
+      const double* row = h + (i + j) * n;
+      __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+      for (std::size_t k = 0; k < n; k += 8) {
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(_mm256_loadu_pd(row + k), _mm256_load_pd(rd + k)));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(_mm256_loadu_pd(row + k + 4), _mm256_load_pd(rd + k + 4)));
+      }
+      t[j] = _mm256_add_pd(lo, hi);  // s0+s4, s1+s5, s2+s6, s3+s7
+    }
+    const __m256d a01 = _mm256_unpacklo_pd(t[0], t[1]), b01 = _mm256_unpackhi_pd(t[0], t[1]);
+    const __m256d a23 = _mm256_unpacklo_pd(t[2], t[3]), b23 = _mm256_unpackhi_pd(t[2], t[3]);
+    const __m256d c0 = _mm256_permute2f128_pd(a01, a23, 0x20), c2 = _mm256_permute2f128_pd(a01, a23, 0x31);
+    const __m256d c1 = _mm256_permute2f128_pd(b01, b23, 0x20), c3 = _mm256_permute2f128_pd(b01, b23, 0x31);
+    const __m256d total = _mm256_add_pd(_mm256_add_pd(c0, c2), _mm256_add_pd(c1, c3));
+    const __m256d p = _mm256_mul_pd(_mm256_load_pd(rd + i), total);
+    if (i % 8 == 0)
+      outer.lo = _mm256_add_pd(outer.lo, p);
+    else
+      outer.hi = _mm256_add_pd(outer.hi, p);
+  }
+  return outer.total();
+}
+}  // namespace avx2_detail
+
 // Each row's inner sum in eight double lanes (k % 8, sum8x), the outer one in kernels::sum8.
 inline double quad_form(arch::avx2, const float* r, const double* h, std::size_t n) noexcept {
   using namespace avx2_detail;
+  if (n % 8 == 0 && n <= 64) return quad_form_rows4(r, h, n);
   sum8 outer;
   for (std::size_t i = 0; i < n; ++i) {
     const double* row = h + i * n;
@@ -1050,6 +1087,79 @@ window_sums block_sse_window(arch::avx2, const float* x, std::size_t n, const fl
     }
   }
   return block_sse_window<Element>(arch::scalar{}, x, n, scales, ties, zero_below, clip_above);
+}
+
+namespace avx2_detail {
+// block_window_estimates in one pass, in the units of the scale: q = |x| / s (an exact
+// product), q / 2 the quotient at 2 s (exact too), and q_j - round(q_j) the kernel's residual
+// at 2^j s divided by 2^j s. At 4 s the quotient q / 4 is below 2 when q < 8, where the E2M1
+// values are the multiples of 1/2 and even codes are even multiples: the residual in units
+// of 2 s (its square a quarter in units of 4 s) is q / 2 - rint(q / 2) (ties to even; toward zero ceil(q / 2 - 1/2), exact there);
+// ties away take the general rounding. A block with amax >= 8 s reports 4 s unknown (-1).
+// The four sums reduce together, pairwise (n / 8 + 3 roundings).
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE window_estimates e2m1_window_estimates(const float* x, std::size_t n, float rcp, float zero_below,
+                                                            float clip_above) noexcept {
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), r = _mm256_set1_ps(rcp);
+  const __m256 zb = _mm256_set1_ps(zero_below), ca = _mm256_set1_ps(clip_above), half = _mm256_set1_ps(0.5f);
+  __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, z = e0, c = e0, m = e0;
+  for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: q = 0, no term
+    const __m256 y = _mm256_and_ps(v, abs_mask);
+    m = _mm256_max_ps(m, y);
+    const __m256 q0 = _mm256_mul_ps(y, r), q1 = _mm256_mul_ps(q0, half);
+    const __m256 y0 = _mm256_and_ps(q0, _mm256_cmp_ps(q0, zb, _CMP_LT_OQ));
+    z = _mm256_fmadd_ps(y0, y0, z);
+    const __m256 yc = _mm256_and_ps(_mm256_sub_ps(q0, ca), _mm256_cmp_ps(q0, ca, _CMP_GT_OQ));
+    c = _mm256_fmadd_ps(yc, yc, c);
+    const __m256 d0 = _mm256_sub_ps(q0, e2m1_round_magnitude<T>(q0));
+    const __m256 d1 = _mm256_sub_ps(q1, e2m1_round_magnitude<T>(q1));
+    __m256 d2;
+    if constexpr (T == tie_mode::even)
+      d2 = _mm256_sub_ps(q1, _mm256_round_ps(q1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    else if constexpr (T == tie_mode::toward_zero)
+      d2 = _mm256_sub_ps(q1, _mm256_round_ps(_mm256_sub_ps(q1, half), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC));
+    else {  // 2 (q / 4 - round(q / 4)), exact
+      const __m256 q2 = _mm256_mul_ps(q1, half);
+      d2 = _mm256_add_ps(_mm256_sub_ps(q2, e2m1_round_magnitude<T>(q2)), _mm256_sub_ps(q2, e2m1_round_magnitude<T>(q2)));
+    }
+    e0 = _mm256_fmadd_ps(d0, d0, e0);
+    e1 = _mm256_fmadd_ps(d1, d1, e1);
+    e2 = _mm256_fmadd_ps(d2, d2, e2);
+  });
+  // Lanes pairwise (hadd), then the halves: {e0, e1, e2, z} in one vector.
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(e0, e1), _mm256_hadd_ps(e2, z));
+  const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  window_estimates w;
+  w.amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+  const __m128 t2 = _mm_movehl_ps(t, t);
+  // (4 s's residuals are in units of 2 s: a quarter in units of 4 s, exactly.)
+  w.est = {_mm_cvtss_f32(t), _mm_cvtss_f32(_mm_movehdup_ps(t)), w.amax * rcp < 8.0f ? _mm_cvtss_f32(t2) * 0.25f : -1.0f};
+  w.zero = _mm_cvtss_f32(_mm_movehdup_ps(t2));
+  w.clip = hsum_ps(c);
+  return w;
+}
+}  // namespace avx2_detail
+
+template <class Element>
+window_estimates block_window_estimates(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
+                                        float zero_below, float clip_above) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    // 1 / 2^k from the bits (no division): exponent field e becomes 254 - e, for e in 1..253.
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(scale);
+    if ((u & 0x807FFFFFu) == 0 && u - 0x00800000u < 0x7F000000u - 0x00800000u) {
+      const float rcp = std::bit_cast<float>(0x7F000000u - u);
+      switch (ties) {
+        case tie_mode::toward_zero:
+          return avx2_detail::e2m1_window_estimates<tie_mode::toward_zero>(x, n, rcp, zero_below, clip_above);
+        case tie_mode::away:
+          return avx2_detail::e2m1_window_estimates<tie_mode::away>(x, n, rcp, zero_below, clip_above);
+        default: return avx2_detail::e2m1_window_estimates<tie_mode::even>(x, n, rcp, zero_below, clip_above);
+      }
+    }
+  }
+  return block_window_estimates<Element>(arch::scalar{}, x, n, scale, ties, zero_below, clip_above);
 }
 
 // ------------------------------------------------------------- 16-bit float inputs

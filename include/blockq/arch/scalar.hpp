@@ -356,6 +356,18 @@ struct window_sums {
   float est = 0.0f, zero = 0.0f, clip = 0.0f, amax = 0.0f;
 };
 
+// The window's two parts in double: z = sum of x^2 over |x| < zero_below, c = sum of
+// fl(|x| - clip_above)^2 over |x| > clip_above.
+inline void window_parts(const float* x, std::size_t n, float zero_below, float clip_above, double& z,
+                         double& c) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float y = detail::abs_bits(x[i]);
+    if (y < zero_below) z += static_cast<double>(y) * y;
+    const double r = static_cast<double>(y - clip_above);
+    if (y > clip_above) c += r * r;
+  }
+}
+
 template <class Element>
 window_sums block_sse_window(arch::scalar, const float* x, std::size_t n, const float* scales, tie_mode ties,
                              float zero_below, float clip_above) noexcept {
@@ -363,14 +375,43 @@ window_sums block_sse_window(arch::scalar, const float* x, std::size_t n, const 
   for (std::size_t j = 0; j < 2; ++j) w.sse[j] = block_sse<Element>(arch::scalar{}, x, n, scales[j], ties);
   w.est = static_cast<float>(block_sse<Element>(arch::scalar{}, x, n, scales[2], ties));
   double z = 0.0, c = 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float y = detail::abs_bits(x[i]);
-    if (y < zero_below) z += static_cast<double>(y) * y;
-    const double r = static_cast<double>(y - clip_above);
-    if (y > clip_above) c += r * r;
-  }
+  window_parts(x, n, zero_below, clip_above, z, c);
   w.zero = static_cast<float>(z);
   w.clip = static_cast<float>(c);
+  w.amax = block_amax(arch::scalar{}, x, n);
+  return w;
+}
+
+// The MXFP4 window in one float pass (search/discrete.hpp, ue8m0_window_index), for a
+// power-of-two scale s (with s and 4 s normal floats), in units where s_j = 2^j s is 1:
+//   est[j] ~ block_sse<Element>(x, n, 2^j s, ties) / (2^j s)^2, j = 0, 1, 2 (est[2] may be
+//            -1, unknown, when amax >= 8 s);
+//   zero   ~ sum of x[i]^2 / s^2 over |x[i]| < zero_below s;
+//   clip   ~ sum of fl(|x[i]| - clip_above s)^2 / s^2 over |x[i]| > clip_above s;
+//   amax   = block_amax(x, n).
+// Dividing by a power of two is exact, so each value is the sum block_sse would form,
+// scaled; known to the error of block_sse_estimates (relative estimate_relative_error(n),
+// absolute estimate_absolute_error(n) in these units) while |x| stays within [2^-40, 2^40]
+// (the search checks amax). Bounds only: need not match across architectures.
+struct window_estimates {
+  std::array<float, 3> est{};
+  float zero = 0.0f, clip = 0.0f, amax = 0.0f;
+};
+
+template <class Element>
+window_estimates block_window_estimates(arch::scalar, const float* x, std::size_t n, float scale, tie_mode ties,
+                                        float zero_below, float clip_above) noexcept {
+  window_estimates w;
+  const double s = scale;
+  for (std::size_t j = 0; j < 3; ++j) {
+    const double sj = s * static_cast<double>(1u << j);
+    w.est[j] = static_cast<float>(block_sse<Element>(arch::scalar{}, x, n, static_cast<float>(sj), ties) / (sj * sj));
+  }
+  const float zb = zero_below * scale, ca = clip_above * scale;  // exact: powers of two times small floats
+  double z = 0.0, c = 0.0;
+  window_parts(x, n, zb, ca, z, c);
+  w.zero = static_cast<float>(z / (s * s));
+  w.clip = static_cast<float>(c / (s * s));
   w.amax = block_amax(arch::scalar{}, x, n);
   return w;
 }

@@ -19,6 +19,9 @@
 //     in increasing order, replacing on strict improvement only) on every
 //     block, because only scales that provably cannot be strictly better
 //     than the best so far are skipped (see the bounds below).
+//   size_t discrete_mse_index<Element>(Arch, x, set, start, ties);
+//     discrete_mse(...).index, without computing the error where it can
+//     decide without it (the quantizers' path).
 //
 // Element: any element type (e2m1, e2m3, e3m2, e4m3, e5m2, int8_mx).
 // q_max = Element::max_value, d_0 = half the smallest positive element value.
@@ -271,6 +274,45 @@ bool ue8m0_window_search(std::span<const float> x, std::size_t start, tie_mode t
   return below && static_cast<double>(w.zero) * (1.0 - rel) - abs >= out.error;
 }
 
+// MXFP4 over the UE8M0 scales, decided in float without any exact sum when it can be.
+// One pass (kernels::block_window_estimates) scores s (the start), 2s and 4s, the clipping
+// part at s / 2 and the zero part at 8s, each known to a certified error (relative rel,
+// absolute abs in units of the candidate's squared scale, see kernels.hpp). Each candidate's
+// exact block_sse lies in [lo_j, hi_j]; when one candidate's hi is strictly below the
+// others' lo, below the clipping part's lower bound (every scale <= s / 2 clips each
+// |x| > 3s to at most 3s, see ue8m0_window_search) and below the zero part's lower bound
+// (every scale >= 8s rounds each |x| < 2s (1 - 2^-20) to zero), every other scale of the
+// set has a strictly larger SSE than it, so it is the exhaustive result whatever the tie
+// order. Otherwise (near-ties, a block whose optimum may lie outside the window, 4s
+// unknown, blocks outside |x| within [2^-40, 2^40]) returns false and the caller decides
+// exactly.
+template <class Arch>
+bool ue8m0_window_index(std::span<const float> x, std::size_t start, tie_mode ties, std::size_t& index) noexcept {
+  const auto& set = ue8m0_scales();
+  if (start == zero_start || start == 0 || start + 3 >= set.size()) return false;
+  const std::size_t n = x.size();
+  // The zero threshold at 8s in units of s: 8 d_0 (1 - 2^-20) = 2 - 2^-19, exact in float.
+  constexpr float zero_below = static_cast<float>(8.0 * zero_threshold<e2m1>() * (1.0 - 0x1p-20));
+  constexpr float clip_above = static_cast<float>(e2m1::max_value) / 2.0f;  // 6 (s / 2) = 3 s
+  const kernels::window_estimates w =
+      kernels::block_window_estimates<e2m1>(Arch{}, x.data(), n, set[start], ties, zero_below, clip_above);
+  const double amax = w.amax;
+  if (!(amax >= 0x1p-40 && amax <= 0x1p40) || w.est[2] < 0.0f) return false;
+  // In units of s^2 (2^j s's values times 4^j, exact). With h the least hi, the winner is
+  // certain when only one candidate (the one with hi = h, as lo <= hi) has lo <= h; no
+  // branches on the data but the last (which candidate wins varies from block to block).
+  const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+  auto lower = [&](double v) { return v * (1.0 - rel) - abs; };
+  auto upper = [&](double v) { return v * (1.0 + rel) + abs; };
+  const double hi0 = upper(w.est[0]), hi1 = upper(w.est[1]) * 4.0, hi2 = upper(w.est[2]) * 16.0;
+  const double h = std::min(std::min(hi0, hi1), hi2);
+  const int close = (lower(w.est[0]) <= h) + (lower(w.est[1]) * 4.0 <= h) + (lower(w.est[2]) * 16.0 <= h);
+  if (!(close == 1 && lower(w.clip) > h && lower(w.zero) > h)) return false;
+  const std::size_t best = hi0 == h ? 0 : hi1 == h ? 1 : 2;
+  index = start + best;
+  return true;
+}
+
 }  // namespace detail
 
 // The scale of `set` with the least block SSE (see the header for the contract).
@@ -279,10 +321,13 @@ discrete_result discrete_mse(Arch, std::span<const float> x, std::span<const flo
                              tie_mode ties) noexcept {
   const std::size_t n = x.size();
   if constexpr (std::is_same_v<Element, e2m1>) {
-    discrete_result r;
-    if (set.data() == ue8m0_scales().data() && set.size() == ue8m0_scales().size() &&
-        detail::ue8m0_window_search<Arch>(x, start, ties, r))
-      return r;
+    if (set.data() == ue8m0_scales().data() && set.size() == ue8m0_scales().size()) {
+      std::size_t i = 0;
+      if (detail::ue8m0_window_index<Arch>(x, start, ties, i))
+        return {i, kernels::block_sse<Element>(Arch{}, x.data(), n, set[i], ties), 1};
+      discrete_result r;
+      if (detail::ue8m0_window_search<Arch>(x, start, ties, r)) return r;
+    }
   }
   const double e0 = start == zero_start ? kernels::block_energy(Arch{}, x.data(), nullptr, n)
                                         : kernels::block_sse<Element>(Arch{}, x.data(), n, set[start], ties);
@@ -292,6 +337,20 @@ discrete_result discrete_mse(Arch, std::span<const float> x, std::span<const flo
     return detail::bounded_search<Element, Arch>(
         x, set, start, e0, 1.0, [&](float s, double) { return kernels::block_sse<Element>(Arch{}, x.data(), n, s, ties); });
   }
+}
+
+// discrete_mse(...).index without the error: the MXFP4 / UE8M0 window decided in float
+// (detail::ue8m0_window_index) needs no exact sum at all; every other block takes discrete_mse.
+template <class Element, class Arch>
+std::size_t discrete_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
+                               tie_mode ties) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    std::size_t i = 0;
+    if (set.data() == ue8m0_scales().data() && set.size() == ue8m0_scales().size() &&
+        detail::ue8m0_window_index<Arch>(x, start, ties, i))
+      return i;
+  }
+  return discrete_mse<Element>(Arch{}, x, set, start, ties).index;
 }
 
 }  // namespace search

@@ -248,9 +248,9 @@ discrete_result discrete_hessian(Arch, std::span<const float> x, std::span<const
     if (h.diagonal) return kernels::block_wsse<Element>(Arch{}, x.data(), h.diagonal, n, s, ties);
     kernels::block_residual<Element>(Arch{}, x.data(), n, s, ties, r);
     if (lambda > 0.0) {
-      // r^T H r >= λ |r|²: skip the quadratic form when that already reaches best.
-      double ssq = 0.0;
-      for (std::size_t i = 0; i < n; ++i) ssq += static_cast<double>(r[i]) * static_cast<double>(r[i]);
+      // r^T H r >= λ |r|²: skip the quadratic form when that already reaches best. (|r|² in
+      // the eight lanes of block_energy rather than one serial chain; keep covers any order.)
+      const double ssq = kernels::block_energy(Arch{}, r, nullptr, n);
       if (lambda * ssq * keep >= best) return std::numeric_limits<double>::infinity();
     }
     return kernels::quad_form(Arch{}, r, h.matrix, n);

@@ -107,41 +107,48 @@ TEST_F(Avx512, DecodeBlocksE2m1) {
       }
 }
 
-// The quantizers' dequantize over every scale byte, one block each, the 256 code bytes per
-// block (packed: 16 of them a block of 32, cycling through all).
-TEST_F(Avx512, DequantizeEveryScaleByte) {
-  std::vector<std::uint8_t> scales(256), packed(256 * 16), codes(256 * 32);
-  for (std::size_t i = 0; i < scales.size(); ++i) scales[i] = static_cast<std::uint8_t>(i);
+// The quantizers' dequantize over every scale byte, in turn, for nb blocks (from 1024 blocks
+// the kernel looks the byte scales' divisors up in a table of all 256), the 256 code bytes
+// cycled through.
+void check_every_scale_byte(std::size_t nb) {
+  const std::size_t n = nb * 32;
+  std::vector<std::uint8_t> scales(nb), packed(n / 2), codes(n);
+  for (std::size_t i = 0; i < nb; ++i) scales[i] = static_cast<std::uint8_t>(i * 3);
   for (std::size_t i = 0; i < packed.size(); ++i) packed[i] = static_cast<std::uint8_t>(i * 7 + i / 256);
-  for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<std::uint8_t>(i % 16);
-  std::vector<float> d0(256 * 32), d1(256 * 32);
-  {
-    const mx_quantizer<e2m1, arch::scalar> q0;
-    const mx_quantizer<e2m1, arch::avx512> q1;
-    q0.dequantize_packed(packed, scales, d0);
-    q1.dequantize_packed(packed, scales, d1);
+  for (std::size_t i = 0; i < n; ++i) codes[i] = static_cast<std::uint8_t>(i * 5 + i / 256);
+  std::vector<float> d0(n), d1(n);
+  auto check = [&](const std::string& what) {
     const std::size_t at = first_difference(d0, d1);
-    EXPECT_EQ(at, std::string::npos) << "mxfp4 dequantize_packed, element " << at << ", UE8M0 scale byte " << at / 32
-                                     << ": scalar " << hex(d0[at]) << ", avx512 " << hex(d1[at]);
-    q0.dequantize(codes, scales, d0);
-    q1.dequantize(codes, scales, d1);
-    const std::size_t at2 = first_difference(d0, d1);
-    EXPECT_EQ(at2, std::string::npos) << "mxfp4 dequantize, element " << at2 << ": scalar " << hex(d0[at2])
-                                      << ", avx512 " << hex(d1[at2]);
-  }
-  // NVFP4: blocks of 16 (512 of them), every E4M3 byte twice (0x7F and 0xFF are NaN), tensor
-  // scales that make the products subnormal or overflow.
-  std::vector<std::uint8_t> nv_scales(512);
+    EXPECT_EQ(at, std::string::npos) << what << ", " << nb << " blocks, element " << at << ": scalar " << hex(d0[at])
+                                     << ", avx512 " << hex(d1[at]);
+  };
+  const mx_quantizer<e2m1, arch::scalar> m0;
+  const mx_quantizer<e2m1, arch::avx512> m1;
+  m0.dequantize_packed(packed, scales, d0);
+  m1.dequantize_packed(packed, scales, d1);
+  check("mxfp4 dequantize_packed");
+  m0.dequantize(codes, scales, d0);
+  m1.dequantize(codes, scales, d1);
+  check("mxfp4 dequantize");
+  // NVFP4: blocks of 16, 2 nb of them (0x7F and 0xFF are NaN); tensor scales that make the
+  // products subnormal or overflow.
+  std::vector<std::uint8_t> nv_scales(2 * nb);
   for (std::size_t i = 0; i < nv_scales.size(); ++i) nv_scales[i] = static_cast<std::uint8_t>(i * 3);
   const nvfp4_quantizer<arch::scalar> q0;
   const nvfp4_quantizer<arch::avx512> q1;
   for (float st : {1.0f, 1.0f / 2688.0f, 0x1p-140f, 3e36f}) {
     q0.dequantize_packed(packed, nv_scales, st, d0);
     q1.dequantize_packed(packed, nv_scales, st, d1);
-    const std::size_t at = first_difference(d0, d1);
-    EXPECT_EQ(at, std::string::npos) << "nvfp4 dequantize_packed, tensor scale " << hex(st) << ", element " << at
-                                     << ": scalar " << hex(d0[at]) << ", avx512 " << hex(d1[at]);
+    check("nvfp4 dequantize_packed, tensor scale " + hex(st));
+    q0.dequantize(codes, nv_scales, st, d0);
+    q1.dequantize(codes, nv_scales, st, d1);
+    check("nvfp4 dequantize, tensor scale " + hex(st));
   }
+}
+
+TEST_F(Avx512, DequantizeEveryScaleByte) {
+  check_every_scale_byte(256);
+  check_every_scale_byte(2048 + 3);
 }
 
 #else

@@ -87,8 +87,22 @@ void decode_blocks(arch::avx512, const std::uint8_t* codes, const Scale* scales,
   std::size_t done = 0;
   if constexpr (std::is_same_v<Element, e2m1>) {
     const bool stream = n * sizeof(float) >= (std::size_t{32} << 20);  // AVX2's threshold
-    if (block != 0 && block % 16 == 0 && !stream)
-      done = avx512_detail::e2m1_decode_blocks<Packed>(codes, scales, n, block, divisor_of, out);
+    if (block != 0 && block % 16 == 0 && !stream) {
+      bool tabled = false;
+      if constexpr (std::is_same_v<Scale, std::uint8_t>) {
+        // Byte scales (UE8M0, E4M3): the divisors of all 256 bytes first where there are many
+        // more blocks than that, so that a block's divisor is one load (NVFP4's E4M3 decode
+        // times the tensor scale costs about as much as decoding its 16 elements).
+        if (n / block >= 1024) {
+          alignas(64) float lut[256];
+          for (unsigned c = 0; c < 256; ++c) lut[c] = divisor_of(static_cast<std::uint8_t>(c));
+          auto looked_up = [&lut](std::uint8_t c) { return lut[c]; };
+          done = avx512_detail::e2m1_decode_blocks<Packed>(codes, scales, n, block, looked_up, out);
+          tabled = true;
+        }
+      }
+      if (!tabled) done = avx512_detail::e2m1_decode_blocks<Packed>(codes, scales, n, block, divisor_of, out);
+    }
   }
   if (done < n)
     decode_blocks<Element, Packed>(arch::avx2{}, codes + (Packed ? done / 2 : done), scales + done / block, n - done,

@@ -15,6 +15,7 @@
 
 #include "blockq/arch.hpp"
 #include "blockq/arch/scalar.hpp"
+#include "blockq/arch/signed_max.hpp"
 #if BLOCKQ_WITH_AVX2
 #include "blockq/arch/avx2.hpp"
 #endif
@@ -58,6 +59,21 @@ void int_amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, int
       });
 }
 
+// Rule signed_max over a tensor: scales[b] = m / qmin for the block's block_signed_max m, the
+// codes at that scale (the AVX2 loop is in arch/signed_max.hpp).
+template <generic_block_loops Arch>
+void int_signed_max_blocks(Arch, const float* x, std::size_t n, std::size_t block, int_format fmt, std::uint8_t* codes,
+                           float* scales) noexcept {
+  const float qmin = static_cast<float>(fmt.qmin());
+  auto scale_of = [qmin](float m) { return m / qmin; };
+  loops::int_amax_blocks(
+      x, n, block, fmt, scale_of, codes, scales,
+      [](const float* p, std::size_t m) { return block_signed_max(Arch{}, p, m); },
+      [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
+        encode_int(Arch{}, p, m, s, mn, f, o);
+      });
+}
+
 template <class Element, bool Packed, generic_block_loops Arch, class Scale, class DivisorOf>
 void decode_blocks(Arch, const std::uint8_t* codes, const Scale* scales, std::size_t n, std::size_t block,
                    DivisorOf&& divisor_of, float* out) noexcept {
@@ -67,6 +83,24 @@ void decode_blocks(Arch, const std::uint8_t* codes, const Scale* scales, std::si
       [](const std::uint8_t* c, std::size_t m, float d, float* o) {
         if constexpr (Element::bits <= 4) decode_packed<Element>(Arch{}, c, m, d, o);
       });
+}
+
+template <class Arch>
+double int_lsq_step_of_kernels(Arch, const float* x, const float* w, std::size_t n, float scale, float min,
+                               int_format fmt, std::uint8_t* codes, refit_sums& sums) noexcept {
+  encode_int(Arch{}, x, n, scale, min, fmt, codes);
+  const refit_sums r = int_refit_sums(Arch{}, x, w, codes, n, fmt);
+  sums.sq = r.sq;
+  sums.sqq = r.sqq;
+  sums.sxq = r.sxq;
+  return w ? block_wsse_int(Arch{}, x, w, n, scale, min, fmt) : block_sse_int(Arch{}, x, n, scale, min, fmt);
+}
+
+// The lsq step where no tier has a fused kernel (arch/avx2.hpp has one).
+template <generic_block_loops Arch>
+double int_lsq_step(Arch, const float* x, const float* w, std::size_t n, float scale, float min, int_format fmt,
+                    std::uint8_t* codes, refit_sums& sums) noexcept {
+  return int_lsq_step_of_kernels(Arch{}, x, w, n, scale, min, fmt, codes, sums);
 }
 
 }  // namespace kernels

@@ -4,10 +4,11 @@
 //
 // Same contract as arch/avx2.hpp: every kernel returns the bits of its arch/scalar.hpp
 // oracle (tests/arch_avx512_test, built from tests/arch_test.cpp with the AVX-512 flags).
-// Overloaded here, where 16 lanes pay: the searches' E2M1 kernels (block_sse and the
-// one-pass estimates of search/discrete.hpp). The codecs and the fused amax loops stay
-// AVX2's: they run at the memory or store limit already, and their 16-lane versions
-// measured no faster on Zen 4 (which splits 512-bit operations into two 256-bit halves).
+// Overloaded here: the searches' E2M1 kernels (block_sse and the one-pass estimates of
+// search/discrete.hpp). The tier's other kernels have their own headers: the E2M1
+// dequantization (arch/avx512_decode.hpp) and the fused MXFP4 loop (arch/avx512_e2m1.hpp),
+// both faster than AVX2's on Zen 4 (README, SIMD). The int codecs and the other fused amax
+// loops stay AVX2's (not ported; in the same build they are the same machine code).
 #pragma once
 
 #include "blockq/arch/avx2.hpp"

@@ -21,6 +21,7 @@
 #endif
 #if BLOCKQ_WITH_AVX512
 #include "blockq/arch/avx512.hpp"
+#include "blockq/arch/avx512_decode.hpp"
 #include "blockq/arch/avx512_e2m1.hpp"
 #endif
 #if BLOCKQ_WITH_NEON

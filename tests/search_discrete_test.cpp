@@ -224,6 +224,130 @@ TEST(SearchNvfp4Mse, OneMillionNormals) {
   EXPECT_NEAR(m, 0.0065898, 1e-7);
 }
 
+// search::e4m3_mse (the NVFP4 windows of 16 scales, search/discrete.hpp) called directly
+// on every arch tag this build has, against the exhaustive search over the 126 E4M3 scales:
+// tensor scales 2^0 .. 2^-20 times the usual one, so that the start sits anywhere in the
+// set and the search crosses several windows (and falls back below the first one), starts
+// one to five codes off absmax, every kind of block (zeros, huge, tiny, outliers), and
+// blocks of 16, 7 and 32 elements; the error returned is the exact one.
+template <class A>
+void e4m3_windows_equal_exhaustive(std::mt19937_64& g) {
+  std::array<float, 126> set;
+  std::size_t off_start = 0, multi = 0;
+  for (auto k : search_test::all_kinds) {
+    for (int rep = 0; rep < 60; ++rep) {
+      const std::size_t n = rep % 5 == 0 ? 7 : rep % 5 == 1 ? 32 : 16;
+      auto x = search_test::make_block(k, n, g);
+      if (rep % 7 == 0) x[g() % n] = 0.0f;
+      const float amax = kernels::block_amax(scalar{}, x.data(), n);
+      if (!(amax > 0.0f)) continue;
+      const float s_t = std::ldexp(amax / 2688.0f, -static_cast<int>(g() % 21));
+      search::e4m3_scales(s_t, set);
+      const std::uint8_t code = blockq::e4m3::encode(amax / (6.0f * s_t));
+      if (code == 0) continue;
+      std::size_t start = code - 1u;
+      if (rep % 3 == 0) start = std::min<std::size_t>(125, start + g() % 6), ++off_start;
+      for (tie_mode ties : all_ties) {
+        auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), n, set[i], ties); };
+        const auto r = search::e4m3_mse(A{}, x, set, start, ties);
+        const std::size_t want = search_test::exhaustive(set.size(), start, f(start), f);
+        ASSERT_EQ(r.index, want) << search_test::name(k) << " rep " << rep << " n " << n;
+        EXPECT_EQ(r.error, f(r.index));
+        multi += set[std::min<std::size_t>(125, start + 12)] * 0.25 < amax;
+      }
+    }
+  }
+  EXPECT_GT(off_start, 50u);
+  EXPECT_GT(multi, 100u);
+}
+
+TEST(SearchNvfp4Mse, E4m3WindowsEqualExhaustive) {
+  std::mt19937_64 g(61);
+  e4m3_windows_equal_exhaustive<scalar>(g);
+  e4m3_windows_equal_exhaustive<blockq::default_arch>(g);
+}
+
+// The same near the E2M1 decision points: every element a few float steps around
+// threshold * E4M3 scale (ties under each rule, products of fl(1 / s) that round the
+// other way), where the window kernel must report the candidate unknown.
+TEST(SearchNvfp4Mse, E4m3WindowsEqualExhaustiveNearThresholds) {
+  std::mt19937_64 g(62);
+  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f};
+  std::array<float, 126> set;
+  std::size_t improved = 0;
+  for (int rep = 0; rep < 300; ++rep) {
+    const float s_t = std::ldexp(1.0f + 0.3f * static_cast<float>(g() % 100) / 100.0f, -static_cast<int>(g() % 12));
+    search::e4m3_scales(s_t, set);
+    const std::size_t center = 40 + g() % 80;
+    std::vector<float> x(16);
+    for (auto& v : x) {
+      v = std::nextafter(thresholds[g() % 8] * set[center - 6 + g() % 12], 0.0f);
+      for (int m = static_cast<int>(g() % 9); m > 0; --m) v = std::nextafter(v, 1e30f);
+      if (g() & 1) v = -v;
+    }
+    const float amax = kernels::block_amax(scalar{}, x.data(), x.size());
+    const std::size_t start = blockq::e4m3::encode(amax / (6.0f * s_t)) - 1u;
+    for (tie_mode ties : all_ties) {
+      auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), set[i], ties); };
+      const auto r = search::e4m3_mse(blockq::default_arch{}, x, set, start, ties);
+      ASSERT_EQ(r.index, search_test::exhaustive(set.size(), start, f(start), f)) << rep;
+      EXPECT_EQ(r.error, f(r.index));
+      improved += r.index != start;
+    }
+  }
+  EXPECT_GT(improved, 100u);
+}
+
+// The window kernel's estimates (16 scales side by side in the vector tiers' lanes): every
+// value it vouches for is within the certified error of the exact kernel's.
+TEST(SearchNvfp4Mse, WindowEstimatesAreWithinTheirCertifiedError) {
+  std::mt19937_64 g(63);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  std::size_t known = 0, unknown = 0;
+  for (int rep = 0; rep < 2000; ++rep) {
+    constexpr std::size_t w = kernels::max_window_estimates;
+    float scales[w];
+    for (auto& v : scales) v = std::pow(2.0f, 3.0f * u(g)) * (rep % 4 == 0 ? 1.0f : 1.0f + 0.37f * std::fabs(u(g)));
+    if (rep % 10 == 0) scales[g() % w] = std::ldexp(1.0f, 127);  // fl(1 / s) not normal: unknown
+    std::vector<float> x(rep % 3 == 0 ? 16 : rep % 3 == 1 ? 5 : 33);
+    for (auto& v : x) {
+      if (rep % 2) {
+        v = std::nextafter(thresholds[g() % 7] * scales[g() % w], 0.0f);
+        for (int m = static_cast<int>(g() % 5); m > 0; --m) v = std::nextafter(v, 100.0f);
+      } else {
+        v = 4.0f * u(g);
+      }
+      if (g() & 1) v = -v;
+    }
+    const float zero_below = std::fabs(u(g)) * 2.0f;
+    for (tie_mode ties : all_ties) {
+      float est[w], zero = -1.0f;
+      const std::size_t k = 1 + g() % w;
+      kernels::window_sse_estimates<blockq::e2m1>(blockq::default_arch{}, x.data(), x.size(), scales, k, ties,
+                                                  zero_below, est, zero);
+      const double rel = kernels::estimate_relative_error(x.size()), abs = kernels::estimate_absolute_error(x.size());
+      for (std::size_t j = 0; j < k; ++j) {
+        if (est[j] == -1.0f) {
+          ++unknown;
+          continue;
+        }
+        ++known;
+        const double t = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), scales[j], ties);
+        ASSERT_LE(std::fabs(est[j] - t), rel * t + abs) << rep << " candidate " << j;
+      }
+      double z = 0.0;
+      for (float v : x)
+        if (std::fabs(v) < zero_below) z += static_cast<double>(v) * v;
+      ASSERT_LE(std::fabs(zero - z), rel * z + abs) << rep;
+    }
+  }
+  EXPECT_GT(known, 20000u);
+  if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) {
+    EXPECT_GT(unknown, 10000u);
+  }
+}
+
 // "4 over 6" (nvfp4_options::four_over_six): s_t = amax / (6 * 256). Rule mse may then
 // give the largest blocks a divisor above 448 times the usual tensor scale (amax mapped
 // to about 4); it is never worse than absmax block for block. On 2^20 N(0, 1) the two

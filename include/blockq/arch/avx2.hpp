@@ -990,6 +990,83 @@ void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float*
   avx2_detail::tier_block_sse_estimates<Element, avx2_detail::tier8>(x, n, scales, k, ties, zero_below, est, zero);
 }
 
+// ----------------------------------------------------------- NVFP4 window estimates
+// window_sse_estimates (arch/scalar.hpp) with the scales in the lanes: two vectors of 8
+// candidates, one broadcast element at a time, so that a block of 16 scores 16 E4M3
+// scales in 32 vector steps and no horizontal sums. Each lane multiplies by fl(1 / s)
+// (within 3 float steps of fl(|x| / s)) and is reported unknown (-1) when a product lies
+// within 8 steps of a multiple of 2^21 in the bits (where every E2M1 threshold lies) in
+// [0.2, 5.5] (below 0.2 and above 5.5 both quotients round to 0 and to 6 under every tie
+// rule), or when fl(1 / s) is not a normal float; elsewhere the code, the product by s and
+// the residual |x| - d are block_sse's (up to the sign). The squares are summed in float
+// by fused multiply-adds, each term through at most n roundings: relative n 2^-24 plus
+// n 2^-150 below FLT_MIN, inside estimate_relative_error / estimate_absolute_error.
+namespace avx2_detail {
+template <tie_mode T, bool Two>
+BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, const float* scales, float zero_below,
+                                                float* est, float& zero) noexcept {
+  __m256 s[2], r[2], acc[2];
+  __m256i low[2], bad[2];
+  for (std::size_t v = 0; v < 2; ++v) {
+    s[v] = _mm256_loadu_ps(scales + 8 * v);
+    r[v] = _mm256_div_ps(_mm256_set1_ps(1.0f), s[v]);
+    // not (r >= 2^-126 and r <= 2^126): NaN-safe, true where the lane is unusable
+    const __m256 ok = _mm256_and_ps(_mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p-126f), _CMP_GE_OQ),
+                                    _mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p126f), _CMP_LE_OQ));
+    bad[v] = _mm256_xor_si256(_mm256_castps_si256(ok), splat(0xFFFFFFFFu));
+    acc[v] = _mm256_setzero_ps();
+    low[v] = splat(0xFFFFFFFFu);
+  }
+  const __m256 lo_clamp = _mm256_set1_ps(0.2f), hi_clamp = _mm256_set1_ps(5.5f);
+  for (std::size_t i = 0; i < n; ++i) {
+    const __m256 y = _mm256_set1_ps(detail::abs_bits(x[i]));
+    for (std::size_t v = 0; v < (Two ? 2u : 1u); ++v) {
+      const __m256 q = _mm256_mul_ps(y, r[v]);
+      // (bits + 8) & 0x1FFFF0 is 0 exactly within 8 steps of a multiple of 2^21; its
+      // unsigned minimum over the block is 0 where some element is near a threshold.
+      const __m256i b = _mm256_castps_si256(_mm256_min_ps(_mm256_max_ps(q, lo_clamp), hi_clamp));
+      low[v] = _mm256_min_epu32(low[v], _mm256_and_si256(_mm256_add_epi32(b, splat(8u)), splat(0x1FFFF0u)));
+      const __m256 res = _mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(q), s[v]));
+      acc[v] = _mm256_fmadd_ps(res, res, acc[v]);
+    }
+  }
+  for (std::size_t v = 0; v < (Two ? 2u : 1u); ++v) {
+    const __m256i unknown = _mm256_or_si256(bad[v], _mm256_cmpeq_epi32(low[v], _mm256_setzero_si256()));
+    _mm256_storeu_ps(est + 8 * v, _mm256_blendv_ps(acc[v], _mm256_set1_ps(-1.0f), _mm256_castsi256_ps(unknown)));
+  }
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), zb = _mm256_set1_ps(zero_below);
+  __m256 z = _mm256_setzero_ps();
+  for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: 0, no term
+    const __m256 y = _mm256_and_ps(v, abs_mask);
+    const __m256 y0 = _mm256_and_ps(y, _mm256_cmp_ps(y, zb, _CMP_LT_OQ));
+    z = _mm256_fmadd_ps(y0, y0, z);
+  });
+  zero = hsum_ps(z);
+}
+}  // namespace avx2_detail
+
+template <class Element>
+void window_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
+                          tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    if (k == 0 || k > max_window_estimates) {
+      window_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
+      return;
+    }
+    float sc[max_window_estimates], out[max_window_estimates];
+    for (std::size_t j = 0; j < max_window_estimates; ++j) sc[j] = scales[j < k ? j : k - 1];
+    avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+      if (k > 8)
+        avx2_detail::e2m1_window_estimates<decltype(t)::value, true>(x, n, sc, zero_below, out, zero);
+      else
+        avx2_detail::e2m1_window_estimates<decltype(t)::value, false>(x, n, sc, zero_below, out, zero);
+    });
+    for (std::size_t j = 0; j < k; ++j) est[j] = out[j];
+  } else {
+    window_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
+  }
+}
+
 namespace avx2_detail {
 // The scales of block_sse_window in one pass; they have exact reciprocals. The residual
 // |x| - round(|x| r) s is the kernel's x - d up to the sign (E2M1 rounding is odd under

@@ -1002,37 +1002,75 @@ void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float*
 // by fused multiply-adds, each term through at most n roundings: relative n 2^-24 plus
 // n 2^-150 below FLT_MIN, inside estimate_relative_error / estimate_absolute_error.
 namespace avx2_detail {
+// E2M1 rounding of a quotient clamped to [0.2, 5.5] (the same codes as the quotient's:
+// below 0.25 zero, above 5 six), round to nearest even: the magic-number rounding of
+// e2m1_round_magnitude without its clamps.
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256 e2m1_round_clamped(__m256 c) noexcept {
+  if constexpr (T == tie_mode::even) {
+    const __m256i e = _mm256_max_epi32(_mm256_and_si256(_mm256_castps_si256(c), splat(0x7F800000u)), splat(0x3F800000u));
+    const __m256 m = _mm256_castsi256_ps(_mm256_add_epi32(e, splat(22u << 23)));
+    return _mm256_sub_ps(_mm256_add_ps(c, m), m);
+  } else {
+    return e2m1_round<T>(c);
+  }
+}
+
+// V vectors of 8 candidates (s, r = fl(1 / s)) over the block: the float sums of squares
+// (two partial sums a vector, even and odd elements, so that the fused multiply-adds'
+// latency overlaps; each term still goes through at most n roundings) and the unsigned
+// minimum of (bits + 8) & 0x1FFFF0 of the clamped products (0 exactly where one lies
+// within 8 steps of a multiple of 2^21).
+template <tie_mode T, std::size_t V>
+BLOCKQ_ALWAYS_INLINE void e2m1_window8(const float* x, std::size_t n, const __m256* s, const __m256* r, __m256* acc,
+                                       __m256i* low) noexcept {
+  const __m256 lo_clamp = _mm256_set1_ps(0.2f), hi_clamp = _mm256_set1_ps(5.5f);
+  __m256 a[V][2];
+  __m256i l[V];
+  for (std::size_t v = 0; v < V; ++v) {
+    a[v][0] = a[v][1] = _mm256_setzero_ps();
+    l[v] = splat(0xFFFFFFFFu);
+  }
+  auto step = [&](std::size_t i, std::size_t p) BLOCKQ_LAMBDA_INLINE {
+    const __m256 y = _mm256_set1_ps(detail::abs_bits(x[i]));
+    for (std::size_t v = 0; v < V; ++v) {
+      const __m256 c = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y, r[v]), lo_clamp), hi_clamp);
+      l[v] = _mm256_min_epu32(l[v], _mm256_and_si256(_mm256_add_epi32(_mm256_castps_si256(c), splat(8u)), splat(0x1FFFF0u)));
+      const __m256 res = _mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_clamped<T>(c), s[v]));
+      a[v][p] = _mm256_fmadd_ps(res, res, a[v][p]);
+    }
+  };
+  std::size_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    step(i, 0);
+    step(i + 1, 1);
+  }
+  if (i < n) step(i, 0);
+  for (std::size_t v = 0; v < V; ++v) {
+    acc[v] = _mm256_add_ps(a[v][0], a[v][1]);
+    low[v] = l[v];
+  }
+}
+
 template <tie_mode T, bool Two>
 BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, const float* scales, float zero_below,
                                                 float* est, float& zero) noexcept {
-  __m256 s[2], r[2], acc[2];
-  __m256i low[2], bad[2];
-  for (std::size_t v = 0; v < 2; ++v) {
+  constexpr std::size_t V = Two ? 2 : 1;
+  __m256 s[V], r[V], acc[V];
+  __m256i low[V];
+  for (std::size_t v = 0; v < V; ++v) {
     s[v] = _mm256_loadu_ps(scales + 8 * v);
     r[v] = _mm256_div_ps(_mm256_set1_ps(1.0f), s[v]);
+  }
+  e2m1_window8<T, V>(x, n, s, r, acc, low);
+  for (std::size_t v = 0; v < V; ++v) {
     // not (r >= 2^-126 and r <= 2^126): NaN-safe, true where the lane is unusable
     const __m256 ok = _mm256_and_ps(_mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p-126f), _CMP_GE_OQ),
                                     _mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p126f), _CMP_LE_OQ));
-    bad[v] = _mm256_xor_si256(_mm256_castps_si256(ok), splat(0xFFFFFFFFu));
-    acc[v] = _mm256_setzero_ps();
-    low[v] = splat(0xFFFFFFFFu);
-  }
-  const __m256 lo_clamp = _mm256_set1_ps(0.2f), hi_clamp = _mm256_set1_ps(5.5f);
-  for (std::size_t i = 0; i < n; ++i) {
-    const __m256 y = _mm256_set1_ps(detail::abs_bits(x[i]));
-    for (std::size_t v = 0; v < (Two ? 2u : 1u); ++v) {
-      const __m256 q = _mm256_mul_ps(y, r[v]);
-      // (bits + 8) & 0x1FFFF0 is 0 exactly within 8 steps of a multiple of 2^21; its
-      // unsigned minimum over the block is 0 where some element is near a threshold.
-      const __m256i b = _mm256_castps_si256(_mm256_min_ps(_mm256_max_ps(q, lo_clamp), hi_clamp));
-      low[v] = _mm256_min_epu32(low[v], _mm256_and_si256(_mm256_add_epi32(b, splat(8u)), splat(0x1FFFF0u)));
-      const __m256 res = _mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_magnitude<T>(q), s[v]));
-      acc[v] = _mm256_fmadd_ps(res, res, acc[v]);
-    }
-  }
-  for (std::size_t v = 0; v < (Two ? 2u : 1u); ++v) {
-    const __m256i unknown = _mm256_or_si256(bad[v], _mm256_cmpeq_epi32(low[v], _mm256_setzero_si256()));
-    _mm256_storeu_ps(est + 8 * v, _mm256_blendv_ps(acc[v], _mm256_set1_ps(-1.0f), _mm256_castsi256_ps(unknown)));
+    const __m256 unknown =
+        _mm256_or_ps(_mm256_xor_ps(ok, _mm256_castsi256_ps(splat(0xFFFFFFFFu))),
+                     _mm256_castsi256_ps(_mm256_cmpeq_epi32(low[v], _mm256_setzero_si256())));
+    _mm256_storeu_ps(est + 8 * v, _mm256_blendv_ps(acc[v], _mm256_set1_ps(-1.0f), unknown));
   }
   const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), zb = _mm256_set1_ps(zero_below);
   __m256 z = _mm256_setzero_ps();

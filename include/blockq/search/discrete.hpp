@@ -51,6 +51,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -270,27 +271,28 @@ discrete_result e4m3_window_search(std::span<const float> x, std::span<const flo
   const std::size_t first = i;
   while (i < set.size()) {
     std::size_t k = std::min(w, set.size() - i);
-    bool last = false;
-    for (std::size_t j = 0; j < k; ++j)
-      if (zero_factor * set[i + j] > amax) {  // (exact product) every element rounds to zero from here on
-        k = j + 1;
-        last = true;
-        break;
-      }
+    // (exact products) every element rounds to zero from the first such scale on
+    const bool last = zero_factor * set[i + k - 1] > amax;
+    if (last)
+      for (std::size_t j = 0; j < k; ++j)
+        if (zero_factor * set[i + j] > amax) {
+          k = j + 1;
+          break;
+        }
     float zb = 0.0f;  // the zero part at the next scale, its float threshold rounded down
     if (i + k < set.size() && !last) {
       const double t = zero_factor * set[i + k];
       zb = static_cast<float>(t);
-      if (static_cast<double>(zb) > t) zb = std::nextafter(zb, 0.0f);
+      if (static_cast<double>(zb) > t) zb = std::bit_cast<float>(std::bit_cast<std::uint32_t>(zb) - 1u);  // zb > 0
     }
-    std::array<float, w> est{};
+    std::array<float, w> est;  // (written for j < k)
     float zero = 0.0f;
     kernels::window_sse_estimates<e2m1>(Arch{}, x.data(), n, set.data() + i, k, ties, zb, est.data(), zero);
-    std::array<double, w> lower{};
-    for (std::size_t j = 0; j < k; ++j) {
+    std::array<double, w> lower;
+    for (std::size_t j = 0; j < k; ++j) {  // unknown (-1): no bound
       const double v = est[j];
       lower[j] = v < 0.0 ? 0.0 : v * (1.0 - rel) - abs;
-      if (v >= 0.0) upper = std::min(upper, v * (1.0 + rel) + abs);
+      upper = std::min(upper, v < 0.0 ? upper : v * (1.0 + rel) + abs);
     }
     if (i == first) {
       if (lower[start - i] <= upper) {

@@ -320,12 +320,12 @@ TEST(SearchNvfp4Mse, WindowEstimatesAreWithinTheirCertifiedError) {
       }
       if (g() & 1) v = -v;
     }
-    const float zero_below = std::fabs(u(g)) * 2.0f;
+    const float half = std::fabs(u(g)) * 2.0f;
     for (tie_mode ties : all_ties) {
-      float est[w], zero = -1.0f;
+      float est[w], tail = -1.0f;
       const std::size_t k = 1 + g() % w;
       kernels::window_sse_estimates<blockq::e2m1>(blockq::default_arch{}, x.data(), x.size(), scales, k, ties,
-                                                  zero_below, est, zero);
+                                                  half, est, tail);
       const double rel = kernels::estimate_relative_error(x.size()), abs = kernels::estimate_absolute_error(x.size());
       for (std::size_t j = 0; j < k; ++j) {
         if (est[j] == -1.0f) {
@@ -336,16 +336,53 @@ TEST(SearchNvfp4Mse, WindowEstimatesAreWithinTheirCertifiedError) {
         const double t = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), scales[j], ties);
         ASSERT_LE(std::fabs(est[j] - t), rel * t + abs) << rep << " candidate " << j;
       }
-      double z = 0.0;
-      for (float v : x)
-        if (std::fabs(v) < zero_below) z += static_cast<double>(v) * v;
-      ASSERT_LE(std::fabs(zero - z), rel * z + abs) << rep;
+      double z = 0.0;  // the tail: min(|x|, max(0, half - |x|))^2, written out
+      for (float v : x) {
+        const double y = std::fabs(v), d = static_cast<float>(half - std::fabs(v));
+        z += d <= 0.0 ? 0.0 : std::min(y, d) * std::min(y, d);
+      }
+      ASSERT_LE(std::fabs(tail - z), rel * z + abs) << rep;
     }
   }
   EXPECT_GT(known, 20000u);
   if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) {
     EXPECT_GT(unknown, 10000u);
   }
+}
+
+// The tail bound is below the exact kernel at every scale from 2 half up: blocks with
+// elements around half and around the E2M1 decision points of the scales checked, and
+// blocks below half (where the bound is the SSE at 2 half itself), every tie rule.
+TEST(SearchNvfp4Mse, WindowTailBoundsEveryLargerScale) {
+  std::mt19937_64 g(64);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  constexpr float points[] = {0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.75f, 2.5f};
+  std::size_t tight = 0;
+  for (int rep = 0; rep < 400; ++rep) {
+    const float big = std::ldexp(1.0f + u(g), static_cast<int>(g() % 20) - 10);  // 2 half
+    const float half = 0.5f * big;
+    std::vector<float> scales{big};
+    for (int m = 0; m < 24; ++m) scales.push_back(scales.back() * (1.0f + 0.1f * u(g)));
+    std::vector<float> x(16);
+    for (auto& v : x) {
+      const float s = scales[g() % scales.size()];
+      v = rep % 2 ? (g() % 3 ? points[g() % 7] * s : half * 2.0f * u(g)) : half * u(g);  // even: all below half
+      for (int m = static_cast<int>(g() % 7) - 3; m != 0; m += m > 0 ? -1 : 1) v = std::nextafter(v, m > 0 ? 1e30f : 0.0f);
+      if (g() & 1) v = -v;
+    }
+    float est[1], tail = 0.0f;
+    kernels::window_sse_estimates<blockq::e2m1>(scalar{}, x.data(), x.size(), scales.data(), 1, tie_mode::even, half,
+                                                est, tail);
+    const double rel = kernels::estimate_relative_error(x.size()), abs = kernels::estimate_absolute_error(x.size());
+    const double bound = static_cast<double>(tail) * (1.0 - rel) - abs;
+    for (tie_mode ties : all_ties)
+      for (float s : scales) {
+        const double e = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), s, ties);
+        ASSERT_LE(bound, e) << rep << " scale " << s;
+        tight += bound > 0.99 * e;  // equal at 2 half when every element is below half
+      }
+  }
+  EXPECT_GT(tight, 500u);
 }
 
 // "4 over 6" (nvfp4_options::four_over_six): s_t = amax / (6 * 256). Rule mse may then

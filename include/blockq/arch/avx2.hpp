@@ -1000,7 +1000,8 @@ void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float*
 // rule), or when fl(1 / s) is not a normal float; elsewhere the code, the product by s and
 // the residual |x| - d are block_sse's (up to the sign). The squares are summed in float
 // by fused multiply-adds, each term through at most n roundings: relative n 2^-24 plus
-// n 2^-150 below FLT_MIN, inside estimate_relative_error / estimate_absolute_error.
+// n 2^-150 below FLT_MIN, inside estimate_relative_error / estimate_absolute_error; the
+// tail bound likewise, 8 lanes of float fused multiply-adds.
 namespace avx2_detail {
 // E2M1 rounding of a quotient clamped to [0.2, 5.5] (the same codes as the quotient's:
 // below 0.25 zero, above 5 six), round to nearest even: the magic-number rounding of
@@ -1053,8 +1054,8 @@ BLOCKQ_ALWAYS_INLINE void e2m1_window8(const float* x, std::size_t n, const __m2
 }
 
 template <tie_mode T, bool Two>
-BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, const float* scales, float zero_below,
-                                                float* est, float& zero) noexcept {
+BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, const float* scales, float half,
+                                                float* est, float& tail) noexcept {
   constexpr std::size_t V = Two ? 2 : 1;
   __m256 s[V], r[V], acc[V];
   __m256i low[V];
@@ -1062,7 +1063,7 @@ BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, c
     s[v] = _mm256_loadu_ps(scales + 8 * v);
     r[v] = _mm256_div_ps(_mm256_set1_ps(1.0f), s[v]);
   }
-  e2m1_window8<T, V>(x, n, s, r, acc, low);
+  for (std::size_t v = 0; v < V; ++v) e2m1_window8<T, 1>(x, n, s + v, r + v, acc + v, low + v);  // (no spills)
   for (std::size_t v = 0; v < V; ++v) {
     // not (r >= 2^-126 and r <= 2^126): NaN-safe, true where the lane is unusable
     const __m256 ok = _mm256_and_ps(_mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p-126f), _CMP_GE_OQ),
@@ -1072,36 +1073,36 @@ BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, c
                      _mm256_castsi256_ps(_mm256_cmpeq_epi32(low[v], _mm256_setzero_si256())));
     _mm256_storeu_ps(est + 8 * v, _mm256_blendv_ps(acc[v], _mm256_set1_ps(-1.0f), unknown));
   }
-  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), zb = _mm256_set1_ps(zero_below);
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), h = _mm256_set1_ps(half);
   __m256 z = _mm256_setzero_ps();
   for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: 0, no term
     const __m256 y = _mm256_and_ps(v, abs_mask);
-    const __m256 y0 = _mm256_and_ps(y, _mm256_cmp_ps(y, zb, _CMP_LT_OQ));
-    z = _mm256_fmadd_ps(y0, y0, z);
+    const __m256 t = _mm256_min_ps(y, _mm256_max_ps(_mm256_sub_ps(h, y), _mm256_setzero_ps()));
+    z = _mm256_fmadd_ps(t, t, z);
   });
-  zero = hsum_ps(z);
+  tail = hsum_ps(z);
 }
 }  // namespace avx2_detail
 
 template <class Element>
 void window_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
-                          tie_mode ties, float zero_below, float* est, float& zero) noexcept {
+                          tie_mode ties, float half, float* est, float& tail) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
     if (k == 0 || k > max_window_estimates) {
-      window_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
+      window_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, half, est, tail);
       return;
     }
     float sc[max_window_estimates], out[max_window_estimates];
     for (std::size_t j = 0; j < max_window_estimates; ++j) sc[j] = scales[j < k ? j : k - 1];
     avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
       if (k > 8)
-        avx2_detail::e2m1_window_estimates<decltype(t)::value, true>(x, n, sc, zero_below, out, zero);
+        avx2_detail::e2m1_window_estimates<decltype(t)::value, true>(x, n, sc, half, out, tail);
       else
-        avx2_detail::e2m1_window_estimates<decltype(t)::value, false>(x, n, sc, zero_below, out, zero);
+        avx2_detail::e2m1_window_estimates<decltype(t)::value, false>(x, n, sc, half, out, tail);
     });
     for (std::size_t j = 0; j < k; ++j) est[j] = out[j];
   } else {
-    window_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, zero_below, est, zero);
+    window_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, half, est, tail);
   }
 }
 

@@ -51,7 +51,6 @@
 #pragma once
 
 #include <algorithm>
-#include <bit>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -236,18 +235,20 @@ discrete_result chunked_search(std::span<const float> x, std::span<const float> 
 
 // NVFP4 over the 126 E4M3 scales (any sorted set works), in windows of
 // kernels::max_window_estimates consecutive scales scored by one pass of
-// kernels::window_sse_estimates, with chunked_search's bounds. The first window starts
-// window_below scales under the start (the optimum lies 3 codes below to 6 above it on
-// N(0, 1) blocks); the start's exact error is computed first, and only when its lower
-// bound allows it to be the result, so that the exhaustive order (start first, then
-// increasing) is kept. A candidate is evaluated exactly only when its lower bound is
-// below the best error so far and not above the least upper bound seen; the scales below
-// the first window are ruled out with lowest_useful_scale at that upper bound (else the
-// block takes chunked_search), those above the last window by its zero part or by the
-// first scale that rounds every element to zero, as in chunked_search. Blocks outside
-// the estimates' range (|x| within [2^-40, 2^40]) or with the zero start take
-// chunked_search.
-inline constexpr std::size_t window_below = 4;
+// kernels::window_sse_estimates. The first window starts window_below scales under the
+// start (the optimum lies 3 codes below to 6 above it on N(0, 1) blocks); the start's
+// exact error is computed first, and only when its lower bound allows it to be the
+// result, so that the exhaustive order (start first, then increasing) is kept. A candidate
+// is evaluated exactly only when its lower bound v (1 - rel) - abs is below the best error
+// so far and not above the least upper bound v (1 + rel) + abs seen (as in
+// chunked_search). The scales below the first window are ruled out with
+// lowest_useful_scale at that upper bound (else the block takes chunked_search); those
+// from the next window on by the kernel's tail bound at its first scale S (each element
+// contributes min(|x|, max(0, S / 2 - |x|))^2 at every scale >= S, a part that, unlike
+// chunked_search's zero part, also counts the elements that round up to S / 2), or by
+// the first scale that rounds every element to zero. Blocks outside the estimates' range
+// (|x| within [2^-40, 2^40]) or with the zero start take chunked_search.
+inline constexpr std::size_t window_below = 3;
 
 template <class Arch>
 discrete_result e4m3_window_search(std::span<const float> x, std::span<const float> set, std::size_t start,
@@ -279,30 +280,33 @@ discrete_result e4m3_window_search(std::span<const float> x, std::span<const flo
           k = j + 1;
           break;
         }
-    float zb = 0.0f;  // the zero part at the next scale, its float threshold rounded down
-    if (i + k < set.size() && !last) {
-      const double t = zero_factor * set[i + k];
-      zb = static_cast<float>(t);
-      if (static_cast<double>(zb) > t) zb = std::bit_cast<float>(std::bit_cast<std::uint32_t>(zb) - 1u);  // zb > 0
-    }
+    // The tail bound of every scale from the next one on (0, no bound, where half of it is
+    // not exact).
+    float half = 0.0f;
+    if (i + k < set.size() && !last && 2.0f * (0.5f * set[i + k]) == set[i + k]) half = 0.5f * set[i + k];
     std::array<float, w> est;  // (written for j < k)
-    float zero = 0.0f;
-    kernels::window_sse_estimates<e2m1>(Arch{}, x.data(), n, set.data() + i, k, ties, zb, est.data(), zero);
-    std::array<double, w> lower;
-    for (std::size_t j = 0; j < k; ++j) {  // unknown (-1): no bound
+    float tail = 0.0f;
+    kernels::window_sse_estimates<e2m1>(Arch{}, x.data(), n, set.data() + i, k, ties, half, est.data(), tail);
+    // The least upper bound v (1 + rel) + abs is that of the least known v (rounding is monotone).
+    float least = std::numeric_limits<float>::infinity();
+    for (std::size_t j = 0; j < k; ++j) least = est[j] >= 0.0f && est[j] < least ? est[j] : least;
+    if (least != std::numeric_limits<float>::infinity())
+      upper = std::min(upper, static_cast<double>(least) * (1.0 + rel) + abs);
+    auto lower = [&](std::size_t j) {  // unknown (-1): no bound
       const double v = est[j];
-      lower[j] = v < 0.0 ? 0.0 : v * (1.0 - rel) - abs;
-      upper = std::min(upper, v < 0.0 ? upper : v * (1.0 + rel) + abs);
-    }
+      return v < 0.0 ? 0.0 : v * (1.0 - rel) - abs;
+    };
     if (i == first) {
-      if (lower[start - i] <= upper) {
+      if (lower(start - i) <= upper) {
         best.error = sse(set[start]);
         best.evaluations = 1;
       }
       if (i > 0 && set[i - 1] >= lowest_useful_scale<e2m1>(amax, std::min(upper, best.error), n)) return fallback();
     }
     for (std::size_t j = 0; j < k; ++j) {
-      if (i + j == start || !(lower[j] < best.error && lower[j] <= upper)) continue;
+      if (i + j == start) continue;
+      const double lo = lower(j);
+      if (!(lo < best.error && lo <= upper)) continue;
       const double e = sse(set[i + j]);
       ++best.evaluations;
       if (e < best.error) {
@@ -311,7 +315,7 @@ discrete_result e4m3_window_search(std::span<const float> x, std::span<const flo
       }
     }
     i += k;
-    if (last || static_cast<double>(zero) * (1.0 - rel) - abs >= std::min(upper, best.error)) break;
+    if (last || static_cast<double>(tail) * (1.0 - rel) - abs >= std::min(upper, best.error)) break;
   }
   return best;
 }

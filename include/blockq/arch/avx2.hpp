@@ -1017,53 +1017,58 @@ BLOCKQ_ALWAYS_INLINE __m256 e2m1_round_clamped(__m256 c) noexcept {
   }
 }
 
-// V vectors of 8 candidates (s, r = fl(1 / s)) over the block: the float sums of squares
-// (two partial sums a vector, even and odd elements, so that the fused multiply-adds'
+// One vector of 8 candidates (s, r = fl(1 / s)) over m magnitudes y: the float sums of
+// squares (two partial sums, even and odd elements, so that the fused multiply-adds'
 // latency overlaps; each term still goes through at most n roundings) and the unsigned
 // minimum of (bits + 8) & 0x1FFFF0 of the clamped products (0 exactly where one lies
-// within 8 steps of a multiple of 2^21).
-template <tie_mode T, std::size_t V>
-BLOCKQ_ALWAYS_INLINE void e2m1_window8(const float* x, std::size_t n, const __m256* s, const __m256* r, __m256* acc,
-                                       __m256i* low) noexcept {
+// within 8 steps of a multiple of 2^21), carried over the block's chunks.
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE void e2m1_window8(const float* y, std::size_t m, __m256 s, __m256 r, __m256 (&a)[2],
+                                       __m256i& l) noexcept {
   const __m256 lo_clamp = _mm256_set1_ps(0.2f), hi_clamp = _mm256_set1_ps(5.5f);
-  __m256 a[V][2];
-  __m256i l[V];
-  for (std::size_t v = 0; v < V; ++v) {
-    a[v][0] = a[v][1] = _mm256_setzero_ps();
-    l[v] = splat(0xFFFFFFFFu);
-  }
   auto step = [&](std::size_t i, std::size_t p) BLOCKQ_LAMBDA_INLINE {
-    const __m256 y = _mm256_set1_ps(detail::abs_bits(x[i]));
-    for (std::size_t v = 0; v < V; ++v) {
-      const __m256 c = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y, r[v]), lo_clamp), hi_clamp);
-      l[v] = _mm256_min_epu32(l[v], _mm256_and_si256(_mm256_add_epi32(_mm256_castps_si256(c), splat(8u)), splat(0x1FFFF0u)));
-      const __m256 res = _mm256_sub_ps(y, _mm256_mul_ps(e2m1_round_clamped<T>(c), s[v]));
-      a[v][p] = _mm256_fmadd_ps(res, res, a[v][p]);
-    }
+    const __m256 yi = _mm256_broadcast_ss(y + i);
+    const __m256 c = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(yi, r), lo_clamp), hi_clamp);
+    l = _mm256_min_epu32(l, _mm256_and_si256(_mm256_add_epi32(_mm256_castps_si256(c), splat(8u)), splat(0x1FFFF0u)));
+    const __m256 res = _mm256_sub_ps(yi, _mm256_mul_ps(e2m1_round_clamped<T>(c), s));
+    a[p] = _mm256_fmadd_ps(res, res, a[p]);
   };
   std::size_t i = 0;
-  for (; i + 2 <= n; i += 2) {
+  for (; i + 2 <= m; i += 2) {
     step(i, 0);
     step(i + 1, 1);
   }
-  if (i < n) step(i, 0);
-  for (std::size_t v = 0; v < V; ++v) {
-    acc[v] = _mm256_add_ps(a[v][0], a[v][1]);
-    low[v] = l[v];
-  }
+  if (i < m) step(i, 0);
 }
 
 template <tie_mode T, bool Two>
 BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, const float* scales, float half,
                                                 float* est, float& tail) noexcept {
-  constexpr std::size_t V = Two ? 2 : 1;
-  __m256 s[V], r[V], acc[V];
+  constexpr std::size_t V = Two ? 2 : 1, chunk = 64;
+  __m256 s[V], r[V], acc[V][2];
   __m256i low[V];
   for (std::size_t v = 0; v < V; ++v) {
     s[v] = _mm256_loadu_ps(scales + 8 * v);
     r[v] = _mm256_div_ps(_mm256_set1_ps(1.0f), s[v]);
+    acc[v][0] = acc[v][1] = _mm256_setzero_ps();
+    low[v] = splat(0xFFFFFFFFu);
   }
-  for (std::size_t v = 0; v < V; ++v) e2m1_window8<T, 1>(x, n, s + v, r + v, acc + v, low + v);  // (no spills)
+  // The magnitudes a chunk at a time on the stack (broadcast from memory in the loops
+  // over the candidates), and the tail bound on the way.
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), h = _mm256_set1_ps(half);
+  __m256 z = _mm256_setzero_ps();
+  alignas(32) float y[chunk];
+  for (std::size_t c0 = 0; c0 < n; c0 += chunk) {
+    const std::size_t m = n - c0 < chunk ? n - c0 : chunk;
+    for_each8(x + c0, m, [&](__m256 v, std::size_t i, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: 0, no term
+      const __m256 a = _mm256_and_ps(v, abs_mask);
+      _mm256_store_ps(y + i, a);
+      const __m256 t = _mm256_min_ps(a, _mm256_max_ps(_mm256_sub_ps(h, a), _mm256_setzero_ps()));
+      z = _mm256_fmadd_ps(t, t, z);
+    });
+    for (std::size_t v = 0; v < V; ++v) e2m1_window8<T>(y, m, s[v], r[v], acc[v], low[v]);  // (no spills)
+  }
+  tail = hsum_ps(z);
   for (std::size_t v = 0; v < V; ++v) {
     // not (r >= 2^-126 and r <= 2^126): NaN-safe, true where the lane is unusable
     const __m256 ok = _mm256_and_ps(_mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p-126f), _CMP_GE_OQ),
@@ -1071,16 +1076,9 @@ BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, c
     const __m256 unknown =
         _mm256_or_ps(_mm256_xor_ps(ok, _mm256_castsi256_ps(splat(0xFFFFFFFFu))),
                      _mm256_castsi256_ps(_mm256_cmpeq_epi32(low[v], _mm256_setzero_si256())));
-    _mm256_storeu_ps(est + 8 * v, _mm256_blendv_ps(acc[v], _mm256_set1_ps(-1.0f), unknown));
+    _mm256_storeu_ps(est + 8 * v,
+                     _mm256_blendv_ps(_mm256_add_ps(acc[v][0], acc[v][1]), _mm256_set1_ps(-1.0f), unknown));
   }
-  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), h = _mm256_set1_ps(half);
-  __m256 z = _mm256_setzero_ps();
-  for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: 0, no term
-    const __m256 y = _mm256_and_ps(v, abs_mask);
-    const __m256 t = _mm256_min_ps(y, _mm256_max_ps(_mm256_sub_ps(h, y), _mm256_setzero_ps()));
-    z = _mm256_fmadd_ps(t, t, z);
-  });
-  tail = hsum_ps(z);
 }
 }  // namespace avx2_detail
 

@@ -56,6 +56,14 @@ inline double thread_seconds() {
 #endif
 }
 
+// One N(0, 1) tensor of `bytes` bytes per size, filled (and its pages touched) before any timing.
+inline const std::vector<float>& cached_input(std::size_t bytes) {
+  static std::map<std::size_t, std::vector<float>> cache;
+  auto it = cache.find(bytes);
+  if (it == cache.end()) it = cache.emplace(bytes, normal_data(bytes / sizeof(float))).first;
+  return it->second;
+}
+
 // Bytes per second of a plain read of `bytes` bytes, measured in this process (median of
 // repeated passes, more passes for small buffers) and kept for 2 s: a row is compared with a
 // read measured at most that long before its own report, not minutes earlier, since on a
@@ -72,11 +80,8 @@ inline double read_bandwidth(std::size_t bytes) {
   const auto now = std::chrono::steady_clock::now();
   if (auto it = cache.find(bytes); it != cache.end() && now - it->second.when < std::chrono::seconds(2))
     return it->second.rate;
-  static std::map<std::size_t, std::vector<float>> inputs;
   const std::size_t n = bytes / sizeof(float);
-  auto in = inputs.find(bytes);
-  if (in == inputs.end()) in = inputs.emplace(bytes, normal_data(n, 7)).first;
-  const std::vector<float>& x = in->second;
+  const std::vector<float>& x = cached_input(bytes);  // the rows' own input: no second copy
   const int passes = static_cast<int>(std::clamp<std::size_t>((std::size_t{1} << 30) / bytes, 3, 2000));
   std::vector<double> rates;
   for (int rep = 0; rep < 5; ++rep) {
@@ -105,19 +110,12 @@ inline void report(benchmark::State& state, std::size_t items, std::size_t bytes
 inline void register_read_baseline(std::size_t bytes) {
   benchmark::RegisterBenchmark(("baseline/read/" + std::to_string(bytes)).c_str(), [bytes](benchmark::State& state) {
     const std::size_t n = bytes / sizeof(float);
-    std::vector<float> x = normal_data(n, 7);
+    const std::vector<float>& x = cached_input(bytes);
     for (auto _ : state) benchmark::DoNotOptimize(read_all(x.data(), n));
     report(state, n, bytes, bytes);
   });
 }
 
-// One N(0, 1) tensor of `bytes` bytes per size, filled (and its pages touched) before any timing.
-inline const std::vector<float>& cached_input(std::size_t bytes) {
-  static std::map<std::size_t, std::vector<float>> cache;
-  auto it = cache.find(bytes);
-  if (it == cache.end()) it = cache.emplace(bytes, normal_data(bytes / sizeof(float))).first;
-  return it->second;
-}
 
 // The row of a quantizer that writes one code a byte and float32 scales (int4, fp4):
 // q.quantize over the `bytes` bytes of x; reports the floats, codes and scales moved.

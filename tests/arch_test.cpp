@@ -870,6 +870,59 @@ TYPED_TEST(Arch, Uniform) {
   check_uniform<TypeParam, float16>(3, false, 32, scale_rule::lsq);
 }
 
+// Rule signed_max's fused loops (int_signed_max_blocks: groups of 8 blocks of 16 or 32 on
+// AVX2) against the rule's per-block definition, block_params and encode_block of the
+// scalar quantizer: blocks with +a and -a as their largest magnitudes in either order,
+// zeros of both signs, NaN, Inf, subnormals only, magnitudes near FLT_MAX, ties of the
+// rounding; every width, blocks of 16, 32 and 48 (no fused loop), tensors with tails.
+TYPED_TEST(Arch, SignedMaxGroups) {
+  std::mt19937 g(kSeed);
+  for (const std::size_t block : {std::size_t{32}, std::size_t{16}, std::size_t{48}})
+    for (const std::size_t nb : {std::size_t{8}, std::size_t{27}}) {
+      const std::size_t n = nb * block + (nb == 27 ? 5 : 0);
+      std::vector<float> x(n);
+      for (std::size_t b = 0; b * block < n; ++b) {
+        const std::size_t begin = b * block, len = std::min(block, n - begin);
+        const int kind = static_cast<int>(g() % 9);
+        const int e = static_cast<int>(g() % 60) - 30;
+        for (std::size_t k = 0; k < len; ++k)  // multiples of 1/4 (ties of x / d) times 2^e
+          x[begin + k] = std::ldexp(static_cast<float>(static_cast<int>(g() % 65) - 32) / 4.0f, e);
+        const std::size_t a = begin + g() % len, c = begin + g() % len;
+        if (kind == 0) {  // +a and -a, the largest magnitude, in a random order
+          x[a] = std::ldexp(9.0f, e);
+          x[c] = a == c ? x[c] : -std::ldexp(9.0f, e);
+        } else if (kind == 1) {
+          for (std::size_t k = 0; k < len; ++k) x[begin + k] = (g() & 1) ? 0.0f : -0.0f;
+        } else if (kind == 2) {
+          x[a] = (g() & 1) ? kNaN : -kInf;
+        } else if (kind == 3) {
+          for (std::size_t k = 0; k < len; ++k) x[begin + k] = std::ldexp(static_cast<float>(g() % 9) - 4.0f, -140);
+        } else if (kind == 4) {
+          x[a] = (g() & 1) ? 3.4e38f : -3.4e38f;
+        }
+      }
+      for (int bits = 1; bits <= 8; ++bits) {
+        const uniform_options opt{bits, true, block, scale_rule::signed_max};
+        const uniform_quantizer<arch::scalar> ref(opt);
+        const uniform_quantizer<TypeParam> q(opt);
+        std::vector<std::uint8_t> c(n), want_c(n);
+        std::vector<float> s(q.num_blocks(n)), want_s(s.size());
+        for (std::size_t b = 0; b < s.size(); ++b) {
+          const std::size_t begin = b * block, len = std::min(block, n - begin);
+          const auto blk = std::span<const float>(x).subspan(begin, len);
+          const uniform_params p = ref.block_params(blk);
+          want_s[b] = p.scale;
+          ref.encode_block(blk, p, want_c.data() + begin);
+        }
+        q.quantize(x, c, s);
+        const std::string what = std::to_string(bits) + " bits, block " + std::to_string(block) + ", n " +
+                                 std::to_string(n) + ", seed " + std::to_string(kSeed);
+        ASSERT_TRUE(same(want_s, s, "signed_max scales, " + what, [&](std::size_t b) { return inputs(x, b * block, block); }));
+        ASSERT_TRUE(same(want_c, c, "signed_max codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+      }
+    }
+}
+
 // Tensors of 32 MiB and more take the non-temporal store paths of the AVX2 block loops
 // (E2M1 and int codes, dequantized floats); a length that is not a multiple of the groups of 8
 // blocks leaves a tail for the per-block loop too.
@@ -909,21 +962,24 @@ TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
     q1.dequantize(c0, s0, st, d1);
     ASSERT_TRUE(same(d0, d1, "nvfp4 dequantize, " + what, [&](std::size_t i) { return "code " + std::to_string(c0[i]); }));
   }
-  // int4 absmax (its fused loop streams the codes too), blocks of 32 and of 16 with a zero
-  // block (the per-block fallback inside a streamed group).
+  // int4 absmax and signed_max (their fused loops stream the codes too), blocks of 32 and of
+  // 16 with a zero block (the per-block fallback inside a streamed group).
   for (const std::size_t block : {std::size_t{32}, std::size_t{16}}) {
-    std::vector<float> y = x;
-    std::fill_n(y.begin() + 4096, block, 0.0f);
-    const uniform_options opt{4, true, block, scale_rule::absmax};
-    const uniform_quantizer<arch::scalar> q0(opt);
-    const uniform_quantizer<TypeParam> q1(opt);
-    const std::string with = "int4 absmax, block " + std::to_string(block) + ", " + what + ", zero block at 4096";
-    std::vector<std::uint8_t> c0(n), c1(n);
-    std::vector<float> s0(q0.num_blocks(n)), s1(q0.num_blocks(n));
-    q0.quantize(y, c0, s0);
-    q1.quantize(y, c1, s1);
-    ASSERT_TRUE(same(s0, s1, "scales, " + with, [&](std::size_t b) { return inputs(y, b * block, block); }));
-    ASSERT_TRUE(same(c0, c1, "codes, " + with, [&](std::size_t i) { return inputs(y, i, 1); }));
+    for (const scale_rule rule : {scale_rule::absmax, scale_rule::signed_max}) {
+      std::vector<float> y = x;
+      std::fill_n(y.begin() + 4096, block, 0.0f);
+      const uniform_options opt{4, true, block, rule};
+      const uniform_quantizer<arch::scalar> q0(opt);
+      const uniform_quantizer<TypeParam> q1(opt);
+      const std::string with = "int4 " + std::string(to_string(rule)) + ", block " + std::to_string(block) + ", " +
+                               what + ", zero block at 4096";
+      std::vector<std::uint8_t> c0(n), c1(n);
+      std::vector<float> s0(q0.num_blocks(n)), s1(q0.num_blocks(n));
+      q0.quantize(y, c0, s0);
+      q1.quantize(y, c1, s1);
+      ASSERT_TRUE(same(s0, s1, "scales, " + with, [&](std::size_t b) { return inputs(y, b * block, block); }));
+      ASSERT_TRUE(same(c0, c1, "codes, " + with, [&](std::size_t i) { return inputs(y, i, 1); }));
+    }
   }
 }
 

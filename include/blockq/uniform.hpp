@@ -202,20 +202,28 @@ class uniform_quantizer {
     check_args(x.size(), codes.size(), scales.size(), mins.size());
     search::check_weights(w, x.size());
     const std::size_t block = block_size(x.size());
-    if (opt_.symmetric && *opt_.rule == scale_rule::absmax && opt_.storage == scale_storage::float32) {
-      // One pass (kernels::int_amax_blocks, fused per architecture): scale = amax / qmax, NaN
-      // for a block with NaN or Inf, codes at that scale (block_params and encode_block).
+    const scale_rule rule = *opt_.rule;
+    if (opt_.symmetric && (rule == scale_rule::absmax || rule == scale_rule::signed_max) &&
+        opt_.storage == scale_storage::float32) {
+      // One pass (kernels::int_amax_blocks / int_signed_max_blocks, fused per architecture):
+      // scale = amax / qmax or m / qmin, NaN for a block with NaN or Inf, codes at that scale
+      // (block_params and encode_block).
       const kernels::quotient_block_scale scale_of{static_cast<float>(fmt_.qmax())};
+      auto blocks = [&](const float* p, std::size_t n, std::uint8_t* c, float* s) {
+        if (rule == scale_rule::absmax)
+          kernels::int_amax_blocks(Arch{}, p, n, block, fmt_, scale_of, c, s);
+        else
+          kernels::int_signed_max_blocks(Arch{}, p, n, block, fmt_, c, s);
+      };
       if constexpr (std::is_same_v<T, float>) {
-        kernels::int_amax_blocks(Arch{}, x.data(), x.size(), block, fmt_, scale_of, codes.data(), scales.data());
+        blocks(x.data(), x.size(), codes.data(), scales.data());
       } else {
         const std::size_t chunk = detail::chunk_elements(block);
         detail::float_buffer<T> buf(chunk);
         for (std::size_t i = 0; i < x.size(); i += chunk) {
           const std::size_t n = x.size() - i < chunk ? x.size() - i : chunk;
           kernels::to_float(Arch{}, x.data() + i, n, buf.data());
-          kernels::int_amax_blocks(Arch{}, buf.data(), n, block, fmt_, scale_of, codes.data() + i,
-                                   scales.data() + i / block);
+          blocks(buf.data(), n, codes.data() + i, scales.data() + i / block);
         }
       }
       return;

@@ -276,10 +276,10 @@ TEST_F(ToolGptq, ReportOutputErrorView) {
   EXPECT_TRUE(got.count("u int4 absmax"));
 }
 
-void expect_failure(const temp_dir& dir, const std::string& args, const std::string& message) {
+void expect_failure(const temp_dir& dir, const std::string& args, const std::string& message, int code = 1) {
   const auto before = dir.entries();
   const auto r = run_tool(dir, args);
-  EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+  EXPECT_EQ(r.code, code) << args << "\n" << r.err;
   EXPECT_EQ(r.err.rfind("blockq: error: ", 0), 0u) << args << "\n" << r.err;
   EXPECT_NE(r.err.find(message), std::string::npos) << args << "\n" << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
@@ -310,6 +310,38 @@ TEST_F(ToolGptq, BadInputFailsWithOneLineAndNoFile) {
   expect_failure(dir, q + "--method gptq --hessian neg.safetensors --hessian-kind matrix",
                  "Hessian diagonal entry 3 is negative");
   expect_failure(dir, q + "--hessian-map map.json", "--hessian-kind and --hessian-map need --hessian");
+}
+
+// --rotate-seed: R = diag(signs) H / sqrt(n) with the library's splitmix64 signs at that seed,
+// recorded as blockq.rotation_seed, which dequantize reads back (a bad value is an error).
+TEST_F(ToolGptq, RotationSeedGivesTheLibrarysSignedRotation) {
+  const blockq::uniform_quantizer<> q({4, true, 32, blockq::scale_rule::absmax});
+  const blockq::block_rotation seeded(32, 42), plain(32);
+  run_ok("quantize in.safetensors -o s.safetensors --format int4 --rotate hadamard --rotate-seed 42");
+  const file o(dir / "s.safetensors");
+  const auto t = blockq::rotated_quantize(q, w, seeded);
+  EXPECT_EQ(o.u8("w_codes"), blockq::pack_nibbles(t.codes));
+  EXPECT_EQ(o.f32("w_scales"), t.scales);
+  EXPECT_EQ(o.meta("blockq.rotation_seed"), "42");
+  EXPECT_NE(blockq::rotated_quantize(q, w, plain).codes, t.codes);  // the signs change the codes
+  run_ok("dequantize s.safetensors -o sd.safetensors");
+  EXPECT_EQ(file(dir / "sd.safetensors").f32("w"), blockq::rotated_dequantize(q, t, seeded));
+  // The largest seed is a seed; a seed without the rotation, or a tampered record, is not.
+  run_ok("quantize in.safetensors -o m.safetensors --format int4 --rotate hadamard --rotate-seed 18446744073709551615");
+  EXPECT_EQ(file(dir / "m.safetensors").meta("blockq.rotation_seed"), "18446744073709551615");
+  expect_failure(dir, "quantize in.safetensors -o x.safetensors --format int4 --rotate-seed 7",
+                 "--rotate-seed applies to --rotate hadamard");
+  for (const std::string bad : {"-1", "18446744073709551616", "1.5", "0x10"})
+    expect_failure(dir, "quantize in.safetensors -o x.safetensors --format int4 --rotate hadamard --rotate-seed " + bad,
+                   "'" + bad + "' is not an integer from 0 to 2^64 - 1", 2);  // a usage error
+  std::string bytes = read_bytes(dir / "s.safetensors");
+  const std::string rec = "\"blockq.rotation_seed\":\"42\"";
+  const std::size_t at = bytes.find(rec);
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at + rec.size() - 3, 2, "4x");
+  write_bytes(dir / "bad.safetensors", bytes);
+  expect_failure(dir, "dequantize bad.safetensors -o bd.safetensors",
+                 "bad.safetensors: metadata blockq.rotation_seed '4x' is not an integer from 0 to 2^64 - 1");
 }
 
 TEST_F(ToolGptq, RotationSizeMustBeAPowerOfTwo) {

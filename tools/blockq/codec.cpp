@@ -302,7 +302,7 @@ void store_codes(std::span<const std::uint8_t> codes, std::size_t k, int bits, s
     if (bits <= 4)
       blockq::pack_nibbles(row, part.subspan(r * rb, rb));
     else
-      std::memcpy(part.data() + r * rb, row.data(), k);
+      std::memcpy(part.data() + r * rb, row.data(), row.size());
   }
 }
 std::vector<std::uint8_t> load_codes(std::span<const std::uint8_t> part, std::size_t k, int bits, std::size_t r0,

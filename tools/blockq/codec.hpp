@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,6 +52,7 @@ struct quant_config {
   double damp = 0.01;
   bool act_order = false;
   bool rotate = false;
+  std::optional<std::uint64_t> rotate_seed;  // the rotation's random signs (none: all +1)
 };
 
 // Checks and fills a configuration from command-line strings (empty: the

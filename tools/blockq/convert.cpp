@@ -2,16 +2,17 @@
 #include "convert.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
-#include <unordered_map>
 #include <map>
 #include <limits>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -514,8 +515,8 @@ std::map<std::string, float> input_amax(const quantize_options& opt, const folde
 }
 
 void run_quantize_folder(const quantize_options& opt, std::chrono::steady_clock::time_point t0) {
-  if (opt.method != "rtn" || opt.rotate != "none" || opt.act_order || opt.damp_given || opt.hessian_kind != "activations" ||
-      !opt.hessian_map.empty())
+  if (opt.method != "rtn" || opt.rotate != "none" || opt.rotate_seed || opt.act_order || opt.damp_given ||
+      opt.hessian_kind != "activations" || !opt.hessian_map.empty())
     throw error("--method gptq, --rotate, --hessian-kind and --hessian-map apply to a .safetensors or .npy input, not yet "
                 "to a model folder");
   const quant_config cfg = make_config(opt.format, opt.rule, opt.block, opt.ties, opt.layout);
@@ -630,7 +631,7 @@ void run_quantize_gguf(const quantize_options& opt, std::chrono::steady_clock::t
   if (!opt.hessian.empty()) throw error("a .gguf output takes --imatrix (the Hessian's diagonal), not --hessian activations");
   if (cfg.rule == blockq::scale_rule::hessian && !im) throw error("--rule hessian needs an importance matrix (--imatrix FILE)");
   if (!opt.exclude.empty()) throw error("--exclude applies to .safetensors outputs; use --tensors");
-  if (opt.method != "rtn" || opt.rotate != "none" || !opt.hessian_map.empty())
+  if (opt.method != "rtn" || opt.rotate != "none" || opt.rotate_seed || !opt.hessian_map.empty())
     throw error("a .gguf output is written with --method rtn, no --rotate and no --hessian-map");
   const auto coder = make_ggml_codec(cfg, {find_ggml_type(cfg), exact, im ? &*im : nullptr});
   const auto how = make_method("rtn");
@@ -697,13 +698,18 @@ void run_quantize(const quantize_options& opt) {
   cfg.damp = opt.damp;
   cfg.act_order = opt.act_order;
   std::optional<blockq::block_rotation> rot;
+  if (opt.rotate_seed && opt.rotate != "hadamard") throw error("--rotate-seed applies to --rotate hadamard");
   if (opt.rotate == "hadamard") {
     try {
-      rot.emplace(cfg.block);
+      if (opt.rotate_seed)
+        rot.emplace(cfg.block, *opt.rotate_seed);
+      else
+        rot.emplace(cfg.block);
     } catch (const std::invalid_argument& e) {
       throw error("--rotate hadamard rotates blocks of the block size: " + library_message(e));
     }
     cfg.rotate = true;
+    cfg.rotate_seed = opt.rotate_seed;
   } else if (opt.rotate != "none") {
     throw error("unknown --rotate '" + opt.rotate + "' (none, hadamard)");
   }
@@ -782,11 +788,24 @@ void run_dequantize(const dequantize_options& opt) {
   std::optional<blockq::block_rotation> rot;
   if (const std::string* r = in->meta("blockq.rotation"); r && *r != "none") {
     if (*r != "hadamard") throw error(opt.input + ": unknown metadata blockq.rotation '" + *r + "' (none, hadamard)");
+    std::optional<std::uint64_t> seed;
+    if (const std::string* s = in->meta("blockq.rotation_seed")) {
+      std::uint64_t v = 0;
+      const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+      if (s->empty() || ec != std::errc{} || end != s->data() + s->size())
+        throw error(opt.input + ": metadata blockq.rotation_seed '" + *s + "' is not an integer from 0 to 2^64 - 1");
+      seed = v;
+    }
     try {
-      rot.emplace(cfg.block);
+      if (seed)
+        rot.emplace(cfg.block, *seed);
+      else
+        rot.emplace(cfg.block);
     } catch (const std::invalid_argument& e) {
       throw error(opt.input + ": blockq.rotation 'hadamard' with blockq.block " + block_s + ": " + library_message(e));
     }
+  } else if (in->meta("blockq.rotation_seed")) {
+    throw error(opt.input + ": metadata blockq.rotation_seed without blockq.rotation 'hadamard'");
   }
   const auto out = make_safetensors_sink(opt.output, *in);
 

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -24,6 +26,7 @@ struct quantize_options {
   bool damp_given = false;
   bool act_order = false;
   std::string rotate = "none";               // or "hadamard" (size: the block)
+  std::optional<std::uint64_t> rotate_seed;  // --rotate hadamard: random signs from this seed
   std::string imatrix;  // llama.cpp importance matrix (.gguf or .dat) for rules hessian (and mse, .gguf outputs)
   bool quantize_output = false;  // .gguf: also quantize the output tensor (output.weight or tied token_embd.weight)
   std::string tensors;  // regex; empty: the default selection

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // blockq: quantize safetensors / npy tensors to MXFP4, NVFP4, FP4 and integer
 // formats, restore them, and report the error of every format.
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include <CLI/CLI.hpp>
 
@@ -92,6 +94,18 @@ int main(int argc, char** argv) {
   qc->add_option("--rotate", q.rotate, "none, or hadamard: quantize W R (block Hadamard of the block size)")
       ->check(CLI::IsMember({"none", "hadamard"}))
       ->capture_default_str();
+  qc->add_option("--rotate-seed", q.rotate_seed,
+                 "--rotate hadamard with random signs: R = diag(signs) H / sqrt(n), signs from splitmix64 at this seed "
+                 "(0 to 2^64 - 1; recorded as blockq.rotation_seed)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {  // CLI11 would wrap -1 and saturate 2^64 into a uint64
+            std::uint64_t n = 0;
+            const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            return v.empty() || ec != std::errc{} || end != v.data() + v.size()
+                       ? "'" + v + "' is not an integer from 0 to 2^64 - 1"
+                       : std::string();
+          },
+          "UINT64"));
   auto* tensors_opt = qc->add_option("--tensors", q.tensors,
                                      "regular expression (RE2 syntax, searched in names) selecting the tensors to quantize [default: floating "
                                      "tensors of rank >= 2 whose last dimension is a multiple of the block]");

@@ -267,6 +267,7 @@ class safetensors_sink final : public sink {
         meta.emplace_back("blockq.method", std::string(cfg->method));
         meta.emplace_back("blockq.rotation", cfg->rotate ? "hadamard" : "none");
       }
+      if (cfg->rotate_seed) meta.emplace_back("blockq.rotation_seed", std::to_string(*cfg->rotate_seed));
       if (cfg->method == "gptq") {
         char damp[32];
         std::snprintf(damp, sizeof damp, "%.17g", cfg->damp);

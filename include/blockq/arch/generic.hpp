@@ -15,6 +15,7 @@
 
 #include "blockq/arch.hpp"
 #include "blockq/arch/scalar.hpp"
+#include "blockq/arch/signed_max.hpp"
 #if BLOCKQ_WITH_AVX2
 #include "blockq/arch/avx2.hpp"
 #endif
@@ -52,6 +53,21 @@ void int_amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, int
                      std::uint8_t* codes, float* scales) noexcept {
   loops::int_amax_blocks(
       x, n, block, fmt, scale_of, codes, scales, [](const float* p, std::size_t m) { return block_amax(Arch{}, p, m); },
+      [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
+        encode_int(Arch{}, p, m, s, mn, f, o);
+      });
+}
+
+// Rule signed_max over a tensor: scales[b] = m / qmin for the block's block_signed_max m, the
+// codes at that scale (the AVX2 loop is in arch/signed_max.hpp).
+template <generic_block_loops Arch>
+void int_signed_max_blocks(Arch, const float* x, std::size_t n, std::size_t block, int_format fmt, std::uint8_t* codes,
+                           float* scales) noexcept {
+  const float qmin = static_cast<float>(fmt.qmin());
+  auto scale_of = [qmin](float m) { return m / qmin; };
+  loops::int_amax_blocks(
+      x, n, block, fmt, scale_of, codes, scales,
+      [](const float* p, std::size_t m) { return block_signed_max(Arch{}, p, m); },
       [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
         encode_int(Arch{}, p, m, s, mn, f, o);
       });

@@ -2,6 +2,10 @@
 // block_signed_max: the first element of largest magnitude of a block, with its sign (the
 // rule signed_max of uniform_quantizer, ggml Q4_0's max); +0 for a block of zeros (of
 // either sign) and NaN for a block with NaN or Inf. Scalar oracle and AVX2 kernel.
+//
+// int_signed_max_blocks (AVX2 here, every other tag in arch/generic.hpp): the whole rule
+// over a tensor, scales[b] = m / qmin and the integer codes at that scale, as
+// loops::int_amax_blocks computes them per block from block_signed_max.
 #pragma once
 
 #include <bit>
@@ -16,6 +20,9 @@
 
 #if BLOCKQ_WITH_AVX2
 #include <immintrin.h>
+
+#include "blockq/arch/avx2.hpp"
+#include "blockq/arch/ggml_avx2.hpp"
 #endif
 
 BLOCKQ_BEGIN_NAMESPACE
@@ -59,6 +66,88 @@ inline float block_signed_max(arch::avx2, const float* x, std::size_t n) noexcep
   for (std::size_t i = n8; i < n; ++i)
     if (detail::abs_bits(x[i]) == std::bit_cast<float>(amax)) return x[i];
   return 0.0f;  // not reached: some element holds amax
+}
+namespace avx2_detail {
+// The signed maxima m of the eight blocks of `block` (16 or 32) elements at x as float
+// bits, from integer maxima of the raw bits as ggml_avx2::q4_0_scales: the signed maximum
+// P holds the largest positive element (negative when there is none), the unsigned maximum
+// N the negative element of largest magnitude (sign bit clear when there is none). Lanes
+// that the vector order cannot decide are set in `slow`: NaN or Inf (magnitudes from
+// 0x7F800000 up) and +a beside -a for the largest magnitude a (which came first decides).
+// A block of zeros of either sign gives +0, as the scalar loop.
+BLOCKQ_ALWAYS_INLINE __m256i signed_maxima8(const float* x, std::size_t block, int& slow) noexcept {
+  __m256 ps[8], ns[8];
+  for (std::size_t b = 0; b < 8; ++b) {
+    const __m256i* p = reinterpret_cast<const __m256i*>(x + b * block);
+    __m256i sp = _mm256_max_epi32(_mm256_loadu_si256(p), _mm256_loadu_si256(p + 1));
+    __m256i up = _mm256_max_epu32(_mm256_loadu_si256(p), _mm256_loadu_si256(p + 1));
+    if (block == 32) {
+      const __m256i v2 = _mm256_loadu_si256(p + 2), v3 = _mm256_loadu_si256(p + 3);
+      sp = _mm256_max_epi32(sp, _mm256_max_epi32(v2, v3));
+      up = _mm256_max_epu32(up, _mm256_max_epu32(v2, v3));
+    }
+    ps[b] = _mm256_castsi256_ps(sp);
+    ns[b] = _mm256_castsi256_ps(up);
+  }
+  const __m256i pos = _mm256_castps_si256(ggml_avx2::reduce8(ps, ggml_avx2::max_epi32));
+  const __m256i neg_bits = _mm256_castps_si256(ggml_avx2::reduce8(ns, ggml_avx2::max_epu32));
+  const __m256i neg = _mm256_or_si256(_mm256_and_si256(neg_bits, splat(0x7FFFFFFFu)),
+                                      _mm256_cmpgt_epi32(_mm256_setzero_si256(), ~neg_bits));
+  const __m256i amax = _mm256_max_epi32(pos, neg);
+  const __m256i zero_block = _mm256_cmpeq_epi32(amax, _mm256_setzero_si256());
+  const __m256i tie = _mm256_andnot_si256(zero_block, _mm256_cmpeq_epi32(pos, neg));
+  slow = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(_mm256_cmpgt_epi32(amax, splat(0x7F7FFFFFu)), tie)));
+  return _mm256_andnot_si256(zero_block, _mm256_blendv_epi8(neg_bits, pos, _mm256_cmpgt_epi32(pos, neg)));
+}
+}  // namespace avx2_detail
+
+// Fused over groups of 8 blocks of 16 or 32: the signed maxima and the eight divisions at
+// once, the codes by the int absmax loop's int_codes (clamped: the other sign of the
+// largest magnitude goes one past qmax); the blocks the vector pass cannot decide, zero
+// scales and the tail go the per-block way.
+inline void int_signed_max_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
+                                  std::uint8_t* codes, float* scales) noexcept {
+  using namespace avx2_detail;
+  const float qmin = static_cast<float>(fmt.qmin());
+  auto scale_of = [qmin](float m) { return m / qmin; };
+  auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
+    loops::int_amax_blocks(
+        x + begin, len, block, fmt, scale_of, codes + begin, scales + b,
+        [](const float* p, std::size_t m) { return block_signed_max(arch::avx2{}, p, m); },
+        [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
+          encode_int(arch::avx2{}, p, m, s, mn, f, o);
+        });
+  };
+  std::size_t b = 0, i = 0;
+  if (block == 16 || block == 32) {
+    const __m256 vqmin = _mm256_set1_ps(qmin), vqmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+    const std::size_t group = 8 * block;
+    auto groups = [&](auto stream) BLOCKQ_LAMBDA_INLINE {
+      constexpr bool Stream = decltype(stream)::value;
+      for (; i + group <= n; i += group, b += 8) {
+        int slow = 0;
+        const __m256i m = signed_maxima8(x + i, block, slow);
+        alignas(32) float s[8];
+        _mm256_store_ps(s, _mm256_div_ps(_mm256_castsi256_ps(m), vqmin));
+        std::memcpy(scales + b, s, sizeof s);
+        for (std::size_t j = 0; j < 8; ++j) {
+          if (((slow >> j) & 1) != 0 || !(s[j] != 0.0f)) {
+            rest(b + j, i + j * block, block);
+            continue;
+          }
+          with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
+            int_codes<true, Stream>(x + i + j * block, block, div, vqmin, vqmax, fmt, codes + i + j * block);
+          });
+        }
+      }
+      if constexpr (Stream) _mm_sfence();
+    };
+    if (n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0)
+      groups(std::true_type{});
+    else
+      groups(std::false_type{});
+  }
+  if (i < n) rest(b, i, n - i);
 }
 #endif
 

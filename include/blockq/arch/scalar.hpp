@@ -383,8 +383,8 @@ inline constexpr std::size_t max_window_estimates = 16;
 template <class Element>
 void window_sse_estimates(arch::scalar, const float* x, std::size_t n, const float* scales, std::size_t k,
                           tie_mode ties, float half, float* est, float& tail) noexcept {
-  for (std::size_t j = 0; j < k; ++j)
-    est[j] = static_cast<float>(block_sse<Element>(arch::scalar{}, x, n, scales[j], ties));
+  float zero;  // (unused)
+  block_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, 0.0f, est, zero);
   double z = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     const float y = detail::abs_bits(x[i]), d = half - y;

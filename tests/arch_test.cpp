@@ -360,6 +360,20 @@ TYPED_TEST(Arch, IntegerKernels) {
                 ASSERT_TRUE(same_sum(r0.sqq, r1.sqq, "int_refit_sums sqq, " + what));
                 ASSERT_TRUE(same_sum(r0.sx, r1.sx, "int_refit_sums sx, " + what));
                 ASSERT_TRUE(same_sum(r0.sxq, r1.sxq, "int_refit_sums sxq, " + what));
+                // The lsq step: codes, error and sums of one pass equal the scalar kernels run apart;
+                // sw and sx are left as they were.
+                kernels::refit_sums t1{-1.0, 0.0, 0.0, -2.0, 0.0};
+                std::vector<std::uint8_t> c2(n, 0xAA);
+                const double e1 = kernels::int_lsq_step(A{}, x.data(), wp, n, s, mn, fmt, c2.data(), t1);
+                const double e0 = wp ? kernels::block_wsse_int(arch::scalar{}, x.data(), wp, n, s, mn, fmt)
+                                     : kernels::block_sse_int(arch::scalar{}, x.data(), n, s, mn, fmt);
+                const std::string step = std::string(wp ? "weighted " : "") + "int_lsq_step ";
+                ASSERT_TRUE(same(c0, c2, step + "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+                ASSERT_TRUE(same_sum(e0, e1, step + "error, " + what));
+                ASSERT_TRUE(same_sum(r0.sq, t1.sq, step + "sq, " + what));
+                ASSERT_TRUE(same_sum(r0.sqq, t1.sqq, step + "sqq, " + what));
+                ASSERT_TRUE(same_sum(r0.sxq, t1.sxq, step + "sxq, " + what));
+                ASSERT_TRUE(t1.sw == -1.0 && t1.sx == -2.0) << step << what;
               }
             }
         }

@@ -189,6 +189,59 @@ TEST(SearchSweep, BatchAndHeapMergesOnRepeatedMagnitudes) {
   }
 }
 
+// Blocks at the edges of what a restricted sweep must survive, with and
+// without a budget, the budget also equal to the minimum itself: one large
+// element over small ones (E is flat in the small ones: several equal
+// minima, one per level of the large element), magnitudes near 2^±100
+// (squares far outside float's range), all magnitudes equal (both signs),
+// half zeros, and weights from 0 to 1e6. E2M1 and int4 levels.
+TEST(SearchSweep, EdgeMagnitudesAndPlateausAgainstTheOracle) {
+  std::mt19937_64 g(36);
+  std::normal_distribution<float> nd;
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
+  const auto& ev = search::element_levels<blockq::e2m1>();
+  const auto& iv = search::integer_levels();
+  for (int rep = 0; rep < 60; ++rep) {
+    std::vector<float> x(32);
+    for (auto& v : x) v = nd(g);
+    switch (rep % 6) {
+      case 0: x[rep % 32] = 80.0f; for (auto& v : x) if (std::fabs(v) < 60.0f) v *= 0.05f; break;  // plateau
+      case 1: for (auto& v : x) v = std::ldexp(v, 100); break;
+      case 2: for (auto& v : x) v = std::ldexp(v, -100); break;
+      case 3: for (std::size_t i = 0; i < 32; ++i) x[i] = i % 3 ? 1.75f : -1.75f; break;
+      case 4: for (std::size_t i = 0; i < 32; i += 2) x[i] = 0.0f; break;
+      default: break;
+    }
+    std::vector<float> w;
+    if (rep % 2) {
+      w.resize(32);
+      for (std::size_t i = 0; i < 32; ++i) w[i] = i % 7 == 0 ? 0.0f : std::ldexp(1.0f, static_cast<int>(g() % 40) - 20);
+    }
+    const float* wp = w.empty() ? nullptr : w.data();
+    const double energy = kernels::block_energy(scalar{}, x.data(), wp, 32);
+    const double amax = kernels::block_amax(scalar{}, x.data(), 32);
+    struct grid {
+      std::span<const double> levels;
+      std::size_t top_pos, top_neg;
+      double start;  // a scale for the budget
+    };
+    for (const grid& gr : {grid{ev, 7, 7, amax / 6}, grid{iv, 7, 8, amax / 7}, grid{iv, 8, 7, amax / 8}}) {
+      const double want = interval_oracle(x, w, gr.levels, gr.top_pos, gr.top_neg);
+      const double tol = 1e-12 * want + 1e-14 * energy;
+      // The budget equal to the minimum up to the oracle's rounding (E = C - 2 s A + s² B: ~1e-16 C).
+      for (double budget : {std::numeric_limits<double>::infinity(),
+                            exact_error(x, w, gr.levels, gr.top_pos, gr.top_neg, gr.start), want + tol}) {
+        std::array<search::scale_candidate, 4> c{};
+        const std::size_t got = search::sweep_scales(x, wp, gr.levels, gr.top_pos, gr.top_neg, heap, c, budget);
+        if (!(want > 0.0)) continue;  // an exact fit: E = 0 at some scale
+        ASSERT_GT(got, 0u) << rep << " " << budget;
+        EXPECT_NEAR(c[0].error, want, tol) << rep << " " << gr.top_pos << " " << gr.top_neg << " " << gr.levels.size() << " " << budget;
+        EXPECT_NEAR(exact_error(x, w, gr.levels, gr.top_pos, gr.top_neg, c[0].scale), c[0].error, tol) << rep;
+      }
+    }
+  }
+}
+
 // fp4 + float scale, rule mse: the kernel error is at most a dense scan's
 // (up to float rounding, 1e-7 relative) and at most the refit at the scan's
 // best codes; and never above absmax or lsq.

@@ -1,7 +1,8 @@
 // Least-squares refit and the `lsq` rule (SPEC §5): seed 001's worked
 // example, the normal equations, and "never worse than the start" as a
 // property over many random blocks, weighted and unweighted, where lsq also
-// equals its descents run in full (without the memory of codes met).
+// equals its descents run in full (without the table of codes met), for
+// integer codes and FP4, on the scalar and the compiled-in tier.
 #include "blockq/search/refit.hpp"
 
 #include <gtest/gtest.h>
@@ -214,6 +215,11 @@ TEST(SearchLsq, NeverWorseThanTheStartInteger) {
           ASSERT_EQ(r.scale, full.scale) << bits << sym << search_test::name(k) << rep;
           ASSERT_EQ(r.min, full.min) << bits << sym << search_test::name(k) << rep;
           ASSERT_EQ(r.error, full.error) << bits << sym << search_test::name(k) << rep;
+          // The compiled-in tier (fused lsq step kernel) gives the same bits.
+          const auto v = search::lsq_int(blockq::default_arch{}, x, w, f, s0, m0, scratch);
+          ASSERT_EQ(v.scale, full.scale) << bits << sym << search_test::name(k) << rep;
+          ASSERT_EQ(v.min, full.min) << bits << sym << search_test::name(k) << rep;
+          ASSERT_EQ(v.error, full.error) << bits << sym << search_test::name(k) << rep;
           better += r.error < e0;
           ++total;
         }
@@ -222,6 +228,73 @@ TEST(SearchLsq, NeverWorseThanTheStartInteger) {
   }
   std::printf("lsq strictly better than the start on %zu of %zu blocks\n", better, total);
   EXPECT_GT(better, total / 2);
+}
+
+// Long heavy-tailed blocks meet more code vectors than the table holds
+// (lsq_memo_entries; most of these blocks do): the descents past it refit as
+// they go and the result is still that of the full descents.
+TEST(SearchLsq, MoreCodeVectorsThanTheTableHolds) {
+  std::mt19937_64 g(79);
+  std::student_t_distribution<float> td(2.0f);
+  std::uniform_real_distribution<float> uw(0.0f, 4.0f);
+  const std::size_t n = 256;
+  std::vector<std::uint8_t> scratch(search::lsq_scratch_bytes(n));
+  for (bool sym : {false, true}) {
+    const int_format f{4, sym};
+    for (int rep = 0; rep < 16; ++rep) {
+      std::vector<float> x(n), w;
+      for (auto& v : x) v = td(g);
+      if (rep % 2) {
+        w.resize(n);
+        for (auto& v : w) v = uw(g);
+      }
+      float lo = x[0], hi = x[0], amax = 0;
+      for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v), amax = std::max(amax, std::fabs(v));
+      const float s0 = sym ? amax / 7.0f : (hi - lo) / 15.0f, m0 = sym ? 0.0f : lo;
+      const auto full = lsq_in_full(x, w, f, s0, m0);
+      for (const auto& r : {search::lsq_int(scalar{}, x, w, f, s0, m0, scratch),
+                            search::lsq_int(blockq::default_arch{}, x, w, f, s0, m0, scratch)}) {
+        ASSERT_EQ(r.scale, full.scale) << sym << rep;
+        ASSERT_EQ(r.min, full.min) << sym << rep;
+        ASSERT_EQ(r.error, full.error) << sym << rep;
+      }
+    }
+  }
+}
+
+// The FP4 (E2M1, float scale) lsq with every descent run in full, transcribed
+// from refit.hpp's description as lsq_in_full is.
+search::scale_min_result lsq_e2m1_in_full(std::span<const float> x, std::span<const float> w, float s0,
+                                          tie_mode ties) {
+  using blockq::e2m1;
+  const std::size_t n = x.size();
+  auto score = [&](float s) {
+    return w.empty() ? kernels::block_sse<e2m1>(scalar{}, x.data(), n, s, ties)
+                     : kernels::block_wsse<e2m1>(scalar{}, x.data(), w.data(), n, s, ties);
+  };
+  search::scale_min_result best{s0, 0.0f, score(s0)};
+  float amax = 0.0f;
+  for (float v : x) amax = std::max(amax, std::fabs(v));
+  if (!(amax > 0.0f)) return best;
+  std::vector<std::uint8_t> cur(n), prev(n);
+  for (int k = -search::lsq_steps; k <= search::lsq_steps; ++k) {
+    float s = amax / (6.0f * (1.0f + static_cast<float>(k) / 60.0f));
+    if (!std::isfinite(s) || !(s > 0.0f)) continue;
+    kernels::encode<e2m1>(scalar{}, x.data(), n, s, ties, cur.data());
+    for (int it = 0; it < search::max_lsq_iterations; ++it) {
+      const auto sums = kernels::element_refit_sums<e2m1>(scalar{}, x.data(), w.empty() ? nullptr : w.data(), cur.data(), n);
+      const auto r = search::solve_symmetric(sums);
+      if (!r.ok || !(r.scale > 0.0) || !std::isfinite(static_cast<float>(r.scale)) || static_cast<float>(r.scale) == 0.0f)
+        break;
+      s = static_cast<float>(r.scale);
+      const double e = score(s);
+      if (e < best.error) best = {s, 0.0f, e};
+      prev = cur;
+      kernels::encode<e2m1>(scalar{}, x.data(), n, s, ties, cur.data());
+      if (cur == prev) break;
+    }
+  }
+  return best;
 }
 
 TEST(SearchLsq, NeverWorseThanTheStartFp4) {
@@ -242,6 +315,12 @@ TEST(SearchLsq, NeverWorseThanTheStartFp4) {
         const double e0 = w.empty() ? kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), 32, s0, ties)
                                     : kernels::block_wsse<blockq::e2m1>(scalar{}, x.data(), w.data(), 32, s0, ties);
         ASSERT_LE(r.error, e0);
+        // The table of code vectors met changes nothing, on the compiled-in tier as well.
+        const auto full = lsq_e2m1_in_full(x, w, s0, ties);
+        for (const auto& v : {r, search::lsq_element<blockq::e2m1>(blockq::default_arch{}, x, w, s0, ties, scratch)}) {
+          ASSERT_EQ(v.scale, full.scale) << search_test::name(k) << rep;
+          ASSERT_EQ(v.error, full.error) << search_test::name(k) << rep;
+        }
       }
     }
   }

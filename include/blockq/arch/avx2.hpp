@@ -1805,6 +1805,92 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
   if (i < n) rest(b, i, n - i);
 }
 
+// ------------------------------------------------------------ lsq search step
+
+// One step of the lsq descents (search/refit.hpp) at (scale, min) in one pass: the codes
+// (encode_int), the kernel error (block_sse_int, or block_wsse_int when w is given) and the
+// refit sums sq, sqq, sxq of those codes (int_refit_sums; sums.sw and sums.sx, which do not
+// depend on the codes, are left as they are), each with the arithmetic and lane order of its
+// own kernel. Blocks whose length is not a multiple of 8, a zero scale, and any overflow of
+// x - min or of a level fall back to the three kernels.
+namespace avx2_detail {
+template <bool Weighted>
+BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::size_t n, float scale, float min,
+                                        int_format fmt, std::uint8_t* codes, refit_sums& sums, double& error) noexcept {
+  const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
+  const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+  const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
+  const __m256i mask = _mm256_set1_epi32(fmt.mask());
+  sum8x acc, sq, sqq, sxq;
+  // Unweighted, every partial sum of q and of q^2 is an integer below 2^53, so the double sums
+  // are exact in any order: lane sums in int32 (n <= max_int_sums_n keeps them below 2^31).
+  __m256i iq = _mm256_setzero_si256(), iqq = _mm256_setzero_si256();
+  bool overflow = false;
+  auto add = [](sum8x& a, __m256d lo, __m256d hi) BLOCKQ_LAMBDA_INLINE {
+    a.lo = _mm256_add_pd(a.lo, lo);
+    a.hi = _mm256_add_pd(a.hi, hi);
+  };
+  with_divider(scale, [&](auto div) BLOCKQ_LAMBDA_INLINE {
+    for (std::size_t i = 0; i < n; i += 8) {
+      const __m256 v = _mm256_loadu_ps(x + i);
+      const __m256 d = _mm256_sub_ps(v, mn);
+      const __m256i qi = int_round<true>(div(d), qmin, qmax);  // NaN: q 0, whose code is 0 & mask as encode_int's
+      const __m256 q = _mm256_cvtepi32_ps(qi);
+      const __m256 level = _mm256_add_ps(_mm256_mul_ps(q, s), mn);
+      overflow |= any_inf(d) || any_inf(level);
+      const __m256 r = _mm256_sub_ps(v, level);
+      const __m256i c = _mm256_and_si256(qi, mask);
+      const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(c16, c16));
+      const __m256d q0 = _mm256_cvtps_pd(_mm256_castps256_ps128(q)), q1 = _mm256_cvtps_pd(_mm256_extractf128_ps(q, 1));
+      const __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+      if constexpr (Weighted) {
+        const __m256 wf = _mm256_loadu_ps(w + i);
+        acc.add_wsq(wf, r);
+        const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wf)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1));
+        const __m256d wq0 = _mm256_mul_pd(w0, q0), wq1 = _mm256_mul_pd(w1, q1);
+        const __m256d wx0 = _mm256_mul_pd(w0, x0), wx1 = _mm256_mul_pd(w1, x1);
+        add(sq, wq0, wq1);
+        add(sqq, _mm256_mul_pd(wq0, q0), _mm256_mul_pd(wq1, q1));
+        add(sxq, _mm256_mul_pd(wx0, q0), _mm256_mul_pd(wx1, q1));
+      } else {  // w = 1: the products by w are exact and left out; sq, sqq in integers (below)
+        acc.add_sq(r);
+        iq = _mm256_add_epi32(iq, qi);
+        iqq = _mm256_add_epi32(iqq, _mm256_mullo_epi32(qi, qi));
+        add(sxq, _mm256_mul_pd(x0, q0), _mm256_mul_pd(x1, q1));
+      }
+    }
+  });
+  if (overflow) [[unlikely]] return false;
+  if constexpr (Weighted) {
+    sums.sq = sq.total();
+    sums.sqq = sqq.total();
+  } else {
+    alignas(32) std::int32_t a[8], b[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(a), iq);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(b), iqq);
+    std::int64_t tq = 0, tqq = 0;
+    for (int j = 0; j < 8; ++j) tq += a[j], tqq += b[j];
+    sums.sq = static_cast<double>(tq);
+    sums.sqq = static_cast<double>(tqq);
+  }
+  sums.sxq = sxq.total();
+  error = acc.total();
+  return true;
+}
+}  // namespace avx2_detail
+
+inline double int_lsq_step(arch::avx2, const float* x, const float* w, std::size_t n, float scale, float min,
+                           int_format fmt, std::uint8_t* codes, refit_sums& sums) noexcept {
+  double error = 0.0;
+  constexpr std::size_t max_int_sums_n = std::size_t{1} << 16;  // a lane: 2^13 elements * 255^2 < 2^31
+  if (scale != 0.0f && n % 8 == 0 && (w || n <= max_int_sums_n) &&
+      (w ? avx2_detail::int_lsq_step8<true>(x, w, n, scale, min, fmt, codes, sums, error)
+         : avx2_detail::int_lsq_step8<false>(x, w, n, scale, min, fmt, codes, sums, error)))
+    return error;
+  return int_lsq_step_of_kernels(arch::avx2{}, x, w, n, scale, min, fmt, codes, sums);
+}
+
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE
 

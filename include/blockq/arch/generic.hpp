@@ -84,5 +84,23 @@ void decode_blocks(Arch, const std::uint8_t* codes, const Scale* scales, std::si
       });
 }
 
+template <class Arch>
+double int_lsq_step_of_kernels(Arch, const float* x, const float* w, std::size_t n, float scale, float min,
+                               int_format fmt, std::uint8_t* codes, refit_sums& sums) noexcept {
+  encode_int(Arch{}, x, n, scale, min, fmt, codes);
+  const refit_sums r = int_refit_sums(Arch{}, x, w, codes, n, fmt);
+  sums.sq = r.sq;
+  sums.sqq = r.sqq;
+  sums.sxq = r.sxq;
+  return w ? block_wsse_int(Arch{}, x, w, n, scale, min, fmt) : block_sse_int(Arch{}, x, n, scale, min, fmt);
+}
+
+// The lsq step where no tier has a fused kernel (arch/avx2.hpp has one).
+template <generic_block_loops Arch>
+double int_lsq_step(Arch, const float* x, const float* w, std::size_t n, float scale, float min, int_format fmt,
+                    std::uint8_t* codes, refit_sums& sums) noexcept {
+  return int_lsq_step_of_kernels(Arch{}, x, w, n, scale, min, fmt, codes, sums);
+}
+
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE

@@ -279,6 +279,14 @@ inline refit_sums int_refit_sums(arch::scalar, const float* x, const float* w, c
   return accumulate_refit_sums(x, w, n, [&](std::size_t i) { return static_cast<double>(fmt.to_int(codes[i])); });
 }
 
+// One step of the lsq descents as the composition of encode_int, int_refit_sums (sq, sqq and
+// sxq written; sw and sx left as they are: they do not depend on the codes) and block_sse_int /
+// block_wsse_int (w given) at (scale, min), with Arch's kernels: the reference that the fused
+// int_lsq_step kernels equal. Defined in arch/generic.hpp, where every tier's kernels are seen.
+template <class Arch>
+double int_lsq_step_of_kernels(Arch, const float* x, const float* w, std::size_t n, float scale, float min,
+                               int_format fmt, std::uint8_t* codes, refit_sums& sums) noexcept;
+
 // Refit sums for element codes (q = Element::decode(code), a float level).
 template <class Element>
 refit_sums element_refit_sums(arch::scalar, const float* x, const float* w, const std::uint8_t* codes,

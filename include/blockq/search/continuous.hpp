@@ -247,14 +247,17 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
   sweep_entry* el = heap.data();          // active elements by |x| descending
   sweep_entry* tmp = heap.data() + n;     // active elements in order
   sweep_entry* heads = heap.data() + 2 * n;  // each level's next breakpoint
-  double c = 0.0, lo = 0.0, y_star = 0.0, w_star = 0.0, g_star = 1.0;
+  double c = 0.0, idle = 0.0, lo = 0.0, y_star = 0.0, w_star = 0.0, g_star = 1.0;
   const double root_cap = std::sqrt(cap);
   std::size_t m = 0, levels_used = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const double wi = weight(i), y = std::fabs(static_cast<double>(x[i]));
     c += wi * y * y;
     const std::size_t top = blockq::detail::sign_bit(x[i]) ? top_neg : top_pos;
-    if (wi == 0.0 || top == 0 || y == 0.0) continue;
+    if (wi == 0.0 || top == 0 || y == 0.0) {
+      idle += wi * y * y;
+      continue;
+    }
     const double g = levels[top];
     if (y / g > y_star / g_star) y_star = y, w_star = wi, g_star = g;
     if (cap < inf) lo = std::max(lo, (y - (w ? std::sqrt(cap / wi) : root_cap)) / g);
@@ -270,8 +273,11 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
   // zero; once the smallest of them carry more than the budget, stop.
   double hi = inf;
   if (cap < inf) {
-    double zero = c;  // elements that never leave level 0 stay at error w y^2 at every scale
-    for (std::size_t j = m; j-- > 0;) zero -= weight(el[j].i) * el[j].s * el[j].s;
+    // Elements that never leave level 0 stay at error w y^2 at every scale.
+    // Summed on their own, not as C minus the others: with one element far
+    // above the rest that difference loses ~1e-16 C, more than the budget's
+    // slack when C is ~1e11 times the budget (and cut off the true minimum).
+    double zero = idle;
     for (std::size_t j = m; j-- > 0;) {
       zero += weight(el[j].i) * el[j].s * el[j].s;
       if (zero > cap) {

@@ -29,10 +29,14 @@
 // weighted SSE is never above the start's.
 //
 // A descent depends on its codes alone: from the same codes with as many
-// refits left it scores the same scales again. So the descents remember the
-// code vectors they met (up to lsq_memo_entries, with the refits left then)
-// and stop on one met before with at least as many refits left; the result
-// is that of running every descent in full.
+// refits left it scores the same scales again. So a block's descents share a
+// table of the code vectors met (up to lsq_memo_entries, in the scratch), each
+// with the refits left on its furthest-reaching visit and, once refitted, the
+// code vector its refit led to: every code vector is refitted once per block
+// (a descent that reaches one met before with more refits left follows the
+// stored successors), and the result is that of running every descent in full.
+// For integer codes each refit's scale is scored, re-rounded and summed for
+// the next refit in one pass (kernels::int_lsq_step), and so is each start.
 #pragma once
 
 #include <array>
@@ -71,7 +75,8 @@ struct scale_min_result {
 inline constexpr int max_lsq_iterations = 8;
 inline constexpr int lsq_steps = 9;  // candidates L + 0.1 k, k = -lsq_steps..lsq_steps
 
-// Code vectors the lsq descents remember (each n bytes of scratch).
+// Code vectors the lsq descents of a block remember (each n bytes of scratch); beyond
+// that many, descents refit as they go.
 inline constexpr std::size_t lsq_memo_entries = 64;
 
 constexpr std::size_t lsq_scratch_bytes(std::size_t n) noexcept { return (2 + lsq_memo_entries) * n; }
@@ -140,68 +145,121 @@ inline bool usable_scale(double v) noexcept {
   return v == v && v != 0.0 && v < 3.4e38 && v > -3.4e38;
 }
 
-// The code vectors met by the lsq descents of one block, each with the
-// refits that were left after it (a hash to find it, the bytes to confirm).
-struct lsq_memo {
+// The code vectors met by the lsq descents of one block (the nodes of the
+// descent graph): for each, the refits left on its furthest-reaching visit and,
+// once evaluated, what its refit led to. A 128-slot open-addressing table over
+// a 64-bit hash finds a vector; its bytes confirm it.
+struct lsq_nodes {
+  static constexpr int unevaluated = -1, terminal = -2, not_stored = -3;
+  static constexpr std::size_t slots = 2 * lsq_memo_entries;  // a power of two
   std::uint8_t* codes;  // lsq_memo_entries * n bytes
   std::size_t n;
   std::size_t size = 0;
-  std::array<std::uint64_t, lsq_memo_entries> hash{};
-  std::array<int, lsq_memo_entries> left{};
+  std::array<std::uint64_t, lsq_memo_entries> hash;
+  std::array<int, lsq_memo_entries> left;  // refits left on the furthest-reaching visit
+  std::array<int, lsq_memo_entries> next;  // node after the refit, or unevaluated / terminal / not_stored
+  std::array<kernels::refit_sums, lsq_memo_entries> sums;  // the refit sums of the codes, once known
+  std::array<bool, lsq_memo_entries> has_sums;
+  std::array<std::uint8_t, slots> slot{};  // node index + 1; 0 empty
 
+  // (The per-node arrays are written as nodes are added: left uninitialised, not cleared per block.)
+  lsq_nodes(std::uint8_t* c, std::size_t len) noexcept : codes(c), n(len) {}
+
+  // Independent products of the 8-byte words (no chain of multiplies: a descent hashes every
+  // code vector it meets); collisions only cost a comparison.
   static std::uint64_t hash_of(const std::uint8_t* c, std::size_t n) noexcept {
     std::uint64_t h = n;
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
       std::uint64_t v;
       std::memcpy(&v, c + i, 8);
-      h = (h ^ v) * 0x9E3779B97F4A7C15ull;
-      h ^= h >> 29;
+      h += (v + i) * (0x9E3779B97F4A7C15ull + 2 * i);
     }
-    for (; i < n; ++i) h = (h ^ c[i]) * 0x100000001B3ull;
-    return h;
+    for (; i < n; ++i) h += (c[i] + 1ull) * (0xC2B2AE3D27D4EB4Full + 2 * i);
+    h ^= h >> 31;
+    return h * 0x9E3779B97F4A7C15ull;
   }
 
-  // True when c was met with at least `refits` refits left; else remembers it (while there is room).
-  bool met(const std::uint8_t* c, int refits) noexcept {
+  // The index of c, added (never visited, unevaluated) when new; -1 when new and the table is full.
+  int find_or_add(const std::uint8_t* c) noexcept {
     const std::uint64_t h = hash_of(c, n);
-    for (std::size_t j = 0; j < size; ++j)
-      if (hash[j] == h && std::memcmp(codes + j * n, c, n) == 0) {
-        if (left[j] >= refits) return true;
-        left[j] = refits;
-        return false;
+    for (std::size_t k = h >> 57;; k = (k + 1) & (slots - 1)) {
+      const int j = slot[k] - 1;
+      if (j < 0) {
+        if (size == lsq_memo_entries) return -1;
+        std::memcpy(codes + size * n, c, n);
+        hash[size] = h;
+        left[size] = -1;
+        next[size] = unevaluated;
+        has_sums[size] = false;
+        slot[k] = static_cast<std::uint8_t>(size + 1);
+        return static_cast<int>(size++);
       }
-    if (size < lsq_memo_entries) {
-      std::memcpy(codes + size * n, c, n);
-      hash[size] = h;
-      left[size++] = refits;
+      if (hash[j] == h && std::memcmp(codes + static_cast<std::size_t>(j) * n, c, n) == 0) return j;
     }
-    return false;
   }
 };
 
-// The refit loop shared by every lsq search. encode(s, m, codes) writes the
-// codes of a scale and min; sums(codes) gives their refit sums; solve(sums)
-// the refit; score(s, m) the kernel error. `best` holds the start and is
-// replaced by strict improvements only. A descent stops on codes the memo
-// has met with as many refits left (the rest would repeat), or when the
-// codes stop changing (met just before).
-template <class Encode, class Sums, class Solve, class Score>
-void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* prev, lsq_memo& memo, std::size_t n,
-                 Encode&& encode, Sums&& sums, Solve&& solve, Score&& score, scale_min_result& best) noexcept {
-  encode(s, m, cur);
-  if (memo.met(cur, max_lsq_iterations)) return;
-  for (int it = 0; it < max_lsq_iterations; ++it) {
-    const refit_result r = solve(sums(cur));
-    if (!r.ok || !usable_scale(r.scale) || !(r.min == r.min) || !(r.min < 3.4e38 && r.min > -3.4e38)) return;
-    s = static_cast<float>(r.scale);
-    m = static_cast<float>(r.min);
-    const double e = score(s, m);
-    if (e < best.error) best = {s, m, e};
-    std::swap(cur, prev);
-    encode(s, m, cur);
-    if (std::memcmp(cur, prev, n) == 0) return;  // the codes stopped changing
-    if (memo.met(cur, max_lsq_iterations - it - 1)) return;
+// Whether a refit gives a scale (and min) that a float can store.
+inline bool usable_refit(const refit_result& r) noexcept {
+  return r.ok && usable_scale(r.scale) && r.min == r.min && r.min < 3.4e38 && r.min > -3.4e38;
+}
+
+// The refit loop shared by every lsq search, from the start (s, m):
+// start(s, m, codes, sums) writes the codes of a scale and min and returns
+// true when it also wrote their refit sums; sums(codes) gives the refit sums
+// of codes; step(in, out, out_sums) refits from the sums `in`, scores the
+// refit's scale and min (keeping strict improvements of the best) and writes
+// their codes to out, returning 0 when the refit is unusable, 1, or 2 when it
+// also wrote the refit sums of out to out_sums (which holds a copy of `in`
+// before: sw and sx do not depend on the codes). Each code vector is refitted
+// once per block: a descent reaching codes met before with at least as many
+// refits left stops (the rest would repeat), one with more refits left
+// follows the stored successors to where the earlier visit stopped, and one
+// whose codes stop changing ends. Only beyond lsq_memo_entries code vectors
+// do descents refit as they go.
+template <class Start, class Sums, class Step>
+void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* out, lsq_nodes& nodes, std::size_t n,
+                 Start&& start, Sums&& sums, Step&& step) noexcept {
+  kernels::refit_sums cur_sums;  // the sums of cur, where have_sums
+  bool have_sums = start(s, m, cur, cur_sums);
+  int left = max_lsq_iterations;
+  int j = nodes.find_or_add(cur);
+  if (j >= 0 && have_sums && !nodes.has_sums[j]) nodes.sums[j] = cur_sums, nodes.has_sums[j] = true;
+  while (j >= 0) {
+    if (nodes.left[j] >= left) return;  // met with as many refits left: the rest repeats
+    nodes.left[j] = left;
+    if (left == 0) return;
+    int& next = nodes.next[j];
+    if (next == lsq_nodes::terminal) return;
+    --left;
+    if (next >= 0) {
+      j = next;
+      continue;
+    }
+    const std::uint8_t* c = nodes.codes + static_cast<std::size_t>(j) * n;
+    if (!nodes.has_sums[j]) nodes.sums[j] = sums(c), nodes.has_sums[j] = true;
+    kernels::refit_sums out_sums = nodes.sums[j];
+    const int done = step(nodes.sums[j], out, out_sums);
+    if (done == 0 || std::memcmp(out, c, n) == 0) {  // unusable, or the codes stopped changing
+      next = lsq_nodes::terminal;
+      return;
+    }
+    const int k = nodes.find_or_add(out);
+    next = k >= 0 ? k : lsq_nodes::not_stored;
+    if (k >= 0 && done == 2 && !nodes.has_sums[k]) nodes.sums[k] = out_sums, nodes.has_sums[k] = true;
+    if (k < 0) std::swap(cur, out), cur_sums = out_sums, have_sums = done == 2;
+    j = k;
+  }
+  // The table is full: the rest of this descent refits as it goes.
+  for (; left > 0; --left) {
+    if (!have_sums) cur_sums = sums(cur);
+    kernels::refit_sums out_sums = cur_sums;
+    const int done = step(cur_sums, out, out_sums);
+    if (done == 0 || std::memcmp(out, cur, n) == 0) return;
+    std::swap(cur, out);
+    cur_sums = out_sums;
+    have_sums = done == 2;
   }
 }
 
@@ -227,11 +285,31 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
   best.error = score(scale0, min0);
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
-  detail::lsq_memo memo{scratch.data() + 2 * n, n};
-  auto encode = [&](float s, float m, std::uint8_t* out) { kernels::encode_int(Arch{}, x.data(), n, s, m, fmt, out); };
+  detail::lsq_nodes nodes(scratch.data() + 2 * n, n);
   auto sums = [&](const std::uint8_t* codes) { return kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt); };
+  // sw and sx do not depend on the codes: once per block (any codes), then each start's
+  // codes and their sq, sqq, sxq in one pass of the step kernel (its error unused).
+  kernels::encode_int(Arch{}, x.data(), n, scale0, min0, fmt, cur);
+  const kernels::refit_sums block_sums = sums(cur);
+  auto start = [&](float s, float m, std::uint8_t* out, kernels::refit_sums& out_sums) {
+    out_sums = block_sums;
+    kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, out, out_sums);
+    return true;
+  };
+  // The refit, then codes, error and next sums in one kernel pass.
+  auto step_with = [&](auto solve) {
+    return [&, solve](const kernels::refit_sums& in, std::uint8_t* out, kernels::refit_sums& out_sums) {
+      const refit_result r = solve(in);
+      if (!detail::usable_refit(r)) return 0;
+      const float s = static_cast<float>(r.scale), m = static_cast<float>(r.min);
+      const double e = kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, out, out_sums);
+      if (e < best.error) best = {s, m, e};
+      return 2;
+    };
+  };
 
   if (fmt.is_signed) {
+    auto step_symmetric = step_with([](const kernels::refit_sums& t) { return solve_symmetric(t); });
     // m: the first element of largest magnitude.
     float m = 0.0f;
     for (float v : x)
@@ -247,10 +325,11 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
         if (!(t > 0.0f)) continue;
         const float s = static_cast<float>(orientation) * (amax / t);
         if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        detail::lsq_descend(s, 0.0f, cur, prev, memo, n, encode, sums, solve_symmetric, score, best);
+        detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, start, sums, step_symmetric);
       }
     }
   } else {
+    auto step_asymmetric = step_with([](const kernels::refit_sums& t) { return solve_asymmetric(t); });
     float lo = 0.0f, hi = 0.0f;
     kernels::block_min_max(Arch{}, x.data(), n, lo, hi);
     const float range = hi - lo;
@@ -260,7 +339,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       if (!(t > 0.0f)) continue;
       const float s = range / t;
       if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      detail::lsq_descend(s, lo, cur, prev, memo, n, encode, sums, solve_asymmetric, score, best);
+      detail::lsq_descend(s, lo, cur, prev, nodes, n, start, sums, step_asymmetric);
     }
   }
   return best;
@@ -283,15 +362,23 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
   if (!(amax > 0.0f) || !blockq::detail::is_finite(amax)) return best;
   std::uint8_t* cur = scratch.data();
   std::uint8_t* prev = scratch.data() + n;
-  detail::lsq_memo memo{scratch.data() + 2 * n, n};
+  detail::lsq_nodes nodes(scratch.data() + 2 * n, n);
   auto encode = [&](float s, float, std::uint8_t* out) { kernels::encode<Element>(Arch{}, x.data(), n, s, ties, out); };
+  auto start = [&](float s, float m, std::uint8_t* out, kernels::refit_sums&) {
+    encode(s, m, out);
+    return false;
+  };
   auto sums = [&](const std::uint8_t* codes) {
     return kernels::element_refit_sums<Element>(Arch{}, x.data(), wp, codes, n);
   };
-  auto solve = [](const kernels::refit_sums& s) {
-    refit_result r = solve_symmetric(s);
-    if (r.ok && !(r.scale > 0.0)) r.ok = false;  // element grids are symmetric: keep scales positive
-    return r;
+  auto step = [&](const kernels::refit_sums& in, std::uint8_t* out, kernels::refit_sums&) {
+    const refit_result r = solve_symmetric(in);
+    if (!(r.scale > 0.0) || !detail::usable_refit(r)) return 0;  // element grids are symmetric: keep scales positive
+    const float s = static_cast<float>(r.scale);
+    const double e = score(s, 0.0f);
+    if (e < best.error) best = {s, 0.0f, e};
+    encode(s, 0.0f, out);
+    return 1;
   };
   for (int k = -lsq_steps; k <= lsq_steps; ++k) {
     // The element of largest magnitude maps to max * (1 + k / 60): steps of
@@ -299,7 +386,7 @@ scale_min_result lsq_element(Arch, std::span<const float> x, std::span<const flo
     const float t = Element::max_value * (1.0f + static_cast<float>(k) / 60.0f);
     const float s = amax / t;
     if (!blockq::detail::is_finite(s) || !(s > 0.0f)) continue;
-    detail::lsq_descend(s, 0.0f, cur, prev, memo, n, encode, sums, solve, score, best);
+    detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, start, sums, step);
   }
   return best;
 }

@@ -491,6 +491,42 @@ TYPED_TEST(Arch, SearchKernels) {
     }
 }
 
+// The NVFP4 window search's kernel (search/discrete.hpp, e4m3_window_search): up to 16
+// scales (E4M3 steps and not, 2^-127 whose reciprocal is not a float, 1 to 16 of them);
+// each estimate it vouches for and the tail bound within the certified error of the
+// scalar kernel and of the tail written out here (blocks up to 1000 elements, chunks).
+TYPED_TEST(Arch, Nvfp4WindowEstimates) {
+  using A = TypeParam;
+  float sc[16];
+  for (std::size_t j = 0; j < 16; ++j) sc[j] = e4m3::decode(static_cast<std::uint8_t>(40 + 3 * j)) * 0.37f;
+  sc[5] = 0x1p-127f;
+  for (kind k : kKinds)
+    for (std::size_t n : kSizes) {
+      const auto x = make_data(k, n);
+      const float amax = kernels::block_amax(arch::scalar{}, x.data(), n);
+      if (!(std::isfinite(amax) && amax <= 0x1p40f)) continue;
+      const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+      for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away})
+        for (std::size_t m : {1u, 8u, 9u, 16u}) {
+          float est[16], tail = -1.0f;
+          const float half = 0.6f;
+          kernels::window_sse_estimates<e2m1>(A{}, x.data(), n, sc + 16 - m, m, t, half, est, tail);
+          for (std::size_t j = 0; j < m; ++j) {
+            if (est[j] == -1.0f) continue;
+            const double v = kernels::block_sse<e2m1>(arch::scalar{}, x.data(), n, sc[16 - m + j], t);
+            ASSERT_LE(std::abs(est[j] - v), rel * v + abs) << "window_sse_estimates, " << scale_str(sc[16 - m + j]) << ", " << where(k, n);
+          }
+          double z = 0.0;
+          for (float v : x) {
+            const float y = std::fabs(v), d = half - y;
+            const double u = d <= 0.0f ? 0.0 : std::min(y, d);
+            z += u * u;
+          }
+          ASSERT_LE(std::abs(tail - z), rel * z + abs) << "window_sse_estimates tail, " << where(k, n);
+        }
+    }
+}
+
 TYPED_TEST(Arch, SixteenBitInputs) {
   // Every bit pattern of both formats, NaN payloads (signalling ones included) and all.
   std::vector<float16> h(65536);

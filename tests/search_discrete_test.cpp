@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -157,6 +158,67 @@ TEST(SearchMxfp4Mse, OneMillionNormalsEqualExhaustiveBlockForBlock) {
 
 // ----------------------------------------------------------------- NVFP4
 
+// Estimate kernels against the exact one: random blocks (odd reps: every element a few float
+// steps under threshold * a scale), W random scales (powers of two every fourth rep; with
+// `bad`, 2^127 every tenth, whose reciprocal is not a float), the first 1 to W of them scored by
+// kernel(x, scales, k, ties, p, est, aux); every value it vouches for (not -1) within the
+// certified error of block_sse, and aux within it of part(x, p). Returns {known, unknown}.
+template <std::size_t W, class Kernel, class Part>
+std::array<std::size_t, 2> check_estimates(std::mt19937_64& g, int reps, std::array<std::size_t, 3> sizes, bool bad,
+                                           Kernel&& kernel, Part&& part) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  std::array<std::size_t, 2> count{};
+  for (int rep = 0; rep < reps; ++rep) {
+    float scales[W];
+    for (auto& v : scales) v = std::pow(2.0f, 3.0f * u(g)) * (rep % 4 == 0 ? 1.0f : 1.0f + 0.37f * std::fabs(u(g)));
+    if (bad && rep % 10 == 0) scales[g() % W] = std::ldexp(1.0f, 127);
+    std::vector<float> x(sizes[static_cast<std::size_t>(rep) % 3]);
+    for (auto& v : x) {
+      if (rep % 2) {
+        v = std::nextafter(thresholds[g() % 7] * scales[g() % W], 0.0f);
+        for (int m = static_cast<int>(g() % 5); m > 0; --m) v = std::nextafter(v, 100.0f);
+      } else {
+        v = 4.0f * u(g);
+      }
+      if (g() & 1) v = -v;
+    }
+    const float p = std::fabs(u(g)) * 2.0f;
+    for (tie_mode ties : all_ties) {
+      float est[W], aux = -1.0f;
+      const std::size_t k = 1 + g() % W;
+      kernel(x, scales, k, ties, p, est, aux);
+      const double rel = kernels::estimate_relative_error(x.size()), abs = kernels::estimate_absolute_error(x.size());
+      for (std::size_t j = 0; j < k; ++j) {
+        ++count[est[j] == -1.0f];
+        if (est[j] == -1.0f) continue;
+        const double t = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), scales[j], ties);
+        EXPECT_LE(std::fabs(est[j] - t), rel * t + abs) << rep << " candidate " << j;
+      }
+      const double z = part(x, p);
+      EXPECT_LE(std::fabs(aux - z), rel * z + abs) << rep;
+      if (::testing::Test::HasFailure()) return count;
+    }
+  }
+  return count;
+}
+
+// search(ties) against the exhaustive search over table from start under every tie rule
+// (the index, and the exact error there); returns how many results left the start.
+template <class Search>
+std::size_t expect_exhaustive(const std::vector<float>& x, std::span<const float> table, std::size_t start,
+                              Search&& search) {
+  std::size_t moved = 0;
+  for (tie_mode ties : all_ties) {
+    auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), table[i], ties); };
+    const search::discrete_result r = search(ties);
+    EXPECT_EQ(r.index, search_test::exhaustive(table.size(), start, f(start), f));
+    EXPECT_EQ(r.error, f(r.index));
+    moved += r.index != start;
+  }
+  return moved;
+}
+
 std::uint8_t nvfp4_oracle(std::span<const float> x, float s_t, tie_mode ties) {
   const float amax = kernels::block_amax(scalar{}, x.data(), x.size());
   if (!std::isfinite(amax)) return blockq::e4m3::nan_code;
@@ -222,6 +284,132 @@ TEST(SearchNvfp4Mse, OneMillionNormals) {
   std::printf("NVFP4 absmax %.7f  mse %.7f\n", a, m);
   EXPECT_NEAR(a, 0.0090474, 1e-7);
   EXPECT_NEAR(m, 0.0065898, 1e-7);
+}
+
+// search::e4m3_mse (the NVFP4 windows of 16 scales, search/discrete.hpp) called directly
+// on every arch tag this build has, against the exhaustive search over the 126 E4M3 scales:
+// tensor scales 2^0 .. 2^-20 times the usual one, so that the start sits anywhere in the
+// set and the search crosses several windows (and falls back below the first one), starts
+// one to five codes off absmax, every kind of block (zeros, huge, tiny, outliers), and
+// blocks of 16, 7 and 32 elements; the error returned is the exact one.
+template <class A>
+void e4m3_windows_equal_exhaustive(std::mt19937_64& g) {
+  std::array<float, 126> set;
+  std::size_t off_start = 0, multi = 0;
+  for (auto k : search_test::all_kinds) {
+    for (int rep = 0; rep < 60; ++rep) {
+      const std::size_t n = rep % 5 == 0 ? 7 : rep % 5 == 1 ? 32 : 16;
+      auto x = search_test::make_block(k, n, g);
+      if (rep % 7 == 0) x[g() % n] = 0.0f;
+      const float amax = kernels::block_amax(scalar{}, x.data(), n);
+      if (!(amax > 0.0f)) continue;
+      const float s_t = std::ldexp(amax / 2688.0f, -static_cast<int>(g() % 21));
+      search::e4m3_scales(s_t, set);
+      const std::uint8_t code = blockq::e4m3::encode(amax / (6.0f * s_t));
+      if (code == 0) continue;
+      std::size_t start = code - 1u;
+      if (rep % 3 == 0) start = std::min<std::size_t>(125, start + g() % 6), ++off_start;
+      expect_exhaustive(x, set, start, [&](tie_mode ties) { return search::e4m3_mse(A{}, x, set, start, ties); });
+      ASSERT_FALSE(::testing::Test::HasFailure()) << search_test::name(k) << " rep " << rep << " n " << n;
+      multi += set[std::min<std::size_t>(125, start + 12)] * 0.25 < amax;
+    }
+  }
+  EXPECT_GT(off_start, 50u);
+  EXPECT_GT(multi, 25u);
+}
+
+TEST(SearchNvfp4Mse, E4m3WindowsEqualExhaustive) {
+  std::mt19937_64 g(61);
+  e4m3_windows_equal_exhaustive<scalar>(g);
+  e4m3_windows_equal_exhaustive<blockq::default_arch>(g);
+}
+
+// The same near the E2M1 decision points: every element a few float steps around
+// threshold * E4M3 scale (ties under each rule, products of fl(1 / s) that round the
+// other way), where the window kernel must report the candidate unknown.
+TEST(SearchNvfp4Mse, E4m3WindowsEqualExhaustiveNearThresholds) {
+  std::mt19937_64 g(62);
+  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f};
+  std::array<float, 126> set;
+  std::size_t improved = 0;
+  for (int rep = 0; rep < 300; ++rep) {
+    const float s_t = std::ldexp(1.0f + 0.3f * static_cast<float>(g() % 100) / 100.0f, -static_cast<int>(g() % 12));
+    search::e4m3_scales(s_t, set);
+    const std::size_t center = 40 + g() % 80;
+    std::vector<float> x(16);
+    for (auto& v : x) {
+      v = std::nextafter(thresholds[g() % 8] * set[center - 6 + g() % 12], 0.0f);
+      for (int m = static_cast<int>(g() % 9); m > 0; --m) v = std::nextafter(v, 1e30f);
+      if (g() & 1) v = -v;
+    }
+    const float amax = kernels::block_amax(scalar{}, x.data(), x.size());
+    const std::size_t start = blockq::e4m3::encode(amax / (6.0f * s_t)) - 1u;
+    improved += expect_exhaustive(x, set, start, [&](tie_mode ties) {
+      return search::e4m3_mse(blockq::default_arch{}, x, set, start, ties);
+    });
+    ASSERT_FALSE(HasFailure()) << rep;
+  }
+  EXPECT_GT(improved, 100u);
+}
+
+// The window kernel's estimates (16 scales side by side in the vector tiers' lanes): every
+// value it vouches for is within the certified error of the exact kernel's.
+TEST(SearchNvfp4Mse, WindowEstimatesAreWithinTheirCertifiedError) {
+  std::mt19937_64 g(63);
+  const auto [known, unknown] = check_estimates<kernels::max_window_estimates>(
+      g, 2000, {16, 5, 33}, true,
+      [](const std::vector<float>& x, const float* sc, std::size_t k, tie_mode ties, float half, float* est,
+         float& tail) {
+        kernels::window_sse_estimates<blockq::e2m1>(blockq::default_arch{}, x.data(), x.size(), sc, k, ties, half, est,
+                                                    tail);
+      },
+      [](const std::vector<float>& x, float half) {
+        double z = 0.0;  // the tail: min(|x|, max(0, half - |x|))^2, written out
+        for (float v : x) {
+          const double y = std::fabs(v), d = static_cast<float>(half - std::fabs(v));
+          z += d <= 0.0 ? 0.0 : std::min(y, d) * std::min(y, d);
+        }
+        return z;
+      });
+  EXPECT_GT(known, 20000u);
+  if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) {
+    EXPECT_GT(unknown, 10000u);
+  }
+}
+
+// The tail bound is below the exact kernel at every scale from 2 half up: blocks with
+// elements around half and around the E2M1 decision points of the scales checked, and
+// blocks below half (where the bound is the SSE at 2 half itself), every tie rule.
+TEST(SearchNvfp4Mse, WindowTailBoundsEveryLargerScale) {
+  std::mt19937_64 g(64);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  constexpr float points[] = {0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.75f, 2.5f};
+  std::size_t tight = 0;
+  for (int rep = 0; rep < 400; ++rep) {
+    const float big = std::ldexp(1.0f + u(g), static_cast<int>(g() % 20) - 10);  // 2 half
+    const float half = 0.5f * big;
+    std::vector<float> scales{big};
+    for (int m = 0; m < 24; ++m) scales.push_back(scales.back() * (1.0f + 0.1f * u(g)));
+    std::vector<float> x(16);
+    for (auto& v : x) {
+      const float s = scales[g() % scales.size()];
+      v = rep % 2 ? (g() % 3 ? points[g() % 7] * s : half * 2.0f * u(g)) : half * u(g);  // even: all below half
+      for (int m = static_cast<int>(g() % 7) - 3; m != 0; m += m > 0 ? -1 : 1) v = std::nextafter(v, m > 0 ? 1e30f : 0.0f);
+      if (g() & 1) v = -v;
+    }
+    float est[1], tail = 0.0f;
+    kernels::window_sse_estimates<blockq::e2m1>(scalar{}, x.data(), x.size(), scales.data(), 1, tie_mode::even, half,
+                                                est, tail);
+    const double rel = kernels::estimate_relative_error(x.size()), abs = kernels::estimate_absolute_error(x.size());
+    const double bound = static_cast<double>(tail) * (1.0 - rel) - abs;
+    for (tie_mode ties : all_ties)
+      for (float s : scales) {
+        const double e = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), s, ties);
+        ASSERT_LE(bound, e) << rep << " scale " << s;
+        tight += bound > 0.99 * e;  // equal at 2 half when every element is below half
+      }
+  }
+  EXPECT_GT(tight, 500u);
 }
 
 // "4 over 6" (nvfp4_options::four_over_six): s_t = amax / (6 * 256). Rule mse may then
@@ -310,13 +498,10 @@ TEST(SearchDiscrete, DefaultArchEqualsExhaustiveNearThresholds) {
       if (g() & 1) v = -v;
     }
     const std::size_t start = g() % table.size();
-    for (tie_mode ties : all_ties) {
-      auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), table[i], ties); };
-      const auto r = search::discrete_mse<blockq::e2m1>(blockq::default_arch{}, x, table, start, ties);
-      ASSERT_EQ(r.index, search_test::exhaustive(table.size(), start, f(start), f)) << rep;
-      EXPECT_EQ(r.error, f(r.index));
-      improved += r.index != start;
-    }
+    improved += expect_exhaustive(x, table, start, [&](tie_mode ties) {
+      return search::discrete_mse<blockq::e2m1>(blockq::default_arch{}, x, table, start, ties);
+    });
+    ASSERT_FALSE(HasFailure()) << rep;
   }
   EXPECT_GT(improved, 100u);
 }
@@ -367,44 +552,19 @@ TEST(SearchMxfp4Mse, Ue8m0WindowEqualsExhaustive) {
 // error of the exact kernel's; near-threshold products are reported unknown (-1).
 TEST(SearchDiscrete, EstimatesAreWithinTheirCertifiedError) {
   std::mt19937_64 g(34);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
-  std::size_t known = 0, unknown = 0;
-  for (int rep = 0; rep < 3000; ++rep) {
-    float scales[4];
-    for (auto& v : scales) v = std::pow(2.0f, 3.0f * u(g)) * (rep % 4 == 0 ? 1.0f : 1.0f + 0.37f * std::fabs(u(g)));
-    std::vector<float> x(rep % 3 == 0 ? 16 : 32);
-    for (auto& v : x) {
-      if (rep % 2) {
-        v = std::nextafter(thresholds[g() % 7] * scales[g() % 4], 0.0f);
-        for (int m = static_cast<int>(g() % 5); m > 0; --m) v = std::nextafter(v, 100.0f);
-      } else {
-        v = 4.0f * u(g);
-      }
-      if (g() & 1) v = -v;
-    }
-    const float zero_below = std::fabs(u(g)) * 2.0f;
-    for (tie_mode ties : all_ties) {
-      float est[4], zero = -1.0f;
-      const std::size_t k = 1 + g() % 4;
-      kernels::block_sse_estimates<blockq::e2m1>(blockq::default_arch{}, x.data(), x.size(), scales, k, ties, zero_below,
-                                                 est, zero);
-      const double rel = kernels::estimate_relative_error(x.size()), abs = kernels::estimate_absolute_error(x.size());
-      for (std::size_t j = 0; j < k; ++j) {
-        if (est[j] == -1.0f) {
-          ++unknown;
-          continue;
-        }
-        ++known;
-        const double t = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), scales[j], ties);
-        ASSERT_LE(std::fabs(est[j] - t), rel * t + abs) << rep << " candidate " << j;
-      }
-      double z = 0.0;
-      for (float v : x)
-        if (std::fabs(v) < zero_below) z += static_cast<double>(v) * v;
-      ASSERT_LE(std::fabs(zero - z), rel * z + abs) << rep;
-    }
-  }
+  const auto [known, unknown] = check_estimates<4>(
+      g, 3000, {16, 32, 32}, false,
+      [](const std::vector<float>& x, const float* sc, std::size_t k, tie_mode ties, float zero_below, float* est,
+         float& zero) {
+        kernels::block_sse_estimates<blockq::e2m1>(blockq::default_arch{}, x.data(), x.size(), sc, k, ties, zero_below,
+                                                   est, zero);
+      },
+      [](const std::vector<float>& x, float zero_below) {
+        double z = 0.0;
+        for (float v : x)
+          if (std::fabs(v) < zero_below) z += static_cast<double>(v) * v;
+        return z;
+      });
   EXPECT_GT(known, 10000u);
   // The vector kernels (AVX2 and the tiers above it) report near-threshold products unknown;
   // the scalar reference (also when forced with BLOCKQ_ARCH=scalar on an AVX2 build) is exact.

@@ -138,7 +138,7 @@ class nvfp4_quantizer {
     const std::size_t first = start == 0 ? search::zero_start : std::size_t{start} - 1u;
     const auto r = opt_.rule == scale_rule::hessian && h
                        ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch)
-                       : search::discrete_mse<e2m1>(Arch{}, blk, set, first, opt_.ties);
+                       : search::e4m3_mse(Arch{}, blk, set, first, opt_.ties);
     return r.index == search::zero_start ? start : static_cast<std::uint8_t>(r.index + 1u);
   }
 

@@ -1027,6 +1027,120 @@ void block_sse_estimates(arch::avx2, const float* x, std::size_t n, const float*
   avx2_detail::tier_block_sse_estimates<Element, avx2_detail::tier8>(x, n, scales, k, ties, zero_below, est, zero);
 }
 
+// ----------------------------------------------------------- NVFP4 window estimates
+// window_sse_estimates (arch/scalar.hpp) with the scales in the lanes: two vectors of 8
+// candidates, one broadcast element at a time, so that a block of 16 scores 16 E4M3
+// scales in 32 vector steps and no horizontal sums. Each lane multiplies by fl(1 / s)
+// (within 3 float steps of fl(|x| / s)) and is reported unknown (-1) when a product lies
+// within 8 steps of a multiple of 2^21 in the bits (where every E2M1 threshold lies) in
+// [0.2, 5.5] (below 0.2 and above 5.5 both quotients round to 0 and to 6 under every tie
+// rule), or when fl(1 / s) is not a normal float; elsewhere the code, the product by s and
+// the residual |x| - d are block_sse's (up to the sign). The squares are summed in float
+// by fused multiply-adds, each term through at most n roundings: relative n 2^-24 plus
+// n 2^-150 below FLT_MIN, inside estimate_relative_error / estimate_absolute_error; the
+// tail bound likewise, 8 lanes of float fused multiply-adds.
+namespace avx2_detail {
+// E2M1 rounding of a quotient clamped to [0.2, 5.5] (the same codes as the quotient's:
+// below 0.25 zero, above 5 six), round to nearest even: the magic-number rounding of
+// e2m1_round_magnitude without its clamps.
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256 e2m1_round_clamped(__m256 c) noexcept {
+  if constexpr (T == tie_mode::even) {
+    const __m256i e = _mm256_max_epi32(_mm256_and_si256(_mm256_castps_si256(c), splat(0x7F800000u)), splat(0x3F800000u));
+    const __m256 m = _mm256_castsi256_ps(_mm256_add_epi32(e, splat(22u << 23)));
+    return _mm256_sub_ps(_mm256_add_ps(c, m), m);
+  } else {
+    return e2m1_round<T>(c);
+  }
+}
+
+// One vector of 8 candidates (s, r = fl(1 / s)) over m magnitudes y: the float sums of
+// squares (two partial sums, even and odd elements, so that the fused multiply-adds'
+// latency overlaps; each term still goes through at most n roundings) and the unsigned
+// minimum of (bits + 8) & 0x1FFFF0 of the clamped products (0 exactly where one lies
+// within 8 steps of a multiple of 2^21), carried over the block's chunks.
+template <tie_mode T>
+BLOCKQ_ALWAYS_INLINE void e2m1_window8(const float* y, std::size_t m, __m256 s, __m256 r, __m256 (&a)[2],
+                                       __m256i& l) noexcept {
+  const __m256 lo_clamp = _mm256_set1_ps(0.2f), hi_clamp = _mm256_set1_ps(5.5f);
+  auto step = [&](std::size_t i, std::size_t p) BLOCKQ_LAMBDA_INLINE {
+    const __m256 yi = _mm256_broadcast_ss(y + i);
+    const __m256 c = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(yi, r), lo_clamp), hi_clamp);
+    l = _mm256_min_epu32(l, _mm256_and_si256(_mm256_add_epi32(_mm256_castps_si256(c), splat(8u)), splat(0x1FFFF0u)));
+    const __m256 res = _mm256_sub_ps(yi, _mm256_mul_ps(e2m1_round_clamped<T>(c), s));
+    a[p] = _mm256_fmadd_ps(res, res, a[p]);
+  };
+  std::size_t i = 0;
+  for (; i + 2 <= m; i += 2) {
+    step(i, 0);
+    step(i + 1, 1);
+  }
+  if (i < m) step(i, 0);
+}
+
+template <tie_mode T, bool Two>
+BLOCKQ_ALWAYS_INLINE void e2m1_window_estimates(const float* x, std::size_t n, const float* scales, float half,
+                                                float* est, float& tail) noexcept {
+  constexpr std::size_t V = Two ? 2 : 1, chunk = 64;
+  __m256 s[V], r[V], acc[V][2];
+  __m256i low[V];
+  for (std::size_t v = 0; v < V; ++v) {
+    s[v] = _mm256_loadu_ps(scales + 8 * v);
+    r[v] = _mm256_div_ps(_mm256_set1_ps(1.0f), s[v]);
+    acc[v][0] = acc[v][1] = _mm256_setzero_ps();
+    low[v] = splat(0xFFFFFFFFu);
+  }
+  // The magnitudes a chunk at a time on the stack (broadcast from memory in the loops
+  // over the candidates), and the tail bound on the way.
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), h = _mm256_set1_ps(half);
+  __m256 z = _mm256_setzero_ps();
+  alignas(32) float y[chunk];
+  for (std::size_t c0 = 0; c0 < n; c0 += chunk) {
+    const std::size_t m = n - c0 < chunk ? n - c0 : chunk;
+    for_each8(x + c0, m, [&](__m256 v, std::size_t i, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: 0, no term
+      const __m256 a = _mm256_and_ps(v, abs_mask);
+      _mm256_store_ps(y + i, a);
+      const __m256 t = _mm256_min_ps(a, _mm256_max_ps(_mm256_sub_ps(h, a), _mm256_setzero_ps()));
+      z = _mm256_fmadd_ps(t, t, z);
+    });
+    for (std::size_t v = 0; v < V; ++v) e2m1_window8<T>(y, m, s[v], r[v], acc[v], low[v]);  // (no spills)
+  }
+  tail = hsum_ps(z);
+  for (std::size_t v = 0; v < V; ++v) {
+    // not (r >= 2^-126 and r <= 2^126): NaN-safe, true where the lane is unusable
+    const __m256 ok = _mm256_and_ps(_mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p-126f), _CMP_GE_OQ),
+                                    _mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p126f), _CMP_LE_OQ));
+    const __m256 unknown =
+        _mm256_or_ps(_mm256_xor_ps(ok, _mm256_castsi256_ps(splat(0xFFFFFFFFu))),
+                     _mm256_castsi256_ps(_mm256_cmpeq_epi32(low[v], _mm256_setzero_si256())));
+    _mm256_storeu_ps(est + 8 * v,
+                     _mm256_blendv_ps(_mm256_add_ps(acc[v][0], acc[v][1]), _mm256_set1_ps(-1.0f), unknown));
+  }
+}
+}  // namespace avx2_detail
+
+template <class Element>
+void window_sse_estimates(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
+                          tie_mode ties, float half, float* est, float& tail) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    if (k == 0 || k > max_window_estimates) {
+      window_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, half, est, tail);
+      return;
+    }
+    float sc[max_window_estimates], out[max_window_estimates];
+    for (std::size_t j = 0; j < max_window_estimates; ++j) sc[j] = scales[j < k ? j : k - 1];
+    avx2_detail::with_ties(ties, [&](auto t) BLOCKQ_LAMBDA_INLINE {
+      if (k > 8)
+        avx2_detail::e2m1_window_estimates<decltype(t)::value, true>(x, n, sc, half, out, tail);
+      else
+        avx2_detail::e2m1_window_estimates<decltype(t)::value, false>(x, n, sc, half, out, tail);
+    });
+    for (std::size_t j = 0; j < k; ++j) est[j] = out[j];
+  } else {
+    window_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, half, est, tail);
+  }
+}
+
 namespace avx2_detail {
 // The scales of block_sse_window in one pass; they have exact reciprocals. The residual
 // |x| - round(|x| r) s is the kernel's x - d up to the sign (E2M1 rounding is odd under

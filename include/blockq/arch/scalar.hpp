@@ -417,6 +417,33 @@ window_estimates block_window_estimates(arch::scalar, const float* x, std::size_
 }
 
 // ---------------------------------------------------------------------------
+// The NVFP4 window search (search/discrete.hpp, e4m3_window_search): up to
+// max_window_estimates scales in one call, with the error contract of
+// block_sse_estimates (est[j] ~ block_sse, -1 when not known; each known value within
+// estimate_relative_error / estimate_absolute_error of the exact one), and
+//   tail ~ the sum over the block of min(|x|, max(0, fl(half - |x|)))^2,
+// a lower bound of block_sse at every scale s >= 2 half (with half a float, 2 half exact):
+// each element's residual there is |x| (code 0) or at least fl(fl(g s) - |x|) with
+// fl(g s) >= half (g >= 1/2), at least fl(half - |x|) where that is positive.
+// Bounds only: the vector tiers score the scales side by side in their lanes
+// (arch/avx2.hpp) and need not match these bits. Here: the exact kernel, rounded to float.
+inline constexpr std::size_t max_window_estimates = 16;
+
+template <class Element>
+void window_sse_estimates(arch::scalar, const float* x, std::size_t n, const float* scales, std::size_t k,
+                          tie_mode ties, float half, float* est, float& tail) noexcept {
+  float zero;  // (unused)
+  block_sse_estimates<Element>(arch::scalar{}, x, n, scales, k, ties, 0.0f, est, zero);
+  double z = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float y = detail::abs_bits(x[i]), d = half - y;
+    const double t = d > 0.0f && d < y ? d : (d > 0.0f ? y : 0.0f);
+    z += t * t;
+  }
+  tail = static_cast<float>(z);
+}
+
+// ---------------------------------------------------------------------------
 // Inputs in 16-bit floats, and the block loops of the amax rules, whole tensors at a
 // time so that an architecture can fuse them (one pass, no call per block). The
 // versions here, built from the kernels above, are their oracles.

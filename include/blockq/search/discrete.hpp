@@ -8,6 +8,7 @@
 //   void e4m3_scales(float s_t, std::span<float, 126>); // fl(E4M3(c) * s_t), index = code c - 1
 //   discrete_result discrete_mse<Element>(Arch, span<const float> x, span<const float> set,
 //                                         size_t start, tie_mode ties);
+//   discrete_result e4m3_mse(Arch, x, set, start, ties);  // discrete_mse<e2m1>, NVFP4's windows
 //     x:       a block of finite floats.
 //     set:     candidate scales, finite, positive and sorted (non-decreasing).
 //     start:   index of the rule's scale in set, or search::zero_start for a
@@ -235,6 +236,93 @@ discrete_result chunked_search(std::span<const float> x, std::span<const float> 
   return best;
 }
 
+// NVFP4 over the 126 E4M3 scales (any sorted set works), in windows of
+// kernels::max_window_estimates consecutive scales scored by one pass of
+// kernels::window_sse_estimates. The first window starts window_below scales under the
+// start (the optimum lies 3 codes below to 6 above it on N(0, 1) blocks); the start's
+// exact error is computed first, and only when its lower bound allows it to be the
+// result, so that the exhaustive order (start first, then increasing) is kept. A candidate
+// is evaluated exactly only when its lower bound v (1 - rel) - abs is below the best error
+// so far and not above the least upper bound v (1 + rel) + abs seen (as in
+// chunked_search). The scales below the first window are ruled out with
+// lowest_useful_scale at that upper bound (else the block takes chunked_search); those
+// from the next window on by the kernel's tail bound at its first scale S (each element
+// contributes min(|x|, max(0, S / 2 - |x|))^2 at every scale >= S, a part that, unlike
+// chunked_search's zero part, also counts the elements that round up to S / 2), or by
+// the first scale that rounds every element to zero. Blocks outside the estimates' range
+// (|x| within [2^-40, 2^40]) or with the zero start take chunked_search.
+inline constexpr std::size_t window_below = 3;
+
+template <class Arch>
+discrete_result e4m3_window_search(std::span<const float> x, std::span<const float> set, std::size_t start,
+                                   tie_mode ties) noexcept {
+  const std::size_t n = x.size();
+  auto sse = [&](float s) { return kernels::block_sse<e2m1>(Arch{}, x.data(), n, s, ties); };
+  const double zero_factor = zero_threshold<e2m1>() * (1.0 - 0x1p-20);
+  auto fallback = [&] {
+    const double e0 = start == zero_start ? kernels::block_energy(Arch{}, x.data(), nullptr, n) : sse(set[start]);
+    return chunked_search<e2m1, Arch>(x, set, start, e0, ties);
+  };
+  if (start == zero_start || start >= set.size()) return fallback();
+  const double amax = kernels::block_amax(Arch{}, x.data(), n);
+  // (the last: a start that rounds every element to zero, not an absmax start)
+  if (!(amax >= 0x1p-40 && amax <= 0x1p40) || zero_factor * set[start] > amax) return fallback();
+  const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+  constexpr std::size_t w = kernels::max_window_estimates;
+  discrete_result best{start, std::numeric_limits<double>::infinity(), 0};
+  double upper = std::numeric_limits<double>::infinity();  // the least upper bound of a candidate's error
+  std::size_t i = start > window_below ? start - window_below : 0;
+  const std::size_t first = i;
+  while (i < set.size()) {
+    std::size_t k = std::min(w, set.size() - i);
+    // (exact products) every element rounds to zero from the first such scale on
+    const bool last = zero_factor * set[i + k - 1] > amax;
+    if (last)
+      for (std::size_t j = 0; j < k; ++j)
+        if (zero_factor * set[i + j] > amax) {
+          k = j + 1;
+          break;
+        }
+    // The tail bound of every scale from the next one on (0, no bound, where half of it is
+    // not exact).
+    float half = 0.0f;
+    if (i + k < set.size() && !last && 2.0f * (0.5f * set[i + k]) == set[i + k]) half = 0.5f * set[i + k];
+    std::array<float, w> est;  // (written for j < k)
+    float tail = 0.0f;
+    kernels::window_sse_estimates<e2m1>(Arch{}, x.data(), n, set.data() + i, k, ties, half, est.data(), tail);
+    // The least upper bound v (1 + rel) + abs is that of the least known v (rounding is monotone).
+    float least = std::numeric_limits<float>::infinity();
+    for (std::size_t j = 0; j < k; ++j) least = est[j] >= 0.0f && est[j] < least ? est[j] : least;
+    if (least != std::numeric_limits<float>::infinity())
+      upper = std::min(upper, static_cast<double>(least) * (1.0 + rel) + abs);
+    auto lower = [&](std::size_t j) {  // unknown (-1): no bound
+      const double v = est[j];
+      return v < 0.0 ? 0.0 : v * (1.0 - rel) - abs;
+    };
+    if (i == first) {
+      if (lower(start - i) <= upper) {
+        best.error = sse(set[start]);
+        best.evaluations = 1;
+      }
+      if (i > 0 && set[i - 1] >= lowest_useful_scale<e2m1>(amax, std::min(upper, best.error), n)) return fallback();
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      if (i + j == start) continue;
+      const double lo = lower(j);
+      if (!(lo < best.error && lo <= upper)) continue;
+      const double e = sse(set[i + j]);
+      ++best.evaluations;
+      if (e < best.error) {
+        best.index = i + j;
+        best.error = e;
+      }
+    }
+    i += k;
+    if (last || static_cast<double>(tail) * (1.0 - rel) - abs >= std::min(upper, best.error)) break;
+  }
+  return best;
+}
+
 // MXFP4 over the UE8M0 scales, the common case in one pass. From the start s = 2^k (the
 // ocp scale, amax / s in [4, 8)), kernels::block_sse_window gives the exact errors at s
 // and 2s (powers of two: the divisions are exact multiplications), an estimate at 4s
@@ -314,6 +402,14 @@ bool ue8m0_window_index(std::span<const float> x, std::size_t start, tie_mode ti
 }
 
 }  // namespace detail
+
+// NVFP4's rule mse: discrete_mse<e2m1> over a sorted set of E4M3 scales (e4m3_scales),
+// the same result in fewer passes (detail::e4m3_window_search).
+template <class Arch>
+discrete_result e4m3_mse(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
+                         tie_mode ties) noexcept {
+  return detail::e4m3_window_search<Arch>(x, set, start, ties);
+}
 
 // The scale of `set` with the least block SSE (see the header for the contract).
 template <class Element, class Arch>

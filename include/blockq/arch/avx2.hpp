@@ -1851,61 +1851,34 @@ BLOCKQ_ALWAYS_INLINE void int_codes(const float* x, std::size_t len, Div div, __
 }
 }  // namespace avx2_detail
 
-// Fused over groups of 8 blocks of 16 or 32 (block_maxima8, the 8 scales at once for
-// quotient_block_scale), the rest per block with the AVX2 kernels.
-template <class ScaleOf>
-void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
-                     ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
-  using namespace avx2_detail;
-  auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
-    loops::int_amax_blocks(
-        x + begin, len, block, fmt, scale_of, codes + begin, scales + b,
-        [](const float* p, std::size_t m) { return block_amax(arch::avx2{}, p, m); },
-        [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
-          encode_int(arch::avx2{}, p, m, s, mn, f, o);
-        });
+namespace avx2_detail {
+// The per-block way of the integer block loops: loops::int_amax_blocks over the AVX2
+// kernels, with the block maximum amax(p, m) (block_amax, or block_signed_max).
+template <class ScaleOf, class Amax>
+BLOCKQ_ALWAYS_INLINE auto int_blocks_rest(const float* x, std::size_t block, int_format fmt, ScaleOf& scale_of,
+                                          std::uint8_t* codes, float* scales, Amax amax) noexcept {
+  return [=, &scale_of](std::size_t b, std::size_t begin, std::size_t len) {
+    loops::int_amax_blocks(x + begin, len, block, fmt, scale_of, codes + begin, scales + b, amax,
+                           [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
+                             encode_int(arch::avx2{}, p, m, s, mn, f, o);
+                           });
   };
+}
+
+// The frame of the fused integer block loops: group(i, b, stream) does the 8 blocks of 16 or
+// 32 from element i (block b) on, rest(b, begin, len) the other block sizes and the tail.
+// Inputs of 32 MiB and more write their codes with non-temporal stores (stream is
+// std::true_type; 16-byte aligned codes, and every block of a group starts 16 bytes after
+// the last), as amax_blocks does.
+template <class Group, class Rest>
+BLOCKQ_ALWAYS_INLINE void int_block_groups(std::size_t n, std::size_t block, const std::uint8_t* codes, Group&& group,
+                                           Rest&& rest) {
   std::size_t b = 0, i = 0;
   if (block == 16 || block == 32) {
-    const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
-    const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
-    // Symmetric absmax (scale fl(amax / qmax)): with a normal scale d, |x| <= amax gives
-    // |x / d| <= qmax (1 + 2^-23) < qmax + 1/2, so rounding stays within +-qmax and the
-    // clamp of encode_int never acts; a subnormal d has no such bound and clamps.
-    bool quotient = false;
-    if constexpr (std::is_same_v<std::decay_t<ScaleOf>, quotient_block_scale>)
-      quotient = fmt.is_signed && scale_of.q == static_cast<float>(fmt.qmax());
-    const std::size_t group = 8 * block;
-    // Inputs of 32 MiB and more write their codes with non-temporal stores, as amax_blocks
-    // does (16-byte aligned codes; every block of a group starts 16 bytes after the last).
+    const std::size_t size = 8 * block;
     auto groups = [&](auto stream) BLOCKQ_LAMBDA_INLINE {
-      constexpr bool Stream = decltype(stream)::value;
-      for (; i + group <= n; i += group, b += 8) {
-        const __m256i maxima = block_maxima8(x + i, block);
-        if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
-          rest(b, i, group);
-          continue;
-        }
-        alignas(32) float s[8];
-        identity_divisor same;
-        block_scales8(maxima, scale_of, same, s);
-        std::memcpy(scales + b, s, sizeof s);
-        for (std::size_t j = 0; j < 8; ++j) {
-          std::uint8_t* o = codes + i + j * block;
-          if (!(s[j] != 0.0f) || !detail::is_finite(s[j])) {
-            rest(b + j, i + j * block, block);  // zero (or odd) scales: the scalar sequence
-            continue;
-          }
-          const float* xb = x + i + j * block;
-          with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
-            if (quotient && s[j] >= std::numeric_limits<float>::min())
-              int_codes<false, Stream>(xb, block, div, qmin, qmax, fmt, o);
-            else
-              int_codes<true, Stream>(xb, block, div, qmin, qmax, fmt, o);
-          });
-        }
-      }
-      if constexpr (Stream) _mm_sfence();
+      for (; i + size <= n; i += size, b += 8) group(i, b, stream);
+      if constexpr (decltype(stream)::value) _mm_sfence();
     };
     if (n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0)
       groups(std::true_type{});
@@ -1913,6 +1886,51 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
       groups(std::false_type{});
   }
   if (i < n) rest(b, i, n - i);
+}
+}  // namespace avx2_detail
+
+// Fused over groups of 8 blocks of 16 or 32 (block_maxima8, the 8 scales at once for
+// quotient_block_scale), the rest per block with the AVX2 kernels.
+template <class ScaleOf>
+void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
+                     ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
+  using namespace avx2_detail;
+  const auto rest = int_blocks_rest(x, block, fmt, scale_of, codes, scales,
+                                    [](const float* p, std::size_t m) { return block_amax(arch::avx2{}, p, m); });
+  const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
+  const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+  // Symmetric absmax (scale fl(amax / qmax)): with a normal scale d, |x| <= amax gives
+  // |x / d| <= qmax (1 + 2^-23) < qmax + 1/2, so rounding stays within +-qmax and the
+  // clamp of encode_int never acts; a subnormal d has no such bound and clamps.
+  bool quotient = false;
+  if constexpr (std::is_same_v<std::decay_t<ScaleOf>, quotient_block_scale>)
+    quotient = fmt.is_signed && scale_of.q == static_cast<float>(fmt.qmax());
+  int_block_groups(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
+    constexpr bool Stream = decltype(stream)::value;
+    const __m256i maxima = block_maxima8(x + i, block);
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
+      rest(b, i, 8 * block);
+      return;
+    }
+    alignas(32) float s[8];
+    identity_divisor same;
+    block_scales8(maxima, scale_of, same, s);
+    std::memcpy(scales + b, s, sizeof s);
+    for (std::size_t j = 0; j < 8; ++j) {
+      std::uint8_t* o = codes + i + j * block;
+      if (!(s[j] != 0.0f) || !detail::is_finite(s[j])) {
+        rest(b + j, i + j * block, block);  // zero (or odd) scales: the scalar sequence
+        continue;
+      }
+      const float* xb = x + i + j * block;
+      with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
+        if (quotient && s[j] >= std::numeric_limits<float>::min())
+          int_codes<false, Stream>(xb, block, div, qmin, qmax, fmt, o);
+        else
+          int_codes<true, Stream>(xb, block, div, qmin, qmax, fmt, o);
+      });
+    }
+  }, rest);
 }
 
 // ------------------------------------------------------------ lsq search step

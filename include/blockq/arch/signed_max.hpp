@@ -110,44 +110,25 @@ inline void int_signed_max_blocks(arch::avx2, const float* x, std::size_t n, std
   using namespace avx2_detail;
   const float qmin = static_cast<float>(fmt.qmin());
   auto scale_of = [qmin](float m) { return m / qmin; };
-  auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
-    loops::int_amax_blocks(
-        x + begin, len, block, fmt, scale_of, codes + begin, scales + b,
-        [](const float* p, std::size_t m) { return block_signed_max(arch::avx2{}, p, m); },
-        [](const float* p, std::size_t m, float s, float mn, int_format f, std::uint8_t* o) {
-          encode_int(arch::avx2{}, p, m, s, mn, f, o);
-        });
-  };
-  std::size_t b = 0, i = 0;
-  if (block == 16 || block == 32) {
-    const __m256 vqmin = _mm256_set1_ps(qmin), vqmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
-    const std::size_t group = 8 * block;
-    auto groups = [&](auto stream) BLOCKQ_LAMBDA_INLINE {
-      constexpr bool Stream = decltype(stream)::value;
-      for (; i + group <= n; i += group, b += 8) {
-        int slow = 0;
-        const __m256i m = signed_maxima8(x + i, block, slow);
-        alignas(32) float s[8];
-        _mm256_store_ps(s, _mm256_div_ps(_mm256_castsi256_ps(m), vqmin));
-        std::memcpy(scales + b, s, sizeof s);
-        for (std::size_t j = 0; j < 8; ++j) {
-          if (((slow >> j) & 1) != 0 || !(s[j] != 0.0f)) {
-            rest(b + j, i + j * block, block);
-            continue;
-          }
-          with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
-            int_codes<true, Stream>(x + i + j * block, block, div, vqmin, vqmax, fmt, codes + i + j * block);
-          });
-        }
+  const auto rest = int_blocks_rest(x, block, fmt, scale_of, codes, scales,
+                                    [](const float* p, std::size_t m) { return block_signed_max(arch::avx2{}, p, m); });
+  const __m256 vqmin = _mm256_set1_ps(qmin), vqmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+  int_block_groups(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
+    int slow = 0;
+    const __m256i m = signed_maxima8(x + i, block, slow);
+    alignas(32) float s[8];
+    _mm256_store_ps(s, _mm256_div_ps(_mm256_castsi256_ps(m), vqmin));
+    std::memcpy(scales + b, s, sizeof s);
+    for (std::size_t j = 0; j < 8; ++j) {
+      if (((slow >> j) & 1) != 0 || !(s[j] != 0.0f)) {
+        rest(b + j, i + j * block, block);
+        continue;
       }
-      if constexpr (Stream) _mm_sfence();
-    };
-    if (n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0)
-      groups(std::true_type{});
-    else
-      groups(std::false_type{});
-  }
-  if (i < n) rest(b, i, n - i);
+      with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
+        int_codes<true, decltype(stream)::value>(x + i + j * block, block, div, vqmin, vqmax, fmt, codes + i + j * block);
+      });
+    }
+  }, rest);
 }
 #endif
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -139,6 +140,12 @@ TEST(Hadamard, SignsAreSplitmix64TopBits) {
   EXPECT_LT(minus, 88);
   EXPECT_EQ(block_rotation(32, 2026).signs().size(), 32u);
   EXPECT_TRUE(block_rotation(32).signs().empty());
+  // An optional seed: a value gives that seed's signs, none gives no signs.
+  const block_rotation with(32, std::optional<std::uint64_t>(2026)), without(32, std::optional<std::uint64_t>());
+  EXPECT_EQ(std::vector<float>(with.signs().begin(), with.signs().end()), blockq::rademacher_signs(32, 2026));
+  EXPECT_EQ(with.seed(), std::optional<std::uint64_t>(2026));
+  EXPECT_TRUE(without.signs().empty());
+  EXPECT_FALSE(without.seed().has_value());
 }
 
 // Bits of two floats equal, or both NaN (the payload of a sum of two NaNs depends on

@@ -12,6 +12,7 @@
 // API
 //   block_rotation r(n);           // R_n = H_n / sqrt(n)
 //   block_rotation r(n, seed);     // R_n = diag(rademacher_signs(n, seed)) H_n / sqrt(n)
+//                                  // (seed: a uint64_t, or an optional one: none is r(n))
 //   r.rotate(x) / r.unrotate(x)    // x (float or double, a multiple of n elements) <- x R / x R^T,
 //                                  // every block of n consecutive elements on its own
 //   r.rotate_hessian(h, k)         // R^T H R for a K x K row-major H
@@ -62,6 +63,8 @@ class block_rotation {
     signs_ = rademacher_signs(n, seed);
     signs_d_.assign(signs_.begin(), signs_.end());
   }
+  block_rotation(std::size_t n, std::optional<std::uint64_t> seed)
+      : block_rotation(seed ? block_rotation(n, *seed) : block_rotation(n)) {}
 
   std::size_t size() const noexcept { return n_; }
   std::optional<std::uint64_t> seed() const noexcept { return seed_; }

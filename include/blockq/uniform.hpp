@@ -112,7 +112,8 @@ class uniform_quantizer {
     }
     if (rule == scale_rule::signed_max) {
       // The first element of largest magnitude, with its sign, maps to qmin (NaN: NaN or Inf).
-      return {kernels::block_signed_max(Arch{}, blk.data(), blk.size()) / static_cast<float>(fmt_.qmin()), 0.0f};
+      const kernels::signed_quotient_scale scale_of{static_cast<float>(fmt_.qmin())};
+      return {scale_of(kernels::block_signed_max(Arch{}, blk.data(), blk.size())), 0.0f};
     }
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     if (!detail::is_finite(amax)) return {nan, 0.0f};

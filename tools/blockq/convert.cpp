@@ -2,7 +2,6 @@
 #include "convert.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -701,10 +700,7 @@ void run_quantize(const quantize_options& opt) {
   if (opt.rotate_seed && opt.rotate != "hadamard") throw error("--rotate-seed applies to --rotate hadamard");
   if (opt.rotate == "hadamard") {
     try {
-      if (opt.rotate_seed)
-        rot.emplace(cfg.block, *opt.rotate_seed);
-      else
-        rot.emplace(cfg.block);
+      rot.emplace(cfg.block, opt.rotate_seed);
     } catch (const std::invalid_argument& e) {
       throw error("--rotate hadamard rotates blocks of the block size: " + library_message(e));
     }
@@ -790,17 +786,11 @@ void run_dequantize(const dequantize_options& opt) {
     if (*r != "hadamard") throw error(opt.input + ": unknown metadata blockq.rotation '" + *r + "' (none, hadamard)");
     std::optional<std::uint64_t> seed;
     if (const std::string* s = in->meta("blockq.rotation_seed")) {
-      std::uint64_t v = 0;
-      const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-      if (s->empty() || ec != std::errc{} || end != s->data() + s->size())
-        throw error(opt.input + ": metadata blockq.rotation_seed '" + *s + "' is not an integer from 0 to 2^64 - 1");
-      seed = v;
+      seed = parse_u64(*s);
+      if (!seed) throw error(opt.input + ": metadata blockq.rotation_seed '" + *s + "' is not " + u64_range);
     }
     try {
-      if (seed)
-        rot.emplace(cfg.block, *seed);
-      else
-        rot.emplace(cfg.block);
+      rot.emplace(cfg.block, seed);
     } catch (const std::invalid_argument& e) {
       throw error(opt.input + ": blockq.rotation 'hadamard' with blockq.block " + block_s + ": " + library_message(e));
     }

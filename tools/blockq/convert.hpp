@@ -2,13 +2,26 @@
 // `blockq quantize` and `blockq dequantize`.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <unordered_map>
 
 namespace blockq_tool {
+
+// A uint64 written in decimal, all of the text (no sign, no space, no wrap-around: CLI11 and
+// strtoull would take -1 as 2^64 - 1), or nothing; u64_range names the accepted range in messages.
+inline std::optional<std::uint64_t> parse_u64(std::string_view s) noexcept {
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+inline constexpr const char* u64_range = "an integer from 0 to 2^64 - 1";
 
 struct quantize_options {
   std::string input, output;

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // blockq: quantize safetensors / npy tensors to MXFP4, NVFP4, FP4 and integer
 // formats, restore them, and report the error of every format.
-#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -99,11 +98,7 @@ int main(int argc, char** argv) {
                  "(0 to 2^64 - 1; recorded as blockq.rotation_seed)")
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {  // CLI11 would wrap -1 and saturate 2^64 into a uint64
-            std::uint64_t n = 0;
-            const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-            return v.empty() || ec != std::errc{} || end != v.data() + v.size()
-                       ? "'" + v + "' is not an integer from 0 to 2^64 - 1"
-                       : std::string();
+            return parse_u64(v) ? std::string() : "'" + v + "' is not " + std::string(u64_range);
           },
           "UINT64"));
   auto* tensors_opt = qc->add_option("--tensors", q.tensors,

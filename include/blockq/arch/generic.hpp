@@ -64,8 +64,7 @@ void int_amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, int
 template <generic_block_loops Arch>
 void int_signed_max_blocks(Arch, const float* x, std::size_t n, std::size_t block, int_format fmt, std::uint8_t* codes,
                            float* scales) noexcept {
-  const float qmin = static_cast<float>(fmt.qmin());
-  auto scale_of = [qmin](float m) { return m / qmin; };
+  const signed_quotient_scale scale_of{static_cast<float>(fmt.qmin())};
   loops::int_amax_blocks(
       x, n, block, fmt, scale_of, codes, scales,
       [](const float* p, std::size_t m) { return block_signed_max(Arch{}, p, m); },

@@ -494,6 +494,12 @@ struct quotient_block_scale {
     return s;
   }
 };
+// Rule signed_max's scale: the block's signed maximum m (block_signed_max) over qmin = -2^(b-1),
+// so that m maps to qmin (ggml Q4_0: d = max / -8). NaN stays NaN (a block with NaN or Inf).
+struct signed_quotient_scale {
+  float qmin = -1.0f;
+  float operator()(float m) const noexcept { return m / qmin; }
+};
 struct identity_divisor {
   float operator()(float s) const noexcept { return s; }
 };

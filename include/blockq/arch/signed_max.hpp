@@ -108,11 +108,10 @@ BLOCKQ_ALWAYS_INLINE __m256i signed_maxima8(const float* x, std::size_t block, i
 inline void int_signed_max_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
                                   std::uint8_t* codes, float* scales) noexcept {
   using namespace avx2_detail;
-  const float qmin = static_cast<float>(fmt.qmin());
-  auto scale_of = [qmin](float m) { return m / qmin; };
+  const signed_quotient_scale scale_of{static_cast<float>(fmt.qmin())};
   const auto rest = int_blocks_rest(x, block, fmt, scale_of, codes, scales,
                                     [](const float* p, std::size_t m) { return block_signed_max(arch::avx2{}, p, m); });
-  const __m256 vqmin = _mm256_set1_ps(qmin), vqmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
+  const __m256 vqmin = _mm256_set1_ps(scale_of.qmin), vqmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
   int_block_groups(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
     int slow = 0;
     const __m256i m = signed_maxima8(x + i, block, slow);

@@ -242,6 +242,26 @@ class mx_quantizer {
       quantize_amax<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(x, codes, scales);
       return;
     }
+    if constexpr (std::is_same_v<Element, e2m1> && std::is_same_v<T, float>) {
+      if (opt_.rule == scale_rule::mse && opt_.block == 32) {
+        // Fused over groups of blocks where the architecture has it (kernels::mxfp4_mse_blocks);
+        // rest is the per-block path below (block_scale, then quantize_blocks' encode).
+        detail::check_codec_args<Packed>(x.size(), opt_.block, codes.size(), scales.size());
+        auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
+          for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
+            const std::size_t m = end - begin < 32 ? end - begin : 32;
+            const std::span<const float> blk(x.data() + begin, m);
+            const std::uint8_t s = block_scale(blk, {}, nullptr);
+            scales[b] = s;
+            detail::encode_block<Element, Arch, Packed>(blk.data(), m, ue8m0_block_divisor{}(s), opt_.ties,
+                                                        codes.data() + detail::code_bytes<Packed>(begin));
+          }
+        };
+        kernels::mxfp4_mse_blocks<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
+            Arch{}, x.data(), x.size(), opt_.ties, codes.data(), scales.data(), rest);
+        return;
+      }
+    }
     std::vector<float> scratch(h ? search::hessian_scratch_floats(opt_.block) : 0);
     const std::size_t col_blocks = h ? h->num_blocks() : 1;
     detail::quantize_blocks<Element, Arch, Packed>(

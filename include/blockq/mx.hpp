@@ -245,13 +245,24 @@ class mx_quantizer {
     if constexpr (std::is_same_v<Element, e2m1> && std::is_same_v<T, float>) {
       if (opt_.rule == scale_rule::mse && opt_.block == 32) {
         // Fused over groups of blocks where the architecture has it (kernels::mxfp4_mse_blocks);
-        // rest is the per-block path below (block_scale, then quantize_blocks' encode).
+        // rest is the per-block path (then quantize_blocks' encode). Blocks the fused loop
+        // could not certify in float (declined: ue8m0_window_index would not either, their
+        // optimum may lie outside the window or candidates nearly tie) skip the window
+        // searches and run the chunked search at once; every path of discrete_mse returns
+        // the exhaustive index.
         detail::check_codec_args<Packed>(x.size(), opt_.block, codes.size(), scales.size());
-        auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
+        const std::span<const float> set = search::ue8m0_scales();
+        auto rest = [&](std::size_t b, std::size_t begin, std::size_t len, bool declined) {
           for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
             const std::size_t m = end - begin < 32 ? end - begin : 32;
             const std::span<const float> blk(x.data() + begin, m);
-            const std::uint8_t s = block_scale(blk, {}, nullptr);
+            std::uint8_t s = start_scale(blk);
+            if (!declined) {
+              s = block_scale(blk, {}, nullptr);
+            } else if (s != ue8m0::nan_code) {
+              const double e0 = kernels::block_sse<Element>(Arch{}, blk.data(), m, set[s], opt_.ties);
+              s = static_cast<std::uint8_t>(search::detail::chunked_search<Element, Arch>(blk, set, s, e0, opt_.ties).index);
+            }
             scales[b] = s;
             detail::encode_block<Element, Arch, Packed>(blk.data(), m, ue8m0_block_divisor{}(s), opt_.ties,
                                                         codes.data() + detail::code_bytes<Packed>(begin));

@@ -51,10 +51,10 @@ void amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, tie_mod
 }
 
 // MXFP4 rule mse over whole tensors (mx_quantizer; the fused version and its contract are in
-// arch/mx_search_avx2.hpp): here every block takes the per-block path, rest(b, begin, len).
+// arch/mx_search_avx2.hpp): here every block takes the per-block path, rest(b, begin, len, false).
 template <code_layout L, generic_block_loops Arch, class Rest>
 void mxfp4_mse_blocks(Arch, const float*, std::size_t n, tie_mode, std::uint8_t*, std::uint8_t*, Rest&& rest) {
-  rest(std::size_t{0}, std::size_t{0}, n);
+  rest(std::size_t{0}, std::size_t{0}, n, false);
 }
 
 template <generic_block_loops Arch, class ScaleOf>

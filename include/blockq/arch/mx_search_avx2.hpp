@@ -20,16 +20,20 @@
 // range) or when its certificate fails (near-ties, an optimum that may lie outside the
 // window); a group may mix both.
 //
-// The certificate in float. ue8m0_window_index bounds each candidate's exact SSE (in units
-// of s^2) by lo = v (1 - rel) - abs and hi = v (1 + rel) + abs with rel =
-// estimate_relative_error(32) = 3 * 2^-19, abs = estimate_absolute_error(32) = 2^-144 and
-// picks the candidate with the least hi when it is the only one whose lo is <= that hi, and
-// when the clipping and zero parts' lo are above it. Here the same test runs on
-// lo' = fl(fl(v (1 - rel')) - abs') and hi' = fl(fl(v (1 + rel')) + abs') with rel' = rel +
-// 2^-20 and abs' = 2^-140: two roundings (relative 2^-24 each, or absolute 2^-150 below
-// FLT_MIN) move a value by far less than the extra v 2^-20 + 2^-140 - 2^-144, so lo' <= lo
-// and hi' >= hi as real numbers; the scalings by 4 and 16 and the comparisons are exact.
-// Wider bounds only certify fewer blocks: a certified winner is still the exhaustive result.
+// The certificate in float. ue8m0_window_index bounds each candidate's exact SSE by
+// lo = v (1 - rel) - abs and hi = v (1 + rel) + abs (rel = estimate_relative_error(32) =
+// 3 * 2^-19, abs = estimate_absolute_error(32) = 2^-144, the estimates' contract) and picks
+// the candidate with the least hi when it is the only one whose lo is <= that hi and the
+// clipping and zero parts' lo are above it. Here every sum is in units of s^2 (the residual
+// at 2^j s is formed in units of s, 2^j times the one in units of 2^j s, exactly): the
+// relative error is the contract's (the same roundings of the same terms), and the absolute
+// one, at most 2^-150 per rounding of the 39 a lane's sum goes through, stays below abs in
+// these units too. The test runs on lo' = fl(fl(v (1 - rel')) - abs') and
+// hi' = fl(fl(v (1 + rel')) + abs') with rel' = rel + 2^-20 and abs' = 2^-140: two roundings
+// (relative 2^-24 each, or absolute 2^-150 below FLT_MIN) move a value by far less than the
+// extra v 2^-20 + 2^-140 - 2^-144, so lo' <= lo and hi' >= hi as real numbers; min and the
+// comparisons are exact. Wider bounds only certify fewer blocks: a certified winner is still
+// the exhaustive result.
 #pragma once
 
 #include "blockq/arch/avx2.hpp"
@@ -59,9 +63,17 @@ BLOCKQ_ALWAYS_INLINE __m256 transpose_sum8(const __m256 (&v)[8]) noexcept {
   return _mm256_add_ps(_mm256_permute2f128_ps(b0, b1, 0x20), _mm256_permute2f128_ps(b0, b1, 0x31));
 }
 
-// The window sums of one block of 32 at reciprocal r = 2^-k (see the header): e[0..2] the
-// estimates at s, 2s, 4s (4s in units of 2s, as e2m1_window_estimates), e[3] the zero part,
-// e[4] the clipping part, 8 lanes each.
+// The window sums of one block of 32 at reciprocal r = 2^-k (see the header), all in units
+// of s (residuals) and s^2 (sums): e[0..2] the estimates at s, 2s, 4s, e[3] the zero part,
+// e[4] the clipping part, 8 lanes each. q = |x| / s (exact) is below 8. The residual at 2^j s
+// in units of s is 2^j times the one in units of 2^j s (exact), so its square is the
+// candidate's term in units of s^2 and the three sums compare without scaling.
+// Ties to even: magic-number rounding (e2m1_round_magnitude) at each candidate's spacing in
+// units of s. At s, M = 2^(max(e, 0) + 22) (e the exponent of q) rounds q to the E2M1 grid
+// 0, 0.5, .., 4, 6, 8 with the FPU's ties to even (the even code), min(., 6) saturates; at
+// 2s the grid is twice as coarse, M' = 2 M(q / 2) = max(M, 2^23), and q / 2 < 4 needs no
+// saturation; at 4s (q / 4 < 2) the spacing is 2 everywhere, M'' = 2^24. The other tie
+// rules round q / 2 and q / 4 as e2m1_window_estimates does and double the residuals.
 template <tie_mode T>
 BLOCKQ_ALWAYS_INLINE void mx_mse_block_sums(const float* x, __m256 r, __m256 (&e)[5]) noexcept {
   const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), half = _mm256_set1_ps(0.5f);
@@ -70,21 +82,32 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_block_sums(const float* x, __m256 r, __m256 (&e
   for (int j = 0; j < 5; ++j) e[j] = _mm256_setzero_ps();
   for (int i = 0; i < 32; i += 8) {
     const __m256 y = _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask);
-    const __m256 q0 = _mm256_mul_ps(y, r), q1 = _mm256_mul_ps(q0, half);
+    const __m256 q0 = _mm256_mul_ps(y, r);
     const __m256 y0 = _mm256_and_ps(q0, _mm256_cmp_ps(q0, zb, _CMP_LT_OQ));
     // (q0 - 3 is exact for q0 in [3, 8); max(., 0) is e2m1_window_estimates' masked difference)
     const __m256 yc = _mm256_max_ps(_mm256_sub_ps(q0, ca), _mm256_setzero_ps());
-    const __m256 d0 = _mm256_sub_ps(q0, e2m1_round_magnitude<T>(q0));
-    const __m256 d1 = _mm256_sub_ps(q1, e2m1_round_magnitude<T>(q1));
-    __m256 d2;
-    if constexpr (T == tie_mode::even)
-      d2 = _mm256_sub_ps(q1, _mm256_round_ps(q1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    else if constexpr (T == tie_mode::toward_zero)
-      d2 = _mm256_sub_ps(q1, _mm256_round_ps(_mm256_sub_ps(q1, half), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC));
-    else {  // 2 (q / 4 - round(q / 4)), exact
-      const __m256 q2 = _mm256_mul_ps(q1, half);
-      const __m256 t = _mm256_sub_ps(q2, e2m1_round_magnitude<T>(q2));
-      d2 = _mm256_add_ps(t, t);
+    __m256 d0, d1, d2;
+    if constexpr (T == tie_mode::even) {
+      const __m256i ex = _mm256_and_si256(_mm256_castps_si256(q0), splat(0x7F800000u));
+      const __m256 m0 = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_max_epi32(ex, splat(0x3F800000u)), splat(22u << 23)));
+      const __m256 m1 = _mm256_max_ps(m0, _mm256_set1_ps(0x1p23f)), m2 = _mm256_set1_ps(0x1p24f);
+      d0 = _mm256_sub_ps(q0, _mm256_min_ps(_mm256_sub_ps(_mm256_add_ps(q0, m0), m0), _mm256_set1_ps(6.0f)));
+      d1 = _mm256_sub_ps(q0, _mm256_sub_ps(_mm256_add_ps(q0, m1), m1));
+      d2 = _mm256_sub_ps(q0, _mm256_sub_ps(_mm256_add_ps(q0, m2), m2));
+    } else {
+      const __m256 q1 = _mm256_mul_ps(q0, half);
+      d0 = _mm256_sub_ps(q0, e2m1_round_magnitude<T>(q0));
+      const __m256 t1 = _mm256_sub_ps(q1, e2m1_round_magnitude<T>(q1));
+      d1 = _mm256_add_ps(t1, t1);
+      __m256 t2;  // the residual at 4s in units of 2s
+      if constexpr (T == tie_mode::toward_zero) {
+        t2 = _mm256_sub_ps(q1, _mm256_round_ps(_mm256_sub_ps(q1, half), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC));
+      } else {  // 2 (q / 4 - round(q / 4)), exact
+        const __m256 q2 = _mm256_mul_ps(q1, half);
+        const __m256 t = _mm256_sub_ps(q2, e2m1_round_magnitude<T>(q2));
+        t2 = _mm256_add_ps(t, t);
+      }
+      d2 = _mm256_add_ps(t2, t2);
     }
     e[0] = _mm256_fmadd_ps(d0, d0, e[0]);
     e[1] = _mm256_fmadd_ps(d1, d1, e[1]);
@@ -114,21 +137,17 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_group8(const float* x, std::size_t b, std::size
     mx_mse_block_sums<T>(x + 32 * j, _mm256_broadcast_ss(rcp + j), e);
     for (int q = 0; q < 5; ++q) acc[q][j] = e[q];
   }
-  const __m256 e0 = transpose_sum8(acc[0]), e1 = transpose_sum8(acc[1]);
-  // (4s's residuals are in units of 2s: a quarter in units of 4s, exactly)
-  const __m256 e2 = _mm256_mul_ps(transpose_sum8(acc[2]), _mm256_set1_ps(0.25f));
+  const __m256 e0 = transpose_sum8(acc[0]), e1 = transpose_sum8(acc[1]), e2 = transpose_sum8(acc[2]);
   const __m256 zero = transpose_sum8(acc[3]), clip = transpose_sum8(acc[4]);
   // The certificate (see the header), in units of s^2.
   const __m256 down = _mm256_set1_ps(1.0f - 0x7p-20f), up = _mm256_set1_ps(1.0f + 0x7p-20f);
   const __m256 slack = _mm256_set1_ps(0x1p-140f);
   auto lower = [&](__m256 v) BLOCKQ_LAMBDA_INLINE { return _mm256_sub_ps(_mm256_mul_ps(v, down), slack); };
   auto upper = [&](__m256 v) BLOCKQ_LAMBDA_INLINE { return _mm256_add_ps(_mm256_mul_ps(v, up), slack); };
-  const __m256 four = _mm256_set1_ps(4.0f), sixteen = _mm256_set1_ps(16.0f);
-  const __m256 h = _mm256_min_ps(_mm256_min_ps(upper(e0), _mm256_mul_ps(upper(e1), four)),
-                                 _mm256_mul_ps(upper(e2), sixteen));
+  const __m256 h = _mm256_min_ps(_mm256_min_ps(upper(e0), upper(e1)), upper(e2));
   const __m256 c0 = _mm256_cmp_ps(lower(e0), h, _CMP_LE_OQ);
-  const __m256 c1 = _mm256_cmp_ps(_mm256_mul_ps(lower(e1), four), h, _CMP_LE_OQ);
-  const __m256 c2 = _mm256_cmp_ps(_mm256_mul_ps(lower(e2), sixteen), h, _CMP_LE_OQ);
+  const __m256 c1 = _mm256_cmp_ps(lower(e1), h, _CMP_LE_OQ);
+  const __m256 c2 = _mm256_cmp_ps(lower(e2), h, _CMP_LE_OQ);
   // exactly one of c0, c1, c2 (each -1 or 0: their sum is -1) and both parts above h
   const __m256i count = _mm256_add_epi32(_mm256_add_epi32(_mm256_castps_si256(c0), _mm256_castps_si256(c1)),
                                          _mm256_castps_si256(c2));
@@ -139,18 +158,18 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_group8(const float* x, std::size_t b, std::size
   const __m256i code = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_sub_epi32(ex, splat(2u)), _mm256_castps_si256(c1)),
                                         _mm256_add_epi32(_mm256_castps_si256(c2), _mm256_castps_si256(c2)));
   const unsigned good = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(ok)));
+  const unsigned in = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(in_range)));
   store_bytes8(code, scales + b);
   // Key offsets e2m1_offset + 4 k' (k' = code - 127), as mx_group32.
   const __m256i off32 = _mm256_add_epi32(_mm256_slli_epi32(code, 2), _mm256_set1_epi32(e2m1_offset<T> - 4 * 127));
   alignas(16) std::int16_t off[8];
   _mm_store_si128(reinterpret_cast<__m128i*>(off),
                   _mm_packs_epi32(_mm256_castsi256_si128(off32), _mm256_extracti128_si256(off32, 1)));
+  // Every block's codes at its lane's code (a loop without calls, so that the table
+  // constants stay in registers), then the declined blocks again through rest, which
+  // rewrites their scale and codes.
   const __m256i abs = splat(0x7FFFFFFFu);
   for (int j = 0; j < 8; ++j) {
-    if (!(good >> j & 1u)) {
-      rest(b + j, i + 32 * j, std::size_t{32});
-      continue;
-    }
     const float* p = x + 32 * j;
     const __m256i b0 = load8i(p), b1 = load8i(p + 8), b2 = load8i(p + 16), b3 = load8i(p + 24);
     const __m256i k01 = _mm256_packs_epi32(e2m1_key_bits<T>(_mm256_and_si256(b0, abs)), e2m1_key_bits<T>(_mm256_and_si256(b1, abs)));
@@ -159,14 +178,20 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_group8(const float* x, std::size_t b, std::size
     e2m1_store32<L>(e2m1_codes_from_keys(k01, k23, ov, ov, b0, b1, b2, b3, nullptr),
                     e2m1_block_out<L>(out, b + j, i + 32 * j));
   }
+  for (unsigned bad = ~good & 0xFFu; bad != 0; bad &= bad - 1) {
+    const unsigned j = static_cast<unsigned>(std::countr_zero(bad));
+    rest(b + j, i + 32 * j, std::size_t{32}, (in >> j & 1u) != 0);  // (in range: the certificate failed)
+  }
 }
 
 }  // namespace avx2_detail
 
 // MXFP4 rule mse over n floats in blocks of 32, codes in layout L (bytes or nibbles) at
 // out and UE8M0 scales at scales: whole groups of 8 blocks fused (see the header), every
-// block they decline and the blocks after the last whole group through rest(b, begin, len)
-// (the per-block path, which writes block b's scale and the codes of [begin, begin + len)).
+// block they decline and the blocks after the last whole group through
+// rest(b, begin, len, declined) (the per-block path, which writes the scales of the blocks
+// from b on and the codes of [begin, begin + len)); declined: a block of 32 with amax in
+// [2^-40, 2^40] whose certificate failed (the float window cannot decide it).
 template <code_layout L, class Rest>
 void mxfp4_mse_blocks(arch::avx2, const float* x, std::size_t n, tie_mode ties, std::uint8_t* out,
                       std::uint8_t* scales, Rest&& rest) {
@@ -175,7 +200,7 @@ void mxfp4_mse_blocks(arch::avx2, const float* x, std::size_t n, tie_mode ties, 
   avx2_detail::with_ties(ties, [&](auto t) {
     for (; i + 256 <= n; i += 256, b += 8) avx2_detail::mx_mse_group8<L, decltype(t)::value>(x + i, b, i, out, scales, rest);
   });
-  if (i < n) rest(b, i, n - i);
+  if (i < n) rest(b, i, n - i, false);
 }
 
 }  // namespace kernels

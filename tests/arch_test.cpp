@@ -754,7 +754,8 @@ TYPED_TEST(Arch, Mxfp4GroupsOfSixteenBlocks) {
 // 32, at a random power-of-two magnitude 2^j across the whole range (and so on both sides of
 // the fused path's amax range [2^-40, 2^40]): N(0, 1); elements a few float steps around the
 // E2M1 decision points of the window's scales s, 2s, 4s (ties and near-ties under each rule);
-// SPEC §6's counterexample, whose optimum is s / 2 (one 4, 31 times 0.25); blocks whose
+// SPEC §6's counterexample, whose optimum is s / 2 (one 4, 31 times 0.25; or 31 values in
+// [0.26, 0.32], where s / 2 is strictly better than s, 2s and 4s); blocks whose
 // optimum is 8s or beyond (one large element, the others far below the window); exact E2M1
 // multiples; amax exactly 2^-40 and 2^40 and one step outside; and blocks the loops must
 // decline: a NaN, an Inf, zeros, subnormals only. Groups mix certified and declined blocks;
@@ -782,10 +783,12 @@ std::vector<float> make_mse_groups(std::uint32_t seed) {
           p[i] = sign(v);
         }
         break;
-      case 8:  // optimum s / 2
-        for (std::size_t i = 0; i < m; ++i) p[i] = sign(0.25f * sc);
+      case 8: {  // optimum s / 2: one 4 s, the rest 0.25 s (a tie of s and 2s) or in [0.26, 0.32] s
+        const bool tie = g() % 2 == 0;
+        for (std::size_t i = 0; i < m; ++i) p[i] = sign((tie ? 0.25f : 0.26f + 0.06f * std::uniform_real_distribution<float>()(g)) * sc);
         p[g() % m] = sign(4.0f * sc);
         break;
+      }
       case 9:  // optimum 8s and above: one large element, the rest small
         for (std::size_t i = 0; i < m; ++i) p[i] = nd(g) * sc * 0x1p-6f;
         p[g() % m] = sign(7.5f * sc);

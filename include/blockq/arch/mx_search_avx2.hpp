@@ -7,33 +7,43 @@
 // for every block. Here one group of 8 blocks (1 KiB, in L1 after the first pass) takes:
 // - the 8 amaxes at once (avx2_detail::block_maxima8) and from their exponents the ocp
 //   start s = 2^k of each block (amax / s in [4, 8)) and its reciprocal 2^-k, exact;
-// - per block, the five float sums of search::detail::ue8m0_window_index in units of s
-//   (est at s, 2s and 4s, the zero part at 8s, the clipping part at s / 2), with the
-//   per-element arithmetic of avx2_detail::e2m1_window_estimates, then the 8 blocks'
-//   sums transposed so that lane j holds block j's (each term through at most 4 fused
-//   multiply-adds and 3 additions: 7 <= n / 8 + 4 roundings, the estimates' contract);
-// - the certificate of ue8m0_window_index for the 8 blocks side by side, in float (below);
+// - per block, four float sums in units of s^2: the estimates at s, 2s and 4s and the
+//   clipping part at s / 2 of search::detail::ue8m0_window_index, with the residuals of
+//   avx2_detail::e2m1_window_estimates, then the 8 blocks' sums transposed so that lane j
+//   holds block j's (each term through at most 4 fused multiply-adds and 3 additions:
+//   7 <= n / 8 + 4 roundings, the estimates' contract);
+// - the certificate below for the 8 blocks side by side, in float;
 // - the winner's codes by the shift plan of mx_group32 (no multiplication: the key offset
 //   e2m1_offset + 4k' for the winner's scale 2^k'), in layout L.
-// A block declines, and rest(b, begin, 32) runs the per-block path on it, when its amax is
-// outside [2^-40, 2^40] (zero, subnormal-only, NaN, Inf, extreme exponents: the estimates'
-// range) or when its certificate fails (near-ties, an optimum that may lie outside the
-// window); a group may mix both.
+// A block declines, and rest(b, begin, 32, declined) runs the per-block path on it, when its
+// amax is outside [2^-40, 2^40] (zero, subnormal-only, NaN, Inf, extreme exponents: the
+// estimates' range) or when its certificate fails (near-ties, an optimum that may be below
+// s); a group may mix both.
 //
-// The certificate in float. ue8m0_window_index bounds each candidate's exact SSE by
-// lo = v (1 - rel) - abs and hi = v (1 + rel) + abs (rel = estimate_relative_error(32) =
-// 3 * 2^-19, abs = estimate_absolute_error(32) = 2^-144, the estimates' contract) and picks
-// the candidate with the least hi when it is the only one whose lo is <= that hi and the
-// clipping and zero parts' lo are above it. Here every sum is in units of s^2 (the residual
-// at 2^j s is formed in units of s, 2^j times the one in units of 2^j s, exactly): the
-// relative error is the contract's (the same roundings of the same terms), and the absolute
-// one, at most 2^-150 per rounding of the 39 a lane's sum goes through, stays below abs in
-// these units too. The test runs on lo' = fl(fl(v (1 - rel')) - abs') and
-// hi' = fl(fl(v (1 + rel')) + abs') with rel' = rel + 2^-20 and abs' = 2^-140: two roundings
-// (relative 2^-24 each, or absolute 2^-150 below FLT_MIN) move a value by far less than the
-// extra v 2^-20 + 2^-140 - 2^-144, so lo' <= lo and hi' >= hi as real numbers; min and the
-// comparisons are exact. Wider bounds only certify fewer blocks: a certified winner is still
-// the exhaustive result.
+// The certificate. Each candidate's exact block_sse lies in [lo, hi], lo = v (1 - rel) - abs,
+// hi = v (1 + rel) + abs (rel = estimate_relative_error(32) = 3 * 2^-19, abs =
+// estimate_absolute_error(32) = 2^-144, the estimates' contract). The candidate w of least hi
+// is the exhaustive result when it is the only one of s, 2s, 4s whose lo is <= that hi and
+// the clipping part's lo is above it:
+// - below: every scale <= s / 2 clips each |x| > 3s to at most 3s, so its SSE is at least
+//   the clipping part (as in ue8m0_window_search), strictly above SSE(w);
+// - above: no scale 2^j s with j >= 3 is ever the result. Every |x| is below 8s, and the
+//   E2M1 grid at 2^j s has no point in (0, 8s) but 4s (j = 3), all of whose points up to 8s
+//   (0, 4s, 8s) are on the grid at 4s: each element's distance to the grid at 4s is at most
+//   that to the grid at 2^j s. Rounding to nearest (any tie rule) leaves that distance as the
+//   residual, the float residual and the double sum are monotone in it, so
+//   block_sse(4s) <= block_sse(2^j s). 4s comes earlier in the exhaustive order, so a larger
+//   scale never replaces the best (this is why ue8m0_window_index's zero part at 8s, which
+//   bounds the same scales, is not needed here).
+// Every sum is in units of s^2 (the residual at 2^j s is formed in units of s, 2^j times the
+// one in units of 2^j s, exactly): the relative error is the contract's (the same roundings
+// of the same terms), and the absolute one, at most 2^-150 per rounding of the 39 a lane's
+// sum goes through, stays below abs in these units too. The test runs in float on
+// lo' = fl(fl(v (1 - rel')) - abs') and hi' = fl(fl(v (1 + rel')) + abs') with
+// rel' = rel + 2^-20 and abs' = 2^-140: two roundings (relative 2^-24 each, or absolute
+// 2^-150 below FLT_MIN) move a value by far less than the extra v 2^-20 + 2^-140 - 2^-144, so
+// lo' <= lo and hi' >= hi as real numbers; min and the comparisons are exact. Wider bounds
+// only certify fewer blocks: a certified winner is still the exhaustive result.
 #pragma once
 
 #include "blockq/arch/avx2.hpp"
@@ -49,23 +59,16 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace avx2_detail {
 
-// Lane j of the result: the sum of the 8 lanes of v[j] (in some order).
+// Lane j of the result: the sum of the 8 lanes of v[j] (pairwise, in some order).
 BLOCKQ_ALWAYS_INLINE __m256 transpose_sum8(const __m256 (&v)[8]) noexcept {
-  auto fold = [](__m256 a, __m256 b) BLOCKQ_LAMBDA_INLINE {
-    return _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
-  };
-  auto fold64 = [](__m256 a, __m256 b) BLOCKQ_LAMBDA_INLINE {
-    const __m256d x = _mm256_castps_pd(a), y = _mm256_castps_pd(b);
-    return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)), _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
-  };
-  const __m256 b0 = fold64(fold(v[0], v[1]), fold(v[2], v[3]));  // blocks 0 1 2 3 | 0 1 2 3
-  const __m256 b1 = fold64(fold(v[4], v[5]), fold(v[6], v[7]));  // blocks 4 5 6 7 | 4 5 6 7
-  return _mm256_add_ps(_mm256_permute2f128_ps(b0, b1, 0x20), _mm256_permute2f128_ps(b0, b1, 0x31));
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));  // 0 1 2 3 | 0 1 2 3
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));  // 4 5 6 7 | 4 5 6 7
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
 }
 
 // The window sums of one block of 32 at reciprocal r = 2^-k (see the header), all in units
-// of s (residuals) and s^2 (sums): e[0..2] the estimates at s, 2s, 4s, e[3] the zero part,
-// e[4] the clipping part, 8 lanes each. q = |x| / s (exact) is below 8. The residual at 2^j s
+// of s (residuals) and s^2 (sums): e[0..2] the estimates at s, 2s, 4s, e[3] the clipping
+// part, 8 lanes each. q = |x| / s (exact) is below 8. The residual at 2^j s
 // in units of s is 2^j times the one in units of 2^j s (exact), so its square is the
 // candidate's term in units of s^2 and the three sums compare without scaling.
 // Ties to even: magic-number rounding (e2m1_round_magnitude) at each candidate's spacing in
@@ -75,15 +78,13 @@ BLOCKQ_ALWAYS_INLINE __m256 transpose_sum8(const __m256 (&v)[8]) noexcept {
 // saturation; at 4s (q / 4 < 2) the spacing is 2 everywhere, M'' = 2^24. The other tie
 // rules round q / 2 and q / 4 as e2m1_window_estimates does and double the residuals.
 template <tie_mode T>
-BLOCKQ_ALWAYS_INLINE void mx_mse_block_sums(const float* x, __m256 r, __m256 (&e)[5]) noexcept {
+BLOCKQ_ALWAYS_INLINE void mx_mse_block_sums(const float* x, __m256 r, __m256 (&e)[4]) noexcept {
   const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), half = _mm256_set1_ps(0.5f);
-  // 8 d_0 (1 - 2^-20) = 2 - 2^-19 (search::detail::ue8m0_window_index's zero_below) and 6 / 2.
-  const __m256 zb = _mm256_set1_ps(2.0f - 0x1p-19f), ca = _mm256_set1_ps(3.0f);
-  for (int j = 0; j < 5; ++j) e[j] = _mm256_setzero_ps();
+  const __m256 ca = _mm256_set1_ps(3.0f);  // 6 (s / 2) in units of s
+  for (int j = 0; j < 4; ++j) e[j] = _mm256_setzero_ps();
   for (int i = 0; i < 32; i += 8) {
     const __m256 y = _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask);
     const __m256 q0 = _mm256_mul_ps(y, r);
-    const __m256 y0 = _mm256_and_ps(q0, _mm256_cmp_ps(q0, zb, _CMP_LT_OQ));
     // (q0 - 3 is exact for q0 in [3, 8); max(., 0) is e2m1_window_estimates' masked difference)
     const __m256 yc = _mm256_max_ps(_mm256_sub_ps(q0, ca), _mm256_setzero_ps());
     __m256 d0, d1, d2;
@@ -112,8 +113,7 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_block_sums(const float* x, __m256 r, __m256 (&e
     e[0] = _mm256_fmadd_ps(d0, d0, e[0]);
     e[1] = _mm256_fmadd_ps(d1, d1, e[1]);
     e[2] = _mm256_fmadd_ps(d2, d2, e[2]);
-    e[3] = _mm256_fmadd_ps(y0, y0, e[3]);
-    e[4] = _mm256_fmadd_ps(yc, yc, e[4]);
+    e[3] = _mm256_fmadd_ps(yc, yc, e[3]);
   }
 }
 
@@ -131,14 +131,14 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_group8(const float* x, std::size_t b, std::size
   const __m256i ex = _mm256_blendv_epi8(splat(127u), _mm256_srli_epi32(maxima, 23), in_range);
   alignas(32) float rcp[8];
   _mm256_store_ps(rcp, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_sub_epi32(splat(256u), ex), 23)));
-  __m256 acc[5][8];
+  __m256 acc[4][8];
   for (int j = 0; j < 8; ++j) {
-    __m256 e[5];
+    __m256 e[4];
     mx_mse_block_sums<T>(x + 32 * j, _mm256_broadcast_ss(rcp + j), e);
-    for (int q = 0; q < 5; ++q) acc[q][j] = e[q];
+    for (int q = 0; q < 4; ++q) acc[q][j] = e[q];
   }
   const __m256 e0 = transpose_sum8(acc[0]), e1 = transpose_sum8(acc[1]), e2 = transpose_sum8(acc[2]);
-  const __m256 zero = transpose_sum8(acc[3]), clip = transpose_sum8(acc[4]);
+  const __m256 clip = transpose_sum8(acc[3]);
   // The certificate (see the header), in units of s^2.
   const __m256 down = _mm256_set1_ps(1.0f - 0x7p-20f), up = _mm256_set1_ps(1.0f + 0x7p-20f);
   const __m256 slack = _mm256_set1_ps(0x1p-140f);
@@ -148,10 +148,10 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_group8(const float* x, std::size_t b, std::size
   const __m256 c0 = _mm256_cmp_ps(lower(e0), h, _CMP_LE_OQ);
   const __m256 c1 = _mm256_cmp_ps(lower(e1), h, _CMP_LE_OQ);
   const __m256 c2 = _mm256_cmp_ps(lower(e2), h, _CMP_LE_OQ);
-  // exactly one of c0, c1, c2 (each -1 or 0: their sum is -1) and both parts above h
+  // exactly one of c0, c1, c2 (each -1 or 0: their sum is -1) and the clipping part above h
   const __m256i count = _mm256_add_epi32(_mm256_add_epi32(_mm256_castps_si256(c0), _mm256_castps_si256(c1)),
                                          _mm256_castps_si256(c2));
-  const __m256 parts = _mm256_and_ps(_mm256_cmp_ps(lower(clip), h, _CMP_GT_OQ), _mm256_cmp_ps(lower(zero), h, _CMP_GT_OQ));
+  const __m256 parts = _mm256_cmp_ps(lower(clip), h, _CMP_GT_OQ);
   const __m256i ok = _mm256_and_si256(_mm256_and_si256(_mm256_cmpeq_epi32(count, splat(0xFFFFFFFFu)), in_range),
                                       _mm256_castps_si256(parts));
   // The winner's code: the start's plus 1 (c1) or 2 (c2).

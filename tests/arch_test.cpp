@@ -749,6 +749,101 @@ TYPED_TEST(Arch, Mxfp4GroupsOfSixteenBlocks) {
   }
 }
 
+// MXFP4 rule mse in groups of blocks (the fused loops, arch/mx_search_avx2.hpp: groups of 8
+// blocks of 32, each block certified in float or handed to the per-block path). Per block of
+// 32, at a random power-of-two magnitude 2^j across the whole range (and so on both sides of
+// the fused path's amax range [2^-40, 2^40]): N(0, 1); elements a few float steps around the
+// E2M1 decision points of the window's scales s, 2s, 4s (ties and near-ties under each rule);
+// SPEC §6's counterexample, whose optimum is s / 2 (one 4, 31 times 0.25; or 31 values in
+// [0.26, 0.32], where s / 2 is strictly better than s, 2s and 4s); blocks whose
+// optimum is 8s or beyond (one large element, the others far below the window); exact E2M1
+// multiples; amax exactly 2^-40 and 2^40 and one step outside; and blocks the loops must
+// decline: a NaN, an Inf, zeros, subnormals only. Groups mix certified and declined blocks;
+// 40 groups and 3 blocks and 5 elements beyond them (the tail).
+std::vector<float> make_mse_groups(std::uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> nd;
+  constexpr float points[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f};
+  const std::size_t n = 40 * 256 + 3 * 32 + 5;
+  std::vector<float> x(n);
+  for (std::size_t b = 0; b * 32 < n; ++b) {
+    const std::size_t begin = b * 32, m = std::min<std::size_t>(32, n - begin);
+    float* p = x.data() + begin;
+    const int j = g() % 3 == 0 ? static_cast<int>(g() % 250) - 125 : static_cast<int>(g() % 90) - 45;
+    const float sc = std::ldexp(1.0f, j);
+    auto sign = [&](float v) { return g() % 2 ? -v : v; };
+    switch (g() % 16) {
+      case 0: case 1: case 2: case 3:
+        for (std::size_t i = 0; i < m; ++i) p[i] = nd(g) * sc;
+        break;
+      case 4: case 5: case 6: case 7:  // near the decision points of s, 2s, 4s
+        for (std::size_t i = 0; i < m; ++i) {
+          float v = std::nextafter(points[g() % 9] * std::ldexp(sc, static_cast<int>(g() % 3)), 0.0f);
+          for (int k = static_cast<int>(g() % 3); k > 0; --k) v = std::nextafter(v, 1e38f);
+          p[i] = sign(v);
+        }
+        break;
+      case 8: {  // optimum s / 2: one 4 s, the rest 0.25 s (a tie of s and 2s) or in [0.26, 0.32] s
+        const bool tie = g() % 2 == 0;
+        for (std::size_t i = 0; i < m; ++i) p[i] = sign((tie ? 0.25f : 0.26f + 0.06f * std::uniform_real_distribution<float>()(g)) * sc);
+        p[g() % m] = sign(4.0f * sc);
+        break;
+      }
+      case 9:  // optimum 8s and above: one large element, the rest small
+        for (std::size_t i = 0; i < m; ++i) p[i] = nd(g) * sc * 0x1p-6f;
+        p[g() % m] = sign(7.5f * sc);
+        break;
+      case 10:  // exact E2M1 multiples
+        for (std::size_t i = 0; i < m; ++i) p[i] = sign(static_cast<float>(g() % 13) * 0.5f * sc);
+        break;
+      case 11: {  // the fused range's edges: amax 2^-40 or 2^40, or one float step outside
+        const float edge = g() % 2 ? 0x1p-40f : 0x1p40f;
+        for (std::size_t i = 0; i < m; ++i) p[i] = nd(g) * edge * 0.25f;
+        p[g() % m] = sign(g() % 2 ? edge : std::nextafter(edge, g() % 2 ? 0.0f : 1e38f));
+        break;
+      }
+      case 12:  // must decline: NaN or Inf
+        for (std::size_t i = 0; i < m; ++i) p[i] = nd(g) * sc;
+        p[g() % m] = g() % 2 ? kNaN : sign(kInf);
+        break;
+      case 13:  // must decline: zeros (signed)
+        for (std::size_t i = 0; i < m; ++i) p[i] = sign(0.0f);
+        break;
+      case 14:  // must decline: subnormals only
+        for (std::size_t i = 0; i < m; ++i) p[i] = sign(f32(static_cast<std::uint32_t>(g()) % 0x00800000u));
+        break;
+      default:  // N(0, 1) with zeros and -0
+        for (std::size_t i = 0; i < m; ++i) p[i] = g() % 4 == 0 ? sign(0.0f) : nd(g) * sc;
+        break;
+    }
+  }
+  return x;
+}
+
+TYPED_TEST(Arch, Mxfp4MseGroups) {
+  for (std::uint32_t seed : {kSeed, kSeed + 1, kSeed + 2, kSeed + 3}) {
+    const std::vector<float> x = make_mse_groups(seed);
+    const std::size_t n = x.size();
+    for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+      const mx_options opt{32, scale_rule::mse, t};
+      const mx_quantizer<e2m1, arch::scalar> q0(opt);
+      const mx_quantizer<e2m1, TypeParam> q1(opt);
+      const std::string what = std::string("mxfp4 mse groups, ties ") + std::string(to_string(t)) + ", n = " +
+                               std::to_string(n) + ", seed " + std::to_string(seed);
+      std::vector<std::uint8_t> c0(n), c1(n), s0(q0.num_blocks(n)), s1(q0.num_blocks(n));
+      q0.quantize(x, c0, s0);
+      q1.quantize(x, c1, s1);
+      ASSERT_TRUE(same(s0, s1, "scales, " + what, [&](std::size_t b) { return inputs(x, b * 32, 32); }));
+      ASSERT_TRUE(same(c0, c1, "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+      std::vector<std::uint8_t> p0((n + 1) / 2), p1((n + 1) / 2);
+      q0.quantize_packed(x, p0, s0);
+      q1.quantize_packed(x, p1, s1);
+      ASSERT_TRUE(same(s0, s1, "packed scales, " + what, [&](std::size_t b) { return inputs(x, b * 32, 32); }));
+      ASSERT_TRUE(same(p0, p1, "packed codes, " + what, [&](std::size_t i) { return inputs(x, 2 * i, 2); }));
+    }
+  }
+}
+
 template <class A, class T>
 void check_nvfp4(scale_rule rule, tie_mode ties, bool tensor_scale) {
   const nvfp4_options opt{rule, ties, tensor_scale};

@@ -548,6 +548,66 @@ TEST(SearchMxfp4Mse, Ue8m0WindowEqualsExhaustive) {
   std::printf("window blocks decided in float: %zu of %zu\n", decided_in_float, in_window + outside);
 }
 
+// The fused MXFP4 mse loop (kernels::mxfp4_mse_blocks: groups of blocks certified in float,
+// the rest per block) through the quantizer on the default arch: every block's scale is the
+// exhaustive oracle's, under every tie rule, on whole tensors whose groups mix N(0, 1)
+// blocks, blocks near the E2M1 decision points of the window's scales, blocks whose optimum
+// is s / 2 (SPEC §6's counterexample) or 8s and above, and all-zero blocks; the codes are
+// the per-block scalar path's.
+TEST(SearchMxfp4Mse, FusedGroupsEqualExhaustive) {
+  std::mt19937_64 g(43);
+  std::normal_distribution<float> nd;
+  constexpr float points[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f};
+  std::vector<float> x(300 * 256 + 17);
+  for (std::size_t b = 0; b * 32 < x.size(); ++b) {
+    const std::size_t m = std::min<std::size_t>(32, x.size() - b * 32);
+    float* p = x.data() + b * 32;
+    const float sc = std::ldexp(1.0f, static_cast<int>(g() % 60) - 30);
+    auto sign = [&](float v) { return g() % 2 ? -v : v; };
+    switch (g() % 8) {
+      case 0: case 1: case 2:
+        for (std::size_t i = 0; i < m; ++i) p[i] = nd(g) * sc;
+        break;
+      case 3: case 4:
+        for (std::size_t i = 0; i < m; ++i) {
+          float v = std::nextafter(points[g() % 9] * std::ldexp(sc, static_cast<int>(g() % 3)), 0.0f);
+          for (int k = static_cast<int>(g() % 3); k > 0; --k) v = std::nextafter(v, 1e38f);
+          p[i] = sign(v);
+        }
+        break;
+      case 5: {  // optimum s / 2 (the counterexample: 0.25; in [0.26, 0.32] no tie of s and 2s)
+        const bool tie = g() % 2 == 0;
+        for (std::size_t i = 0; i < m; ++i)
+          p[i] = sign((tie ? 0.25f : 0.26f + 0.06f * std::uniform_real_distribution<float>()(g)) * sc);
+        p[g() % m] = sign(4.0f * sc);
+        break;
+      }
+      case 6:
+        for (std::size_t i = 0; i < m; ++i) p[i] = nd(g) * sc * 0x1p-6f;
+        p[g() % m] = sign(7.5f * sc);
+        break;
+      default:
+        for (std::size_t i = 0; i < m; ++i) p[i] = g() % 8 == 0 ? nd(g) * sc : 0.0f;
+        break;
+    }
+  }
+  for (tie_mode ties : all_ties) {
+    const blockq::mxfp4_quantizer q({32, scale_rule::mse, ties});
+    const blockq::mx_quantizer<blockq::e2m1, scalar> q0({32, scale_rule::mse, ties});
+    const auto t = q.quantize(x), t0 = q0.quantize(x);
+    std::size_t moved = 0;
+    for (std::size_t b = 0; b < t.scales.size(); ++b) {
+      const auto xb = std::span<const float>(x).subspan(b * 32, std::min<std::size_t>(32, x.size() - b * 32));
+      const std::uint8_t want = mx_oracle<blockq::e2m1>(xb, ties);
+      ASSERT_EQ(t.scales[b], want) << "block " << b << ", ties " << to_string(ties);
+      moved += want != blockq::mx_scale_code<blockq::e2m1>(kernels::block_amax(scalar{}, xb.data(), xb.size()),
+                                                            scale_rule::ocp);
+    }
+    ASSERT_EQ(t.codes, t0.codes) << to_string(ties);
+    EXPECT_GT(moved, 500u);  // blocks whose optimum is not the ocp scale
+  }
+}
+
 // The estimates behind it: every value the kernel vouches for is within its certified
 // error of the exact kernel's; near-threshold products are reported unknown (-1).
 TEST(SearchDiscrete, EstimatesAreWithinTheirCertifiedError) {

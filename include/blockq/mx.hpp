@@ -242,6 +242,12 @@ class mx_quantizer {
       quantize_amax<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(x, codes, scales);
       return;
     }
+    if constexpr (std::is_same_v<Element, e2m1>) {
+      if (opt_.rule == scale_rule::mse && opt_.block == 32) {
+        quantize_mse32<Packed>(x, codes, scales);
+        return;
+      }
+    }
     std::vector<float> scratch(h ? search::hessian_scratch_floats(opt_.block) : 0);
     const std::size_t col_blocks = h ? h->num_blocks() : 1;
     detail::quantize_blocks<Element, Arch, Packed>(
@@ -255,6 +261,51 @@ class mx_quantizer {
           return block_scale(blk, scratch, nullptr);
         },
         ue8m0_block_divisor{});
+  }
+
+  // MXFP4 rule mse, blocks of 32: fused over groups of blocks where the architecture has it
+  // (kernels::mxfp4_mse_blocks; 16-bit inputs converted a chunk of whole groups at a time).
+  // rest is the per-block path (then quantize_blocks' encode). Blocks the fused loop could
+  // not certify in float (declined: ue8m0_window_index would not either, their optimum may
+  // lie outside the window or candidates nearly tie) skip the window searches and run the
+  // chunked search at once; every path of discrete_mse returns the exhaustive index.
+  template <bool Packed, class T>
+  void quantize_mse32(std::span<const T> x, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales) const {
+    detail::check_codec_args<Packed>(x.size(), opt_.block, codes.size(), scales.size());
+    const std::span<const float> set = search::ue8m0_scales();
+    auto run = [&](const float* xs, std::size_t first, std::size_t n) {  // elements [first, first + n)
+      std::uint8_t* const c = codes.data() + detail::code_bytes<Packed>(first);
+      std::uint8_t* const sc = scales.data() + first / 32;
+      auto rest = [&](std::size_t b, std::size_t begin, std::size_t len, bool declined) {
+        for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
+          const std::size_t m = end - begin < 32 ? end - begin : 32;
+          const std::span<const float> blk(xs + begin, m);
+          std::uint8_t s = start_scale(blk);
+          if (!declined) {
+            s = block_scale(blk, {}, nullptr);
+          } else if (s != ue8m0::nan_code) {
+            const double e0 = kernels::block_sse<Element>(Arch{}, blk.data(), m, set[s], opt_.ties);
+            s = static_cast<std::uint8_t>(search::detail::chunked_search<Element, Arch>(blk, set, s, e0, opt_.ties).index);
+          }
+          sc[b] = s;
+          detail::encode_block<Element, Arch, Packed>(blk.data(), m, ue8m0_block_divisor{}(s), opt_.ties,
+                                                      c + detail::code_bytes<Packed>(begin));
+        }
+      };
+      kernels::mxfp4_mse_blocks<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
+          Arch{}, xs, n, opt_.ties, c, sc, rest);
+    };
+    if constexpr (std::is_same_v<T, float>) {
+      run(x.data(), 0, x.size());
+    } else {
+      const std::size_t chunk = detail::chunk_elements(32);  // whole groups of 8 blocks
+      detail::float_buffer<T> buf(chunk);
+      for (std::size_t begin = 0; begin < x.size(); begin += chunk) {
+        const std::size_t len = x.size() - begin < chunk ? x.size() - begin : chunk;
+        kernels::to_float(Arch{}, x.data() + begin, len, buf.data());
+        run(buf.data(), begin, len);
+      }
+    }
   }
 
   mx_options opt_;

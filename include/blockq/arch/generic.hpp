@@ -18,6 +18,7 @@
 #include "blockq/arch/signed_max.hpp"
 #if BLOCKQ_WITH_AVX2
 #include "blockq/arch/avx2.hpp"
+#include "blockq/arch/mx_search_avx2.hpp"
 #endif
 #if BLOCKQ_WITH_AVX512
 #include "blockq/arch/avx512.hpp"
@@ -47,6 +48,13 @@ void amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, tie_mod
       [](const float* p, std::size_t m, float d, tie_mode t, std::uint8_t* o) {
         if constexpr (Element::bits <= 4) encode_packed<Element>(Arch{}, p, m, d, t, o);
       });
+}
+
+// MXFP4 rule mse over whole tensors (mx_quantizer; the fused version and its contract are in
+// arch/mx_search_avx2.hpp): here every block takes the per-block path, rest(b, begin, len, false).
+template <code_layout L, generic_block_loops Arch, class Rest>
+void mxfp4_mse_blocks(Arch, const float*, std::size_t n, tie_mode, std::uint8_t*, std::uint8_t*, Rest&& rest) {
+  rest(std::size_t{0}, std::size_t{0}, n, false);
 }
 
 template <generic_block_loops Arch, class ScaleOf>

@@ -93,6 +93,18 @@ inline std::size_t chunk_elements(std::size_t block) noexcept {
   return (per ? per : 1) * block;
 }
 
+// The codes of one block of len elements at divisor d (quantize_blocks' encode): all zero
+// when d is 0 or not finite.
+template <class Element, class Arch, bool Packed>
+void encode_block(const float* xb, std::size_t len, float d, tie_mode ties, std::uint8_t* out) noexcept {
+  if (!(d > 0.0f) || !is_finite(d))
+    std::memset(out, 0, code_bytes<Packed>(len));
+  else if constexpr (Packed)
+    kernels::encode_packed<Element>(Arch{}, xb, len, d, ties, out);
+  else
+    kernels::encode<Element>(Arch{}, xb, len, d, ties, out);
+}
+
 // For each block: scales[b] = scale_of(b, block as floats), then the elements are encoded
 // at divisor_of(scales[b]); a divisor that is 0 or not finite (a block of zeros, a scale
 // that rounded to zero, a NaN block) gives all-zero codes. 16-bit inputs are converted a
@@ -113,14 +125,7 @@ void quantize_blocks(std::span<const T> x, std::size_t block, tie_mode ties,
     }
     const Scale s = scale_of(b, std::span<const float>(xb, len));
     scales[b] = s;
-    const float d = divisor_of(s);
-    std::uint8_t* out = codes.data() + code_bytes<Packed>(begin);
-    if (!(d > 0.0f) || !is_finite(d))
-      std::memset(out, 0, code_bytes<Packed>(len));
-    else if constexpr (Packed)
-      kernels::encode_packed<Element>(Arch{}, xb, len, d, ties, out);
-    else
-      kernels::encode<Element>(Arch{}, xb, len, d, ties, out);
+    encode_block<Element, Arch, Packed>(xb, len, divisor_of(s), ties, codes.data() + code_bytes<Packed>(begin));
   });
 }
 

@@ -22,7 +22,12 @@
 //     many. With a finite budget only the scales that can reach it are swept:
 //     below (y - sqrt(B / w)) / g_top an element alone is clipped by more than
 //     B (the bound tightens as minima are found), and above y_(k) / t_1 the k
-//     smallest elements all round to zero and carry more than B.
+//     smallest elements all round to zero and carry more than B. An interval
+//     whose lower bound C - A²/B exceeds the budget is not scored either, so
+//     the list holds every minimum below the budget, in the order of the
+//     unbounded sweep, and possibly minima above it after them (an interval
+//     clamped to its end can sit above its bound); a minimum above the budget
+//     never beats the quantizer's start, which the budget is taken from.
 //
 // Method. For a positive scale s, element i rounds |x_i| / s to the nearest
 // level g_0 = 0 < g_1 < ... < g_top (top depends on the sign of x_i for

@@ -242,6 +242,46 @@ TEST(SearchSweep, EdgeMagnitudesAndPlateausAgainstTheOracle) {
   }
 }
 
+// A budget B drops only minima above it: the list under B begins with every
+// minimum of the unbounded list up to B, in the same order, scale and error
+// bit for bit (unweighted normals: their sums are exact in any order). What
+// follows them is above B and never beats the quantizer's start. Budgets at
+// the first, second and third minimum and at the absmax scale's error; E2M1
+// and int4 levels of either sign.
+TEST(SearchSweep, BudgetKeepsTheMinimaBelowIt) {
+  std::mt19937_64 g(37);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
+  const auto& ev = search::element_levels<blockq::e2m1>();
+  const auto& iv = search::integer_levels();
+  for (int rep = 0; rep < 300; ++rep) {
+    const auto x = search_test::make_block(search_test::kind::normal, 32, g);
+    const double amax = kernels::block_amax(scalar{}, x.data(), 32);
+    struct grid {
+      std::span<const double> levels;
+      std::size_t top_pos, top_neg;
+      double start;
+    };
+    for (const grid& gr : {grid{ev, 7, 7, amax / 6}, grid{iv, 7, 8, amax / 7}, grid{iv, 8, 7, amax / 8}}) {
+      std::array<search::scale_candidate, 4> full{};
+      const std::size_t nfull = search::sweep_scales(x, nullptr, gr.levels, gr.top_pos, gr.top_neg, heap, full);
+      ASSERT_EQ(nfull, 4u) << rep;
+      for (double budget : {full[0].error, full[1].error, full[2].error,
+                            exact_error(x, {}, gr.levels, gr.top_pos, gr.top_neg, gr.start)}) {
+        std::array<search::scale_candidate, 4> c{};
+        const std::size_t got = search::sweep_scales(x, nullptr, gr.levels, gr.top_pos, gr.top_neg, heap, c, budget);
+        std::size_t within = 0;
+        while (within < nfull && full[within].error <= budget) ++within;
+        ASSERT_GE(got, within) << rep << " " << budget;
+        for (std::size_t j = 0; j < within; ++j) {
+          EXPECT_EQ(c[j].scale, full[j].scale) << rep << " " << j << " " << budget;
+          EXPECT_EQ(c[j].error, full[j].error) << rep << " " << j << " " << budget;
+        }
+        for (std::size_t j = within; j < got; ++j) EXPECT_GT(c[j].error, budget) << rep << " " << j;
+      }
+    }
+  }
+}
+
 // fp4 + float scale, rule mse: the kernel error is at most a dense scan's
 // (up to float rounding, 1e-7 relative) and at most the refit at the scan's
 // best codes; and never above absmax or lsq.

@@ -22,7 +22,12 @@
 //     many. With a finite budget only the scales that can reach it are swept:
 //     below (y - sqrt(B / w)) / g_top an element alone is clipped by more than
 //     B (the bound tightens as minima are found), and above y_(k) / t_1 the k
-//     smallest elements all round to zero and carry more than B.
+//     smallest elements all round to zero and carry more than B. An interval
+//     whose lower bound C - A²/B exceeds the budget is not scored either, so
+//     the list holds every minimum below the budget, in the order of the
+//     unbounded sweep, and possibly minima above it after them (an interval
+//     clamped to its end can sit above its bound); a minimum above the budget
+//     never beats the quantizer's start, which the budget is taken from.
 //
 // Method. For a positive scale s, element i rounds |x_i| / s to the nearest
 // level g_0 = 0 < g_1 < ... < g_top (top depends on the sign of x_i for
@@ -134,6 +139,9 @@ namespace detail {
 // Keeps the best out.size() candidates sorted by error; an exact repeat of a
 // scale keeps the smaller error.
 inline void offer(std::span<scale_candidate> out, std::size_t& count, scale_candidate c) noexcept {
+  // Full and worse than the last: no entry is replaced, and an equal scale
+  // already kept has a smaller error.
+  if (count == out.size() && count > 0 && c.error > out[count - 1].error) return;
   for (std::size_t j = 0; j < count; ++j)
     if (out[j].scale == c.scale) {
       if (c.error < out[j].error) {
@@ -203,20 +211,24 @@ inline void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* 
 
 // Sorts m breakpoints by s descending into dst: a counting sort on the top
 // bits of their float rounding (monotone in s), then insertion within the
-// buckets (stable, so equal breakpoints keep the order of src).
+// buckets (stable, so equal breakpoints keep the order of src). About two
+// breakpoints a bucket: the bucket prefix costs as much as the scatter.
 inline void sort_breakpoints(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
   if (m == 0) return;
-  constexpr std::size_t buckets = 256;
+  constexpr std::size_t max_buckets = 256;
   auto key = [](double s) { return std::bit_cast<std::uint32_t>(static_cast<float>(s)); };  // s >= 0
   double smin = src[0].s, smax = src[0].s;
   for (std::size_t j = 1; j < m; ++j) {
     smin = std::min(smin, src[j].s);
     smax = std::max(smax, src[j].s);
   }
+  std::size_t buckets = 16;
+  while (buckets < max_buckets && buckets < 4 * m) buckets *= 2;
   const std::uint32_t kmax = key(smax), range = kmax - key(smin);
   int shift = 0;
   while ((range >> shift) >= buckets) ++shift;
-  std::array<std::uint32_t, buckets + 1> start{};
+  std::array<std::uint32_t, max_buckets + 1> start;
+  std::fill(start.begin(), start.begin() + static_cast<std::ptrdiff_t>(buckets) + 1, 0u);
   for (std::size_t j = 0; j < m; ++j) ++start[((kmax - key(src[j].s)) >> shift) + 1];
   for (std::size_t j = 1; j <= buckets; ++j) start[j] += start[j - 1];
   for (std::size_t j = 0; j < m; ++j) dst[start[(kmax - key(src[j].s)) >> shift]++] = src[j];
@@ -247,22 +259,36 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
   sweep_entry* el = heap.data();          // active elements by |x| descending
   sweep_entry* tmp = heap.data() + n;     // active elements in order
   sweep_entry* heads = heap.data() + 2 * n;  // each level's next breakpoint
-  double c = 0.0, idle = 0.0, lo = 0.0, y_star = 0.0, w_star = 0.0, g_star = 1.0;
+  double c = 0.0, idle = 0.0, lo = 0.0, y_star = 0.0, w_star = 0.0, g_star = 1.0, q_star = 0.0;
   const double root_cap = std::sqrt(cap);
+  // Unweighted, (y - sqrt(cap)) / g rises with y: the largest y of each top
+  // gives lo (the same double: subtraction and division round monotonically).
+  double y_pos = 0.0, y_neg = 0.0;
   std::size_t m = 0, levels_used = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const double wi = weight(i), y = std::fabs(static_cast<double>(x[i]));
     c += wi * y * y;
-    const std::size_t top = blockq::detail::sign_bit(x[i]) ? top_neg : top_pos;
+    const bool neg = blockq::detail::sign_bit(x[i]);
+    const std::size_t top = neg ? top_neg : top_pos;
     if (wi == 0.0 || top == 0 || y == 0.0) {
       idle += wi * y * y;
       continue;
     }
-    const double g = levels[top];
-    if (y / g > y_star / g_star) y_star = y, w_star = wi, g_star = g;
-    if (cap < inf) lo = std::max(lo, (y - (w ? std::sqrt(cap / wi) : root_cap)) / g);
+    const double g = levels[top], q = y / g;
+    if (q > q_star) y_star = y, w_star = wi, g_star = g, q_star = q;  // q_star = y_star / g_star
+    if (w) {
+      if (cap < inf) lo = std::max(lo, (y - std::sqrt(cap / wi)) / g);
+    } else if (neg) {
+      y_neg = std::max(y_neg, y);
+    } else {
+      y_pos = std::max(y_pos, y);
+    }
     tmp[m++] = {y, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(top)};
     levels_used = std::max(levels_used, top);
+  }
+  if (!w && cap < inf) {
+    if (y_pos > 0.0) lo = std::max(lo, (y_pos - root_cap) / levels[top_pos]);
+    if (y_neg > 0.0) lo = std::max(lo, (y_neg - root_cap) / levels[top_neg]);
   }
   auto clip_bound = [&](double e) {
     return w_star > 0.0 ? (y_star - std::sqrt(e * (1.0 + 1e-12) / w_star)) / g_star : 0.0;
@@ -302,8 +328,9 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
   std::size_t h = 0;
   for (std::size_t k = 1; k <= levels_used; ++k) {
     std::size_t p = next_in(k, 0);
+    const double t = threshold(k);
     if (hi < inf)
-      while (p < m && el[p].s / threshold(k) > hi) p = next_in(k, p + 1);
+      while (p < m && el[p].s / t > hi) p = next_in(k, p + 1);
     if (batch || p < m)
       heads[h++] = {p < m ? el[p].s / threshold(k) : -1.0, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(k)};
   }
@@ -351,15 +378,32 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
   auto interval = [&](double lower, double upper) {
     if (!(b > 0.0)) return;
     const double am = a + a_lo;
-    // C - A²/B bounds E on the whole interval from below.
-    if (count == out.size() && c * b - am * am > (out[count - 1].error + slack) * b) return;
+    // C - A²/B bounds E on the whole interval from below. An interval above
+    // the budget is not scored either: the minima above it never beat the
+    // quantizer's start, so the ones kept below it decide the result, and
+    // they are the first entries of the list without the bar.
+    const double bar = count == out.size() ? std::min(out[count - 1].error, cap) : cap;
+    if (c * b - am * am > (bar + slack) * b) return;
     double s = am / b;
     s = s < lower ? lower : (s > upper ? upper : s);
     if (!(s > 0.0)) return;
     const double e = c - 2.0 * s * am + s * s * b;
-    const double best_before = count > 0 ? out[0].error : inf;
     detail::offer(out, count, {s, e});
-    if (out[0].error < best_before) lo = std::max(lo, clip_bound(out[0].error));
+  };
+  // The sweep goes on while its breakpoints reach lo = max(lo, clip_bound(best)).
+  // clip_bound falls as the best error rises, in floating point too, so raising
+  // lo only when a breakpoint is tested against it gives the lo of raising it at
+  // every new best; above y* / g*, which bounds clip_bound, no test is needed.
+  // (Above the best minimum nearly every interval is a new best: a square root
+  // and a division each on the sweep's critical path.)
+  const double clip_top = w_star > 0.0 ? y_star / g_star : 0.0;
+  double lo_error = inf;  // the best error lo was last raised for
+  auto reaches_lo = [&](double s) {
+    if (!(s >= lo)) return false;
+    if (count == 0 || !(out[0].error < lo_error) || s >= clip_top) return true;
+    lo_error = out[0].error;
+    lo = std::max(lo, clip_bound(lo_error));
+    return s >= lo;
   };
   if (batch) {
     sweep_entry* got = heads + max_sweep_levels;  // gathered, then sorted
@@ -368,8 +412,9 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
     std::size_t total = 0;
     for (std::size_t j = 0; j < h; ++j) {
       const std::size_t k = heads[j].k;
+      const double t = threshold(k);
       for (std::size_t p = heads[j].i; p < m; p = next_in(k, p + 1)) {
-        const double v = el[p].s / threshold(k);
+        const double v = el[p].s / t;
         if (v < lo) {
           below = std::max(below, v);
           break;
@@ -379,14 +424,14 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
     }
     detail::sort_breakpoints(got, total, sorted);
     interval(total > 0 ? sorted[0].s : below, hi);
-    for (std::size_t j = 0; j < total && sorted[j].s >= lo; ++j) {
+    for (std::size_t j = 0; j < total && reaches_lo(sorted[j].s); ++j) {
       step(sorted[j]);
       interval(j + 1 < total ? sorted[j + 1].s : below, sorted[j].s);  // the codes are now fixed below it
     }
     return count;
   }
   interval(h > 0 ? heads[0].s : 0.0, hi);
-  while (h > 0 && heads[0].s >= lo) {
+  while (h > 0 && reaches_lo(heads[0].s)) {
     const sweep_entry t = heads[0];
     step(t);
     const std::size_t p = next_in(t.k, t.i + 1u);

@@ -5,7 +5,8 @@
 //   of 16 or 32 elements: the 16 block maxima by one transposing reduction (lane j for
 //   block j), the 16 scales by one division, then each block's codes from one or two
 //   vectors of 16 (x / s rounded by vcvtps2dq, narrowed by vpmovdb);
-// - decode_int (q * scale + min) 16 lanes at a time, the last lanes masked.
+// - decode_int (q * scale + min) 16 lanes at a time, the last lanes masked (and the
+//   whole-tensor int_decode_blocks of arch/int_decode.hpp through it).
 // Everything these decline goes the AVX2 way, which goes on to the per-block path exactly
 // where the AVX2 loops do: a group with a NaN or Inf is handed whole to the AVX2 loop (its
 // groups of 8 find the same blocks); a block whose scale is zero, subnormal-overflowing or
@@ -257,11 +258,13 @@ inline void int_signed_max_blocks(arch::avx512, const float* x, std::size_t n, s
   }, [&](std::size_t b, std::size_t i) { int_signed_max_blocks(arch::avx2{}, x + i, n - i, block, fmt, codes + i, scales + b); });
 }
 
+namespace avx512_detail {
 // out[i] = q * scale + min, 16 lanes at a time (the last lanes masked); 16 lanes where a
 // level overflows take the scalar int_level (the same bits elsewhere), as the AVX2 kernel.
-inline void decode_int(arch::avx512, const std::uint8_t* codes, std::size_t n, float scale, float min, int_format fmt,
-                       float* out) noexcept {
-  using namespace avx512_detail;
+// Stream: non-temporal stores (64-byte aligned out, n a multiple of 16).
+template <bool Stream>
+BLOCKQ_ALWAYS_INLINE void decode_int16(const std::uint8_t* codes, std::size_t n, float scale, float min, int_format fmt,
+                                       float* out) noexcept {
   const __m512 s = _mm512_set1_ps(scale), mn = _mm512_set1_ps(min);
   const __m128i sh = _mm_cvtsi32_si128(32 - fmt.bits);
   const __m512i mask = _mm512_set1_epi32(fmt.mask());
@@ -277,8 +280,17 @@ inline void decode_int(arch::avx512, const std::uint8_t* codes, std::size_t n, f
       decode_int(arch::scalar{}, codes + i, len, scale, min, fmt, out + i);
       continue;
     }
-    _mm512_mask_storeu_ps(out + i, m, v);
+    if constexpr (Stream)
+      _mm512_stream_ps(out + i, v);
+    else
+      _mm512_mask_storeu_ps(out + i, m, v);
   }
+}
+}  // namespace avx512_detail
+
+inline void decode_int(arch::avx512, const std::uint8_t* codes, std::size_t n, float scale, float min, int_format fmt,
+                       float* out) noexcept {
+  avx512_detail::decode_int16<false>(codes, n, scale, min, fmt, out);
 }
 
 }  // namespace kernels

@@ -261,8 +261,6 @@ inline void int_signed_max_blocks(arch::avx512, const float* x, std::size_t n, s
 namespace avx512_detail {
 // out[i] = q * scale + min, 16 lanes at a time (the last lanes masked); 16 lanes where a
 // level overflows take the scalar int_level (the same bits elsewhere), as the AVX2 kernel.
-// Stream: non-temporal stores (64-byte aligned out, n a multiple of 16).
-template <bool Stream>
 BLOCKQ_ALWAYS_INLINE void decode_int16(const std::uint8_t* codes, std::size_t n, float scale, float min, int_format fmt,
                                        float* out) noexcept {
   const __m512 s = _mm512_set1_ps(scale), mn = _mm512_set1_ps(min);
@@ -280,17 +278,14 @@ BLOCKQ_ALWAYS_INLINE void decode_int16(const std::uint8_t* codes, std::size_t n,
       decode_int(arch::scalar{}, codes + i, len, scale, min, fmt, out + i);
       continue;
     }
-    if constexpr (Stream)
-      _mm512_stream_ps(out + i, v);
-    else
-      _mm512_mask_storeu_ps(out + i, m, v);
+    _mm512_mask_storeu_ps(out + i, m, v);
   }
 }
 }  // namespace avx512_detail
 
 inline void decode_int(arch::avx512, const std::uint8_t* codes, std::size_t n, float scale, float min, int_format fmt,
                        float* out) noexcept {
-  avx512_detail::decode_int16<false>(codes, n, scale, min, fmt, out);
+  avx512_detail::decode_int16(codes, n, scale, min, fmt, out);
 }
 
 }  // namespace kernels

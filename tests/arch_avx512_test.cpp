@@ -8,7 +8,9 @@
 // quantizers. The tests skip loudly on a CPU without AVX-512 F/BW/VL/DQ.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -149,6 +151,146 @@ void check_every_scale_byte(std::size_t nb) {
 TEST_F(Avx512, DequantizeEveryScaleByte) {
   check_every_scale_byte(256);
   check_every_scale_byte(2048 + 3);
+}
+
+// ------------------------------------------------------------------- integer codecs
+//
+// int_amax_blocks and int_signed_max_blocks (arch/avx512_int.hpp) against the scalar loop,
+// codes and scale bits: every bit width 1..8, signed and unsigned, blocks 16 and 32 (the
+// fused groups of 16 blocks) and 48 and 8 (handed to AVX2), lengths with partial groups and
+// a partial last block, and blocks of every edge class mixed so that groups hold some blocks
+// that decline (NaN, Inf, zeros, -0, +a beside -a, amax near FLT_MAX, subnormal scales) among
+// ordinary ones (normal, Laplace, Student-t, outliers, exact powers of two, tiny, huge).
+
+// Fills the block [p, p + len) with values of class k.
+void fill_block(float* p, std::size_t len, int k, std::mt19937& g) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::exponential_distribution<float> expo(1.0f);
+  std::student_t_distribution<float> student(2.0f);
+  std::uniform_int_distribution<std::size_t> pos(0, len - 1);
+  auto sign = [&] { return (g() & 1) != 0 ? -1.0f : 1.0f; };
+  for (std::size_t i = 0; i < len; ++i) {
+    switch (k) {
+      case 0: p[i] = normal(g); break;
+      case 1: p[i] = sign() * expo(g); break;                                      // Laplace
+      case 2: p[i] = student(g); break;                                            // Student-t
+      case 3: p[i] = normal(g) * (i == pos(g) ? 1e4f : 1.0f); break;               // outliers
+      case 4: p[i] = 0.0f; break;                                                  // zeros
+      case 5: p[i] = (g() & 1) != 0 ? -0.0f : 0.0f; break;                        // +-0
+      case 6: p[i] = sign() * static_cast<float>(g() % 8); break;                  // ties, +a and -a
+      case 7: p[i] = sign() * f32(g() % 300u); break;                              // a few subnormal ulps
+      case 8: p[i] = normal(g) * 1e37f; break;                                     // huge
+      case 9: p[i] = sign() * f32(0x7F7FFFFFu - (g() % 3)); break;                 // near FLT_MAX
+      case 10: p[i] = sign() * std::ldexp(1.0f, static_cast<int>(g() % 8)); break;  // powers of two
+      case 11: p[i] = normal(g) * ((g() & 1) != 0 ? 1e-30f : 1e-41f); break;       // tiny, subnormal
+      default: p[i] = static_cast<float>(g() % 7) - 3.0f; break;                   // small integers
+    }
+  }
+  if (k == 12) p[pos(g)] = f32(0x7FC00000u | (g() & 0x3FFFFFu)) * sign();  // a NaN
+  if (k == 13) p[pos(g)] = sign() * kInf;
+  if (k == 14) p[pos(g)] = f32(0x7F800001u);  // signalling NaN
+}
+
+std::vector<float> int_input(std::size_t n, std::size_t block, std::uint32_t seed, int classes) {
+  std::mt19937 g(seed);
+  std::vector<float> x(n);
+  for (std::size_t b = 0; b < n; b += block) fill_block(x.data() + b, std::min(block, n - b), static_cast<int>(g() % classes), g);
+  return x;
+}
+
+// Rule absmax (Signed false) or signed_max of x through both tags; codes at byte offset co.
+template <bool SignedMax>
+void check_int_blocks(const std::vector<float>& x, std::size_t block, int_format fmt, std::size_t co, const std::string& what) {
+  const std::size_t n = x.size(), nb = (n + block - 1) / block;
+  std::vector<std::uint8_t> c0(n + co + 32, 0xA5), c1(n + co + 32, 0xA5);
+  std::vector<float> s0(nb + 1, 7.0f), s1(nb + 1, 7.0f);
+  if constexpr (SignedMax) {
+    kernels::int_signed_max_blocks(arch::scalar{}, x.data(), n, block, fmt, c0.data() + co, s0.data());
+    kernels::int_signed_max_blocks(arch::avx512{}, x.data(), n, block, fmt, c1.data() + co, s1.data());
+  } else {
+    const kernels::quotient_block_scale scale_of{static_cast<float>(fmt.qmax())};
+    kernels::int_amax_blocks(arch::scalar{}, x.data(), n, block, fmt, scale_of, c0.data() + co, s0.data());
+    kernels::int_amax_blocks(arch::avx512{}, x.data(), n, block, fmt, scale_of, c1.data() + co, s1.data());
+  }
+  const std::string head = std::string(SignedMax ? "signed_max" : "absmax") + ", " + std::to_string(fmt.bits) +
+                           (fmt.is_signed ? "-bit signed" : "-bit unsigned") + ", n " + std::to_string(n) + ", block " +
+                           std::to_string(block) + ", " + what;
+  for (std::size_t b = 0; b <= nb; ++b)
+    if (u32(s0[b]) != u32(s1[b])) {
+      ADD_FAILURE() << head << ": scale " << b << " scalar " << hex(s0[b]) << ", avx512 " << hex(s1[b]);
+      return;
+    }
+  for (std::size_t i = 0; i < c0.size(); ++i)
+    if (c0[i] != c1[i]) {
+      const std::size_t e = i - co;
+      ADD_FAILURE() << head << ": code byte " << i << " scalar " << int(c0[i]) << ", avx512 " << int(c1[i])
+                    << (i >= co && e < n ? ", x " + hex(x[e]) + ", scale " + hex(s0[e / block]) : std::string(" (outside)"));
+      return;
+    }
+}
+
+TEST_F(Avx512, IntAmaxAndSignedMaxBlocks) {
+  std::uint32_t seed = 512;
+  for (int bits = 1; bits <= 8; ++bits)
+    for (bool is_signed : {true, false})
+      for (std::size_t block : {16, 32, 48, 8})
+        for (std::size_t n : {block * 16, block * 32 + 5, block * 48 + block - 3, block * 16 + 7 * block, block * 3 + 1}) {
+          const int_format fmt{bits, is_signed};
+          // Ordinary blocks only (every group fused), every class mixed (some blocks of a
+          // group decline), the declining classes only.
+          for (int mix = 0; mix < 3; ++mix) {
+            ++seed;
+            std::vector<float> x = int_input(n, block, seed, mix == 0 ? 4 : 15);
+            if (mix == 2) {  // classes 4..14 in turn
+              std::mt19937 g(seed);
+              for (std::size_t b = 0; b < n; b += block)
+                fill_block(x.data() + b, std::min(block, n - b), 4 + static_cast<int>((b / block) % 11), g);
+            }
+            const std::string what = "seed " + std::to_string(seed) + ", mix " + std::to_string(mix);
+            check_int_blocks<false>(x, block, fmt, 0, what);
+            check_int_blocks<true>(x, block, fmt, 0, what);
+            check_int_blocks<false>(x, block, fmt, 3, what + ", codes offset 3");
+          }
+        }
+}
+
+// 32 MiB of input: the loops' non-temporal stores (16-byte aligned codes), every class mixed.
+TEST_F(Avx512, IntBlocksStreaming) {
+  const std::size_t n = (std::size_t{32} << 20) / sizeof(float);
+  for (std::size_t block : {16, 32}) {
+    const std::vector<float> x = int_input(n + block * 5 + 3, block, 77, 15);
+    check_int_blocks<false>(x, block, int_format{4, true}, 0, "streaming");
+    check_int_blocks<true>(x, block, int_format{8, true}, 0, "streaming");
+  }
+}
+
+// decode_int: every code byte at scales and mins that make zero, -0, subnormal, rounded,
+// overflowing (the scalar int_level's halving and saturation), infinite and NaN levels,
+// every bit width, lengths around the 16-lane steps, unaligned codes and outputs; nothing
+// written past n.
+TEST_F(Avx512, DecodeInt) {
+  const float mins[] = {0.0f, -0.0f, 1.5f, -3e38f, 3e38f, 1e-40f, kInf, f32(0x7FC00000u)};
+  std::vector<std::uint8_t> codes(256 + 64);
+  for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<std::uint8_t>(i * 37 + (i >> 8));
+  const float guard = f32(0x7FC0DEADu);
+  for (int bits = 1; bits <= 8; ++bits)
+    for (bool is_signed : {true, false})
+      for (float scale : kScales)
+        for (float mn : mins)
+          for (std::size_t n : {1, 7, 15, 16, 17, 31, 32, 33, 48, 100, 256})
+            for (std::size_t off : {0, 1}) {
+              const int_format fmt{bits, is_signed};
+              std::vector<float> o0(n + off + 20, guard), o1(n + off + 20, guard);
+              kernels::decode_int(arch::scalar{}, codes.data() + off, n, scale, mn, fmt, o0.data() + off);
+              kernels::decode_int(arch::avx512{}, codes.data() + off, n, scale, mn, fmt, o1.data() + off);
+              const std::size_t at = first_difference(o0, o1);
+              if (at != std::string::npos) {
+                ADD_FAILURE() << "decode_int " << bits << (is_signed ? "-bit signed" : "-bit unsigned") << ", n " << n
+                              << ", offset " << off << ", scale " << hex(scale) << ", min " << hex(mn) << ": output "
+                              << at << " scalar " << hex(o0[at]) << ", avx512 " << hex(o1[at]);
+                return;
+              }
+            }
 }
 
 #else

@@ -380,6 +380,57 @@ TYPED_TEST(Arch, IntegerKernels) {
     }
 }
 
+// int_decode_blocks (uniform_quantizer::dequantize) against decode_int block by block with
+// the scalar kernel: block sizes the vector loops cover whole (16, 32, 48) and with tails
+// (8, 24, 17), with and without mins, every scale of kScales and mins that overflow the
+// levels, outputs aligned and not, and 32 MiB of output.
+TYPED_TEST(Arch, IntDecodeBlocks) {
+  using A = TypeParam;
+  std::mt19937 g(2024);
+  const float mins[] = {0.0f, -1.5f, 0.3f, -3e38f, 3e38f, -0.0f};
+  auto check = [&](std::size_t n, std::size_t block, int_format fmt, bool with_mins, std::size_t off) {
+    const std::size_t nb = (n + block - 1) / block;
+    std::vector<std::uint8_t> codes(n);
+    for (auto& c : codes) c = static_cast<std::uint8_t>(g());
+    std::vector<float> scales(nb), mn(nb);
+    for (std::size_t b = 0; b < nb; ++b) {
+      scales[b] = kScales[g() % std::size(kScales)] * ((g() & 1) != 0 ? -1.0f : 1.0f);
+      mn[b] = mins[g() % std::size(mins)];
+    }
+    // Outputs at float offset off from a 64-byte boundary, guards after the end.
+    std::vector<float> b0(n + 64, 7.0f), b1(n + 64, 7.0f);
+    auto at = [off](std::vector<float>& v) {
+      const auto p = reinterpret_cast<std::uintptr_t>(v.data());
+      return v.data() + ((64 - p % 64) % 64) / sizeof(float) + off;
+    };
+    float* o0 = at(b0);
+    float* o1 = at(b1);
+    for (std::size_t b = 0, begin = 0; begin < n; ++b, begin += block)
+      kernels::decode_int(arch::scalar{}, codes.data() + begin, std::min(block, n - begin), scales[b],
+                          with_mins ? mn[b] : 0.0f, fmt, o0 + begin);
+    kernels::int_decode_blocks(A{}, codes.data(), scales.data(), with_mins ? mn.data() : nullptr, n, block, fmt, o1);
+    const std::string what = "int_decode_blocks, int" + std::to_string(fmt.bits) + (fmt.is_signed ? " signed" : " unsigned") +
+                             ", n " + std::to_string(n) + ", block " + std::to_string(block) +
+                             (with_mins ? ", mins" : ", no mins") + ", offset " + std::to_string(off);
+    for (std::size_t i = 0; i < n + 16; ++i)  // the output and 16 guard floats after it
+      if (std::bit_cast<std::uint32_t>(o0[i]) != std::bit_cast<std::uint32_t>(o1[i])) {
+        ADD_FAILURE() << what << ": output " << i << " scalar " << hex(o0[i]) << ", " << A::name << " " << hex(o1[i])
+                      << (i < n ? ", code " + std::to_string(codes[i]) + ", scale " + hex(scales[i / block])
+                                : std::string(" (after the output)"));
+        return;
+      }
+  };
+  for (int bits = 1; bits <= 8; ++bits)
+    for (bool sgn : {true, false})
+      for (std::size_t block : {16, 32, 48, 8, 24, 17})
+        for (std::size_t n : {std::size_t{1}, block, block * 7 + 3, block * 40})
+          for (bool with_mins : {false, true})
+            for (std::size_t off : {0, 1}) check(n, block, int_format{bits, sgn}, with_mins, off);
+  const std::size_t big = (std::size_t{32} << 20) / sizeof(float);
+  for (std::size_t block : {16, 32})
+    for (std::size_t off : {0, 1, 4}) check(big + 2 * block, block, int_format{4, true}, off == 1, off);
+}
+
 TYPED_TEST(Arch, SearchKernels) {
   using A = TypeParam;
   for (kind k : kKinds)

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "blockq/arch.hpp"
+#include "blockq/arch/int_decode.hpp"
 #include "blockq/arch/signed_max.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/bits.hpp"
@@ -174,10 +175,8 @@ class uniform_quantizer {
   void dequantize(std::span<const std::uint8_t> codes, std::span<const float> scales,
                   std::span<const float> mins, std::span<float> out) const {
     check_args(out.size(), codes.size(), scales.size(), mins.size(), true);
-    detail::for_each_block(out.size(), block_size(out.size()), [&](std::size_t b, std::size_t begin, std::size_t len) {
-      kernels::decode_int(Arch{}, codes.data() + begin, len, scales[b], opt_.symmetric ? 0.0f : mins[b], fmt_,
-                          out.data() + begin);
-    });
+    kernels::int_decode_blocks(Arch{}, codes.data(), scales.data(), opt_.symmetric ? nullptr : mins.data(), out.size(),
+                               block_size(out.size()), fmt_, out.data());
   }
 
   uniform_tensor quantize(std::span<const float> x) const { return quantize_weighted(x, {}); }

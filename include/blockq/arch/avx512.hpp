@@ -7,8 +7,9 @@
 // Overloaded here: the searches' E2M1 kernels (block_sse and the one-pass estimates of
 // search/discrete.hpp). The tier's other kernels have their own headers: the E2M1
 // dequantization (arch/avx512_decode.hpp) and the fused MXFP4 loop (arch/avx512_e2m1.hpp),
-// both faster than AVX2's on Zen 4 (README, SIMD). The int codecs and the other fused amax
-// loops stay AVX2's (not ported; in the same build they are the same machine code).
+// both faster than AVX2's on Zen 4 (README, SIMD), and the integer codecs (arch/avx512_int.hpp:
+// the fused absmax and signed_max loops, decode_int). The other fused amax loops stay AVX2's
+// (not ported; in the same build they are the same machine code).
 #pragma once
 
 #include "blockq/arch/avx2.hpp"
@@ -157,3 +158,6 @@ void block_sse_estimates(arch::avx512, const float* x, std::size_t n, const floa
 BLOCKQ_END_NAMESPACE
 
 #endif  // BLOCKQ_WITH_AVX512
+
+// The integer codecs' kernels (after this header's own: that one includes this).
+#include "blockq/arch/avx512_int.hpp"

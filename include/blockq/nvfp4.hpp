@@ -136,10 +136,10 @@ class nvfp4_quantizer {
     if (opt_.rule == scale_rule::absmax || start == e4m3::nan_code) return start;
     // Index i of the set is code i + 1; code 0 (a zero divisor) is the zero start.
     const std::size_t first = start == 0 ? search::zero_start : std::size_t{start} - 1u;
-    const auto r = opt_.rule == scale_rule::hessian && h
-                       ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch)
-                       : search::e4m3_mse(Arch{}, blk, set, first, opt_.ties);
-    return r.index == search::zero_start ? start : static_cast<std::uint8_t>(r.index + 1u);
+    const std::size_t i = opt_.rule == scale_rule::hessian && h
+                              ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch).index
+                              : search::e4m3_mse_index(Arch{}, blk, set, first, opt_.ties);
+    return i == search::zero_start ? start : static_cast<std::uint8_t>(i + 1u);
   }
 
   // The divisor of a block's elements, fl(b * s_t).

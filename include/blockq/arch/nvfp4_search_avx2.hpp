@@ -48,14 +48,17 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace avx2_detail {
 
+// V vectors of 8 scales (k of them, k > 8 (V - 1)), n <= 16 elements.
 template <std::size_t V>
-BLOCKQ_ALWAYS_INLINE void e2m1_window_bounds(const float* x, std::size_t n, const float* scales, float half,
-                                             float* est, float& tail) noexcept {
-  __m256 s[V], r[V], acc[V][2];
+BLOCKQ_ALWAYS_INLINE void e2m1_window_bounds(const float* x, std::size_t n, const float* scales, std::size_t k,
+                                             float half, float* est, float& tail) noexcept {
+  // Lanes past k hold scale 0: fl(1 / 0) = inf, min(NaN or inf, 6) = 6, a finite residual
+  // |x|; never stored.
+  __m256 s[V], r[V], acc0[V], acc1[V];
   for (std::size_t v = 0; v < V; ++v) {
-    s[v] = _mm256_loadu_ps(scales + 8 * v);
+    s[v] = k >= 8 * (v + 1) ? _mm256_loadu_ps(scales + 8 * v) : _mm256_maskload_ps(scales + 8 * v, first_lanes(k - 8 * v));
     r[v] = _mm256_div_ps(_mm256_set1_ps(1.0f), s[v]);
-    acc[v][0] = acc[v][1] = _mm256_setzero_ps();
+    acc0[v] = acc1[v] = _mm256_setzero_ps();
   }
   // The magnitudes on the stack (broadcast from memory in the steps; zeros past n add 0)
   // and the tail bound on the way.
@@ -73,22 +76,29 @@ BLOCKQ_ALWAYS_INLINE void e2m1_window_bounds(const float* x, std::size_t n, cons
   tail = hsum_ps(z);
   const __m256 six = _mm256_set1_ps(6.0f), one = _mm256_set1_ps(1.0f), magic = _mm256_set1_ps(0x1p22f);
   const __m256 exp_mask = _mm256_castsi256_ps(splat(0x7F800000u));
-  const std::size_t steps = n <= 8 ? 8 : 16;
-  for (std::size_t i = 0; i < steps; ++i) {
+  auto step = [&](std::size_t i, __m256(&acc)[V]) BLOCKQ_LAMBDA_INLINE {
     const __m256 yi = _mm256_broadcast_ss(y + i);
     for (std::size_t v = 0; v < V; ++v) {
       const __m256 c = _mm256_min_ps(_mm256_mul_ps(yi, r[v]), six);
       const __m256 e = _mm256_max_ps(_mm256_and_ps(c, exp_mask), one);
       const __m256 q = _mm256_fnmadd_ps(e, magic, _mm256_fmadd_ps(e, magic, c));
       const __m256 res = _mm256_sub_ps(yi, _mm256_mul_ps(q, s[v]));
-      acc[v][i & 1] = _mm256_fmadd_ps(res, res, acc[v][i & 1]);
+      acc[v] = _mm256_fmadd_ps(res, res, acc[v]);
     }
+  };
+  if (n <= 8) {
+    for (std::size_t i = 0; i < 8; i += 2) step(i, acc0), step(i + 1, acc1);
+  } else {
+    for (std::size_t i = 0; i < 16; i += 2) step(i, acc0), step(i + 1, acc1);
   }
   for (std::size_t v = 0; v < V; ++v) {
     // not (r <= 2^126): NaN-safe, true where the lane is unusable
     const __m256 unknown = _mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p126f), _CMP_NLE_UQ);
-    _mm256_storeu_ps(est + 8 * v,
-                     _mm256_blendv_ps(_mm256_add_ps(acc[v][0], acc[v][1]), _mm256_set1_ps(-1.0f), unknown));
+    const __m256 e = _mm256_blendv_ps(_mm256_add_ps(acc0[v], acc1[v]), _mm256_set1_ps(-1.0f), unknown);
+    if (k >= 8 * (v + 1))
+      _mm256_storeu_ps(est + 8 * v, e);
+    else
+      _mm256_maskstore_ps(est + 8 * v, first_lanes(k - 8 * v), e);
   }
 }
 
@@ -100,13 +110,10 @@ inline void window_sse_bounds(arch::avx2, const float* x, std::size_t n, const f
     window_sse_estimates<e2m1>(arch::avx2{}, x, n, scales, k, ties, half, est, tail);
     return;
   }
-  float sc[16], out[16];
-  for (std::size_t j = 0; j < 16; ++j) sc[j] = scales[j < k ? j : k - 1];
   if (k > 8)
-    avx2_detail::e2m1_window_bounds<2>(x, n, sc, half, out, tail);
+    avx2_detail::e2m1_window_bounds<2>(x, n, scales, k, half, est, tail);
   else
-    avx2_detail::e2m1_window_bounds<1>(x, n, sc, half, out, tail);
-  for (std::size_t j = 0; j < k; ++j) est[j] = out[j];
+    avx2_detail::e2m1_window_bounds<1>(x, n, scales, k, half, est, tail);
 }
 
 }  // namespace kernels

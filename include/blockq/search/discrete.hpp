@@ -9,7 +9,7 @@
 //   discrete_result discrete_mse<Element>(Arch, span<const float> x, span<const float> set,
 //                                         size_t start, tie_mode ties);
 //   discrete_result e4m3_mse(Arch, x, set, start, ties);  // discrete_mse<e2m1>, NVFP4's windows
-//   size_t e4m3_mse_index(Arch, x, set, start, ties);      // its index, decided in float where it can
+//   size_t e4m3_mse_index(Arch, x, set, start, ties[, amax]); // its index, decided in float where it can
 //     x:       a block of finite floats.
 //     set:     candidate scales, finite, positive and sorted (non-decreasing).
 //     start:   index of the rule's scale in set, or search::zero_start for a
@@ -342,12 +342,13 @@ discrete_result e4m3_window_search(std::span<const float> x, std::span<const flo
 // up: it may count a candidate more (then no decision), never one less.
 inline constexpr std::size_t window_runs = 3;
 
+// (amax_of_x: kernels::block_amax(x), which the caller may already have)
 template <class Arch>
 bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
-                       std::size_t& index) noexcept {
+                       float amax_of_x, std::size_t& index) noexcept {
   if (start == zero_start || start >= set.size()) return false;
   const std::size_t n = x.size();
-  const double amax = kernels::block_amax(Arch{}, x.data(), n);
+  const double amax = amax_of_x;
   if (!(amax >= 0x1p-40 && amax <= 0x1p40)) return false;
   constexpr std::size_t w = kernels::max_window_estimates;
   const double rel = kernels::window_bounds_relative_error(n), abs = kernels::window_bounds_absolute_error(n);
@@ -364,21 +365,23 @@ bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std
     if (more && !(half > 0.0f)) return false;
     float tail = 0.0f;
     kernels::window_sse_bounds(Arch{}, x.data(), n, set.data() + i, k, ties, half, est.data() + total, tail);
-    // The least known estimate (the bits of non-negative floats order as integers; unknown
-    // ones, -1, are negative integers, mapped above every float) gives the least hi.
-    std::int32_t least = std::numeric_limits<std::int32_t>::max();
-    for (std::size_t j = total; j < total + k; ++j) {
-      const std::int32_t b = std::bit_cast<std::int32_t>(est[j]);
-      least = std::min(least, b < 0 ? std::numeric_limits<std::int32_t>::max() : b);
-    }
+    // The least known estimate gives the least hi: the bits of non-negative floats order as
+    // unsigned integers, and those of the unknown ones (-1) lie above every finite float's.
+    std::uint32_t least = 0x7F800000u;
+    for (std::size_t j = total; j < total + k; ++j) least = std::min(least, std::bit_cast<std::uint32_t>(est[j]));
     total += k;
-    if (least != std::numeric_limits<std::int32_t>::max())
-      h = std::min(h, static_cast<double>(std::bit_cast<float>(least)) * (1.0 + rel) + abs);
+    if (least < 0x7F800000u) h = std::min(h, static_cast<double>(std::bit_cast<float>(least)) * (1.0 + rel) + abs);
     if (!more || static_cast<double>(tail) * (1.0 - rel) - abs > h) break;
     if (run + 1 == window_runs) return false;
   }
   if (!(h < std::numeric_limits<double>::infinity())) return false;
-  if (first > 0 && !(set[first - 1] < lowest_useful_scale<e2m1>(amax, h, n))) return false;
+  // (set[first - 1] < lowest_useful_scale(amax, h, n) without the square root: the scale under
+  // the window clips amax by D = amax (1 - 2^-20) - 6 s > sqrt(h (1 + sum_margin)), squared
+  // with 2^-40 to spare for the rounding of these doubles)
+  if (first > 0) {
+    const double d = amax * (1.0 - 0x1p-20) - static_cast<double>(e2m1::max_value) * set[first - 1];
+    if (!(d > 0.0 && h * (1.0 + sum_margin(n)) * (1.0 + 0x1p-40) < d * d * (1.0 - 0x1p-40))) return false;
+  }
   const double t = (h + abs) / (1.0 - rel) * (1.0 + 0x1p-50);
   float thr = static_cast<float>(t);
   if (static_cast<double>(thr) < t) thr = std::nextafter(thr, std::numeric_limits<float>::infinity());
@@ -391,6 +394,12 @@ bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std
   if (close != 1) return false;
   index = first + best;
   return true;
+}
+
+template <class Arch>
+bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
+                       std::size_t& index) noexcept {
+  return e4m3_window_index<Arch>(x, set, start, ties, kernels::block_amax(Arch{}, x.data(), x.size()), index);
 }
 
 // MXFP4 over the UE8M0 scales, the common case in one pass. From the start s = 2^k (the
@@ -483,12 +492,18 @@ discrete_result e4m3_mse(Arch, std::span<const float> x, std::span<const float> 
 
 // e4m3_mse(...).index, without any exact sum where the window decides in float
 // (detail::e4m3_window_index); every other block takes e4m3_mse.
+// amax: kernels::block_amax(Arch{}, x), when the caller has it (the quantizer's start).
+template <class Arch>
+std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
+                           tie_mode ties, float amax) noexcept {
+  std::size_t i = 0;
+  if (detail::e4m3_window_index<Arch>(x, set, start, ties, amax, i)) return i;
+  return e4m3_mse(Arch{}, x, set, start, ties).index;
+}
 template <class Arch>
 std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
                            tie_mode ties) noexcept {
-  std::size_t i = 0;
-  if (detail::e4m3_window_index<Arch>(x, set, start, ties, i)) return i;
-  return e4m3_mse(Arch{}, x, set, start, ties).index;
+  return e4m3_mse_index(Arch{}, x, set, start, ties, kernels::block_amax(Arch{}, x.data(), x.size()));
 }
 
 // The scale of `set` with the least block SSE (see the header for the contract).

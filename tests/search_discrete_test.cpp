@@ -447,7 +447,11 @@ TEST(SearchNvfp4Mse, WindowBoundsAreWithinTheirCertifiedError) {
         g, 3000, sizes, true,
         [](const std::vector<float>& x, const float* sc, std::size_t k, tie_mode ties, float half, float* est,
            float& tail) {
-          kernels::window_sse_bounds(blockq::default_arch{}, x.data(), x.size(), sc, k, ties, half, est, tail);
+          float least = -1.0f;
+          kernels::window_sse_bounds(blockq::default_arch{}, x.data(), x.size(), sc, k, ties, half, est, tail, least);
+          float expect = std::numeric_limits<float>::infinity();
+          for (std::size_t j = 0; j < k; ++j) expect = est[j] >= 0.0f ? std::min(expect, est[j]) : expect;
+          EXPECT_EQ(least, expect);
         },
         tail_of, true);
     EXPECT_GT(known, 40000u);

@@ -7,7 +7,8 @@
 // Contract (arch/generic.hpp, window_sse_bounds): each known est[j] lies within
 // window_bounds_relative_error(n) t + window_bounds_absolute_error(n) of
 // t = block_sse<e2m1>(x, n, scales[j], ties) under EVERY tie rule; tail as
-// window_sse_estimates. Bounds only, not bits: they need not match other tiers.
+// window_sse_estimates; least the least known est[j]. Bounds only, not bits: they need not
+// match other tiers.
 //
 // Why it is cheaper than window_sse_estimates (arch/avx2.hpp): the same layout (the scales
 // in the lanes of two vectors, one broadcast element a step), but 9 instructions a step
@@ -43,6 +44,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
@@ -51,7 +53,7 @@ namespace avx2_detail {
 // V vectors of 8 scales (k of them, k > 8 (V - 1)), n <= 16 elements.
 template <std::size_t V>
 BLOCKQ_ALWAYS_INLINE void e2m1_window_bounds(const float* x, std::size_t n, const float* scales, std::size_t k,
-                                             float half, float* est, float& tail) noexcept {
+                                             float half, float* est, float& tail, float& least) noexcept {
   // Lanes past k hold scale 0: fl(1 / 0) = inf, min(NaN or inf, 6) = 6, a finite residual
   // |x|; never stored.
   __m256 s[V], r[V], acc0[V], acc1[V];
@@ -91,29 +93,41 @@ BLOCKQ_ALWAYS_INLINE void e2m1_window_bounds(const float* x, std::size_t n, cons
   } else {
     for (std::size_t i = 0; i < 16; i += 2) step(i, acc0), step(i + 1, acc1);
   }
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 low = inf;
   for (std::size_t v = 0; v < V; ++v) {
     // not (r <= 2^126): NaN-safe, true where the lane is unusable
     const __m256 unknown = _mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p126f), _CMP_NLE_UQ);
-    const __m256 e = _mm256_blendv_ps(_mm256_add_ps(acc0[v], acc1[v]), _mm256_set1_ps(-1.0f), unknown);
-    if (k >= 8 * (v + 1))
+    const __m256 sum = _mm256_add_ps(acc0[v], acc1[v]);
+    const __m256 e = _mm256_blendv_ps(sum, _mm256_set1_ps(-1.0f), unknown);
+    if (k >= 8 * (v + 1)) {
       _mm256_storeu_ps(est + 8 * v, e);
-    else
-      _mm256_maskstore_ps(est + 8 * v, first_lanes(k - 8 * v), e);
+      low = _mm256_min_ps(low, _mm256_blendv_ps(sum, inf, unknown));
+    } else {
+      const __m256i lanes = first_lanes(k - 8 * v);
+      _mm256_maskstore_ps(est + 8 * v, lanes, e);
+      low = _mm256_min_ps(low, _mm256_blendv_ps(inf, _mm256_blendv_ps(sum, inf, unknown), _mm256_castsi256_ps(lanes)));
+    }
   }
+  __m128 l = _mm_min_ps(_mm256_castps256_ps128(low), _mm256_extractf128_ps(low, 1));
+  l = _mm_min_ps(l, _mm_movehl_ps(l, l));
+  least = _mm_cvtss_f32(_mm_min_ss(l, _mm_movehdup_ps(l)));
 }
 
 }  // namespace avx2_detail
 
 inline void window_sse_bounds(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
-                              tie_mode ties, float half, float* est, float& tail) noexcept {
+                              tie_mode ties, float half, float* est, float& tail, float& least) noexcept {
   if (n > 16 || k == 0 || k > max_window_estimates) {
     window_sse_estimates<e2m1>(arch::avx2{}, x, n, scales, k, ties, half, est, tail);
+    least = std::numeric_limits<float>::infinity();
+    for (std::size_t j = 0; j < k; ++j) least = est[j] >= 0.0f && est[j] < least ? est[j] : least;
     return;
   }
   if (k > 8)
-    avx2_detail::e2m1_window_bounds<2>(x, n, scales, k, half, est, tail);
+    avx2_detail::e2m1_window_bounds<2>(x, n, scales, k, half, est, tail, least);
   else
-    avx2_detail::e2m1_window_bounds<1>(x, n, scales, k, half, est, tail);
+    avx2_detail::e2m1_window_bounds<1>(x, n, scales, k, half, est, tail, least);
 }
 
 }  // namespace kernels

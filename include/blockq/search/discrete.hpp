@@ -363,14 +363,10 @@ bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std
     float half = 0.0f;  // (0: no tail bound, where half of the next scale is not exact)
     if (more && 2.0f * (0.5f * set[i + k]) == set[i + k]) half = 0.5f * set[i + k];
     if (more && !(half > 0.0f)) return false;
-    float tail = 0.0f;
-    kernels::window_sse_bounds(Arch{}, x.data(), n, set.data() + i, k, ties, half, est.data() + total, tail);
-    // The least known estimate gives the least hi: the bits of non-negative floats order as
-    // unsigned integers, and those of the unknown ones (-1) lie above every finite float's.
-    std::uint32_t least = 0x7F800000u;
-    for (std::size_t j = total; j < total + k; ++j) least = std::min(least, std::bit_cast<std::uint32_t>(est[j]));
+    float tail = 0.0f, least = 0.0f;  // (the least known estimate gives the least hi)
+    kernels::window_sse_bounds(Arch{}, x.data(), n, set.data() + i, k, ties, half, est.data() + total, tail, least);
     total += k;
-    if (least < 0x7F800000u) h = std::min(h, static_cast<double>(std::bit_cast<float>(least)) * (1.0 + rel) + abs);
+    h = std::min(h, static_cast<double>(least) * (1.0 + rel) + abs);
     if (!more || static_cast<double>(tail) * (1.0 - rel) - abs > h) break;
     if (run + 1 == window_runs) return false;
   }
@@ -383,8 +379,8 @@ bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std
     if (!(d > 0.0 && h * (1.0 + sum_margin(n)) * (1.0 + 0x1p-40) < d * d * (1.0 - 0x1p-40))) return false;
   }
   const double t = (h + abs) / (1.0 - rel) * (1.0 + 0x1p-50);
-  float thr = static_cast<float>(t);
-  if (static_cast<double>(thr) < t) thr = std::nextafter(thr, std::numeric_limits<float>::infinity());
+  float thr = static_cast<float>(t);  // (t is positive, far below FLT_MAX: |x| <= 2^40)
+  if (static_cast<double>(thr) < t) thr = std::bit_cast<float>(std::bit_cast<std::uint32_t>(thr) + 1u);
   std::size_t close = 0, best = 0;  // (unknown estimates, -1, count as close)
   for (std::size_t j = 0; j < total; ++j) {
     const bool c = est[j] <= thr;

@@ -165,7 +165,7 @@ TEST(SearchMxfp4Mse, OneMillionNormalsEqualExhaustiveBlockForBlock) {
 // certified error of block_sse, and aux within it of part(x, p). Returns {known, unknown}.
 template <std::size_t W, class Kernel, class Part>
 std::array<std::size_t, 2> check_estimates(std::mt19937_64& g, int reps, std::array<std::size_t, 3> sizes, bool bad,
-                                           Kernel&& kernel, Part&& part) {
+                                           Kernel&& kernel, Part&& part, bool loose = false) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
   std::array<std::size_t, 2> count{};
@@ -188,7 +188,8 @@ std::array<std::size_t, 2> check_estimates(std::mt19937_64& g, int reps, std::ar
       float est[W], aux = -1.0f;
       const std::size_t k = 1 + g() % W;
       kernel(x, scales, k, ties, p, est, aux);
-      const double rel = kernels::estimate_relative_error(x.size()), abs = kernels::estimate_absolute_error(x.size());
+      const double rel = loose ? kernels::window_bounds_relative_error(x.size()) : kernels::estimate_relative_error(x.size());
+      const double abs = loose ? kernels::window_bounds_absolute_error(x.size()) : kernels::estimate_absolute_error(x.size());
       for (std::size_t j = 0; j < k; ++j) {
         ++count[est[j] == -1.0f];
         if (est[j] == -1.0f) continue;
@@ -292,10 +293,24 @@ TEST(SearchNvfp4Mse, OneMillionNormals) {
 // set and the search crosses several windows (and falls back below the first one), starts
 // one to five codes off absmax, every kind of block (zeros, huge, tiny, outliers), and
 // blocks of 16, 7 and 32 elements; the error returned is the exact one.
+// search::e4m3_mse_index(A) against the exhaustive search under every tie rule; returns how
+// many of the three the float window decided alone (detail::e4m3_window_index).
+template <class A>
+std::size_t expect_index_exhaustive(const std::vector<float>& x, std::span<const float> set, std::size_t start) {
+  std::size_t decided = 0;
+  for (tie_mode ties : all_ties) {
+    auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), set[i], ties); };
+    EXPECT_EQ(search::e4m3_mse_index(A{}, x, set, start, ties), search_test::exhaustive(set.size(), start, f(start), f));
+    std::size_t i = 0;
+    decided += search::detail::e4m3_window_index<A>(x, set, start, ties, i);
+  }
+  return decided;
+}
+
 template <class A>
 void e4m3_windows_equal_exhaustive(std::mt19937_64& g) {
   std::array<float, 126> set;
-  std::size_t off_start = 0, multi = 0;
+  std::size_t off_start = 0, multi = 0, decided = 0;
   for (auto k : search_test::all_kinds) {
     for (int rep = 0; rep < 60; ++rep) {
       const std::size_t n = rep % 5 == 0 ? 7 : rep % 5 == 1 ? 32 : 16;
@@ -310,18 +325,51 @@ void e4m3_windows_equal_exhaustive(std::mt19937_64& g) {
       std::size_t start = code - 1u;
       if (rep % 3 == 0) start = std::min<std::size_t>(125, start + g() % 6), ++off_start;
       expect_exhaustive(x, set, start, [&](tie_mode ties) { return search::e4m3_mse(A{}, x, set, start, ties); });
+      decided += expect_index_exhaustive<A>(x, set, start);
       ASSERT_FALSE(::testing::Test::HasFailure()) << search_test::name(k) << " rep " << rep << " n " << n;
       multi += set[std::min<std::size_t>(125, start + 12)] * 0.25 < amax;
     }
   }
   EXPECT_GT(off_start, 50u);
   EXPECT_GT(multi, 25u);
+  EXPECT_GT(decided, 50u);
 }
 
 TEST(SearchNvfp4Mse, E4m3WindowsEqualExhaustive) {
   std::mt19937_64 g(61);
   e4m3_windows_equal_exhaustive<scalar>(g);
   e4m3_windows_equal_exhaustive<blockq::default_arch>(g);
+}
+
+// search::e4m3_mse_index from starts up to 24 codes below or above the absmax one (the API
+// takes any start), so that the best scale lies past the first window (the tail bound must
+// send the search on or decline) or under it (lowest_useful_scale must decline), on every
+// arch tag this build has; each of these counts stays clear of zero.
+TEST(SearchNvfp4Mse, E4m3IndexFarFromTheStart) {
+  std::mt19937_64 g(66);
+  std::normal_distribution<float> nd;
+  std::array<float, 126> set;
+  std::size_t decided = 0, past = 0, under = 0;
+  for (int rep = 0; rep < 600; ++rep) {
+    std::vector<float> x(16);
+    for (auto& v : x) v = rep % 3 == 0 ? nd(g) * nd(g) : nd(g);
+    const float amax = kernels::block_amax(scalar{}, x.data(), x.size());
+    const float s_t = std::ldexp(amax / 2688.0f, 2 + static_cast<int>(g() % 8));  // absmax codes 54 .. 108
+    search::e4m3_scales(s_t, set);
+    const std::size_t code = blockq::e4m3::encode(amax / (6.0f * s_t));
+    const int off = static_cast<int>(g() % 49) - 24;
+    const std::size_t start = static_cast<std::size_t>(std::clamp(static_cast<int>(code) - 1 + off, 0, 125));
+    auto f = [&](std::size_t i) { return kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), set[i], tie_mode::even); };
+    const std::size_t best = search_test::exhaustive(set.size(), start, f(start), f);
+    past += best >= start + 13;
+    under += best + 3 < start;
+    decided += expect_index_exhaustive<scalar>(x, set, start);
+    decided += expect_index_exhaustive<blockq::default_arch>(x, set, start);
+    ASSERT_FALSE(HasFailure()) << rep;
+  }
+  EXPECT_GT(decided, 1000u);
+  EXPECT_GT(past, 100u);
+  EXPECT_GT(under, 100u);
 }
 
 // The same near the E2M1 decision points: every element a few float steps around
@@ -331,7 +379,7 @@ TEST(SearchNvfp4Mse, E4m3WindowsEqualExhaustiveNearThresholds) {
   std::mt19937_64 g(62);
   constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f};
   std::array<float, 126> set;
-  std::size_t improved = 0;
+  std::size_t improved = 0, decided = 0;
   for (int rep = 0; rep < 300; ++rep) {
     const float s_t = std::ldexp(1.0f + 0.3f * static_cast<float>(g() % 100) / 100.0f, -static_cast<int>(g() % 12));
     search::e4m3_scales(s_t, set);
@@ -347,9 +395,12 @@ TEST(SearchNvfp4Mse, E4m3WindowsEqualExhaustiveNearThresholds) {
     improved += expect_exhaustive(x, set, start, [&](tie_mode ties) {
       return search::e4m3_mse(blockq::default_arch{}, x, set, start, ties);
     });
+    decided += expect_index_exhaustive<scalar>(x, set, start);
+    decided += expect_index_exhaustive<blockq::default_arch>(x, set, start);
     ASSERT_FALSE(HasFailure()) << rep;
   }
   EXPECT_GT(improved, 100u);
+  EXPECT_GT(decided, 300u);
 }
 
 // The window kernel's estimates (16 scales side by side in the vector tiers' lanes): every
@@ -374,6 +425,36 @@ TEST(SearchNvfp4Mse, WindowEstimatesAreWithinTheirCertifiedError) {
   EXPECT_GT(known, 20000u);
   if constexpr (std::is_base_of_v<blockq::arch::avx2, blockq::default_arch>) {
     EXPECT_GT(unknown, 10000u);
+  }
+}
+
+// The float window's kernel (kernels::window_sse_bounds, which may round a quotient near an
+// E2M1 threshold either way): every value it vouches for is within its certified error of
+// the exact kernel's under every tie rule, on blocks whose elements sit a few float steps
+// around threshold * scale for the scales scored, and on plain blocks.
+TEST(SearchNvfp4Mse, WindowBoundsAreWithinTheirCertifiedError) {
+  std::mt19937_64 g(65);
+  const auto tail_of = [](const std::vector<float>& x, float half) {
+    double z = 0.0;
+    for (float v : x) {
+      const double y = std::fabs(v), d = static_cast<float>(half - std::fabs(v));
+      z += d <= 0.0 ? 0.0 : std::min(y, d) * std::min(y, d);
+    }
+    return z;
+  };
+  for (std::array<std::size_t, 3> sizes : {std::array<std::size_t, 3>{16, 5, 9}, std::array<std::size_t, 3>{16, 33, 1}}) {
+    const auto [known, unknown] = check_estimates<kernels::max_window_estimates>(
+        g, 3000, sizes, true,
+        [](const std::vector<float>& x, const float* sc, std::size_t k, tie_mode ties, float half, float* est,
+           float& tail) {
+          float least = -1.0f;
+          kernels::window_sse_bounds(blockq::default_arch{}, x.data(), x.size(), sc, k, ties, half, est, tail, least);
+          float expect = std::numeric_limits<float>::infinity();
+          for (std::size_t j = 0; j < k; ++j) expect = est[j] >= 0.0f ? std::min(expect, est[j]) : expect;
+          EXPECT_EQ(least, expect);
+        },
+        tail_of, true);
+    EXPECT_GT(known, 40000u);
   }
 }
 

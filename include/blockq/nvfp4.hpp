@@ -113,9 +113,7 @@ class nvfp4_quantizer {
   // The E4M3 code of one block under rule absmax: E4M3(amax / (6 * s_t));
   // 0x7F (NaN) for a block holding NaN or Inf. The search rules start from it.
   std::uint8_t absmax_scale(std::span<const float> blk, float s_t) const noexcept {
-    const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
-    if (!detail::is_finite(amax)) return e4m3::nan_code;
-    return e4m3::encode(amax / (e2m1_max * s_t));
+    return absmax_code(kernels::block_amax(Arch{}, blk.data(), blk.size()), s_t);
   }
 
   // The E4M3 code the rule gives one block (rule hessian: use the overload below).
@@ -132,14 +130,15 @@ class nvfp4_quantizer {
   // least blk.size() floats and h the block's Hessian (rule hessian only).
   std::uint8_t block_scale(std::span<const float> blk, float s_t, std::span<const float, 126> set,
                            std::span<float> scratch, const search::hessian_block* h) const noexcept {
-    const std::uint8_t start = absmax_scale(blk, s_t);
+    const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
+    const std::uint8_t start = absmax_code(amax, s_t);
     if (opt_.rule == scale_rule::absmax || start == e4m3::nan_code) return start;
     // Index i of the set is code i + 1; code 0 (a zero divisor) is the zero start.
     const std::size_t first = start == 0 ? search::zero_start : std::size_t{start} - 1u;
-    const auto r = opt_.rule == scale_rule::hessian && h
-                       ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch)
-                       : search::e4m3_mse(Arch{}, blk, set, first, opt_.ties);
-    return r.index == search::zero_start ? start : static_cast<std::uint8_t>(r.index + 1u);
+    const std::size_t i = opt_.rule == scale_rule::hessian && h
+                              ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch).index
+                              : search::e4m3_mse_index(Arch{}, blk, set, first, opt_.ties, amax);
+    return i == search::zero_start ? start : static_cast<std::uint8_t>(i + 1u);
   }
 
   // The divisor of a block's elements, fl(b * s_t).
@@ -208,6 +207,12 @@ class nvfp4_quantizer {
   }
 
  private:
+  // The absmax code of a block of that amax: 0x7F (NaN) for a block holding NaN or Inf.
+  static std::uint8_t absmax_code(float amax, float s_t) noexcept {
+    if (!detail::is_finite(amax)) return e4m3::nan_code;
+    return e4m3::encode(amax / (e2m1_max * s_t));
+  }
+
   float tensor_scale_of(float amax) const noexcept {
     if (!(amax > 0.0f)) return 1.0f;
     float s = amax / (e2m1_max * (opt_.four_over_six ? 256.0f : e4m3_max));

@@ -12,6 +12,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "blockq/arch.hpp"
 #include "blockq/arch/scalar.hpp"
@@ -19,6 +20,7 @@
 #if BLOCKQ_WITH_AVX2
 #include "blockq/arch/avx2.hpp"
 #include "blockq/arch/mx_search_avx2.hpp"
+#include "blockq/arch/nvfp4_search_avx2.hpp"
 #endif
 #if BLOCKQ_WITH_AVX512
 #include "blockq/arch/avx512.hpp"
@@ -31,6 +33,34 @@
 
 BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
+
+// The NVFP4 window's bounds (search::e4m3_mse_index, search/discrete.hpp): as
+// window_sse_estimates<e2m1> (est[j] ~ block_sse<e2m1>(x, n, scales[j], ties) for k <= 16
+// scales, -1 when unknown; tail its lower bound of every scale >= 2 half), with a looser
+// error: each known est[j] within window_bounds_relative_error(n) t +
+// window_bounds_absolute_error(n) of the exact t under every tie rule, so that a tier may
+// round a quotient near an E2M1 threshold either way (arch/nvfp4_search_avx2.hpp says why
+// that costs at most a relative 2^-16 a term). Scalar and NEON give window_sse_estimates'
+// values, which meet it; AVX2 (and AVX-512, which inherits it) its own kernel. least: the
+// least known est[j] (+inf when none is known).
+constexpr double window_bounds_relative_error(std::size_t n) noexcept { return estimate_relative_error(n) + 0x1p-14; }
+constexpr double window_bounds_absolute_error(std::size_t n) noexcept { return 2.0 * estimate_absolute_error(n); }
+
+inline float least_known(const float* est, std::size_t k) noexcept {
+  float least = std::numeric_limits<float>::infinity();
+  for (std::size_t j = 0; j < k; ++j) least = est[j] >= 0.0f && est[j] < least ? est[j] : least;
+  return least;
+}
+inline void window_sse_bounds(arch::scalar, const float* x, std::size_t n, const float* scales, std::size_t k,
+                              tie_mode ties, float half, float* est, float& tail, float& least) noexcept {
+  window_sse_estimates<e2m1>(arch::scalar{}, x, n, scales, k, ties, half, est, tail);
+  least = least_known(est, k);
+}
+inline void window_sse_bounds(arch::neon, const float* x, std::size_t n, const float* scales, std::size_t k,
+                              tie_mode ties, float half, float* est, float& tail, float& least) noexcept {
+  window_sse_estimates<e2m1>(arch::neon{}, x, n, scales, k, ties, half, est, tail);
+  least = least_known(est, k);
+}
 
 // The tags that use these loops: all but those whose fused loops arch/avx2.hpp provides
 // (without that header, arch::avx2 falls back here like any other tag).

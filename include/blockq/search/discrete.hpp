@@ -9,6 +9,7 @@
 //   discrete_result discrete_mse<Element>(Arch, span<const float> x, span<const float> set,
 //                                         size_t start, tie_mode ties);
 //   discrete_result e4m3_mse(Arch, x, set, start, ties);  // discrete_mse<e2m1>, NVFP4's windows
+//   size_t e4m3_mse_index(Arch, x, set, start, ties[, amax]); // its index, decided in float where it can
 //     x:       a block of finite floats.
 //     set:     candidate scales, finite, positive and sorted (non-decreasing).
 //     start:   index of the rule's scale in set, or search::zero_start for a
@@ -55,6 +56,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -323,6 +325,79 @@ discrete_result e4m3_window_search(std::span<const float> x, std::span<const flo
   return best;
 }
 
+// NVFP4's window decided in float, without any exact sum when it can be (the index alone,
+// for the quantizer). Calls of kernels::window_sse_bounds score the window of
+// e4m3_window_search (max_window_estimates scales from window_below under the start) and,
+// while the tail bound does not close, up to window_runs - 1 windows after it, each
+// candidate to a certified error (relative rel, absolute abs). Each candidate's exact
+// block_sse lies in [lo_j, hi_j]; with h the least hi, the candidate with hi = h is the
+// exhaustive result, whatever the tie order, when every other scored candidate has lo > h,
+// the tail bound at the first scale after the last window exceeds h (every scale from it
+// on has a block SSE above h) and the scale under the first window is below
+// lowest_useful_scale(amax, h) (it and every smaller scale clip amax by more than
+// sqrt(h)): every other scale of the set is then strictly worse. Otherwise (near-ties,
+// unknown estimates, the zero start, blocks outside |x| within [2^-40, 2^40]) returns
+// false and the caller searches exactly.
+// The test lo_j <= h is est_j <= (h + abs) / (1 - rel), against a float threshold rounded
+// up: it may count a candidate more (then no decision), never one less.
+inline constexpr std::size_t window_runs = 3;
+
+// (amax_of_x: kernels::block_amax(x), which the caller may already have)
+template <class Arch>
+bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
+                       float amax_of_x, std::size_t& index) noexcept {
+  if (start == zero_start || start >= set.size()) return false;
+  const std::size_t n = x.size();
+  const double amax = amax_of_x;
+  if (!(amax >= 0x1p-40 && amax <= 0x1p40)) return false;
+  constexpr std::size_t w = kernels::max_window_estimates;
+  const double rel = kernels::window_bounds_relative_error(n), abs = kernels::window_bounds_absolute_error(n);
+  const std::size_t first = start > window_below ? start - window_below : 0;
+  std::array<float, w * window_runs> est;  // (written for j < total)
+  std::size_t total = 0;
+  double h = std::numeric_limits<double>::infinity();
+  for (std::size_t run = 0;; ++run) {
+    const std::size_t i = first + total;
+    const std::size_t k = std::min(w, set.size() - i);
+    const bool more = i + k < set.size();
+    float half = 0.0f;  // (0: no tail bound, where half of the next scale is not exact)
+    if (more && 2.0f * (0.5f * set[i + k]) == set[i + k]) half = 0.5f * set[i + k];
+    if (more && !(half > 0.0f)) return false;
+    float tail = 0.0f, least = 0.0f;  // (the least known estimate gives the least hi)
+    kernels::window_sse_bounds(Arch{}, x.data(), n, set.data() + i, k, ties, half, est.data() + total, tail, least);
+    total += k;
+    h = std::min(h, static_cast<double>(least) * (1.0 + rel) + abs);
+    if (!more || static_cast<double>(tail) * (1.0 - rel) - abs > h) break;
+    if (run + 1 == window_runs) return false;
+  }
+  if (!(h < std::numeric_limits<double>::infinity())) return false;
+  // (set[first - 1] < lowest_useful_scale(amax, h, n) without the square root: the scale under
+  // the window clips amax by D = amax (1 - 2^-20) - 6 s > sqrt(h (1 + sum_margin)), squared
+  // with 2^-40 to spare for the rounding of these doubles)
+  if (first > 0) {
+    const double d = amax * (1.0 - 0x1p-20) - static_cast<double>(e2m1::max_value) * set[first - 1];
+    if (!(d > 0.0 && h * (1.0 + sum_margin(n)) * (1.0 + 0x1p-40) < d * d * (1.0 - 0x1p-40))) return false;
+  }
+  const double t = (h + abs) / (1.0 - rel) * (1.0 + 0x1p-50);
+  float thr = static_cast<float>(t);  // (t is positive, far below FLT_MAX: |x| <= 2^40)
+  if (static_cast<double>(thr) < t) thr = std::bit_cast<float>(std::bit_cast<std::uint32_t>(thr) + 1u);
+  std::size_t close = 0, best = 0;  // (unknown estimates, -1, count as close)
+  for (std::size_t j = 0; j < total; ++j) {
+    const bool c = est[j] <= thr;
+    close += c;
+    best += c ? j : 0;
+  }
+  if (close != 1) return false;
+  index = first + best;
+  return true;
+}
+
+template <class Arch>
+bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
+                       std::size_t& index) noexcept {
+  return e4m3_window_index<Arch>(x, set, start, ties, kernels::block_amax(Arch{}, x.data(), x.size()), index);
+}
+
 // MXFP4 over the UE8M0 scales, the common case in one pass. From the start s = 2^k (the
 // ocp scale, amax / s in [4, 8)), kernels::block_sse_window gives the exact errors at s
 // and 2s (powers of two: the divisions are exact multiplications), an estimate at 4s
@@ -409,6 +484,22 @@ template <class Arch>
 discrete_result e4m3_mse(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
                          tie_mode ties) noexcept {
   return detail::e4m3_window_search<Arch>(x, set, start, ties);
+}
+
+// e4m3_mse(...).index, without any exact sum where the window decides in float
+// (detail::e4m3_window_index); every other block takes e4m3_mse.
+// amax: kernels::block_amax(Arch{}, x), when the caller has it (the quantizer's start).
+template <class Arch>
+std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
+                           tie_mode ties, float amax) noexcept {
+  std::size_t i = 0;
+  if (detail::e4m3_window_index<Arch>(x, set, start, ties, amax, i)) return i;
+  return e4m3_mse(Arch{}, x, set, start, ties).index;
+}
+template <class Arch>
+std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
+                           tie_mode ties) noexcept {
+  return e4m3_mse_index(Arch{}, x, set, start, ties, kernels::block_amax(Arch{}, x.data(), x.size()));
 }
 
 // The scale of `set` with the least block SSE (see the header for the contract).

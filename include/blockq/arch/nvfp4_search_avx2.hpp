@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+// AVX2 bounds of the NVFP4 window (tag arch::avx2, inherited by arch::avx512):
+// window_sse_bounds, the estimates behind search::e4m3_mse_index (search/discrete.hpp),
+// for blocks of at most 16 elements (NVFP4's block); larger blocks take
+// window_sse_estimates, which meets the tighter contract.
+//
+// Contract (arch/generic.hpp, window_sse_bounds): each known est[j] lies within
+// window_bounds_relative_error(n) t + window_bounds_absolute_error(n) of
+// t = block_sse<e2m1>(x, n, scales[j], ties) under EVERY tie rule; tail as
+// window_sse_estimates; least the least known est[j]. Bounds only, not bits: they need not
+// match other tiers.
+//
+// Why it is cheaper than window_sse_estimates (arch/avx2.hpp): the same layout (the scales
+// in the lanes of two vectors, one broadcast element a step), but 9 instructions a step
+// instead of about 15, because no lane is tested for lying near a rounding threshold and
+// the rounding has no integer detour:
+// - c = min(fl(|x| fl(1 / s)), 6), rounded to E2M1 by adding and subtracting
+//   M = max(2^floor(log2 c), 1) 2^22 (one fused multiply-add each way: the sum is rounded
+//   once to a multiple of max(2^floor(log2 c), 1) / 2, the difference is exact), which is
+//   E2M1's grid on [0, 8) (avx2_detail::e2m1_round_clamped's magic number); away from the
+//   thresholds (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5) that is the rounding of c and of
+//   |x| / s whenever no threshold separates the two (ties round to even here);
+// - where a threshold t separates fl(|x| fl(1 / s)) from |x| / s (or one of them is t),
+//   the value is one of t's two neighbours g1 < t < g2 (t is their midpoint, g2 - g1 = D),
+//   maybe not block_sse's. Then | |x| / s - t | <= 2^-23 t (1 + 2^-23) (two roundings of
+//   2^-24), so the two exact residuals |x| - g s differ by at most 2^-22 t s (1 + 2^-23)
+//   while each is at least s (D / 2 - 2^-23 t); with t / D <= 3.5 their ratio is at most
+//   1 + 2^-18.1, and the float roundings of fl(g s) and of the difference (at most
+//   9 2^-24 relative to either residual: g s <= 8 (D / 2) s) leave the squared term within
+//   a relative 2^-16 of block_sse's. Every other term is block_sse's term exactly (the
+//   same code, fl(g s) and float difference, up to the sign);
+// - the squares are summed in float by fused multiply-adds in two chains a vector, each
+//   term through at most n / 2 + 1 roundings: relative (n / 2 + 1) 2^-24, absolute
+//   n 2^-150 below FLT_MIN (inside estimate_relative_error / estimate_absolute_error);
+// - a lane whose fl(1 / s) exceeds 2^126 (s below about 2^-126) is unknown (-1); a larger
+//   s is harmless (a subnormal fl(1 / s) only meets quotients that round to 0 anyway).
+// window_bounds_relative_error = estimate_relative_error + 2^-14 covers all of it.
+#pragma once
+
+#include "blockq/arch/avx2.hpp"
+
+#if BLOCKQ_WITH_AVX2
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+BLOCKQ_BEGIN_NAMESPACE
+namespace kernels {
+namespace avx2_detail {
+
+// V vectors of 8 scales (k of them, k > 8 (V - 1)), n <= 16 elements.
+template <std::size_t V>
+BLOCKQ_ALWAYS_INLINE void e2m1_window_bounds(const float* x, std::size_t n, const float* scales, std::size_t k,
+                                             float half, float* est, float& tail, float& least) noexcept {
+  // Lanes past k hold scale 0: fl(1 / 0) = inf, min(NaN or inf, 6) = 6, a finite residual
+  // |x|; never stored.
+  __m256 s[V], r[V], acc0[V], acc1[V];
+  for (std::size_t v = 0; v < V; ++v) {
+    s[v] = k >= 8 * (v + 1) ? _mm256_loadu_ps(scales + 8 * v) : _mm256_maskload_ps(scales + 8 * v, first_lanes(k - 8 * v));
+    r[v] = _mm256_div_ps(_mm256_set1_ps(1.0f), s[v]);
+    acc0[v] = acc1[v] = _mm256_setzero_ps();
+  }
+  // The magnitudes on the stack (broadcast from memory in the steps; zeros past n add 0)
+  // and the tail bound on the way.
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), h = _mm256_set1_ps(half);
+  alignas(32) float y[16];
+  __m256 z = _mm256_setzero_ps();
+  for (std::size_t i = 0; i < 16; i += 8) {
+    const __m256 a = i + 8 <= n ? _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask)
+                     : i < n    ? _mm256_and_ps(_mm256_maskload_ps(x + i, first_lanes(n - i)), abs_mask)
+                                : _mm256_setzero_ps();
+    _mm256_store_ps(y + i, a);
+    const __m256 t = _mm256_min_ps(a, _mm256_max_ps(_mm256_sub_ps(h, a), _mm256_setzero_ps()));
+    z = _mm256_fmadd_ps(t, t, z);
+  }
+  tail = hsum_ps(z);
+  const __m256 six = _mm256_set1_ps(6.0f), one = _mm256_set1_ps(1.0f), magic = _mm256_set1_ps(0x1p22f);
+  const __m256 exp_mask = _mm256_castsi256_ps(splat(0x7F800000u));
+  auto step = [&](std::size_t i, __m256(&acc)[V]) BLOCKQ_LAMBDA_INLINE {
+    const __m256 yi = _mm256_broadcast_ss(y + i);
+    for (std::size_t v = 0; v < V; ++v) {
+      const __m256 c = _mm256_min_ps(_mm256_mul_ps(yi, r[v]), six);
+      const __m256 e = _mm256_max_ps(_mm256_and_ps(c, exp_mask), one);
+      const __m256 q = _mm256_fnmadd_ps(e, magic, _mm256_fmadd_ps(e, magic, c));
+      const __m256 res = _mm256_sub_ps(yi, _mm256_mul_ps(q, s[v]));
+      acc[v] = _mm256_fmadd_ps(res, res, acc[v]);
+    }
+  };
+  if (n <= 8) {
+    for (std::size_t i = 0; i < 8; i += 2) step(i, acc0), step(i + 1, acc1);
+  } else {
+    for (std::size_t i = 0; i < 16; i += 2) step(i, acc0), step(i + 1, acc1);
+  }
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 low = inf;
+  for (std::size_t v = 0; v < V; ++v) {
+    // not (r <= 2^126): NaN-safe, true where the lane is unusable
+    const __m256 unknown = _mm256_cmp_ps(r[v], _mm256_set1_ps(0x1p126f), _CMP_NLE_UQ);
+    const __m256 sum = _mm256_add_ps(acc0[v], acc1[v]);
+    const __m256 e = _mm256_blendv_ps(sum, _mm256_set1_ps(-1.0f), unknown);
+    if (k >= 8 * (v + 1)) {
+      _mm256_storeu_ps(est + 8 * v, e);
+      low = _mm256_min_ps(low, _mm256_blendv_ps(sum, inf, unknown));
+    } else {
+      const __m256i lanes = first_lanes(k - 8 * v);
+      _mm256_maskstore_ps(est + 8 * v, lanes, e);
+      low = _mm256_min_ps(low, _mm256_blendv_ps(inf, _mm256_blendv_ps(sum, inf, unknown), _mm256_castsi256_ps(lanes)));
+    }
+  }
+  __m128 l = _mm_min_ps(_mm256_castps256_ps128(low), _mm256_extractf128_ps(low, 1));
+  l = _mm_min_ps(l, _mm_movehl_ps(l, l));
+  least = _mm_cvtss_f32(_mm_min_ss(l, _mm_movehdup_ps(l)));
+}
+
+}  // namespace avx2_detail
+
+inline void window_sse_bounds(arch::avx2, const float* x, std::size_t n, const float* scales, std::size_t k,
+                              tie_mode ties, float half, float* est, float& tail, float& least) noexcept {
+  if (n > 16 || k == 0 || k > max_window_estimates) {
+    window_sse_estimates<e2m1>(arch::avx2{}, x, n, scales, k, ties, half, est, tail);
+    least = std::numeric_limits<float>::infinity();
+    for (std::size_t j = 0; j < k; ++j) least = est[j] >= 0.0f && est[j] < least ? est[j] : least;
+    return;
+  }
+  if (k > 8)
+    avx2_detail::e2m1_window_bounds<2>(x, n, scales, k, half, est, tail, least);
+  else
+    avx2_detail::e2m1_window_bounds<1>(x, n, scales, k, half, est, tail, least);
+}
+
+}  // namespace kernels
+BLOCKQ_END_NAMESPACE
+
+#endif  // BLOCKQ_WITH_AVX2

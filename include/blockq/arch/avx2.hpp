@@ -1942,12 +1942,13 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
 // own kernel. Blocks whose length is not a multiple of 8, a zero scale, and any overflow of
 // x - min or of a level fall back to the three kernels.
 namespace avx2_detail {
-template <bool Weighted>
+// Error false: the codes and sums only (error left as it is), for the lsq starts, which are not scored.
+template <bool Weighted, bool Error = true>
 BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::size_t n, float scale, float min,
                                         int_format fmt, std::uint8_t* codes, refit_sums& sums, double& error) noexcept {
   const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
   const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
-  const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
+  [[maybe_unused]] const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
   const __m256i mask = _mm256_set1_epi32(fmt.mask());
   sum8x acc, sq, sqq, sxq;
   // Unweighted, every partial sum of q and of q^2 is an integer below 2^53, so the double sums
@@ -1964,9 +1965,17 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
       const __m256 d = _mm256_sub_ps(v, mn);
       const __m256i qi = int_round<true>(div(d), qmin, qmax);  // NaN: q 0, whose code is 0 & mask as encode_int's
       const __m256 q = _mm256_cvtepi32_ps(qi);
-      const __m256 level = _mm256_add_ps(_mm256_mul_ps(q, s), mn);
-      overflow |= any_inf(d) || any_inf(level);
-      const __m256 r = _mm256_sub_ps(v, level);
+      if constexpr (Error) {
+        const __m256 level = _mm256_add_ps(_mm256_mul_ps(q, s), mn);
+        overflow |= any_inf(d) || any_inf(level);
+        const __m256 r = _mm256_sub_ps(v, level);
+        if constexpr (Weighted)
+          acc.add_wsq(_mm256_loadu_ps(w + i), r);
+        else
+          acc.add_sq(r);
+      } else {
+        overflow |= any_inf(d);
+      }
       const __m256i c = _mm256_and_si256(qi, mask);
       const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
       _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(c16, c16));
@@ -1974,7 +1983,6 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
       const __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
       if constexpr (Weighted) {
         const __m256 wf = _mm256_loadu_ps(w + i);
-        acc.add_wsq(wf, r);
         const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wf)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1));
         const __m256d wq0 = _mm256_mul_pd(w0, q0), wq1 = _mm256_mul_pd(w1, q1);
         const __m256d wx0 = _mm256_mul_pd(w0, x0), wx1 = _mm256_mul_pd(w1, x1);
@@ -1982,7 +1990,6 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
         add(sqq, _mm256_mul_pd(wq0, q0), _mm256_mul_pd(wq1, q1));
         add(sxq, _mm256_mul_pd(wx0, q0), _mm256_mul_pd(wx1, q1));
       } else {  // w = 1: the products by w are exact and left out; sq, sqq in integers (below)
-        acc.add_sq(r);
         iq = _mm256_add_epi32(iq, qi);
         iqq = _mm256_add_epi32(iqq, _mm256_mullo_epi32(qi, qi));
         add(sxq, _mm256_mul_pd(x0, q0), _mm256_mul_pd(x1, q1));
@@ -2003,7 +2010,7 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
     sums.sqq = static_cast<double>(tqq);
   }
   sums.sxq = sxq.total();
-  error = acc.total();
+  if constexpr (Error) error = acc.total();
   return true;
 }
 }  // namespace avx2_detail

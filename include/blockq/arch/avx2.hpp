@@ -1954,7 +1954,13 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
   // Unweighted, every partial sum of q and of q^2 is an integer below 2^53, so the double sums
   // are exact in any order: lane sums in int32 (n <= max_int_sums_n keeps them below 2^31).
   __m256i iq = _mm256_setzero_si256(), iqq = _mm256_setzero_si256();
-  bool overflow = false;
+  // Lanes where x - min or a level is +-Inf, gathered over the block and tested once.
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 overflow = _mm256_setzero_ps();
+  auto note_inf = [&](__m256 v) BLOCKQ_LAMBDA_INLINE {
+    overflow = _mm256_or_ps(overflow, _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), inf, _CMP_EQ_OQ));
+  };
   auto add = [](sum8x& a, __m256d lo, __m256d hi) BLOCKQ_LAMBDA_INLINE {
     a.lo = _mm256_add_pd(a.lo, lo);
     a.hi = _mm256_add_pd(a.hi, hi);
@@ -1967,14 +1973,15 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
       const __m256 q = _mm256_cvtepi32_ps(qi);
       if constexpr (Error) {
         const __m256 level = _mm256_add_ps(_mm256_mul_ps(q, s), mn);
-        overflow |= any_inf(d) || any_inf(level);
+        note_inf(d);
+        note_inf(level);
         const __m256 r = _mm256_sub_ps(v, level);
         if constexpr (Weighted)
           acc.add_wsq(_mm256_loadu_ps(w + i), r);
         else
           acc.add_sq(r);
       } else {
-        overflow |= any_inf(d);
+        note_inf(d);
       }
       const __m256i c = _mm256_and_si256(qi, mask);
       const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
@@ -1996,18 +2003,20 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
       }
     }
   });
-  if (overflow) [[unlikely]] return false;
+  if (!_mm256_testz_ps(overflow, overflow)) [[unlikely]] return false;
   if constexpr (Weighted) {
     sums.sq = sq.total();
     sums.sqq = sqq.total();
   } else {
-    alignas(32) std::int32_t a[8], b[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(a), iq);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(b), iqq);
-    std::int64_t tq = 0, tqq = 0;
-    for (int j = 0; j < 8; ++j) tq += a[j], tqq += b[j];
-    sums.sq = static_cast<double>(tq);
-    sums.sqq = static_cast<double>(tqq);
+    // The eight int32 lanes summed in int64 (exact; their total may pass 2^31).
+    auto total64 = [](__m256i v) BLOCKQ_LAMBDA_INLINE {
+      const __m256i t = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)),
+                                         _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+      const __m128i u = _mm_add_epi64(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+      return _mm_cvtsi128_si64(_mm_add_epi64(u, _mm_unpackhi_epi64(u, u)));
+    };
+    sums.sq = static_cast<double>(total64(iq));
+    sums.sqq = static_cast<double>(total64(iqq));
   }
   sums.sxq = sxq.total();
   if constexpr (Error) error = acc.total();

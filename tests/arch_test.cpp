@@ -374,6 +374,16 @@ TYPED_TEST(Arch, IntegerKernels) {
                 ASSERT_TRUE(same_sum(r0.sqq, t1.sqq, step + "sqq, " + what));
                 ASSERT_TRUE(same_sum(r0.sxq, t1.sxq, step + "sxq, " + what));
                 ASSERT_TRUE(t1.sw == -1.0 && t1.sx == -2.0) << step << what;
+                // The lsq start: the same codes and sums without the error.
+                kernels::refit_sums t2{-1.0, 0.0, 0.0, -2.0, 0.0};
+                std::vector<std::uint8_t> c3(n, 0xAA);
+                kernels::int_lsq_start(A{}, x.data(), wp, n, s, mn, fmt, c3.data(), t2);
+                const std::string start = std::string(wp ? "weighted " : "") + "int_lsq_start ";
+                ASSERT_TRUE(same(c0, c3, start + "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+                ASSERT_TRUE(same_sum(r0.sq, t2.sq, start + "sq, " + what));
+                ASSERT_TRUE(same_sum(r0.sqq, t2.sqq, start + "sqq, " + what));
+                ASSERT_TRUE(same_sum(r0.sxq, t2.sxq, start + "sxq, " + what));
+                ASSERT_TRUE(t2.sw == -1.0 && t2.sx == -2.0) << start << what;
               }
             }
         }
@@ -429,6 +439,64 @@ TYPED_TEST(Arch, IntDecodeBlocks) {
   const std::size_t big = (std::size_t{32} << 20) / sizeof(float);
   for (std::size_t block : {16, 32})
     for (std::size_t off : {0, 1, 4}) check(big + 2 * block, block, int_format{4, true}, off == 1, off);
+}
+
+// int_lsq_starts (the sums of many lsq starts in one transposed pass) against the scalar
+// encode_int + int_refit_sums at each scale: every data kind and size, 1 to 40 scales of both
+// signs (each pass's lane count and remainders), several mins, weighted (one start at a time)
+// and not. The "spread" blocks mix magnitudes 2^-40..2^3 with mins that give the tiny
+// elements non-zero codes: their x * q sums round, so only kernels::sum8's order gives the
+// scalar bits (xq_sums_exact must refuse them); "narrow" blocks pass it.
+TYPED_TEST(Arch, LsqStarts) {
+  using A = TypeParam;
+  std::mt19937 g(kSeed);
+  std::normal_distribution<float> nd;
+  auto run = [&](const std::vector<float>& x, const std::string& label) {
+    const std::size_t n = x.size();
+    std::vector<float> w(n);
+    for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 7) % 5) * 0.5f;
+    for (int bits : {2, 4, 8})
+      for (bool sgn : {true, false}) {
+        const int_format fmt{bits, sgn};
+        for (std::size_t k : {1, 7, 9, 17, 19, 24, 25, 32, 33, 38, 40}) {
+          std::vector<float> scales(k);
+          for (std::size_t j = 0; j < k; ++j)
+            scales[j] = (j % 2 ? -1.0f : 1.0f) * std::ldexp(1.0f + static_cast<float>(j) / 64.0f, static_cast<int>(j % 5) - 3) /
+                        static_cast<float>(fmt.qmax());
+          if (k == 9) scales[4] = 0.5f;  // an exact reciprocal (encode_int multiplies)
+          for (float mn : {0.0f, -1.5f, 0.3f, sgn ? 0.0f : -3e38f})
+            for (const float* wp : {static_cast<const float*>(nullptr), static_cast<const float*>(w.data())}) {
+              std::vector<kernels::refit_sums> got(k, kernels::refit_sums{-1.0, 0.0, 0.0, -2.0, 0.0});
+              std::vector<std::uint8_t> scratch(n), c0(n);
+              kernels::int_lsq_starts(A{}, x.data(), wp, n, scales.data(), k, mn, fmt, scratch.data(), got.data());
+              for (std::size_t j = 0; j < k; ++j) {
+                kernels::encode_int(arch::scalar{}, x.data(), n, scales[j], mn, fmt, c0.data());
+                const auto r0 = kernels::int_refit_sums(arch::scalar{}, x.data(), wp, c0.data(), n, fmt);
+                const std::string what = std::string(wp ? "weighted " : "") + "int_lsq_starts int" + std::to_string(bits) +
+                                         (sgn ? " signed, " : " unsigned, ") + std::to_string(k) + " scales, #" +
+                                         std::to_string(j) + " " + scale_str(scales[j]) + ", min " + hex(mn) + ", " + label;
+                ASSERT_TRUE(same_sum(r0.sq, got[j].sq, what + " sq"));
+                ASSERT_TRUE(same_sum(r0.sqq, got[j].sqq, what + " sqq"));
+                ASSERT_TRUE(same_sum(r0.sxq, got[j].sxq, what + " sxq"));
+                ASSERT_TRUE(got[j].sw == -1.0 && got[j].sx == -2.0) << what;
+              }
+            }
+        }
+      }
+  };
+  for (kind k : kKinds)
+    for (std::size_t n : kSizes)
+      if (n <= 64) run(make_data(k, n), where(k, n));
+  for (int rep = 0; rep < 40; ++rep)
+    for (std::size_t n : {8, 32, 33}) {
+      std::vector<float> spread(n), narrow(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        spread[i] = std::ldexp(nd(g), -static_cast<int>(g() % 44) + 3);
+        narrow[i] = nd(g) * 2.0f;
+      }
+      run(spread, "spread block " + std::to_string(rep) + ", n " + std::to_string(n));
+      run(narrow, "narrow block " + std::to_string(rep) + ", n " + std::to_string(n));
+    }
 }
 
 TYPED_TEST(Arch, SearchKernels) {

@@ -1942,18 +1942,25 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
 // own kernel. Blocks whose length is not a multiple of 8, a zero scale, and any overflow of
 // x - min or of a level fall back to the three kernels.
 namespace avx2_detail {
-template <bool Weighted>
+// Error false: the codes and sums only (error left as it is), for the lsq starts, which are not scored.
+template <bool Weighted, bool Error = true>
 BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::size_t n, float scale, float min,
                                         int_format fmt, std::uint8_t* codes, refit_sums& sums, double& error) noexcept {
   const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
   const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
-  const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
+  [[maybe_unused]] const __m256 s = _mm256_set1_ps(scale), mn = _mm256_set1_ps(min);
   const __m256i mask = _mm256_set1_epi32(fmt.mask());
   sum8x acc, sq, sqq, sxq;
   // Unweighted, every partial sum of q and of q^2 is an integer below 2^53, so the double sums
   // are exact in any order: lane sums in int32 (n <= max_int_sums_n keeps them below 2^31).
   __m256i iq = _mm256_setzero_si256(), iqq = _mm256_setzero_si256();
-  bool overflow = false;
+  // Lanes where x - min or a level is +-Inf, gathered over the block and tested once.
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 overflow = _mm256_setzero_ps();
+  auto note_inf = [&](__m256 v) BLOCKQ_LAMBDA_INLINE {
+    overflow = _mm256_or_ps(overflow, _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), inf, _CMP_EQ_OQ));
+  };
   auto add = [](sum8x& a, __m256d lo, __m256d hi) BLOCKQ_LAMBDA_INLINE {
     a.lo = _mm256_add_pd(a.lo, lo);
     a.hi = _mm256_add_pd(a.hi, hi);
@@ -1964,9 +1971,18 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
       const __m256 d = _mm256_sub_ps(v, mn);
       const __m256i qi = int_round<true>(div(d), qmin, qmax);  // NaN: q 0, whose code is 0 & mask as encode_int's
       const __m256 q = _mm256_cvtepi32_ps(qi);
-      const __m256 level = _mm256_add_ps(_mm256_mul_ps(q, s), mn);
-      overflow |= any_inf(d) || any_inf(level);
-      const __m256 r = _mm256_sub_ps(v, level);
+      if constexpr (Error) {
+        const __m256 level = _mm256_add_ps(_mm256_mul_ps(q, s), mn);
+        note_inf(d);
+        note_inf(level);
+        const __m256 r = _mm256_sub_ps(v, level);
+        if constexpr (Weighted)
+          acc.add_wsq(_mm256_loadu_ps(w + i), r);
+        else
+          acc.add_sq(r);
+      } else {
+        note_inf(d);
+      }
       const __m256i c = _mm256_and_si256(qi, mask);
       const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
       _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(c16, c16));
@@ -1974,7 +1990,6 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
       const __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
       if constexpr (Weighted) {
         const __m256 wf = _mm256_loadu_ps(w + i);
-        acc.add_wsq(wf, r);
         const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wf)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1));
         const __m256d wq0 = _mm256_mul_pd(w0, q0), wq1 = _mm256_mul_pd(w1, q1);
         const __m256d wx0 = _mm256_mul_pd(w0, x0), wx1 = _mm256_mul_pd(w1, x1);
@@ -1982,28 +1997,29 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_step8(const float* x, const float* w, std::siz
         add(sqq, _mm256_mul_pd(wq0, q0), _mm256_mul_pd(wq1, q1));
         add(sxq, _mm256_mul_pd(wx0, q0), _mm256_mul_pd(wx1, q1));
       } else {  // w = 1: the products by w are exact and left out; sq, sqq in integers (below)
-        acc.add_sq(r);
         iq = _mm256_add_epi32(iq, qi);
         iqq = _mm256_add_epi32(iqq, _mm256_mullo_epi32(qi, qi));
         add(sxq, _mm256_mul_pd(x0, q0), _mm256_mul_pd(x1, q1));
       }
     }
   });
-  if (overflow) [[unlikely]] return false;
+  if (!_mm256_testz_ps(overflow, overflow)) [[unlikely]] return false;
   if constexpr (Weighted) {
     sums.sq = sq.total();
     sums.sqq = sqq.total();
   } else {
-    alignas(32) std::int32_t a[8], b[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(a), iq);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(b), iqq);
-    std::int64_t tq = 0, tqq = 0;
-    for (int j = 0; j < 8; ++j) tq += a[j], tqq += b[j];
-    sums.sq = static_cast<double>(tq);
-    sums.sqq = static_cast<double>(tqq);
+    // The eight int32 lanes summed in int64 (exact; their total may pass 2^31).
+    auto total64 = [](__m256i v) BLOCKQ_LAMBDA_INLINE {
+      const __m256i t = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)),
+                                         _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+      const __m128i u = _mm_add_epi64(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+      return _mm_cvtsi128_si64(_mm_add_epi64(u, _mm_unpackhi_epi64(u, u)));
+    };
+    sums.sq = static_cast<double>(total64(iq));
+    sums.sqq = static_cast<double>(total64(iqq));
   }
   sums.sxq = sxq.total();
-  error = acc.total();
+  if constexpr (Error) error = acc.total();
   return true;
 }
 }  // namespace avx2_detail

@@ -21,6 +21,7 @@
 #include "blockq/arch/avx2.hpp"
 #include "blockq/arch/mx_search_avx2.hpp"
 #include "blockq/arch/nvfp4_search_avx2.hpp"
+#include "blockq/arch/lsq_avx2.hpp"
 #endif
 #if BLOCKQ_WITH_AVX512
 #include "blockq/arch/avx512.hpp"
@@ -138,6 +139,27 @@ template <generic_block_loops Arch>
 double int_lsq_step(Arch, const float* x, const float* w, std::size_t n, float scale, float min, int_format fmt,
                     std::uint8_t* codes, refit_sums& sums) noexcept {
   return int_lsq_step_of_kernels(Arch{}, x, w, n, scale, min, fmt, codes, sums);
+}
+
+// The codes and sums of int_lsq_step without its error (an lsq start, which is not scored):
+// encode_int and int_refit_sums (arch/lsq_avx2.hpp fuses them).
+template <generic_block_loops Arch>
+void int_lsq_start(Arch, const float* x, const float* w, std::size_t n, float scale, float min, int_format fmt,
+                   std::uint8_t* codes, refit_sums& sums) noexcept {
+  encode_int(Arch{}, x, n, scale, min, fmt, codes);
+  const refit_sums r = int_refit_sums(Arch{}, x, w, codes, n, fmt);
+  sums.sq = r.sq;
+  sums.sqq = r.sqq;
+  sums.sxq = r.sxq;
+}
+
+// int_lsq_start at each of k scales (the same min): sums[j] gets the sq, sqq, sxq of the codes
+// at scales[j] (its sw and sx left as they are); codes: n bytes of scratch. AVX2 overloads
+// it with transposed passes (arch/lsq_avx2.hpp).
+template <class Arch>
+void int_lsq_starts(Arch, const float* x, const float* w, std::size_t n, const float* scales, std::size_t k, float min,
+                    int_format fmt, std::uint8_t* codes, refit_sums* sums) noexcept {
+  for (std::size_t j = 0; j < k; ++j) int_lsq_start(Arch{}, x, w, n, scales[j], min, fmt, codes, sums[j]);
 }
 
 }  // namespace kernels

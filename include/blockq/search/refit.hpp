@@ -35,11 +35,17 @@
 // code vector its refit led to: every code vector is refitted once per block
 // (a descent that reaches one met before with more refits left follows the
 // stored successors), and the result is that of running every descent in full.
-// For integer codes each refit's scale is scored, re-rounded and summed for
-// the next refit in one pass (kernels::int_lsq_step), and so is each start.
+// For integer codes the table's nodes are the refit sums themselves
+// (lsq_sum_nodes: a descent depends on its codes only through sq, sqq, sxq, so
+// code vectors with equal sums are one node, and no codes are compared or
+// stored); the sums of all starts come from one transposed pass
+// (kernels::int_lsq_starts, lanes = start scales), and each refit's scale is
+// scored, re-rounded and summed for the next refit in one pass
+// (kernels::int_lsq_step).
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -145,6 +151,21 @@ inline bool usable_scale(double v) noexcept {
   return v == v && v != 0.0 && v < 3.4e38 && v > -3.4e38;
 }
 
+// Whether n code bytes at a and b are equal: 8-byte words, then single bytes (inline; the
+// descents compare a code vector with its successor at every refit).
+inline bool same_codes(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t u, v;
+    std::memcpy(&u, a + i, 8);
+    std::memcpy(&v, b + i, 8);
+    if (u != v) return false;
+  }
+  for (; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 // The code vectors met by the lsq descents of one block (the nodes of the
 // descent graph): for each, the refits left on its furthest-reaching visit and,
 // once evaluated, what its refit led to. A 128-slot open-addressing table over
@@ -195,7 +216,7 @@ struct lsq_nodes {
         slot[k] = static_cast<std::uint8_t>(size + 1);
         return static_cast<int>(size++);
       }
-      if (hash[j] == h && std::memcmp(codes + static_cast<std::size_t>(j) * n, c, n) == 0) return j;
+      if (hash[j] == h && same_codes(codes + static_cast<std::size_t>(j) * n, c, n)) return j;
     }
   }
 };
@@ -241,7 +262,7 @@ void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* out, lsq_nod
     if (!nodes.has_sums[j]) nodes.sums[j] = sums(c), nodes.has_sums[j] = true;
     kernels::refit_sums out_sums = nodes.sums[j];
     const int done = step(nodes.sums[j], out, out_sums);
-    if (done == 0 || std::memcmp(out, c, n) == 0) {  // unusable, or the codes stopped changing
+    if (done == 0 || same_codes(out, c, n)) {  // unusable, or the codes stopped changing
       next = lsq_nodes::terminal;
       return;
     }
@@ -256,10 +277,91 @@ void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* out, lsq_nod
     if (!have_sums) cur_sums = sums(cur);
     kernels::refit_sums out_sums = cur_sums;
     const int done = step(cur_sums, out, out_sums);
-    if (done == 0 || std::memcmp(out, cur, n) == 0) return;
+    if (done == 0 || same_codes(out, cur, n)) return;
     std::swap(cur, out);
     cur_sums = out_sums;
     have_sums = done == 2;
+  }
+}
+
+// The integer descents' nodes, keyed by the bits of their refit sums sq, sqq, sxq instead of
+// their codes (sw and sx are the block's): a descent's scales depend on its codes only through
+// these sums (every refit solves from them; the refit's codes come from its scale), so code
+// vectors with the same sums have the same successors and are one node here. A successor with
+// its node's sums refits to the same scale again, a repeat that cannot change the best
+// (strictly better), so the descent ends there, as it ends where the codes stop changing.
+// Hence the same scales are scored, first met in the same order, as by lsq_descend's table.
+struct lsq_sum_nodes {
+  static constexpr int unevaluated = -1, terminal = -2, not_stored = -3;
+  static constexpr std::size_t slots = 2 * lsq_memo_entries;  // a power of two
+  std::size_t size = 0;
+  std::array<std::array<std::uint64_t, 3>, lsq_memo_entries> key;
+  std::array<int, lsq_memo_entries> left;
+  std::array<int, lsq_memo_entries> next;
+  std::array<kernels::refit_sums, lsq_memo_entries> sums;
+  std::array<std::uint8_t, slots> slot{};  // node index + 1; 0 empty
+
+  static std::array<std::uint64_t, 3> key_of(const kernels::refit_sums& t) noexcept {
+    return {std::bit_cast<std::uint64_t>(t.sq), std::bit_cast<std::uint64_t>(t.sqq), std::bit_cast<std::uint64_t>(t.sxq)};
+  }
+  static bool same(const kernels::refit_sums& a, const kernels::refit_sums& b) noexcept { return key_of(a) == key_of(b); }
+
+  // The index of the node of t, added (never visited, unevaluated) when new; -1 when new and full.
+  int find_or_add(const kernels::refit_sums& t) noexcept {
+    const auto k3 = key_of(t);
+    std::uint64_t h = (k3[0] * 0x9E3779B97F4A7C15ull) ^ (k3[1] * 0xC2B2AE3D27D4EB4Full) ^ (k3[2] * 0x165667B19E3779F9ull);
+    h ^= h >> 29;
+    h *= 0x94D049BB133111EBull;
+    for (std::size_t k = h >> 57;; k = (k + 1) & (slots - 1)) {
+      const int j = slot[k] - 1;
+      if (j < 0) {
+        if (size == lsq_memo_entries) return -1;
+        key[size] = k3;
+        left[size] = -1;
+        next[size] = unevaluated;
+        sums[size] = t;
+        slot[k] = static_cast<std::uint8_t>(size + 1);
+        return static_cast<int>(size++);
+      }
+      if (key[j] == k3) return j;
+    }
+  }
+};
+
+// lsq_descend over lsq_sum_nodes from a start's refit sums: step(in, out) refits from `in`,
+// scores the refit (keeping strict improvements of the best) and writes the refit sums of its
+// codes to out (a copy of `in` before), returning false when the refit is unusable.
+template <class Step>
+void lsq_descend_sums(const kernels::refit_sums& start, lsq_sum_nodes& nodes, Step&& step) noexcept {
+  kernels::refit_sums cur = start;
+  int left = max_lsq_iterations;
+  int j = nodes.find_or_add(cur);
+  while (j >= 0) {
+    if (nodes.left[j] >= left) return;  // met with as many refits left: the rest repeats
+    nodes.left[j] = left;
+    if (left == 0) return;
+    int& next = nodes.next[j];
+    if (next == lsq_sum_nodes::terminal) return;
+    --left;
+    if (next >= 0) {
+      j = next;
+      continue;
+    }
+    kernels::refit_sums out = nodes.sums[j];
+    if (!step(nodes.sums[j], out) || lsq_sum_nodes::same(out, nodes.sums[j])) {  // unusable, or a repeat
+      next = lsq_sum_nodes::terminal;
+      return;
+    }
+    const int k = nodes.find_or_add(out);
+    next = k >= 0 ? k : lsq_sum_nodes::not_stored;
+    if (k < 0) cur = out;
+    j = k;
+  }
+  // The table is full: the rest of this descent refits as it goes.
+  for (; left > 0; --left) {
+    kernels::refit_sums out = cur;
+    if (!step(cur, out) || lsq_sum_nodes::same(out, cur)) return;
+    cur = out;
   }
 }
 
@@ -283,29 +385,32 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
     return best;
   }
   best.error = score(scale0, min0);
-  std::uint8_t* cur = scratch.data();
-  std::uint8_t* prev = scratch.data() + n;
-  detail::lsq_nodes nodes(scratch.data() + 2 * n, n);
-  auto sums = [&](const std::uint8_t* codes) { return kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt); };
-  // sw and sx do not depend on the codes: once per block (any codes), then each start's
-  // codes and their sq, sqq, sxq in one pass of the step kernel (its error unused).
-  kernels::encode_int(Arch{}, x.data(), n, scale0, min0, fmt, cur);
-  const kernels::refit_sums block_sums = sums(cur);
-  auto start = [&](float s, float m, std::uint8_t* out, kernels::refit_sums& out_sums) {
-    out_sums = block_sums;
-    kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, out, out_sums);
-    return true;
-  };
-  // The refit, then codes, error and next sums in one kernel pass.
+  // sw and sx do not depend on the codes: once per block (any codes); each start's sq, sqq, sxq
+  // from kernels::int_lsq_starts, each refit's codes, error and next sums in one
+  // kernels::int_lsq_step pass (its codes, written to the scratch, are not needed: the
+  // descents' nodes are their sums, lsq_sum_nodes).
+  std::uint8_t* codes = scratch.data();
+  kernels::encode_int(Arch{}, x.data(), n, scale0, min0, fmt, codes);
+  const kernels::refit_sums block_sums = kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt);
+  detail::lsq_sum_nodes nodes;
   auto step_with = [&](auto solve) {
-    return [&, solve](const kernels::refit_sums& in, std::uint8_t* out, kernels::refit_sums& out_sums) {
+    return [&, solve](const kernels::refit_sums& in, kernels::refit_sums& out) {
       const refit_result r = solve(in);
-      if (!detail::usable_refit(r)) return 0;
+      if (!detail::usable_refit(r)) return false;
       const float s = static_cast<float>(r.scale), m = static_cast<float>(r.min);
-      const double e = kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, out, out_sums);
+      const double e = kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, codes, out);
       if (e < best.error) best = {s, m, e};
-      return 2;
+      return true;
     };
+  };
+  // The starts (up to 2 lsq_steps + 1 scales an orientation, all with min m), in order.
+  std::array<float, 2 * (2 * lsq_steps + 1)> scales;
+  std::array<kernels::refit_sums, 2 * (2 * lsq_steps + 1)> starts;
+  std::size_t count = 0;
+  auto descend_from = [&](float m, auto&& step) {
+    for (std::size_t k = 0; k < count; ++k) starts[k] = block_sums;
+    kernels::int_lsq_starts(Arch{}, x.data(), wp, n, scales.data(), count, m, fmt, codes, starts.data());
+    for (std::size_t k = 0; k < count; ++k) detail::lsq_descend_sums(starts[k], nodes, step);
   };
 
   if (fmt.is_signed) {
@@ -325,9 +430,10 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
         if (!(t > 0.0f)) continue;
         const float s = static_cast<float>(orientation) * (amax / t);
         if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        detail::lsq_descend(s, 0.0f, cur, prev, nodes, n, start, sums, step_symmetric);
+        scales[count++] = s;
       }
     }
+    descend_from(0.0f, step_symmetric);
   } else {
     auto step_asymmetric = step_with([](const kernels::refit_sums& t) { return solve_asymmetric(t); });
     float lo = 0.0f, hi = 0.0f;
@@ -339,8 +445,9 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       if (!(t > 0.0f)) continue;
       const float s = range / t;
       if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      detail::lsq_descend(s, lo, cur, prev, nodes, n, start, sums, step_asymmetric);
+      scales[count++] = s;
     }
+    descend_from(lo, step_asymmetric);
   }
   return best;
 }

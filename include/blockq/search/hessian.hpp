@@ -38,6 +38,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -67,11 +68,11 @@ struct hessian_block {
   const float* diagonal = nullptr;  // n, or null
   std::size_t n = 0;
   double lambda_bound = 0.0;
-  // The matrix scaled by 2^-scale_exp and rounded to float (null: none), and an upper
-  // bound of the largest absolute row sum of the scaled double matrix (the screening of
-  // discrete_hessian_index, see below).
+  // The matrix divided by scale (a power of two) and rounded to float (null: none), and an
+  // upper bound of the largest absolute row sum of the divided double matrix (the
+  // screening of discrete_hessian_index, see below).
   const float* scaled = nullptr;
-  int scale_exp = 0;
+  double scale = 0.0;
   double scaled_row_sum = 0.0;
 };
 
@@ -209,7 +210,7 @@ class block_hessians {
       v.matrix = h_.data() + j * block_ * block_;
       if (row_sum_[j] > 0.0) {
         v.scaled = hf_.data() + j * block_ * block_;
-        v.scale_exp = exp_[j];
+        v.scale = std::ldexp(1.0, exp_[j]);
         v.scaled_row_sum = row_sum_[j];
       }
     }
@@ -323,7 +324,7 @@ namespace detail {
 // scaled matrix (H 2^-e), H_f its float copy (|H_f - H'| <= 2^-24 |H'| + 2^-150) and t
 // the block's Σ r^2, the float estimate q (kernels::quad_form_estimate) is within
 //   (2n + 8) 2^-24 ρ t + n 2^-147 (t + sqrt(n t) + 1)
-// of r^T H' r, ρ the row-sum bound of H' (|r|^T |H'| |r| <= ρ t: |H'| is symmetric, its
+// of r^T H' r (used with sqrt(n t) <= (n t + 1) / 2), ρ the row-sum bound of H' (|r|^T |H'| |r| <= ρ t: |H'| is symmetric, its
 // 2-norm at most its largest row sum): the kernel's contract (arch/hessian_scalar.hpp)
 // for H_f, plus u ρ t + 2^-150 n t for H_f - H', the double kernel's error and a relative
 // 2^-45 |q| for the double arithmetic below; t is bounded above from the kernel's float
@@ -341,9 +342,73 @@ screened screen_candidate(const float* x, std::size_t n, float s, tie_mode ties,
   const double nd = static_cast<double>(n);
   const double t = (static_cast<double>(e.ssq) + nd * 0x1p-149) * (1.0 + 4.0 * nd * 0x1p-24);
   const double q = e.q;
-  const double margin = static_cast<double>(2 * n + 8) * 0x1p-24 * h.scaled_row_sum * t +
-                        nd * 0x1p-147 * (t + std::sqrt(nd * t) + 1.0) + std::fabs(q) * 0x1p-45;
-  return {std::ldexp(q - margin, h.scale_exp) - 0x1p-1060, std::ldexp(q + margin, h.scale_exp) + 0x1p-1060};
+  // (sqrt(n t) <= (n t + 1) / 2: no square root on the way to the decision)
+  const double margin = (static_cast<double>(2 * n + 8) * 0x1p-24 * h.scaled_row_sum + nd * (nd + 2.0) * 0x1p-147) * t +
+                        nd * 0x1p-146 + std::fabs(q) * 0x1p-45;
+  return {(q - margin) * h.scale - 0x1p-1060, (q + margin) * h.scale + 0x1p-1060};
+}
+
+// The search of bounded_search (search/discrete.hpp) with every candidate screened in
+// float rather than evaluated: U is the least upper bound of the candidates screened so
+// far (each is at least the exact objective of some candidate), and a candidate is
+// skipped, or the search stopped, only when λ times its SSE bound (the start's budget,
+// the zero and clipping parts of kernels::block_bound_energies) exceeds U: it is then
+// strictly worse than that candidate. The candidates whose lower bound is at most U at the
+// end are the only ones that can be optimal; one alone is the result, several are
+// evaluated exactly (kernels::quad_form) in the exhaustive order (start first, then
+// increasing, strict improvement). Needs λ > 0, a start in the set and at most
+// max_screened scales (else false, nothing decided).
+inline constexpr std::size_t max_screened = 256;
+
+template <class Element, class Arch>
+bool screened_search(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
+                     const hessian_block& h, float* r, std::size_t& index) noexcept {
+  if (start >= set.size() || set.size() > max_screened) return false;
+  const std::size_t n = x.size();
+  const double lk = h.lambda_bound * (1.0 - sum_margin(n));
+  std::array<std::size_t, max_screened> idx;
+  std::array<double, max_screened> lower;
+  std::size_t m = 0;
+  const screened b0 = screen_candidate<Element, Arch>(x.data(), n, set[start], ties, h, r);
+  double upper = b0.hi;
+  if (!(upper < std::numeric_limits<double>::infinity())) return false;
+  idx[m] = start;
+  lower[m++] = b0.lo;
+  const double amax = kernels::block_amax(Arch{}, x.data(), n);
+  const double lo = lowest_useful_scale<Element>(amax, upper / h.lambda_bound, n);
+  const double zero_factor = zero_threshold<Element>() * (1.0 - 0x1p-20);
+  const double top = Element::max_value;
+  for (auto i = static_cast<std::size_t>(std::lower_bound(set.begin(), set.end(), lo) - set.begin());
+       i < set.size(); ++i) {
+    if (i == start) continue;
+    const double s = set[i];
+    const kernels::bound_energies e = kernels::block_bound_energies(Arch{}, x.data(), n, zero_factor * s, top * s);
+    if (lk * e.zero > upper) break;
+    if (lk * (e.zero + e.clip) > upper) continue;
+    const screened b = screen_candidate<Element, Arch>(x.data(), n, set[i], ties, h, r);
+    if (!(b.hi < std::numeric_limits<double>::infinity())) return false;
+    upper = std::min(upper, b.hi);
+    idx[m] = i;
+    lower[m++] = b.lo;
+  }
+  std::size_t close = 0;
+  for (std::size_t j = 0; j < m; ++j)
+    if (lower[j] <= upper) {
+      ++close;
+      index = idx[j];
+    }
+  if (close == 1) return true;
+  double best = std::numeric_limits<double>::infinity();
+  for (std::size_t j = 0; j < m; ++j) {  // (idx: the start first, then increasing)
+    if (!(lower[j] <= upper)) continue;
+    kernels::block_residual<Element>(Arch{}, x.data(), n, set[idx[j]], ties, r);
+    const double e = kernels::quad_form(Arch{}, r, h.matrix, n);
+    if (e < best) {
+      best = e;
+      index = idx[j];
+    }
+  }
+  return true;
 }
 
 // MXFP4 (E2M1 elements, UE8M0 scales) with a full H: the scales s (the start), 2s and 4s
@@ -414,19 +479,22 @@ bool ue8m0_hessian_window(std::span<const float> x, std::size_t start, tie_mode 
 
 }  // namespace detail
 
-// discrete_hessian(...).index (the quantizers' path): MXFP4 blocks with a full H whose λ
-// bound is positive are decided by the float screen of detail::ue8m0_hessian_window where
-// its window closes, with exact sums only for near-ties; every other block takes
+// discrete_hessian(...).index (the quantizers' path). Blocks with a full H whose λ bound
+// is positive are decided by float screens with exact sums only for near-ties: MXFP4 by
+// detail::ue8m0_hessian_window where its window closes, the others (and those) by
+// detail::screened_search; the rest (a diagonal H, λ bound 0, the zero start) take
 // discrete_hessian. scratch: hessian_scratch_floats(n) floats, as there.
 template <class Element, class Arch>
 std::size_t discrete_hessian_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
                                    tie_mode ties, const hessian_block& h, std::span<float> scratch) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1>) {
+  if (h.matrix && h.scaled && h.lambda_bound > 0.0) {
     std::size_t i = 0;
-    if (h.matrix && h.scaled && h.lambda_bound > 0.0 && set.data() == ue8m0_scales().data() &&
-        set.size() == ue8m0_scales().size() &&
-        detail::ue8m0_hessian_window<Arch>(x, start, ties, h, scratch.data(), i))
-      return i;
+    if constexpr (std::is_same_v<Element, e2m1>) {
+      if (set.data() == ue8m0_scales().data() && set.size() == ue8m0_scales().size() &&
+          detail::ue8m0_hessian_window<Arch>(x, start, ties, h, scratch.data(), i))
+        return i;
+    }
+    if (detail::screened_search<Element, Arch>(x, set, start, ties, h, scratch.data(), i)) return i;
   }
   return discrete_hessian<Element>(Arch{}, x, set, start, ties, h, scratch).index;
 }

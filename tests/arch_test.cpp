@@ -491,8 +491,8 @@ TYPED_TEST(Arch, SearchKernels) {
     }
 }
 
-// The Hessian search's float screen (arch/hessian_scalar.hpp): for every tag, q and ssq
-// within the contract's bounds of the exact values (long double; the products of floats are
+// The Hessian search's float screen (arch/hessian_scalar.hpp, on the packed triangle of
+// h): for every tag, q and ssq within the contract's bounds of the exact values (long double; the products of floats are
 // exact there and the sums of at most 64 * 64 terms lose < 2^-50 relative), on symmetric h
 // of both signs (cancellation), with entries down to subnormal, and r of every size class
 // the search passes (|r| <= 2^41): normal, tiny and subnormal, large, with zeros.
@@ -530,7 +530,10 @@ TYPED_TEST(Arch, QuadFormEstimateWithinItsBound) {
         }
         t += static_cast<long double>(r[i]) * r[i];
       }
-      const kernels::quad_estimate e = kernels::quad_form_estimate(A{}, r.data(), h.data(), n);
+      // (packed: U_ik = 2 h_ik exactly, so the sums over the full h are the contract's)
+      std::vector<float> p(kernels::quad_packed_floats(n));
+      kernels::pack_quad_form(h.data(), n, p.data());
+      const kernels::quad_estimate e = kernels::quad_form_estimate(A{}, r.data(), p.data(), n);
       const double td = static_cast<double>(t);
       const double bound = kernels::quad_estimate_relative(n) * static_cast<double>(a) + kernels::quad_estimate_absolute(n, td);
       const std::string at = "n " + std::to_string(n) + ", rep " + std::to_string(rep);

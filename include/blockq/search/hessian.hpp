@@ -68,7 +68,8 @@ struct hessian_block {
   const float* diagonal = nullptr;  // n, or null
   std::size_t n = 0;
   double lambda_bound = 0.0;
-  // The matrix divided by scale (a power of two) and rounded to float (null: none), and an
+  // The matrix divided by scale (a power of two), packed in float (kernels::pack_quad_form;
+  // null: none), and an
   // upper bound of the largest absolute row sum of the divided double matrix (the
   // screening of discrete_hessian_index, see below).
   const float* scaled = nullptr;
@@ -209,7 +210,7 @@ class block_hessians {
     } else {
       v.matrix = h_.data() + j * block_ * block_;
       if (row_sum_[j] > 0.0) {
-        v.scaled = hf_.data() + j * block_ * block_;
+        v.scaled = hf_.data() + j * kernels::quad_packed_floats(block_);
         v.scale = std::ldexp(1.0, exp_[j]);
         v.scaled_row_sum = row_sum_[j];
       }
@@ -227,7 +228,7 @@ class block_hessians {
     blocks_ = columns / block;
     if (!diagonal) {
       h_.assign(blocks_ * block * block, 0.0);
-      hf_.assign(blocks_ * block * block, 0.0f);
+      hf_.assign(blocks_ * kernels::quad_packed_floats(block), 0.0f);
       exp_.assign(blocks_, 0);
       row_sum_.assign(blocks_, 0.0);
     }
@@ -252,9 +253,9 @@ class block_hessians {
     }
   }
 
-  // H_j 2^-e in float with e such that max |H_j| 2^-e lies in [1/2, 1) (the screening
-  // kernel's values then stay far from float overflow), and the largest absolute row sum
-  // of H_j 2^-e, rounded up by 2^-40. Left at row sum 0 (no screening) for a zero matrix or
+  // H_j 2^-e packed in float (kernels::pack_quad_form) with e such that max |H_j| 2^-e
+  // lies in [1/2, 1) (the screening kernel's values then stay far from float overflow),
+  // and the largest absolute row sum of H_j 2^-e, rounded up by 2^-40. Left at row sum 0 (no screening) for a zero matrix or
   // one whose scale is beyond 2^+-900 (the bounds then keep clear of double underflow).
   void scale_to_float(std::size_t j) {
     const std::size_t b = block_, bb = b * b;
@@ -265,15 +266,17 @@ class block_hessians {
     const int e = std::ilogb(m) + 1;
     if (e < -900 || e > 900) return;
     double rs = 0.0;
+    std::vector<double> scaled(bb);
     for (std::size_t p = 0; p < b; ++p) {
       double sum = 0.0;
       for (std::size_t q = 0; q < b; ++q) {
         const double v = std::ldexp(hj[p * b + q], -e);  // (exact but below 2^-1022: within 2^-1075)
-        hf_[j * bb + p * b + q] = static_cast<float>(v);
+        scaled[p * b + q] = v;
         sum += std::fabs(v);
       }
       rs = std::max(rs, sum);
     }
+    kernels::pack_quad_form(scaled.data(), b, hf_.data() + j * kernels::quad_packed_floats(b));
     exp_[j] = e;
     row_sum_[j] = rs * (1.0 + 0x1p-40);
   }
@@ -282,7 +285,7 @@ class block_hessians {
   bool diagonal_ = false;
   std::vector<double> h_;
   std::vector<float> d_;
-  std::vector<float> hf_;      // the scaled float copies (scale_to_float)
+  std::vector<float> hf_;      // the scaled, packed float copies (scale_to_float)
   std::vector<int> exp_;       // their exponents
   std::vector<double> row_sum_;  // their row-sum bounds (0: no copy)
   std::vector<double> lambda_, bound_;
@@ -321,7 +324,8 @@ namespace detail {
 // The float screen of discrete_hessian_index for one candidate: its residual r (into
 // scratch) and bounds lo <= E <= hi of the exact objective E = kernels::quad_form(r, H)
 // (the double kernel, whose own rounding, 2n 2^-53 A, is inside the margin). With H' the
-// scaled matrix (H 2^-e), H_f its float copy (|H_f - H'| <= 2^-24 |H'| + 2^-150) and t
+// scaled matrix (H 2^-e), H_f its packed float copy (U_ik = fl(2 H'_ik) above the
+// diagonal: |U - 2 H'| <= 2^-23 |H'| + 2^-150, the diagonal likewise) and t
 // the block's Σ r^2, the float estimate q (kernels::quad_form_estimate) is within
 //   (2n + 8) 2^-24 ρ t + n 2^-147 (t + sqrt(n t) + 1)
 // of r^T H' r (used with sqrt(n t) <= (n t + 1) / 2), ρ the row-sum bound of H' (|r|^T |H'| |r| <= ρ t: |H'| is symmetric, its

@@ -338,7 +338,11 @@ struct screened {
   double lo, hi;
 };
 
+// (flatten: the residual and the estimate kernels inlined, ~6% of the MXFP4 search)
 template <class Element, class Arch>
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((flatten))
+#endif
 screened screen_candidate(const float* x, std::size_t n, float s, tie_mode ties, const hessian_block& h,
                           float* r) noexcept {
   kernels::block_residual<Element>(Arch{}, x, n, s, ties, r);

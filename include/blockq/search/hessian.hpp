@@ -23,6 +23,11 @@
 //     scratch: at least x.size() floats (hessian_scratch_floats(n)). A
 //     candidate whose λ_min |r|² already reaches the best error skips the
 //     quadratic form.
+//   size_t discrete_hessian_index<Element>(Arch, x, set, start, ties, h, scratch);
+//     discrete_hessian(...).index, with candidates screened by a float quadratic form
+//     (kernels::quad_form_estimate on the packed float copy of H_j, a certified error
+//     bound) and exact sums only for near-ties (detail::ue8m0_hessian_window for MXFP4,
+//     detail::screened_search otherwise); the MX quantizers' path.
 //   The quantizers take a block_hessians in their quantize(w, hessians, ...)
 //   overloads (mx.hpp, nvfp4.hpp); W is [rows, K] row-major with blocks along
 //   K, and block b of W uses H_(b mod K/B).

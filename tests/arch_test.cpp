@@ -610,6 +610,58 @@ TYPED_TEST(Arch, SearchKernels) {
     }
 }
 
+// The Hessian search's float screen (arch/hessian_scalar.hpp, on the packed triangle of
+// h): for every tag, q and ssq within the contract's bounds of the exact values (long double; the products of floats are
+// exact there and the sums of at most 64 * 64 terms lose < 2^-50 relative), on symmetric h
+// of both signs (cancellation), with entries down to subnormal, and r of every size class
+// the search passes (|r| <= 2^41): normal, tiny and subnormal, large, with zeros.
+TYPED_TEST(Arch, QuadFormEstimateWithinItsBound) {
+  using A = TypeParam;
+  for (std::size_t n : {1, 2, 5, 8, 15, 16, 17, 24, 31, 32, 33, 40, 48, 56, 64}) {
+    std::mt19937 g(seed_of(kind::normal, n) + 7);
+    std::normal_distribution<float> nd;
+    std::vector<float> h(n * n), r(n);
+    for (int rep = 0; rep < 60; ++rep) {
+      const int hk = rep % 4, rk = (rep / 4) % 5;
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t k = 0; k <= i; ++k) {
+          float v = nd(g) * (hk == 1 && i != k ? 0.01f : 1.0f);  // 1: near diagonal
+          if (hk == 2) v = std::ldexp(v, -static_cast<int>(g() % 150));  // down to subnormal
+          if (hk == 3 && i == k) v = std::abs(v) * 16.0f;  // a large diagonal
+          h[i * n + k] = h[k * n + i] = std::clamp(v, -1.0f, 1.0f);
+        }
+      for (std::size_t i = 0; i < n; ++i) {
+        const float v = nd(g);
+        switch (rk) {
+          case 0: r[i] = v; break;
+          case 1: r[i] = v * 0x1p-120f; break;  // products below the normal range
+          case 2: r[i] = v * 0x1p-140f; break;  // subnormal
+          case 3: r[i] = v * 0x1p40f; break;
+          case 4: r[i] = g() % 3 == 0 ? 0.0f : std::ldexp(v, static_cast<int>(g() % 60) - 30); break;
+        }
+      }
+      long double q = 0, a = 0, t = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t k = 0; k < n; ++k) {
+          const long double p = static_cast<long double>(h[i * n + k]) * r[k] * r[i];
+          q += p;
+          a += std::fabs(p);
+        }
+        t += static_cast<long double>(r[i]) * r[i];
+      }
+      // (packed: U_ik = 2 h_ik exactly, so the sums over the full h are the contract's)
+      std::vector<float> p(kernels::quad_packed_floats(n));
+      kernels::pack_quad_form(h.data(), n, p.data());
+      const kernels::quad_estimate e = kernels::quad_form_estimate(A{}, r.data(), p.data(), n);
+      const double td = static_cast<double>(t);
+      const double bound = kernels::quad_estimate_relative(n) * static_cast<double>(a) + kernels::quad_estimate_absolute(n, td);
+      const std::string at = "n " + std::to_string(n) + ", rep " + std::to_string(rep);
+      ASSERT_LE(static_cast<double>(std::fabs(static_cast<long double>(e.q) - q)), bound) << "q, " << at << ", exact " << static_cast<double>(q);
+      ASSERT_LE(static_cast<double>(std::fabs(static_cast<long double>(e.ssq) - t)), 2.0 * n * 0x1p-24 * td + n * 0x1p-149) << "ssq, " << at;
+    }
+  }
+}
+
 // The NVFP4 window search's kernel (search/discrete.hpp, e4m3_window_search): up to 16
 // scales (E4M3 steps and not, 2^-127 whose reciprocal is not a float, 1 to 16 of them);
 // each estimate it vouches for and the tail bound within the certified error of the

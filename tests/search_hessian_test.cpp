@@ -199,6 +199,117 @@ TYPED_TEST(SearchHessian, EqualsExhaustiveSearchOverAllUe8m0Scales) {
   std::printf("hessian scale differs from mse scale on %zu of %zu blocks\n", differs_from_mse, total);
 }
 
+// test_hessians plus near-identity matrices scaled by 2^-100 and 2^100 (their float copies
+// scaled back) and by 1e-300 (beyond 2^-900: no float copy, the exact search).
+std::vector<block_hessians> index_test_hessians(std::size_t n, std::mt19937_64& g) {
+  auto hs = test_hessians(n, g);
+  std::uniform_real_distribution<double> u(1.0, 1.01);
+  for (double scale : {0x1p-100, 0x1p100, 1e-300}) {
+    std::vector<double> l(n);
+    for (auto& v : l) v = u(g);
+    auto m = with_spectrum(l, g);
+    for (auto& v : m) v *= scale;
+    hs.push_back(block_hessians::from_matrices(std::span<const double>(m), n, n));
+  }
+  return hs;
+}
+
+// A block on the E2M1 grid of both s and 2s (s = 2^j): r^T H r is 0 at both, a tie the
+// start must win.
+std::vector<float> grid_block(std::size_t n, std::mt19937_64& g) {
+  static const float q[] = {0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 3.0f, -3.0f, 4.0f, -6.0f};
+  const int j = static_cast<int>(g() % 21) - 10;
+  std::vector<float> x(n);
+  for (auto& v : x) v = std::ldexp(q[g() % std::size(q)], j);
+  x[g() % n] = std::ldexp(6.0f, j);
+  return x;
+}
+
+// discrete_hessian_index (the quantizers' path: float screens, exact sums for near-ties)
+// equals exhaustive search for every element type, H kind and tie rule, with the scalar
+// and the default tier. The MXFP4 window (detail::ue8m0_hessian_window) and
+// detail::screened_search are also checked alone wherever they decide, and must decide
+// on most blocks (else their paths would go untested here).
+TYPED_TEST(SearchHessian, IndexEqualsExhaustiveSearch) {
+  using E = TypeParam;
+  using A = blockq::default_arch;
+  std::mt19937_64 g(46);
+  const std::size_t n = 32;
+  const auto hs = index_test_hessians(n, g);
+  std::vector<float> scratch(n);
+  std::size_t window = 0, screened = 0, total = 0, ties_at_zero = 0;
+  for (std::size_t hi = 0; hi < hs.size(); ++hi) {
+    const auto h = hs[hi][0];
+    for (int k = 0; k < 6; ++k) {
+      for (int rep = 0; rep < 10; ++rep) {
+        const auto x = k < 5 ? search_test::make_block(search_test::all_kinds[k], n, g) : grid_block(n, g);
+        for (tie_mode ties : {tie_mode::even, tie_mode::away, tie_mode::toward_zero}) {
+          const std::uint8_t start = blockq::mx_scale_code<E>(kernels::block_amax(scalar{}, x.data(), n), scale_rule::ocp);
+          auto f = [&](std::size_t e) { return hessian_error<E>(x, ue8m0::decode(static_cast<std::uint8_t>(e)), h, ties); };
+          const std::size_t want = search_test::exhaustive(255, start, f(start), f);
+          const std::string at = "H " + std::to_string(hi) + ", kind " + std::to_string(k) + ", rep " + std::to_string(rep);
+          ASSERT_EQ(search::discrete_hessian_index<E>(scalar{}, x, search::ue8m0_scales(), start, ties, h, scratch), want) << at;
+          ASSERT_EQ(search::discrete_hessian_index<E>(A{}, x, search::ue8m0_scales(), start, ties, h, scratch), want) << at;
+          ++total;
+          ties_at_zero += k == 5 && f(want) == 0.0;
+          if (!(h.matrix && h.scaled && h.lambda_bound > 0.0)) continue;
+          std::size_t i = 0;
+          if constexpr (std::is_same_v<E, blockq::e2m1>) {
+            if (search::detail::ue8m0_hessian_window<A>(x, start, ties, h, scratch.data(), i)) {
+              ++window;
+              ASSERT_EQ(i, want) << "window, " << at;
+            }
+          }
+          if (search::detail::screened_search<E, A>(x, search::ue8m0_scales(), start, ties, h, scratch.data(), i)) {
+            ++screened;
+            ASSERT_EQ(i, want) << "screened, " << at;
+          }
+        }
+      }
+    }
+  }
+  std::printf("window decided %zu, screened search %zu of %zu blocks\n", window, screened, total);
+  EXPECT_GT(ties_at_zero, 0u);
+  // (λ > 0 and a float copy: 5 of the 8 H; |x| within [2^-40, 2^40]: 4 of the 6 kinds)
+  EXPECT_GT(screened, total / 3);
+  if constexpr (std::is_same_v<E, blockq::e2m1>) {
+    EXPECT_GT(window, total / 5);
+  }
+}
+
+// The interval of the float screen holds the exact objective (the double kernel
+// quad_form) for every candidate scale, on every H with a float copy: s = 2^(e - 127)
+// for every code e whose residuals stay within the search's range.
+TEST(SearchHessian, ScreenIntervalHoldsTheExactObjective) {
+  using A = blockq::default_arch;
+  std::mt19937_64 g(47);
+  const std::size_t n = 32;
+  const auto hs = index_test_hessians(n, g);
+  std::vector<float> r(n), r2(n);
+  std::size_t checked = 0;
+  for (std::size_t hi = 0; hi < hs.size(); ++hi) {
+    const auto h = hs[hi][0];
+    if (!h.scaled) continue;
+    for (int k = 0; k < 6; ++k)
+      for (int rep = 0; rep < 6; ++rep) {
+        const auto x = k < 5 ? search_test::make_block(search_test::all_kinds[k], n, g) : grid_block(n, g);
+        const double amax = kernels::block_amax(scalar{}, x.data(), n);
+        if (!(amax >= 0x1p-40 && amax <= 0x1p40)) continue;
+        for (std::size_t e = 1; e < 255; e += 3) {
+          const float s = ue8m0::decode(static_cast<std::uint8_t>(e));
+          if (s > 0x1p60f || s < 0x1p-80f) continue;
+          const auto b = search::detail::screen_candidate<blockq::e2m1, A>(x.data(), n, s, tie_mode::even, h, r.data());
+          kernels::block_residual<blockq::e2m1>(scalar{}, x.data(), n, s, tie_mode::even, r2.data());
+          const double exact = kernels::quad_form(scalar{}, r2.data(), h.matrix, n);
+          ASSERT_LE(b.lo, exact) << "H " << hi << " kind " << k << " e " << e;
+          ASSERT_GE(b.hi, exact) << "H " << hi << " kind " << k << " e " << e;
+          ++checked;
+        }
+      }
+  }
+  EXPECT_GT(checked, 1000u);
+}
+
 TEST(SearchHessian, Nvfp4EqualsExhaustiveOverE4m3Scales) {
   std::mt19937_64 g(44);
   const std::size_t n = 16;

@@ -119,7 +119,7 @@ class mx_quantizer {
     if (!search_rule || start == ue8m0::nan_code) return start;
     const std::span<const float> set = search::ue8m0_scales();
     const std::size_t r = opt_.rule == scale_rule::hessian && h
-                       ? search::discrete_hessian<Element>(Arch{}, block, set, start, opt_.ties, *h, scratch).index
+                       ? search::discrete_hessian_index<Element>(Arch{}, block, set, start, opt_.ties, *h, scratch)
                        : search::discrete_mse_index<Element>(Arch{}, block, set, start, opt_.ties);
     return static_cast<std::uint8_t>(r);
   }
@@ -250,6 +250,28 @@ class mx_quantizer {
     }
     std::vector<float> scratch(h ? search::hessian_scratch_floats(opt_.block) : 0);
     const std::size_t col_blocks = h ? h->num_blocks() : 1;
+    if constexpr (std::is_same_v<T, float>) {
+      if (opt_.rule == scale_rule::hessian && !h->is_diagonal() && x.size() > h->columns()) {
+        // Rule hessian on a weight of several rows: the scales first, one column block at a
+        // time down the rows, so that H_j (B * B doubles, 8 KiB for B = 32) is read from
+        // memory once rather than once per row (the searches read it for every candidate);
+        // then the codes at those scales. Every block's scale is the same function of the
+        // block and H_j as in the row order.
+        detail::check_codec_args<Packed>(x.size(), opt_.block, codes.size(), scales.size());
+        const std::size_t rows = x.size() / h->columns();
+        for (std::size_t j = 0; j < col_blocks; ++j) {
+          const search::hessian_block hb = (*h)[j];
+          for (std::size_t row = 0; row < rows; ++row) {
+            const std::size_t b = row * col_blocks + j;
+            scales[b] = block_scale(x.subspan(b * opt_.block, opt_.block), scratch, &hb);
+          }
+        }
+        detail::quantize_blocks<Element, Arch, Packed>(
+            x, opt_.block, opt_.ties, codes, scales, [&](std::size_t b, std::span<const float>) { return scales[b]; },
+            ue8m0_block_divisor{});
+        return;
+      }
+    }
     detail::quantize_blocks<Element, Arch, Packed>(
         x, opt_.block, opt_.ties, codes, scales,
         [&](std::size_t b, std::span<const float> blk) {

@@ -23,6 +23,11 @@
 //     scratch: at least x.size() floats (hessian_scratch_floats(n)). A
 //     candidate whose λ_min |r|² already reaches the best error skips the
 //     quadratic form.
+//   size_t discrete_hessian_index<Element>(Arch, x, set, start, ties, h, scratch);
+//     discrete_hessian(...).index, with candidates screened by a float quadratic form
+//     (kernels::quad_form_estimate on the packed float copy of H_j, a certified error
+//     bound) and exact sums only for near-ties (detail::ue8m0_hessian_window for MXFP4,
+//     detail::screened_search otherwise); the MX quantizers' path.
 //   The quantizers take a block_hessians in their quantize(w, hessians, ...)
 //   overloads (mx.hpp, nvfp4.hpp); W is [rows, K] row-major with blocks along
 //   K, and block b of W uses H_(b mod K/B).
@@ -38,15 +43,19 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "blockq/arch.hpp"
+#include "blockq/arch/hessian_avx2.hpp"
+#include "blockq/arch/hessian_scalar.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/bits.hpp"
 #include "blockq/detail/blocks.hpp"
@@ -64,6 +73,13 @@ struct hessian_block {
   const float* diagonal = nullptr;  // n, or null
   std::size_t n = 0;
   double lambda_bound = 0.0;
+  // The matrix divided by scale (a power of two), packed in float (kernels::pack_quad_form;
+  // null: none), and an
+  // upper bound of the largest absolute row sum of the divided double matrix (the
+  // screening of discrete_hessian_index, see below).
+  const float* scaled = nullptr;
+  double scale = 0.0;
+  double scaled_row_sum = 0.0;
 };
 
 constexpr std::size_t hessian_scratch_floats(std::size_t n) noexcept { return n; }
@@ -194,10 +210,16 @@ class block_hessians {
     hessian_block v;
     v.n = block_;
     v.lambda_bound = bound_[j];
-    if (diagonal_)
+    if (diagonal_) {
       v.diagonal = d_.data() + j * block_;
-    else
+    } else {
       v.matrix = h_.data() + j * block_ * block_;
+      if (row_sum_[j] > 0.0) {
+        v.scaled = hf_.data() + j * kernels::quad_packed_floats(block_);
+        v.scale = std::ldexp(1.0, exp_[j]);
+        v.scaled_row_sum = row_sum_[j];
+      }
+    }
     return v;
   }
 
@@ -209,7 +231,12 @@ class block_hessians {
                             "K = " + std::to_string(columns) + " must be a positive multiple of the block size " +
                                 std::to_string(block));
     blocks_ = columns / block;
-    if (!diagonal) h_.assign(blocks_ * block * block, 0.0);
+    if (!diagonal) {
+      h_.assign(blocks_ * block * block, 0.0);
+      hf_.assign(blocks_ * kernels::quad_packed_floats(block), 0.0f);
+      exp_.assign(blocks_, 0);
+      row_sum_.assign(blocks_, 0.0);
+    }
     lambda_.assign(blocks_, 0.0);
     bound_.assign(blocks_, 0.0);
   }
@@ -227,13 +254,45 @@ class block_hessians {
       lambda_[j] = jacobi_lambda_min(work.data(), b);
       const double bound = lambda_[j] - static_cast<double>(32 * b + 256) * 0x1p-52 * fro;
       bound_[j] = bound > 0.0 ? bound : 0.0;
+      scale_to_float(j);
     }
+  }
+
+  // H_j 2^-e packed in float (kernels::pack_quad_form) with e such that max |H_j| 2^-e
+  // lies in [1/2, 1) (the screening kernel's values then stay far from float overflow),
+  // and the largest absolute row sum of H_j 2^-e, rounded up by 2^-40. Left at row sum 0 (no screening) for a zero matrix or
+  // one whose scale is beyond 2^+-900 (the bounds then keep clear of double underflow).
+  void scale_to_float(std::size_t j) {
+    const std::size_t b = block_, bb = b * b;
+    const double* hj = h_.data() + j * bb;
+    double m = 0.0;
+    for (std::size_t i = 0; i < bb; ++i) m = std::max(m, std::fabs(hj[i]));
+    if (!(m > 0.0)) return;
+    const int e = std::ilogb(m) + 1;
+    if (e < -900 || e > 900) return;
+    double rs = 0.0;
+    std::vector<double> scaled(bb);
+    for (std::size_t p = 0; p < b; ++p) {
+      double sum = 0.0;
+      for (std::size_t q = 0; q < b; ++q) {
+        const double v = std::ldexp(hj[p * b + q], -e);  // (exact but below 2^-1022: within 2^-1075)
+        scaled[p * b + q] = v;
+        sum += std::fabs(v);
+      }
+      rs = std::max(rs, sum);
+    }
+    kernels::pack_quad_form(scaled.data(), b, hf_.data() + j * kernels::quad_packed_floats(b));
+    exp_[j] = e;
+    row_sum_[j] = rs * (1.0 + 0x1p-40);
   }
 
   std::size_t columns_ = 0, block_ = 0, blocks_ = 0;
   bool diagonal_ = false;
   std::vector<double> h_;
   std::vector<float> d_;
+  std::vector<float> hf_;      // the scaled, packed float copies (scale_to_float)
+  std::vector<int> exp_;       // their exponents
+  std::vector<double> row_sum_;  // their row-sum bounds (0: no copy)
   std::vector<double> lambda_, bound_;
 };
 
@@ -263,6 +322,194 @@ discrete_result discrete_hessian(Arch, std::span<const float> x, std::span<const
   else
     e0 = kernels::quad_form(Arch{}, x.data(), h.matrix, n);
   return detail::bounded_search<Element, Arch>(x, set, start, e0, lambda, objective);
+}
+
+namespace detail {
+
+// The float screen of discrete_hessian_index for one candidate: its residual r (into
+// scratch) and bounds lo <= E <= hi of the exact objective E = kernels::quad_form(r, H)
+// (the double kernel, whose own rounding, 2n 2^-53 A, is inside the margin). With H' the
+// scaled matrix (H 2^-e), H_f its packed float copy (U_ik = fl(2 H'_ik) above the
+// diagonal: |U - 2 H'| <= 2^-23 |H'| + 2^-150, the diagonal likewise) and t
+// the block's Σ r^2, the float estimate q (kernels::quad_form_estimate) is within
+//   (2n + 8) 2^-24 ρ t + n 2^-147 (t + sqrt(n t) + 1)
+// of r^T H' r (used with sqrt(n t) <= (n t + 1) / 2), ρ the row-sum bound of H' (|r|^T |H'| |r| <= ρ t: |H'| is symmetric, its
+// 2-norm at most its largest row sum): the kernel's contract (arch/hessian_scalar.hpp)
+// for H_f, plus u ρ t + 2^-150 n t for H_f - H', the double kernel's error and a relative
+// 2^-45 |q| for the double arithmetic below; t is bounded above from the kernel's float
+// sum. Scaling back by 2^e is exact (|e| <= 900), but for the 2^-1060 added where a bound
+// is subnormal.
+struct screened {
+  double lo, hi;
+};
+
+// (flatten: the residual and the estimate kernels inlined, ~6% of the MXFP4 search)
+template <class Element, class Arch>
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((flatten))
+#endif
+screened screen_candidate(const float* x, std::size_t n, float s, tie_mode ties, const hessian_block& h,
+                          float* r) noexcept {
+  kernels::block_residual<Element>(Arch{}, x, n, s, ties, r);
+  const kernels::quad_estimate e = kernels::quad_form_estimate(Arch{}, r, h.scaled, n);
+  const double nd = static_cast<double>(n);
+  const double t = (static_cast<double>(e.ssq) + nd * 0x1p-149) * (1.0 + 4.0 * nd * 0x1p-24);
+  const double q = e.q;
+  // (sqrt(n t) <= (n t + 1) / 2: no square root on the way to the decision)
+  const double margin = (static_cast<double>(2 * n + 8) * 0x1p-24 * h.scaled_row_sum + nd * (nd + 2.0) * 0x1p-147) * t +
+                        nd * 0x1p-146 + std::fabs(q) * 0x1p-45;
+  return {(q - margin) * h.scale - 0x1p-1060, (q + margin) * h.scale + 0x1p-1060};
+}
+
+// The search of bounded_search (search/discrete.hpp) with every candidate screened in
+// float rather than evaluated: U is the least upper bound of the candidates screened so
+// far (each is at least the exact objective of some candidate), and a candidate is
+// skipped, or the search stopped, only when λ times its SSE bound (the start's budget,
+// the zero and clipping parts of kernels::block_bound_energies) exceeds U: it is then
+// strictly worse than that candidate. The candidates whose lower bound is at most U at the
+// end are the only ones that can be optimal; one alone is the result, several are
+// evaluated exactly (kernels::quad_form) in the exhaustive order (start first, then
+// increasing, strict improvement). Needs λ > 0, a start in the set and at most
+// max_screened scales (else false, nothing decided).
+inline constexpr std::size_t max_screened = 256;
+
+template <class Element, class Arch>
+bool screened_search(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
+                     const hessian_block& h, float* r, std::size_t& index) noexcept {
+  if (start >= set.size() || set.size() > max_screened) return false;
+  const std::size_t n = x.size();
+  const double lk = h.lambda_bound * (1.0 - sum_margin(n));
+  std::array<std::size_t, max_screened> idx;
+  std::array<double, max_screened> lower;
+  std::size_t m = 0;
+  const screened b0 = screen_candidate<Element, Arch>(x.data(), n, set[start], ties, h, r);
+  double upper = b0.hi;
+  if (!(upper < std::numeric_limits<double>::infinity())) return false;
+  idx[m] = start;
+  lower[m++] = b0.lo;
+  const double amax = kernels::block_amax(Arch{}, x.data(), n);
+  const double lo = lowest_useful_scale<Element>(amax, upper / h.lambda_bound, n);
+  const double zero_factor = zero_threshold<Element>() * (1.0 - 0x1p-20);
+  const double top = Element::max_value;
+  for (auto i = static_cast<std::size_t>(std::lower_bound(set.begin(), set.end(), lo) - set.begin());
+       i < set.size(); ++i) {
+    if (i == start) continue;
+    const double s = set[i];
+    const kernels::bound_energies e = kernels::block_bound_energies(Arch{}, x.data(), n, zero_factor * s, top * s);
+    if (lk * e.zero > upper) break;
+    if (lk * (e.zero + e.clip) > upper) continue;
+    const screened b = screen_candidate<Element, Arch>(x.data(), n, set[i], ties, h, r);
+    if (!(b.hi < std::numeric_limits<double>::infinity())) return false;
+    upper = std::min(upper, b.hi);
+    idx[m] = i;
+    lower[m++] = b.lo;
+  }
+  std::size_t close = 0;
+  for (std::size_t j = 0; j < m; ++j)
+    if (lower[j] <= upper) {
+      ++close;
+      index = idx[j];
+    }
+  if (close == 1) return true;
+  double best = std::numeric_limits<double>::infinity();
+  for (std::size_t j = 0; j < m; ++j) {  // (idx: the start first, then increasing)
+    if (!(lower[j] <= upper)) continue;
+    kernels::block_residual<Element>(Arch{}, x.data(), n, set[idx[j]], ties, r);
+    const double e = kernels::quad_form(Arch{}, r, h.matrix, n);
+    if (e < best) {
+      best = e;
+      index = idx[j];
+    }
+  }
+  return true;
+}
+
+// MXFP4 (E2M1 elements, UE8M0 scales) with a full H: the scales s (the start), 2s and 4s
+// screened in float (screen_candidate), 2s and 4s only when λ times a lower bound of
+// their SSE (kernels::block_window_estimates, one pass) is at most the least upper bound
+// U of the candidates screened so far (a larger one is strictly worse than that
+// candidate). Every scale <= s / 2 has an SSE of at least the clipping part at s / 2,
+// every scale >= 8s at least the zero part at 8s (see ue8m0_window_search in
+// search/discrete.hpp); λ times each must exceed U. Then the candidates whose lower bound
+// is at most U are the only ones that can be optimal: one alone is the result; two or
+// three (a near-tie) are evaluated exactly (kernels::quad_form) and compared in the
+// exhaustive order (start first, then increasing, strict improvement). Returns false,
+// deciding nothing, where the window does not close or the block is outside the
+// estimates' range (|x| within [2^-40, 2^40]).
+template <class Arch>
+bool ue8m0_hessian_window(std::span<const float> x, std::size_t start, tie_mode ties, const hessian_block& h,
+                          float* r, std::size_t& index) noexcept {
+  const auto& set = ue8m0_scales();
+  if (start == zero_start || start == 0 || start + 3 >= set.size()) return false;
+  const std::size_t n = x.size();
+  constexpr float zero_below = static_cast<float>(8.0 * zero_threshold<e2m1>() * (1.0 - 0x1p-20));
+  constexpr float clip_above = static_cast<float>(e2m1::max_value) / 2.0f;
+  const kernels::window_estimates w =
+      kernels::block_window_estimates<e2m1>(Arch{}, x.data(), n, set[start], ties, zero_below, clip_above);
+  const double amax = w.amax;
+  if (!(amax >= 0x1p-40 && amax <= 0x1p40)) return false;
+  const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
+  const double s = set[start], u = s * s;  // (exact: s is a power of two within 2^+-41)
+  // λ times a lower bound of the block's Σ r^2 from an estimate v in units of c u.
+  const double lk = h.lambda_bound * (1.0 - sum_margin(n));
+  auto floor_of = [&](float v, double c) { return v < 0.0f ? 0.0 : lk * std::max(0.0, v * (1.0 - rel) - abs) * c * u; };
+  screened b[3];
+  bool screened_j[3] = {true, false, false};
+  b[0] = screen_candidate<e2m1, Arch>(x.data(), n, set[start], ties, h, r);
+  double upper = b[0].hi;
+  for (std::size_t j = 1; j < 3; ++j) {
+    if (floor_of(w.est[j], static_cast<double>(1u << (2 * j))) > upper) continue;
+    b[j] = screen_candidate<e2m1, Arch>(x.data(), n, set[start + j], ties, h, r);
+    screened_j[j] = true;
+    upper = std::min(upper, b[j].hi);
+  }
+  if (!(upper < std::numeric_limits<double>::infinity())) return false;
+  const bool below = floor_of(w.clip, 1.0) > upper ||
+                     set[start - 1] < lowest_useful_scale<e2m1>(amax, upper / h.lambda_bound, n);
+  if (!(below && floor_of(w.zero, 1.0) > upper)) return false;
+  std::size_t close = 0, last = 0;
+  for (std::size_t j = 0; j < 3; ++j)
+    if (screened_j[j] && b[j].lo <= upper) {
+      ++close;
+      last = j;
+    }
+  if (close == 1) {
+    index = start + last;
+    return true;
+  }
+  double best = std::numeric_limits<double>::infinity();
+  for (std::size_t j = 0; j < 3; ++j) {
+    if (!(screened_j[j] && b[j].lo <= upper)) continue;
+    kernels::block_residual<e2m1>(Arch{}, x.data(), n, set[start + j], ties, r);
+    const double e = kernels::quad_form(Arch{}, r, h.matrix, n);
+    if (e < best) {
+      best = e;
+      index = start + j;
+    }
+  }
+  return true;
+}
+
+}  // namespace detail
+
+// discrete_hessian(...).index (the quantizers' path). Blocks with a full H whose λ bound
+// is positive are decided by float screens with exact sums only for near-ties: MXFP4 by
+// detail::ue8m0_hessian_window where its window closes, the others (and those) by
+// detail::screened_search; the rest (a diagonal H, λ bound 0, the zero start) take
+// discrete_hessian. scratch: hessian_scratch_floats(n) floats, as there.
+template <class Element, class Arch>
+std::size_t discrete_hessian_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
+                                   tie_mode ties, const hessian_block& h, std::span<float> scratch) noexcept {
+  if (h.matrix && h.scaled && h.lambda_bound > 0.0) {
+    std::size_t i = 0;
+    if constexpr (std::is_same_v<Element, e2m1>) {
+      if (set.data() == ue8m0_scales().data() && set.size() == ue8m0_scales().size() &&
+          detail::ue8m0_hessian_window<Arch>(x, start, ties, h, scratch.data(), i))
+        return i;
+    }
+    if (detail::screened_search<Element, Arch>(x, set, start, ties, h, scratch.data(), i)) return i;
+  }
+  return discrete_hessian<Element>(Arch{}, x, set, start, ties, h, scratch).index;
 }
 
 }  // namespace search

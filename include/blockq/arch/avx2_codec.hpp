@@ -440,15 +440,6 @@ void encode_codes(arch::avx2, const float* x, std::size_t n, float scale, tie_mo
   encode_codes<Element, Packed>(arch::scalar{}, x, n, scale, ties, out);
 }
 
-template <class Element>
-void encode(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* codes) noexcept {
-  encode_codes<Element, false>(arch::avx2{}, x, n, scale, ties, codes);
-}
-template <class Element>
-void encode_packed(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* packed) noexcept {
-  encode_codes<Element, true>(arch::avx2{}, x, n, scale, ties, packed);
-}
-
 namespace avx2_detail {
 // E2M1 values of codes 0..15 (8 elements of 32-bit codes; bits above 3 are ignored): the
 // magnitude from an 8-entry vpermps table (which reads the low 3 bits), the sign from bit 3.
@@ -728,5 +719,7 @@ inline float finite_amax(arch::avx2, const float* x, std::size_t n) noexcept {
 
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE
+
+#include "blockq/arch/vector_encode.hpp"  // encode / encode_packed: after encode_codes
 
 #endif  // BLOCKQ_WITH_AVX2

@@ -312,15 +312,6 @@ void encode_codes(arch::neon, const float* x, std::size_t n, float scale, tie_mo
   encode_codes<Element, Packed>(arch::scalar{}, x, n, scale, ties, out);
 }
 
-template <class Element>
-void encode(arch::neon, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* codes) noexcept {
-  encode_codes<Element, false>(arch::neon{}, x, n, scale, ties, codes);
-}
-template <class Element>
-void encode_packed(arch::neon, const float* x, std::size_t n, float scale, tie_mode ties, std::uint8_t* packed) noexcept {
-  encode_codes<Element, true>(arch::neon{}, x, n, scale, ties, packed);
-}
-
 namespace neon_detail {
 // E2M1 values of 16 codes (bits above 3 ignored), times s, to out. The values are bfloat16
 // numbers, so two byte lookups give their top 16 bits.
@@ -707,5 +698,7 @@ inline void to_float(arch::neon, const bfloat16* in, std::size_t n, float* out) 
 
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE
+
+#include "blockq/arch/vector_encode.hpp"  // encode / encode_packed: after encode_codes
 
 #endif  // BLOCKQ_WITH_NEON && __aarch64__

@@ -411,16 +411,7 @@ inline void block_min_max(arch::avx2, const float* x, std::size_t n, float& lo, 
   b4 = _mm_max_ss(b4, _mm_shuffle_ps(b4, b4, 1));
   lo = _mm_cvtss_f32(a4);
   hi = _mm_cvtss_f32(b4);
-  if (lo == 0.0f || hi == 0.0f) {
-    float z = 0.0f;
-    for (std::size_t j = 0; j < n; ++j)
-      if (x[j] == 0.0f) {
-        z = x[j];
-        break;
-      }
-    if (lo == 0.0f) lo = z;
-    if (hi == 0.0f) hi = z;
-  }
+  zero_extremes_signed(x, n, lo, hi);
 }
 
 // ------------------------------------------------------------ small-float elements

@@ -271,16 +271,7 @@ inline void block_min_max(arch::neon, const float* x, std::size_t n, float& lo, 
   }
   lo = vminvq_f32(a);
   hi = vmaxvq_f32(b);
-  if (lo == 0.0f || hi == 0.0f) {
-    float z = 0.0f;
-    for (std::size_t j = 0; j < n; ++j)
-      if (x[j] == 0.0f) {
-        z = x[j];
-        break;
-      }
-    if (lo == 0.0f) lo = z;
-    if (hi == 0.0f) hi = z;
-  }
+  zero_extremes_signed(x, n, lo, hi);
 }
 
 inline float finite_amax(arch::neon, const float* x, std::size_t n) noexcept {

@@ -63,6 +63,21 @@ inline void block_min_max(arch::scalar, const float* x, std::size_t n, float& lo
   hi = nan ? std::numeric_limits<float>::quiet_NaN() : b;
 }
 
+// For the vector block_min_max kernels: their min / max reductions treat -0 and +0 as equal, so
+// a zero extreme takes the sign of the block's first zero, as the scalar loop above (which keeps
+// the first of equal values) does.
+inline void zero_extremes_signed(const float* x, std::size_t n, float& lo, float& hi) noexcept {
+  if (lo != 0.0f && hi != 0.0f) return;
+  float z = 0.0f;
+  for (std::size_t j = 0; j < n; ++j)
+    if (x[j] == 0.0f) {
+      z = x[j];
+      break;
+    }
+  if (lo == 0.0f) lo = z;
+  if (hi == 0.0f) hi = z;
+}
+
 // codes[i] = Element::encode(x[i] / scale, ties), one code a byte.
 template <class Element>
 void encode(arch::scalar, const float* x, std::size_t n, float scale, tie_mode ties,

@@ -144,16 +144,27 @@ std::string where(kind k, std::size_t n) {
 
 // ---------------------------------------------------------------------- comparisons
 
+// A failure message: a string, or a callable that makes one. The callable is only called on
+// failure, so loops over millions of cases need not build their messages (under qemu and the
+// sanitizers that string work cost more than the kernels it described).
+template <class What>
+std::string text(const What& what) {
+  if constexpr (std::is_invocable_v<const What&>)
+    return what();
+  else
+    return std::string(what);
+}
+
 // Byte-identical arrays; on failure the first differing item, both values and, through
 // input_of(index), the input elements it came from.
-template <class T, class InputOf>
-::testing::AssertionResult same(const std::vector<T>& want, const std::vector<T>& got, const std::string& what,
+template <class T, class What, class InputOf>
+::testing::AssertionResult same(const std::vector<T>& want, const std::vector<T>& got, const What& what,
                                 InputOf&& input_of) {
-  if (want.size() != got.size()) return ::testing::AssertionFailure() << what << ": sizes differ";
+  if (want.size() != got.size()) return ::testing::AssertionFailure() << text(what) << ": sizes differ";
   for (std::size_t i = 0; i < want.size(); ++i) {
     if (std::memcmp(&want[i], &got[i], sizeof(T)) == 0) continue;
     std::ostringstream s;
-    s << what << ": first difference at index " << i << ": scalar ";
+    s << text(what) << ": first difference at index " << i << ": scalar ";
     if constexpr (std::is_same_v<T, float>)
       s << hex(want[i]) << ", simd " << hex(got[i]);
     else
@@ -171,10 +182,11 @@ std::string inputs(const std::vector<float>& x, std::size_t first, std::size_t c
   return s.str();
 }
 
-::testing::AssertionResult same_sum(double want, double got, const std::string& what) {
+template <class What>
+::testing::AssertionResult same_sum(double want, double got, const What& what) {
   if (std::bit_cast<std::uint64_t>(want) == std::bit_cast<std::uint64_t>(got)) return ::testing::AssertionSuccess();
   if (std::isnan(want) && std::isnan(got)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": scalar " << want << " (0x" << std::hex
+  return ::testing::AssertionFailure() << text(what) << ": scalar " << want << " (0x" << std::hex
                                        << std::bit_cast<std::uint64_t>(want) << "), simd " << std::dec << got << " (0x"
                                        << std::hex << std::bit_cast<std::uint64_t>(got) << ")";
 }
@@ -336,30 +348,32 @@ TYPED_TEST(Arch, IntegerKernels) {
           for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 31) % 7) * 0.5f;
           for (float s : kScales)
             for (float mn : {0.0f, -1.5f, 0.3f, -3e38f}) {
-              const std::string what = "int" + std::to_string(bits) + (sgn ? " signed, " : " unsigned, ") + scale_str(s) +
-                                       ", min " + hex(mn) + ", " + where(k, n);
+              const auto what = [&] {
+                return "int" + std::to_string(bits) + (sgn ? " signed, " : " unsigned, ") + scale_str(s) + ", min " + hex(mn) +
+                       ", " + where(k, n);
+              };
               std::vector<std::uint8_t> c0(n, 0xAA), c1(n, 0xAA);
               kernels::encode_int(arch::scalar{}, x.data(), n, s, mn, fmt, c0.data());
               kernels::encode_int(A{}, x.data(), n, s, mn, fmt, c1.data());
-              ASSERT_TRUE(same(c0, c1, "encode_int, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
+              ASSERT_TRUE(same(c0, c1, [&] { return "encode_int, " + what(); }, [&](std::size_t i) { return inputs(x, i, 1); }));
               std::vector<std::uint8_t> all(n);
               for (std::size_t i = 0; i < n; ++i) all[i] = static_cast<std::uint8_t>(i * 37 + 5);
               std::vector<float> d0(n), d1(n);
               kernels::decode_int(arch::scalar{}, all.data(), n, s, mn, fmt, d0.data());
               kernels::decode_int(A{}, all.data(), n, s, mn, fmt, d1.data());
-              ASSERT_TRUE(same(d0, d1, "decode_int, " + what, [&](std::size_t i) { return "code " + std::to_string(all[i]); }));
+              ASSERT_TRUE(same(d0, d1, [&] { return "decode_int, " + what(); }, [&](std::size_t i) { return "code " + std::to_string(all[i]); }));
               ASSERT_TRUE(same_sum(kernels::block_sse_int(arch::scalar{}, x.data(), n, s, mn, fmt),
-                                   kernels::block_sse_int(A{}, x.data(), n, s, mn, fmt), "block_sse_int, " + what));
+                                   kernels::block_sse_int(A{}, x.data(), n, s, mn, fmt), [&] { return std::string("block_sse_int, ") + what(); }));
               ASSERT_TRUE(same_sum(kernels::block_wsse_int(arch::scalar{}, x.data(), w.data(), n, s, mn, fmt),
-                                   kernels::block_wsse_int(A{}, x.data(), w.data(), n, s, mn, fmt), "block_wsse_int, " + what));
+                                   kernels::block_wsse_int(A{}, x.data(), w.data(), n, s, mn, fmt), [&] { return std::string("block_wsse_int, ") + what(); }));
               for (const float* wp : {static_cast<const float*>(nullptr), static_cast<const float*>(w.data())}) {
                 const auto r0 = kernels::int_refit_sums(arch::scalar{}, x.data(), wp, c0.data(), n, fmt);
                 const auto r1 = kernels::int_refit_sums(A{}, x.data(), wp, c0.data(), n, fmt);
-                ASSERT_TRUE(same_sum(r0.sw, r1.sw, "int_refit_sums sw, " + what));
-                ASSERT_TRUE(same_sum(r0.sq, r1.sq, "int_refit_sums sq, " + what));
-                ASSERT_TRUE(same_sum(r0.sqq, r1.sqq, "int_refit_sums sqq, " + what));
-                ASSERT_TRUE(same_sum(r0.sx, r1.sx, "int_refit_sums sx, " + what));
-                ASSERT_TRUE(same_sum(r0.sxq, r1.sxq, "int_refit_sums sxq, " + what));
+                ASSERT_TRUE(same_sum(r0.sw, r1.sw, [&] { return std::string("int_refit_sums sw, ") + what(); }));
+                ASSERT_TRUE(same_sum(r0.sq, r1.sq, [&] { return std::string("int_refit_sums sq, ") + what(); }));
+                ASSERT_TRUE(same_sum(r0.sqq, r1.sqq, [&] { return std::string("int_refit_sums sqq, ") + what(); }));
+                ASSERT_TRUE(same_sum(r0.sx, r1.sx, [&] { return std::string("int_refit_sums sx, ") + what(); }));
+                ASSERT_TRUE(same_sum(r0.sxq, r1.sxq, [&] { return std::string("int_refit_sums sxq, ") + what(); }));
                 // The lsq step: codes, error and sums of one pass equal the scalar kernels run apart;
                 // sw and sx are left as they were.
                 kernels::refit_sums t1{-1.0, 0.0, 0.0, -2.0, 0.0};
@@ -368,22 +382,22 @@ TYPED_TEST(Arch, IntegerKernels) {
                 const double e0 = wp ? kernels::block_wsse_int(arch::scalar{}, x.data(), wp, n, s, mn, fmt)
                                      : kernels::block_sse_int(arch::scalar{}, x.data(), n, s, mn, fmt);
                 const std::string step = std::string(wp ? "weighted " : "") + "int_lsq_step ";
-                ASSERT_TRUE(same(c0, c2, step + "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
-                ASSERT_TRUE(same_sum(e0, e1, step + "error, " + what));
-                ASSERT_TRUE(same_sum(r0.sq, t1.sq, step + "sq, " + what));
-                ASSERT_TRUE(same_sum(r0.sqq, t1.sqq, step + "sqq, " + what));
-                ASSERT_TRUE(same_sum(r0.sxq, t1.sxq, step + "sxq, " + what));
-                ASSERT_TRUE(t1.sw == -1.0 && t1.sx == -2.0) << step << what;
+                ASSERT_TRUE(same(c0, c2, [&] { return step + "codes, " + what(); }, [&](std::size_t i) { return inputs(x, i, 1); }));
+                ASSERT_TRUE(same_sum(e0, e1, [&] { return step + "error, " + what(); }));
+                ASSERT_TRUE(same_sum(r0.sq, t1.sq, [&] { return step + "sq, " + what(); }));
+                ASSERT_TRUE(same_sum(r0.sqq, t1.sqq, [&] { return step + "sqq, " + what(); }));
+                ASSERT_TRUE(same_sum(r0.sxq, t1.sxq, [&] { return step + "sxq, " + what(); }));
+                ASSERT_TRUE(t1.sw == -1.0 && t1.sx == -2.0) << step << what();
                 // The lsq start: the same codes and sums without the error.
                 kernels::refit_sums t2{-1.0, 0.0, 0.0, -2.0, 0.0};
                 std::vector<std::uint8_t> c3(n, 0xAA);
                 kernels::int_lsq_start(A{}, x.data(), wp, n, s, mn, fmt, c3.data(), t2);
                 const std::string start = std::string(wp ? "weighted " : "") + "int_lsq_start ";
-                ASSERT_TRUE(same(c0, c3, start + "codes, " + what, [&](std::size_t i) { return inputs(x, i, 1); }));
-                ASSERT_TRUE(same_sum(r0.sq, t2.sq, start + "sq, " + what));
-                ASSERT_TRUE(same_sum(r0.sqq, t2.sqq, start + "sqq, " + what));
-                ASSERT_TRUE(same_sum(r0.sxq, t2.sxq, start + "sxq, " + what));
-                ASSERT_TRUE(t2.sw == -1.0 && t2.sx == -2.0) << start << what;
+                ASSERT_TRUE(same(c0, c3, [&] { return start + "codes, " + what(); }, [&](std::size_t i) { return inputs(x, i, 1); }));
+                ASSERT_TRUE(same_sum(r0.sq, t2.sq, [&] { return start + "sq, " + what(); }));
+                ASSERT_TRUE(same_sum(r0.sqq, t2.sqq, [&] { return start + "sqq, " + what(); }));
+                ASSERT_TRUE(same_sum(r0.sxq, t2.sxq, [&] { return start + "sxq, " + what(); }));
+                ASSERT_TRUE(t2.sw == -1.0 && t2.sx == -2.0) << start << what();
               }
             }
         }
@@ -472,13 +486,15 @@ TYPED_TEST(Arch, LsqStarts) {
               for (std::size_t j = 0; j < k; ++j) {
                 kernels::encode_int(arch::scalar{}, x.data(), n, scales[j], mn, fmt, c0.data());
                 const auto r0 = kernels::int_refit_sums(arch::scalar{}, x.data(), wp, c0.data(), n, fmt);
-                const std::string what = std::string(wp ? "weighted " : "") + "int_lsq_starts int" + std::to_string(bits) +
-                                         (sgn ? " signed, " : " unsigned, ") + std::to_string(k) + " scales, #" +
-                                         std::to_string(j) + " " + scale_str(scales[j]) + ", min " + hex(mn) + ", " + label;
-                ASSERT_TRUE(same_sum(r0.sq, got[j].sq, what + " sq"));
-                ASSERT_TRUE(same_sum(r0.sqq, got[j].sqq, what + " sqq"));
-                ASSERT_TRUE(same_sum(r0.sxq, got[j].sxq, what + " sxq"));
-                ASSERT_TRUE(got[j].sw == -1.0 && got[j].sx == -2.0) << what;
+                const auto what = [&](const char* sum) {
+                  return std::string(wp ? "weighted " : "") + "int_lsq_starts int" + std::to_string(bits) +
+                         (sgn ? " signed, " : " unsigned, ") + std::to_string(k) + " scales, #" + std::to_string(j) + " " +
+                         scale_str(scales[j]) + ", min " + hex(mn) + ", " + label + sum;
+                };
+                ASSERT_TRUE(same_sum(r0.sq, got[j].sq, [&] { return what(" sq"); }));
+                ASSERT_TRUE(same_sum(r0.sqq, got[j].sqq, [&] { return what(" sqq"); }));
+                ASSERT_TRUE(same_sum(r0.sxq, got[j].sxq, [&] { return what(" sxq"); }));
+                ASSERT_TRUE(got[j].sw == -1.0 && got[j].sx == -2.0) << what("");
               }
             }
         }

@@ -6,6 +6,8 @@
 // first (constructor priority 101, before every default-priority initialiser of the
 // executable) and, when the CPU lacks F/BW/VL/DQ, says so and exits with 77, which CTest
 // reports as a skipped test (SKIP_RETURN_CODE in tests/CMakeLists.txt).
+// Built alone with BLOCKQ_AVX512_GUARD_MAIN, it is the configure-time probe of
+// tests/CMakeLists.txt (BLOCKQ_AVX512_TESTS=auto): exit 0 with AVX-512, 77 without.
 #include <cstdio>
 #include <cstdlib>
 
@@ -23,3 +25,7 @@ __attribute__((constructor(101))) void require_avx512() {
 }
 
 }  // namespace
+
+#ifdef BLOCKQ_AVX512_GUARD_MAIN
+int main() { return 0; }  // reached only when require_avx512 found the CPU able
+#endif

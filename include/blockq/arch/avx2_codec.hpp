@@ -63,24 +63,36 @@ BLOCKQ_ALWAYS_INLINE float exact_reciprocal(float s) noexcept {
   return 0.0f;
 }
 
-// y = x / s, as a multiplication when exact_reciprocal allows it.
-struct divide_by {
-  __m256 s;
-  BLOCKQ_ALWAYS_INLINE __m256 operator()(__m256 x) const noexcept { return _mm256_div_ps(x, s); }
-};
-struct multiply_by {
-  __m256 r;
-  BLOCKQ_ALWAYS_INLINE __m256 operator()(__m256 x) const noexcept { return _mm256_mul_ps(x, r); }
+// The float vector of a tier, for the code written once for every vector width (the
+// dividers below; avx512_detail::f32x16 is the 16-lane one): its type and the operations
+// that code uses.
+struct f32x8 {
+  using type = __m256;
+  BLOCKQ_ALWAYS_INLINE static type set1(float v) noexcept { return _mm256_set1_ps(v); }
+  BLOCKQ_ALWAYS_INLINE static type mul(type a, type b) noexcept { return _mm256_mul_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type div(type a, type b) noexcept { return _mm256_div_ps(a, b); }
 };
 
-// Calls f(divider) with the cheapest exact way of computing x / scale.
-template <class F>
+// y = x / s, as a multiplication when exact_reciprocal allows it, over the lanes of V.
+template <class V = f32x8>
+struct divide_by {
+  typename V::type s;
+  BLOCKQ_ALWAYS_INLINE typename V::type operator()(typename V::type x) const noexcept { return V::div(x, s); }
+};
+template <class V = f32x8>
+struct multiply_by {
+  typename V::type r;
+  BLOCKQ_ALWAYS_INLINE typename V::type operator()(typename V::type x) const noexcept { return V::mul(x, r); }
+};
+
+// Calls f(divider) with the cheapest exact way of computing x / scale over the lanes of V.
+template <class V = f32x8, class F>
 BLOCKQ_ALWAYS_INLINE void with_divider(float scale, F&& f) {
   const float r = exact_reciprocal(scale);
   if (r != 0.0f)
-    f(multiply_by{_mm256_set1_ps(r)});
+    f(multiply_by<V>{V::set1(r)});
   else
-    f(divide_by{_mm256_set1_ps(scale)});
+    f(divide_by<V>{V::set1(scale)});
 }
 
 // Calls f(std::integral_constant<tie_mode, t>) so that the tie rule is a compile-time constant.

@@ -573,19 +573,19 @@ BLOCKQ_ALWAYS_INLINE auto int_blocks_rest(const float* x, std::size_t block, int
   };
 }
 
-// The frame of the fused integer block loops: group(i, b, stream) does the 8 blocks of 16 or
-// 32 from element i (block b) on, rest(b, begin, len) the other block sizes and the tail.
-// Inputs of 32 MiB and more write their codes with non-temporal stores (stream is
-// std::true_type; 16-byte aligned codes, and every block of a group starts 16 bytes after
-// the last), as amax_blocks does.
-template <class Group, class Rest>
+// The frame of the fused integer block loops of every vector tier: group(i, b, stream) does
+// the W blocks (8 here, 16 for AVX-512) of 16 or 32 from element i (block b) on,
+// rest(b, begin, len) the other block sizes and the tail. Inputs of 32 MiB and more write
+// their codes with non-temporal stores (stream is std::true_type; 16-byte aligned codes,
+// and every block of a group starts 16 bytes after the last), as amax_blocks does.
+template <std::size_t W, class Group, class Rest>
 BLOCKQ_ALWAYS_INLINE void int_block_groups(std::size_t n, std::size_t block, const std::uint8_t* codes, Group&& group,
                                            Rest&& rest) {
   std::size_t b = 0, i = 0;
   if (block == 16 || block == 32) {
-    const std::size_t size = 8 * block;
+    const std::size_t size = W * block;
     auto groups = [&](auto stream) BLOCKQ_LAMBDA_INLINE {
-      for (; i + size <= n; i += size, b += 8) group(i, b, stream);
+      for (; i + size <= n; i += size, b += W) group(i, b, stream);
       if constexpr (decltype(stream)::value) _mm_sfence();
     };
     if (n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0)
@@ -613,7 +613,7 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
   bool quotient = false;
   if constexpr (std::is_same_v<std::decay_t<ScaleOf>, quotient_block_scale>)
     quotient = fmt.is_signed && scale_of.q == static_cast<float>(fmt.qmax());
-  int_block_groups(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
+  int_block_groups<8>(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
     constexpr bool Stream = decltype(stream)::value;
     const __m256i maxima = block_maxima8(x + i, block);
     if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {

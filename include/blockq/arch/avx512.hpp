@@ -26,6 +26,14 @@ namespace avx512_detail {
 
 BLOCKQ_ALWAYS_INLINE __m512i splat(std::uint32_t v) noexcept { return _mm512_set1_epi32(static_cast<int>(v)); }
 
+// The 16-lane float vector of the code written once for every width (avx2_detail::f32x8).
+struct f32x16 {
+  using type = __m512;
+  BLOCKQ_ALWAYS_INLINE static type set1(float v) noexcept { return _mm512_set1_ps(v); }
+  BLOCKQ_ALWAYS_INLINE static type mul(type a, type b) noexcept { return _mm512_mul_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type div(type a, type b) noexcept { return _mm512_div_ps(a, b); }
+};
+
 // Calls f(x_vector, offset, lanes) over n elements in groups of 16; the last group is
 // loaded masked (zeros in the unused lanes).
 template <class F>

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "blockq/arch/avx512.hpp"
+#include "blockq/arch/avx512_int.hpp"  // block_maxima16
 
 #if BLOCKQ_WITH_AVX512
 #include <immintrin.h>
@@ -88,37 +89,13 @@ BLOCKQ_ALWAYS_INLINE __m128i e2m1_block32_bytes(__m512i c) noexcept {
   }
 }
 
-// Maxima of the absolute bits of 16 blocks of 32 at x, lane j for block j (unsigned: NaN
-// bits above +Inf, as block_amax orders them).
-BLOCKQ_ALWAYS_INLINE __m512i block_maxima16(const float* x) noexcept {
-  const __m512i abs = splat(0x7FFFFFFFu);
-  __m512i v[16];
-  for (int j = 0; j < 16; ++j)
-    v[j] = _mm512_max_epu32(_mm512_and_si512(_mm512_loadu_si512(x + 32 * j), abs),
-                            _mm512_and_si512(_mm512_loadu_si512(x + 32 * j + 16), abs));
-  // Transposing reduction. Round 1 and 2 within 128-bit lanes: w[q] holds, in each of its
-  // four 128-bit lanes, partial maxima of blocks 4q..4q+3.
-  __m512i w[4];
-  for (int q = 0; q < 4; ++q) {
-    const __m512i* p = v + 4 * q;
-    const __m512i a = _mm512_max_epu32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
-    const __m512i b = _mm512_max_epu32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
-    w[q] = _mm512_max_epu32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
-  }
-  // Rounds 3 and 4 across the 128-bit lanes: (lanes 0, 2) against (1, 3), twice.
-  auto fold = [](__m512i a, __m512i b) BLOCKQ_LAMBDA_INLINE {
-    return _mm512_max_epu32(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
-  };
-  return fold(fold(w[0], w[1]), fold(w[2], w[3]));
-}
-
 // One group of 16 blocks of 32 (512 elements) when all its UE8M0 scales are 2^k with
 // k >= -124 (codes >= 3) and no element is NaN or Inf; false (nothing written) otherwise.
 // Layout nibbles: codes to out, scales to scales; ggml_mxfp4: 17 bytes a block at out.
 template <code_layout L, tie_mode T, bool Stream, class C>
 BLOCKQ_ALWAYS_INLINE bool mx_group512(const float* x, const C& code_of, std::uint8_t* out,
                                       std::uint8_t* scales) noexcept {
-  const __m512i maxima = block_maxima16(x);
+  const __m512i maxima = block_maxima16(x, 32);
   if (_mm512_cmpgt_epu32_mask(maxima, splat(0x7F7FFFFFu)) != 0) return false;
   __m256i lo, hi;  // the codes of blocks 0..7 and 8..15, through the AVX2 scale rule
   if (!avx2_detail::ue8m0_codes8(_mm512_castsi512_si256(maxima), code_of, lo) ||

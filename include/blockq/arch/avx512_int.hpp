@@ -12,7 +12,9 @@
 // groups of 8 find the same blocks); a block whose scale is zero, subnormal-overflowing or
 // not finite, and a signed_max block whose largest magnitude comes with both signs, runs
 // avx2_detail::int_blocks_rest; other block sizes and the last n % (16 block) elements run
-// the AVX2 loop.
+// the AVX2 loop. The loops' frame (groups, non-temporal stores: avx2_detail::int_block_groups),
+// the per-block way (int_blocks_rest) and the dividers (with_divider over f32x16) are the
+// AVX2 loops' own, written once for both group widths.
 //
 // Why the codes are the same bits as encode_int's (arch/scalar.hpp, the oracle): x / s is
 // the same correctly rounded quotient (a multiplication only where exact_reciprocal says it
@@ -40,26 +42,6 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace avx512_detail {
 
-// y = x / s over 16 lanes, as avx2_detail::divide_by / multiply_by.
-struct divide_by16 {
-  __m512 s;
-  BLOCKQ_ALWAYS_INLINE __m512 operator()(__m512 x) const noexcept { return _mm512_div_ps(x, s); }
-};
-struct multiply_by16 {
-  __m512 r;
-  BLOCKQ_ALWAYS_INLINE __m512 operator()(__m512 x) const noexcept { return _mm512_mul_ps(x, r); }
-};
-
-// f(divider) with the cheapest exact way of computing x / scale (avx2_detail::with_divider).
-template <class F>
-BLOCKQ_ALWAYS_INLINE void with_divider16(float scale, F&& f) {
-  const float r = avx2_detail::exact_reciprocal(scale);
-  if (r != 0.0f)
-    f(multiply_by16{_mm512_set1_ps(r)});
-  else
-    f(divide_by16{_mm512_set1_ps(scale)});
-}
-
 // The transposing reduction of 16 vectors of 16 lanes: lane j of the result is
 // max(v[j] lanes) (Max: an unsigned or signed 32-bit maximum).
 template <class Max>
@@ -84,8 +66,9 @@ inline constexpr auto max_epu32 = [](__m512i a, __m512i b) BLOCKQ_LAMBDA_INLINE 
 inline constexpr auto max_epi32 = [](__m512i a, __m512i b) BLOCKQ_LAMBDA_INLINE { return _mm512_max_epi32(a, b); };
 
 // Maxima of the absolute bits of the 16 blocks of `block` (16 or 32) elements at x, lane j
-// for block j, as unsigned integers (block_amax's order: NaN bits above +Inf).
-BLOCKQ_ALWAYS_INLINE __m512i int_block_maxima16(const float* x, std::size_t block) noexcept {
+// for block j, as unsigned integers (block_amax's order: NaN bits above +Inf); also the
+// fused MXFP4 loop's (arch/avx512_e2m1.hpp, blocks of 32).
+BLOCKQ_ALWAYS_INLINE __m512i block_maxima16(const float* x, std::size_t block) noexcept {
   const __m512i abs = splat(0x7FFFFFFFu);
   __m512i v[16];
   for (std::size_t j = 0; j < 16; ++j) {
@@ -147,27 +130,6 @@ BLOCKQ_ALWAYS_INLINE void int_codes16(const float* x, std::size_t len, Div div, 
   if (len == 32) store(out + 16, codes(x + 16));
 }
 
-// The frame of the fused loops: group(i, b, stream) does the 16 blocks of 16 or 32 from
-// element i (block b) on; tail(b, i) the other block sizes and the last elements. Inputs
-// of 32 MiB and more write their codes with non-temporal stores (avx2_detail::int_block_groups).
-template <class Group, class Tail>
-BLOCKQ_ALWAYS_INLINE void int_block_groups16(std::size_t n, std::size_t block, const std::uint8_t* codes, Group&& group,
-                                             Tail&& tail) {
-  std::size_t b = 0, i = 0;
-  if (block == 16 || block == 32) {
-    const std::size_t size = 16 * block;
-    auto groups = [&](auto stream) BLOCKQ_LAMBDA_INLINE {
-      for (; i + size <= n; i += size, b += 16) group(i, b, stream);
-      if constexpr (decltype(stream)::value) _mm_sfence();
-    };
-    if (n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0)
-      groups(std::true_type{});
-    else
-      groups(std::false_type{});
-  }
-  if (i < n) tail(b, i);
-}
-
 }  // namespace avx512_detail
 
 // Rule absmax (or another scale_of) over a tensor: groups of 16 blocks of 16 or 32 here,
@@ -187,9 +149,9 @@ void int_amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t bl
   bool quotient = false;
   if constexpr (std::is_same_v<std::decay_t<ScaleOf>, quotient_block_scale>)
     quotient = fmt.is_signed && scale_of.q == static_cast<float>(fmt.qmax());
-  int_block_groups16(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
+  avx2_detail::int_block_groups<16>(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
     constexpr bool Stream = decltype(stream)::value;
-    const __m512i maxima = int_block_maxima16(x + i, block);
+    const __m512i maxima = block_maxima16(x + i, block);
     if (_mm512_cmpgt_epu32_mask(maxima, splat(0x7F7FFFFFu)) != 0) {
       avx2(b, i, 16 * block);  // a NaN or Inf in the group
       return;
@@ -220,14 +182,14 @@ void int_amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t bl
       }
       const float* xb = x + i + j * block;
       std::uint8_t* o = codes + i + j * block;
-      with_divider16(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
+      avx2_detail::with_divider<f32x16>(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
         if (quotient && s[j] >= std::numeric_limits<float>::min())
           int_codes16<false, Stream>(xb, block, div, qmin, qmax, fmt, o);
         else
           int_codes16<true, Stream>(xb, block, div, qmin, qmax, fmt, o);
       });
     }
-  }, [&](std::size_t b, std::size_t i) { avx2(b, i, n - i); });
+  }, avx2);
 }
 
 // Rule signed_max over a tensor (scales m / qmin): groups of 16 blocks of 16 or 32 here,
@@ -240,7 +202,7 @@ inline void int_signed_max_blocks(arch::avx512, const float* x, std::size_t n, s
   const auto rest = avx2_detail::int_blocks_rest(
       x, block, fmt, scale_of, codes, scales, [](const float* p, std::size_t m) { return block_signed_max(arch::avx2{}, p, m); });
   const __m512 qmin = _mm512_set1_ps(fqmin), qmax = _mm512_set1_ps(static_cast<float>(fmt.qmax()));
-  int_block_groups16(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
+  avx2_detail::int_block_groups<16>(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
     __mmask16 slow = 0;
     const __m512i m = signed_maxima16(x + i, block, slow);
     alignas(64) float s[16];
@@ -251,11 +213,13 @@ inline void int_signed_max_blocks(arch::avx512, const float* x, std::size_t n, s
         rest(b + j, i + j * block, block);
         continue;
       }
-      with_divider16(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
+      avx2_detail::with_divider<f32x16>(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
         int_codes16<true, decltype(stream)::value>(x + i + j * block, block, div, qmin, qmax, fmt, codes + i + j * block);
       });
     }
-  }, [&](std::size_t b, std::size_t i) { int_signed_max_blocks(arch::avx2{}, x + i, n - i, block, fmt, codes + i, scales + b); });
+  }, [&](std::size_t b, std::size_t i, std::size_t len) {
+    int_signed_max_blocks(arch::avx2{}, x + i, len, block, fmt, codes + i, scales + b);
+  });
 }
 
 namespace avx512_detail {

@@ -112,7 +112,7 @@ inline void int_signed_max_blocks(arch::avx2, const float* x, std::size_t n, std
   const auto rest = int_blocks_rest(x, block, fmt, scale_of, codes, scales,
                                     [](const float* p, std::size_t m) { return block_signed_max(arch::avx2{}, p, m); });
   const __m256 vqmin = _mm256_set1_ps(scale_of.qmin), vqmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
-  int_block_groups(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
+  int_block_groups<8>(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
     int slow = 0;
     const __m256i m = signed_maxima8(x + i, block, slow);
     alignas(32) float s[8];

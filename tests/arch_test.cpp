@@ -1263,7 +1263,19 @@ TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
   std::normal_distribution<float> nd;
   for (auto& v : x) v = nd(g);
   x[12345] = kNaN;  // one NaN block inside a streamed group
-  const std::string what = "n = " + std::to_string(n) + ", N(0, 1) from seed " + std::to_string(kSeed);
+  // The streamed E2M1 loop times its first chunks of 256 KiB of input without (chunks 0, 3)
+  // and with (chunks 1, 2) the software prefetch, then runs the rest with the faster
+  // (kernels::avx2_detail::tuned_prefetch): blocks that leave the vector path (NaN, Inf, zero,
+  // subnormal amax) in a chunk of each kind and after the trials.
+  constexpr std::size_t chunk = (std::size_t{256} << 10) / sizeof(float);
+  for (const std::size_t at : {std::size_t{1000}, chunk + 4000, 2 * chunk + 3000, 9 * chunk + 5000, n - 3000}) {
+    x[at] = kInf;
+    x[at + 100] = -kNaN;
+    std::fill_n(x.begin() + static_cast<std::ptrdiff_t>(at / 32 * 32 + 320), 32, 0.0f);
+    for (std::size_t k = 0; k < 32; ++k) x[at / 32 * 32 + 640 + k] = std::ldexp(nd(g), -130);
+  }
+  const std::string what = "n = " + std::to_string(n) + ", N(0, 1) from seed " + std::to_string(kSeed) +
+                           " with NaN, Inf, zero and subnormal blocks";
   {
     const mx_quantizer<e2m1, arch::scalar> q0;
     const mx_quantizer<e2m1, TypeParam> q1;

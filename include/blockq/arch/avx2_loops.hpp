@@ -10,7 +10,9 @@
 #if BLOCKQ_WITH_AVX2
 #include <immintrin.h>
 
+#include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -292,16 +294,55 @@ BLOCKQ_ALWAYS_INLINE void e2m1_block(const float* x, std::size_t len, const e2m1
   }
 }
 
+// Software prefetch of streamed inputs. Whether it pays depends on the core: on the Zen 3
+// VM it lifts MXFP4 ocp at 256 MiB from ~0.69 to ~0.82 of the plain read's element rate
+// (the in-cache compute rate, ~4.5 G elements/s, is close to the read's ~4.7 G floats/s, and
+// the hardware prefetchers alone, which stop at 4 KiB page boundaries, leave the loads of
+// each group waiting), while on Zen 4 the same T0 prefetch 3 to 24 groups ahead cost 25-45 %
+// of the throughput (README, Benchmarks). So a streamed call measures both: its first
+// kTrialChunks chunks run alternately without and with the prefetch (order 0 1 1 0 0 1 1 0,
+// so that a drift of the machine's load weighs on both), each timed on the steady clock,
+// and the rest of the call takes the one whose fastest chunk was faster. Only the speed
+// depends on the choice: the groups compute the same bits either way.
+inline constexpr std::size_t kPrefetchAhead = 4096;    // bytes ahead of the group (one 4 KiB page)
+inline constexpr std::size_t kTrialChunkBytes = 256 << 10;  // input bytes of a timed chunk
+inline constexpr int kTrialChunks = 8;
+
+// Requests the lines of the `len` floats kPrefetchAhead bytes past x (past the end of the
+// input they do not fault).
+BLOCKQ_ALWAYS_INLINE void prefetch_ahead(const float* x, std::size_t len) noexcept {
+  const char* p = reinterpret_cast<const char*>(x) + kPrefetchAhead;
+  for (std::size_t off = 0; off < len * sizeof(float); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+}
+
+// Runs groups(end, prefetch) (which advances i by whole groups of `group` elements up to end)
+// over [i, n): the trial chunks, then the rest with the faster setting (see above).
+template <class Groups>
+void tuned_prefetch(std::size_t& i, std::size_t n, std::size_t group, Groups& groups) {
+  const std::size_t chunk = kTrialChunkBytes / sizeof(float) / group * group;
+  using clock = std::chrono::steady_clock;
+  clock::duration best[2] = {clock::duration::max(), clock::duration::max()};
+  for (int t = 0; t < kTrialChunks && n - i >= chunk; ++t) {
+    const bool with = ((t + 1) >> 1) & 1;
+    const auto t0 = clock::now();
+    if (with)
+      groups(i + chunk, std::true_type{});
+    else
+      groups(i + chunk, std::false_type{});
+    best[with] = std::min(best[with], clock::now() - t0);
+  }
+  if (best[1] < best[0])
+    groups(n, std::true_type{});
+  else
+    groups(n, std::false_type{});
+}
+
 // The fused MXFP4 / NVFP4 / FP4 loop over groups of 8 blocks of 16 or 32 elements: the 8
 // amaxes (block_maxima8), their scales and divisors (block_scales8), then each block's codes
 // by e2m1_plan (blocks of 16 two at a time through one 32-element core). Groups holding a
 // NaN or Inf, pairs whose plans differ in kind, zero divisors, other block sizes and the
-// last blocks run the per-block loop with the AVX2 kernels (rest).
-// No software prefetch: the loop reads its input strictly in order, which the hardware
-// prefetchers follow on their own; _mm_prefetch of the group 3 to 24 groups ahead (16
-// lines a group) cost 25-45 % of the 256 MiB throughput on Zen 4 (README, Benchmarks),
-// most likely because the demand loads then hit L1 and the L2 stream
-// prefetcher loses the misses it trains on.
+// last blocks run the per-block loop with the AVX2 kernels (rest). Streamed inputs (Stream)
+// choose the software prefetch at run time (tuned_prefetch).
 template <code_layout L, tie_mode T, bool Stream, class Scale, class CodeOf, class DivisorOf, class Rest>
 void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& code_of, DivisorOf& divisor_of,
                       std::uint8_t* out, Scale* scales, Rest&& rest) noexcept {
@@ -309,75 +350,95 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
   std::size_t b = 0, i = 0;
   if (block == 16 || block == 32) {
     const std::size_t group = 8 * block;
-    for (; i + group <= n; i += group, b += 8) {
-      const __m256i maxima = block_maxima8(x + i, block);
-      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
-        rest(b, i, group);  // a NaN or Inf in the group
-        continue;
-      }
-      if constexpr (requires { std::decay_t<CodeOf>::ue8m0_amax_rule; } && L == code_layout::nibbles) {
-        if (block == 32 && mx_group32<T, Stream>(x + i, maxima, code_of, out + i / 2, scales + b)) continue;
-      }
-      alignas(32) Scale s[8];
-      alignas(32) float d[8];
-      _mm256_store_ps(d, block_scales8(maxima, code_of, divisor_of, s));
-      for (int j = 0; j < 8; ++j) {
-        if constexpr (L == code_layout::ggml_mxfp4)
-          out[(b + j) * 17] = static_cast<std::uint8_t>(s[j]);
-        else
-          scales[b + j] = s[j];
-      }
-      e2m1_divisor p[8];
-      bool uniform = true;
-      for (int j = 0; j < 8; ++j) {
-        p[j] = e2m1_plan<T>(d[j]);
-        uniform &= p[j].kind == p[0].kind;
-      }
-      // The usual case, all 8 blocks of one kind (and not zero): a loop without calls, so
-      // that the table constants stay in registers.
-      if (uniform && p[0].kind != kind::zero) {
-        auto run = [&](auto k) BLOCKQ_LAMBDA_INLINE {
-          constexpr kind::kind_t K = decltype(k)::value;
-          if (block == 32) {
-            for (std::size_t j = 0; j < 8; ++j)
-              e2m1_chunk32<L, T, K, Stream>(x + i + 32 * j, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
-          } else {
-            for (std::size_t j = 0; j < 8; j += 2)
-              e2m1_pair16<L, T, K, Stream>(x + i + 16 * j, p[j], p[j + 1], e2m1_block_out<L>(out, b + j, i + 16 * j));
+    // The groups from i up to `end` (whole groups only), with prefetch_ahead when `prefetch`
+    // holds true (streamed inputs; see tuned_prefetch). The block size is a constant (blk,
+    // 16 or 32) so that the addressing of the group folds: 69 instead of 72 instructions a
+    // block of 32 at 64 KiB (callgrind).
+    auto groups_of = [&](std::size_t end, auto prefetch, auto blk) {
+      constexpr std::size_t kBlock = decltype(blk)::value;
+      constexpr std::size_t kGroup = 8 * kBlock;
+      for (; i + kGroup <= end; i += kGroup, b += 8) {
+        if constexpr (decltype(prefetch)::value) prefetch_ahead(x + i, kGroup);
+        const __m256i maxima = block_maxima8(x + i, kBlock);
+        if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
+          rest(b, i, kGroup);  // a NaN or Inf in the group
+          continue;
+        }
+        if constexpr (requires { std::decay_t<CodeOf>::ue8m0_amax_rule; } && L == code_layout::nibbles) {
+          if (kBlock == 32 && mx_group32<T, Stream>(x + i, maxima, code_of, out + i / 2, scales + b)) continue;
+        }
+        alignas(32) Scale s[8];
+        alignas(32) float d[8];
+        _mm256_store_ps(d, block_scales8(maxima, code_of, divisor_of, s));
+        for (int j = 0; j < 8; ++j) {
+          if constexpr (L == code_layout::ggml_mxfp4)
+            out[(b + j) * 17] = static_cast<std::uint8_t>(s[j]);
+          else
+            scales[b + j] = s[j];
+        }
+        e2m1_divisor p[8];
+        bool uniform = true;
+        for (int j = 0; j < 8; ++j) {
+          p[j] = e2m1_plan<T>(d[j]);
+          uniform &= p[j].kind == p[0].kind;
+        }
+        // The usual case, all 8 blocks of one kind (and not zero): a loop without calls, so
+        // that the table constants stay in registers.
+        if (uniform && p[0].kind != kind::zero) {
+          auto run = [&](auto k) BLOCKQ_LAMBDA_INLINE {
+            constexpr kind::kind_t K = decltype(k)::value;
+            if (kBlock == 32) {
+              for (std::size_t j = 0; j < 8; ++j)
+                e2m1_chunk32<L, T, K, Stream>(x + i + 32 * j, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
+            } else {
+              for (std::size_t j = 0; j < 8; j += 2)
+                e2m1_pair16<L, T, K, Stream>(x + i + 16 * j, p[j], p[j + 1], e2m1_block_out<L>(out, b + j, i + 16 * j));
+            }
+          };
+          if (p[0].kind == kind::shift)
+            run(std::integral_constant<kind::kind_t, kind::shift>{});
+          else if (p[0].kind == kind::multiply)
+            run(std::integral_constant<kind::kind_t, kind::multiply>{});
+          else
+            run(std::integral_constant<kind::kind_t, kind::divide>{});
+          continue;
+        }
+        if (kBlock == 32) {
+          for (std::size_t j = 0; j < 8; ++j) {
+            if (p[j].kind == kind::zero)
+              rest(b + j, i + 32 * j, 32);
+            else
+              e2m1_block<L, T>(x + i + 32 * j, 32, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
           }
-        };
-        if (p[0].kind == kind::shift)
-          run(std::integral_constant<kind::kind_t, kind::shift>{});
-        else if (p[0].kind == kind::multiply)
-          run(std::integral_constant<kind::kind_t, kind::multiply>{});
-        else
-          run(std::integral_constant<kind::kind_t, kind::divide>{});
-        continue;
-      }
-      if (block == 32) {
-        for (std::size_t j = 0; j < 8; ++j) {
-          if (p[j].kind == kind::zero)
-            rest(b + j, i + 32 * j, 32);
-          else
-            e2m1_block<L, T>(x + i + 32 * j, 32, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
-        }
-      } else {
-        for (std::size_t j = 0; j < 8; j += 2) {
-          const e2m1_divisor& pa = p[j];
-          const e2m1_divisor& pb = p[j + 1];
-          const float* xp = x + i + 16 * j;
-          std::uint8_t* o = e2m1_block_out<L>(out, b + j, i + 16 * j);
-          if (pa.kind != pb.kind || pa.kind == kind::zero)
-            rest(b + j, i + 16 * j, 32);
-          else if (pa.kind == kind::shift)
-            e2m1_pair16<L, T, kind::shift>(xp, pa, pb, o);
-          else if (pa.kind == kind::multiply)
-            e2m1_pair16<L, T, kind::multiply>(xp, pa, pb, o);
-          else
-            e2m1_pair16<L, T, kind::divide>(xp, pa, pb, o);
+        } else {
+          for (std::size_t j = 0; j < 8; j += 2) {
+            const e2m1_divisor& pa = p[j];
+            const e2m1_divisor& pb = p[j + 1];
+            const float* xp = x + i + 16 * j;
+            std::uint8_t* o = e2m1_block_out<L>(out, b + j, i + 16 * j);
+            if (pa.kind != pb.kind || pa.kind == kind::zero)
+              rest(b + j, i + 16 * j, 32);
+            else if (pa.kind == kind::shift)
+              e2m1_pair16<L, T, kind::shift>(xp, pa, pb, o);
+            else if (pa.kind == kind::multiply)
+              e2m1_pair16<L, T, kind::multiply>(xp, pa, pb, o);
+            else
+              e2m1_pair16<L, T, kind::divide>(xp, pa, pb, o);
+          }
         }
       }
-    }
+    };
+    auto by_block = [&](auto blk) {
+      auto groups = [&](std::size_t end, auto prefetch) { groups_of(end, prefetch, blk); };
+      if constexpr (Stream)
+        tuned_prefetch(i, n, group, groups);
+      else
+        groups(n, std::false_type{});
+    };
+    if (block == 32)
+      by_block(std::integral_constant<std::size_t, 32>{});
+    else
+      by_block(std::integral_constant<std::size_t, 16>{});
   } else if (block % 32 == 0) {
     for (; i + block <= n; i += block, ++b) {
       const __m256i abs = splat(0x7FFFFFFFu);

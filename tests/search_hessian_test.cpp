@@ -260,7 +260,8 @@ TYPED_TEST(SearchHessian, IndexEqualsExhaustiveSearch) {
               ASSERT_EQ(i, want) << "window, " << at;
             }
           }
-          if (search::detail::screened_search<E, A>(x, search::ue8m0_scales(), start, ties, h, scratch.data(), i)) {
+          if (search::detail::screened_search<E, A>(x, search::ue8m0_scales(), start, ties, h, scratch.data(),
+                                                     kernels::block_amax(scalar{}, x.data(), n), i)) {
             ++screened;
             ASSERT_EQ(i, want) << "screened, " << at;
           }

@@ -114,12 +114,13 @@ class mx_quantizer {
   // (rule hessian); h is the block's Hessian (rule hessian only; null: rule mse).
   std::uint8_t block_scale(std::span<const float> block, std::span<float> scratch,
                            const search::hessian_block* h) const noexcept {
-    const std::uint8_t start = start_scale(block);
+    const float amax = kernels::block_amax(Arch{}, block.data(), block.size());
+    const std::uint8_t start = start_scale(amax);
     const bool search_rule = opt_.rule == scale_rule::mse || opt_.rule == scale_rule::hessian;
     if (!search_rule || start == ue8m0::nan_code) return start;
     const std::span<const float> set = search::ue8m0_scales();
     const std::size_t r = opt_.rule == scale_rule::hessian && h
-                       ? search::discrete_hessian_index<Element>(Arch{}, block, set, start, opt_.ties, *h, scratch)
+                       ? search::discrete_hessian_index<Element>(Arch{}, block, set, start, opt_.ties, *h, scratch, amax)
                        : search::discrete_mse_index<Element>(Arch{}, block, set, start, opt_.ties);
     return static_cast<std::uint8_t>(r);
   }
@@ -213,9 +214,11 @@ class mx_quantizer {
  private:
   // ocp for the search rules (their start), else the rule itself.
   std::uint8_t start_scale(std::span<const float> block) const noexcept {
+    return start_scale(kernels::block_amax(Arch{}, block.data(), block.size()));
+  }
+  std::uint8_t start_scale(float amax) const noexcept {
     const bool search_rule = opt_.rule == scale_rule::mse || opt_.rule == scale_rule::hessian;
-    return mx_scale_code<Element>(kernels::block_amax(Arch{}, block.data(), block.size()),
-                                  search_rule ? scale_rule::ocp : opt_.rule);
+    return mx_scale_code<Element>(amax, search_rule ? scale_rule::ocp : opt_.rule);
   }
 
   void check_hessians(std::size_t n, const block_hessians& h) const {
@@ -302,10 +305,12 @@ class mx_quantizer {
         for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
           const std::size_t m = end - begin < 32 ? end - begin : 32;
           const std::span<const float> blk(xs + begin, m);
-          std::uint8_t s = start_scale(blk);
+          // block_scale takes its own start scale (an amax pass); only the declined branch
+          // needs start_scale here.
+          std::uint8_t s;
           if (!declined) {
             s = block_scale(blk, {}, nullptr);
-          } else if (s != ue8m0::nan_code) {
+          } else if ((s = start_scale(blk)) != ue8m0::nan_code) {
             const double e0 = kernels::block_sse<Element>(Arch{}, blk.data(), m, set[s], opt_.ties);
             s = static_cast<std::uint8_t>(search::detail::chunked_search<Element, Arch>(blk, set, s, e0, opt_.ties).index);
           }

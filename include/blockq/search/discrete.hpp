@@ -117,6 +117,44 @@ double lowest_useful_scale(double amax, double budget, std::size_t n) noexcept {
 
 namespace detail {
 
+// How for_each_bounded_candidate prunes against its bar: at_bar drops a candidate whose
+// bound reaches the bar (a search that replaces only on strict improvement, the bar its
+// best objective so far); above_bar keeps one whose bound equals the bar (the bar is an
+// upper bound of another candidate's objective, which this one may tie and precede).
+enum class prune { at_bar, above_bar };
+
+// The candidate walk of the bounded searches (bounded_search below, screened_search in
+// search/hessian.hpp), with the bounds of the header: the indices of set upward from the
+// first scale >= lowest_useful_scale(amax, bar / lambda), the start skipped, one pass of
+// kernels::block_bound_energies each. The walk stops at the first candidate where lambda
+// times its zero part reaches the bar (the part only grows with the scale) and passes over
+// one where lambda times its zero and clipping parts does; visit(i) is called for every
+// other candidate and returns the new bar (at most the old one; -inf stops the walk).
+// amax is the block's (kernels::block_amax), which the callers already have; lambda > 0.
+template <class Element, class Arch, prune P, class Visit>
+void for_each_bounded_candidate(std::span<const float> x, std::span<const float> set, std::size_t start,
+                                double amax, double lambda, double bar, Visit&& visit) noexcept {
+  const std::size_t n = x.size();
+  const double keep = 1.0 - sum_margin(n);
+  const double lo = lowest_useful_scale<Element>(amax, bar / lambda, n);
+  const double zero_factor = zero_threshold<Element>() * (1.0 - 0x1p-20);
+  const double top = Element::max_value;
+  auto reaches = [&](double energy) {
+    const double v = lambda * energy * keep;
+    return P == prune::at_bar ? v >= bar : v > bar;
+  };
+  for (auto i = static_cast<std::size_t>(std::lower_bound(set.begin(), set.end(), lo) - set.begin());
+       i < set.size(); ++i) {
+    if (i == start) continue;
+    const double s = set[i];
+    const kernels::bound_energies b = kernels::block_bound_energies(Arch{}, x.data(), n, zero_factor * s, top * s);
+    if (reaches(b.zero)) break;
+    if (reaches(b.zero + b.clip)) continue;
+    bar = visit(i);
+    if (bar == -std::numeric_limits<double>::infinity()) return;
+  }
+}
+
 // The bounded search shared by the MSE and Hessian objectives. f(s, best) is
 // the objective at scale s, or any value >= best when it can prove the
 // objective is at least best; its values are at least lambda times the block
@@ -134,27 +172,15 @@ discrete_result bounded_search(std::span<const float> x, std::span<const float> 
       best.index = i;
       best.error = e;
     }
+    return best.error;
   };
   if (!(lambda > 0.0)) {
     for (std::size_t i = 0; i < set.size(); ++i)
       if (i != start) consider(i);
     return best;
   }
-  const std::size_t n = x.size();
-  const double amax = kernels::block_amax(Arch{}, x.data(), n);
-  const double keep = 1.0 - sum_margin(n);
-  const double lo = lowest_useful_scale<Element>(amax, start_error / lambda, n);
-  const double zero_factor = zero_threshold<Element>() * (1.0 - 0x1p-20);
-  const double top = Element::max_value;
-  for (auto i = static_cast<std::size_t>(std::lower_bound(set.begin(), set.end(), lo) - set.begin());
-       i < set.size(); ++i) {
-    if (i == start) continue;
-    const double s = set[i];
-    const kernels::bound_energies b = kernels::block_bound_energies(Arch{}, x.data(), n, zero_factor * s, top * s);
-    if (lambda * b.zero * keep >= best.error) break;
-    if (lambda * (b.zero + b.clip) * keep >= best.error) continue;
-    consider(i);
-  }
+  const double amax = kernels::block_amax(Arch{}, x.data(), x.size());
+  for_each_bounded_candidate<Element, Arch, prune::at_bar>(x, set, start, amax, lambda, start_error, consider);
   return best;
 }
 

@@ -365,20 +365,20 @@ screened screen_candidate(const float* x, std::size_t n, float s, tie_mode ties,
 // float rather than evaluated: U is the least upper bound of the candidates screened so
 // far (each is at least the exact objective of some candidate), and a candidate is
 // skipped, or the search stopped, only when λ times its SSE bound (the start's budget,
-// the zero and clipping parts of kernels::block_bound_energies) exceeds U: it is then
-// strictly worse than that candidate. The candidates whose lower bound is at most U at the
-// end are the only ones that can be optimal; one alone is the result, several are
-// evaluated exactly (kernels::quad_form) in the exhaustive order (start first, then
-// increasing, strict improvement). Needs λ > 0, a start in the set and at most
+// the zero and clipping parts of kernels::block_bound_energies: the walk of
+// for_each_bounded_candidate) exceeds U: it is then strictly worse than that candidate.
+// The candidates whose lower bound is at most U at the end are the only ones that can be
+// optimal; one alone is the result, several are evaluated exactly (kernels::quad_form) in
+// the exhaustive order (start first, then increasing, strict improvement). amax is the
+// block's (kernels::block_amax). Needs λ > 0, a start in the set and at most
 // max_screened scales (else false, nothing decided).
 inline constexpr std::size_t max_screened = 256;
 
 template <class Element, class Arch>
 bool screened_search(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
-                     const hessian_block& h, float* r, std::size_t& index) noexcept {
+                     const hessian_block& h, float* r, double amax, std::size_t& index) noexcept {
   if (start >= set.size() || set.size() > max_screened) return false;
   const std::size_t n = x.size();
-  const double lk = h.lambda_bound * (1.0 - sum_margin(n));
   std::array<std::size_t, max_screened> idx;
   std::array<double, max_screened> lower;
   std::size_t m = 0;
@@ -387,23 +387,20 @@ bool screened_search(std::span<const float> x, std::span<const float> set, std::
   if (!(upper < std::numeric_limits<double>::infinity())) return false;
   idx[m] = start;
   lower[m++] = b0.lo;
-  const double amax = kernels::block_amax(Arch{}, x.data(), n);
-  const double lo = lowest_useful_scale<Element>(amax, upper / h.lambda_bound, n);
-  const double zero_factor = zero_threshold<Element>() * (1.0 - 0x1p-20);
-  const double top = Element::max_value;
-  for (auto i = static_cast<std::size_t>(std::lower_bound(set.begin(), set.end(), lo) - set.begin());
-       i < set.size(); ++i) {
-    if (i == start) continue;
-    const double s = set[i];
-    const kernels::bound_energies e = kernels::block_bound_energies(Arch{}, x.data(), n, zero_factor * s, top * s);
-    if (lk * e.zero > upper) break;
-    if (lk * (e.zero + e.clip) > upper) continue;
-    const screened b = screen_candidate<Element, Arch>(x.data(), n, set[i], ties, h, r);
-    if (!(b.hi < std::numeric_limits<double>::infinity())) return false;
-    upper = std::min(upper, b.hi);
-    idx[m] = i;
-    lower[m++] = b.lo;
-  }
+  bool unbounded = false;  // a screen without a finite upper bound: nothing decided
+  for_each_bounded_candidate<Element, Arch, prune::above_bar>(
+      x, set, start, amax, h.lambda_bound, upper, [&](std::size_t i) {
+        const screened b = screen_candidate<Element, Arch>(x.data(), n, set[i], ties, h, r);
+        if (!(b.hi < std::numeric_limits<double>::infinity())) {
+          unbounded = true;
+          return -std::numeric_limits<double>::infinity();
+        }
+        upper = std::min(upper, b.hi);
+        idx[m] = i;
+        lower[m++] = b.lo;
+        return upper;
+      });
+  if (unbounded) return false;
   std::size_t close = 0;
   for (std::size_t j = 0; j < m; ++j)
     if (lower[j] <= upper) {
@@ -499,7 +496,8 @@ bool ue8m0_hessian_window(std::span<const float> x, std::size_t start, tie_mode 
 // discrete_hessian. scratch: hessian_scratch_floats(n) floats, as there.
 template <class Element, class Arch>
 std::size_t discrete_hessian_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
-                                   tie_mode ties, const hessian_block& h, std::span<float> scratch) noexcept {
+                                   tie_mode ties, const hessian_block& h, std::span<float> scratch,
+                                   double amax) noexcept {
   if (h.matrix && h.scaled && h.lambda_bound > 0.0) {
     std::size_t i = 0;
     if constexpr (std::is_same_v<Element, e2m1>) {
@@ -507,9 +505,16 @@ std::size_t discrete_hessian_index(Arch, std::span<const float> x, std::span<con
           detail::ue8m0_hessian_window<Arch>(x, start, ties, h, scratch.data(), i))
         return i;
     }
-    if (detail::screened_search<Element, Arch>(x, set, start, ties, h, scratch.data(), i)) return i;
+    if (detail::screened_search<Element, Arch>(x, set, start, ties, h, scratch.data(), amax, i)) return i;
   }
   return discrete_hessian<Element>(Arch{}, x, set, start, ties, h, scratch).index;
+}
+
+template <class Element, class Arch>
+std::size_t discrete_hessian_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
+                                   tie_mode ties, const hessian_block& h, std::span<float> scratch) noexcept {
+  return discrete_hessian_index<Element>(Arch{}, x, set, start, ties, h, scratch,
+                                         kernels::block_amax(Arch{}, x.data(), x.size()));
 }
 
 }  // namespace search

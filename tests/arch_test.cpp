@@ -343,6 +343,9 @@ TYPED_TEST(Arch, IntegerKernels) {
       const int_format fmt{bits, sgn};
       for (kind k : kKinds)
         for (std::size_t n : kSizes) {
+          // The long loop (n = 1000, four fifths of the elements) for 3, 4 and 8 bits; the
+          // others' levels and clamps are all met in the short sizes, tails included.
+          if (n > 64 && bits != 3 && bits != 4 && bits != 8) continue;
           const auto x = make_data(k, n);
           std::vector<float> w(n);
           for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((i * 31) % 7) * 0.5f;
@@ -472,7 +475,7 @@ TYPED_TEST(Arch, LsqStarts) {
     for (int bits : {2, 4, 8})
       for (bool sgn : {true, false}) {
         const int_format fmt{bits, sgn};
-        for (std::size_t k : {1, 7, 9, 17, 19, 24, 25, 32, 33, 38, 40}) {
+        for (std::size_t k : {1, 6, 7, 9, 24, 33, 40}) {  // remainders 0, 1, 2, 6, 7 of 8 lanes, 0-3 of 4
           std::vector<float> scales(k);
           for (std::size_t j = 0; j < k; ++j)
             scales[j] = (j % 2 ? -1.0f : 1.0f) * std::ldexp(1.0f + static_cast<float>(j) / 64.0f, static_cast<int>(j % 5) - 3) /
@@ -503,7 +506,7 @@ TYPED_TEST(Arch, LsqStarts) {
   for (kind k : kKinds)
     for (std::size_t n : kSizes)
       if (n <= 64) run(make_data(k, n), where(k, n));
-  for (int rep = 0; rep < 40; ++rep)
+  for (int rep = 0; rep < 16; ++rep)
     for (std::size_t n : {8, 32, 33}) {
       std::vector<float> spread(n), narrow(n);
       for (std::size_t i = 0; i < n; ++i) {

@@ -305,12 +305,10 @@ class mx_quantizer {
         for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
           const std::size_t m = end - begin < 32 ? end - begin : 32;
           const std::span<const float> blk(xs + begin, m);
-          // block_scale takes its own start scale (an amax pass); only the declined branch
-          // needs start_scale here.
-          std::uint8_t s;
-          if (!declined) {
-            s = block_scale(blk, {}, nullptr);
-          } else if ((s = start_scale(blk)) != ue8m0::nan_code) {
+          // block_scale finds its own start scale (an amax pass); a declined block starts
+          // the chunked search from start_scale.
+          std::uint8_t s = declined ? start_scale(blk) : block_scale(blk, {}, nullptr);
+          if (declined && s != ue8m0::nan_code) {
             const double e0 = kernels::block_sse<Element>(Arch{}, blk.data(), m, set[s], opt_.ties);
             s = static_cast<std::uint8_t>(search::detail::chunked_search<Element, Arch>(blk, set, s, e0, opt_.ties).index);
           }

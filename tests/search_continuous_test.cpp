@@ -282,6 +282,54 @@ TEST(SearchSweep, BudgetKeepsTheMinimaBelowIt) {
   }
 }
 
+// The sweep stops at lo, below which one element alone is clipped by more than
+// the best error found so far (search/continuous.hpp raises it lazily, when a
+// breakpoint is tested against it). Blocks that put the optimum right at that
+// bound, where a lo raised by a relative 1e-4 too far cuts it off (int3 and
+// int4; 1e-3 for int8, whose larger elements leave less room in float): integer
+// levels with an odd top g, a heavy cluster at 2 s0 and 4 s0 (below g; exact at s0 and
+// at 2 s0), y = (g + 1/2 - e) s0 above it (e = 2^-20, int8 2^-16; clipped by R = y - g s0
+// at s0; at 2 s0 it rounds up to (g + 1) s0, an error (s0 - R)^2 just above
+// R^2, found first), and a light element whose breakpoint sits 2^-20 s0 above
+// s0, the top of the optimum's interval. Against the interval oracle, with and
+// without a budget; the heap merge too (g = 127).
+TEST(SearchSweep, OptimumAtTheClipBound) {
+  std::mt19937_64 g(38);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
+  const auto& iv = search::integer_levels();
+  for (int rep = 0; rep < 64; ++rep) {
+    const std::size_t odd = rep % 4 == 3 ? 127 : rep % 4 == 2 ? 3 : 7;  // the clipped element's top
+    const bool neg = rep % 2;
+    const std::size_t top_pos = neg ? odd + 1 : odd, top_neg = neg ? odd : odd + 1;
+    const float s0 = std::ldexp(1.0f, static_cast<int>(g() % 41) - 20);
+    std::vector<float> x(32), w(32);
+    for (std::size_t i = 2; i < 32; ++i) {
+      x[i] = s0 * (g() & 1 || odd < 5 ? 2.0f : 4.0f) * (g() & 1 ? -1.0f : 1.0f);
+      w[i] = std::ldexp(1.0f + u(g), 22);
+    }
+    const float r = s0 * (0.5f - (odd > 7 ? 0x1p-16f : 0x1p-20f));  // y exact in float
+    x[0] = (neg ? -1.0f : 1.0f) * (s0 * static_cast<float>(odd) + r);
+    w[0] = 1.0f;
+    const float k = static_cast<float>(1 + g() % std::min<std::size_t>(odd - 1, 5));  // its breakpoint (k + 1/2) s0 (1 + 2^-20) / (k + 1/2)
+    x[1] = (k + 0.5f) * (1.0f + 0x1p-20f) * s0;
+    w[1] = 0x1p-20f;
+    const double want = interval_oracle(x, w, iv, top_pos, top_neg);
+    // E = C - 2 s A + s^2 B cancels: rounding ~1e-16 C, C ~ 2^31 s0^2, far below the 1e-4 R^2 at stake.
+    const double tol = 1e-15 * kernels::block_energy(scalar{}, x.data(), w.data(), 32);
+    ASSERT_NEAR(want, static_cast<double>(r) * r, 1e-5 * want) << rep;  // the premise: the clipping is the error
+    for (double budget : {std::numeric_limits<double>::infinity(),
+                          exact_error(x, w, iv, top_pos, top_neg, static_cast<double>(x[0]) / (neg ? -1.0 : 1.0) / static_cast<double>(odd)),
+                          want + tol}) {
+      std::array<search::scale_candidate, 4> c{};
+      ASSERT_GT(search::sweep_scales(x, w.data(), iv, top_pos, top_neg, heap, c, budget), 0u) << rep;
+      EXPECT_NEAR(c[0].error, want, tol) << rep << " " << budget;
+      EXPECT_GE(c[0].scale, static_cast<double>(s0)) << rep;
+      EXPECT_LE(c[0].scale, static_cast<double>(s0) * (1 + 0x1p-20)) << rep;
+    }
+  }
+}
+
 // fp4 + float scale, rule mse: the kernel error is at most a dense scan's
 // (up to float rounding, 1e-7 relative) and at most the refit at the scan's
 // best codes; and never above absmax or lsq.

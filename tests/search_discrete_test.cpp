@@ -458,6 +458,44 @@ TEST(SearchNvfp4Mse, WindowBoundsAreWithinTheirCertifiedError) {
   }
 }
 
+// The window kernel's extra margin (2^-14 relative over the estimates' own) at work: blocks of
+// one or two elements, all a few float steps around the same threshold * scale[j], so that
+// every term of candidate j is the one whose quotient the kernel may round to the other
+// neighbour (a relative deviation of up to ~1.25 estimate_relative_error(n) on AVX2, which the
+// bound without the margin would not cover), every threshold and tie rule.
+TEST(SearchNvfp4Mse, WindowBoundsCoverQuotientsAtThresholds) {
+  std::mt19937_64 g(66);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  constexpr std::size_t W = kernels::max_window_estimates;
+  std::size_t checked = 0;
+  for (int rep = 0; rep < 20000; ++rep) {
+    float sc[W];
+    for (auto& v : sc) v = std::pow(2.0f, 3.0f * u(g)) * (1.0f + 0.37f * std::fabs(u(g)));
+    const std::size_t j = g() % W, n = 1 + rep % 2;
+    const float t = thresholds[g() % 7];
+    const int steps = static_cast<int>(g() % 7) - 3;
+    std::vector<float> x(n);
+    for (auto& v : x) {
+      v = t * sc[j];
+      for (int m = steps; m != 0; m += m > 0 ? -1 : 1) v = std::nextafter(v, m > 0 ? 1e30f : 0.0f);
+      if (g() & 1) v = -v;
+    }
+    for (tie_mode ties : all_ties) {
+      float est[W], tail = -1.0f, least = -1.0f;
+      kernels::window_sse_bounds(blockq::default_arch{}, x.data(), n, sc, W, ties, 0.0f, est, tail, least);
+      if (est[j] == -1.0f) continue;
+      ++checked;
+      const double e = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), n, sc[j], ties);
+      EXPECT_LE(std::fabs(est[j] - e),
+                kernels::window_bounds_relative_error(n) * e + kernels::window_bounds_absolute_error(n))
+          << rep << " threshold " << t << " steps " << steps;
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+  EXPECT_GT(checked, 50000u);
+}
+
 // The tail bound is below the exact kernel at every scale from 2 half up: blocks with
 // elements around half and around the E2M1 decision points of the scales checked, and
 // blocks below half (where the bound is the SSE at 2 half itself), every tie rule.

@@ -53,15 +53,7 @@ BLOCKQ_ALWAYS_INLINE std::uint32_t hmax_epu32(__m256i v) noexcept {
   return static_cast<std::uint32_t>(_mm_cvtsi128_si32(m));
 }
 
-// 1 / s when s is a power of two whose reciprocal is a float (normal s, or the subnormal
-// 2^-127): then x * (1 / s) and x / s are both the correctly rounded x * 2^-k, the same bits
-// (subnormal results included). 0 otherwise: the caller divides.
-BLOCKQ_ALWAYS_INLINE float exact_reciprocal(float s) noexcept {
-  const std::uint32_t u = std::bit_cast<std::uint32_t>(s) & 0x7FFFFFFFu;
-  const bool normal_pow2 = (u & 0x7FFFFFu) == 0 && u >= 0x00800000u && u < 0x7F800000u;
-  if (normal_pow2 || u == 0x00400000u) return 1.0f / s;
-  return 0.0f;
-}
+using blockq::detail::exact_reciprocal;  // (detail/bits.hpp)
 
 // The float vector of a tier, for the code written once for every vector width (the
 // dividers below; avx512_detail::f32x16 is the 16-lane one): its type and the operations

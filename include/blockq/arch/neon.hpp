@@ -30,13 +30,7 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace neon_detail {
 
-// 1 / s when s is a power of two whose reciprocal is a float (see arch/avx2.hpp), else 0.
-inline float exact_reciprocal(float s) noexcept {
-  const std::uint32_t u = std::bit_cast<std::uint32_t>(s) & 0x7FFFFFFFu;
-  const bool normal_pow2 = (u & 0x7FFFFFu) == 0 && u >= 0x00800000u && u < 0x7F800000u;
-  if (normal_pow2 || u == 0x00400000u) return 1.0f / s;
-  return 0.0f;
-}
+using blockq::detail::exact_reciprocal;  // (detail/bits.hpp)
 
 // x / s for four lanes, exactly as the scalar division.
 struct divider {

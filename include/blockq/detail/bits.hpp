@@ -35,6 +35,17 @@ constexpr double ldexp_exact(double a, int k) noexcept {
   return a * p;
 }
 
+// 1 / s when s is a power of two whose reciprocal is a float (normal s, or the
+// subnormal 2^-127): then x * (1 / s) and x / s are both the correctly rounded
+// x * 2^-k, the same bits (subnormal results included), so a vector kernel may
+// multiply instead of dividing. 0 otherwise: the caller divides.
+BLOCKQ_ALWAYS_INLINE float exact_reciprocal(float s) noexcept {
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(s) & 0x7FFFFFFFu;
+  const bool normal_pow2 = (u & 0x7FFFFFu) == 0 && u >= 0x00800000u && u < 0x7F800000u;
+  if (normal_pow2 || u == 0x00400000u) return 1.0f / s;
+  return 0.0f;
+}
+
 constexpr bool is_finite(float v) noexcept {
   return (std::bit_cast<std::uint32_t>(v) & 0x7F800000u) != 0x7F800000u;
 }

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -400,6 +402,60 @@ TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
       }
       const auto l = search::lsq_int(scalar{}, x, w, f, start, 0.0f, scratch);
       EXPECT_LE(r.error, l.error * (1 + 2e-6)) << bits << " " << rep;
+    }
+  }
+}
+
+// The second (negative-scale) sweep of symmetric codes reuses the element
+// order of the first; the result must be bit for bit that of two independent
+// public sweeps, each on a heap of garbage, scored the same way. Blocks with
+// repeated magnitudes of both signs (ties in the order), zeros and zero
+// weights (inactive elements), 1 to 8 bits (1 bit: no positive level, no
+// reuse), 8 to 40 elements.
+TEST(SearchIntMse, NegativeSweepReusingTheOrderMatchesAFreshSweep) {
+  std::mt19937_64 g(36);
+  std::uniform_int_distribution<int> mag(0, 6), sign(0, 1), pick(0, 9);
+  std::uniform_real_distribution<float> u(0.0f, 3.0f);
+  for (int bits = 1; bits <= 8; ++bits) {
+    const int_format f{bits, true};
+    for (int rep = 0; rep < 300; ++rep) {
+      const std::size_t n = 8 + static_cast<std::size_t>(rep % 33);
+      std::vector<float> x(n), w;
+      if (rep % 3 == 0) {
+        for (auto& v : x) v = (sign(g) ? -0.25f : 0.25f) * static_cast<float>(mag(g));
+      } else {
+        x = search_test::make_block(search_test::all_kinds[rep % 5], n, g);
+        for (auto& v : x)
+          if (pick(g) == 0) v = 0.0f;
+      }
+      if (rep % 2) {
+        w.resize(n);
+        for (auto& v : w) v = pick(g) == 0 ? 0.0f : u(g);
+      }
+      const float* wp = w.empty() ? nullptr : w.data();
+      auto err = [&](float s, float) {
+        return wp ? kernels::block_wsse_int(scalar{}, x.data(), wp, n, s, 0.0f, f)
+                  : kernels::block_sse_int(scalar{}, x.data(), n, s, 0.0f, f);
+      };
+      const float amax = kernels::block_amax(scalar{}, x.data(), n);
+      const float start = amax / static_cast<float>(std::max(1, f.qmax()));
+      std::vector<search::sweep_entry> heap(search::continuous_heap_entries(n));
+      const auto r = search::continuous_int_mse(scalar{}, x, w, f, start, 0.0f, heap, {}, {});
+
+      search::scale_min_result ref{start, 0.0f, err(start, 0.0f)};
+      if (ref.error > 0.0) {
+        const auto qmax = static_cast<std::size_t>(f.qmax()), qneg = static_cast<std::size_t>(-f.qmin());
+        for (int side = 0; side < 2; ++side) {
+          std::vector<search::sweep_entry> fresh(search::continuous_heap_entries(n), {-7.0, 12345u, 99u});
+          std::array<search::scale_candidate, search::scored_candidates> c{};
+          const std::size_t got = search::sweep_scales(x, wp, search::integer_levels(), side ? qneg : qmax,
+                                                       side ? qmax : qneg, fresh, c, search::detail::budget(ref.error));
+          search::detail::score_candidates(std::span<const search::scale_candidate>(c.data(), got), side ? -1.0 : 1.0,
+                                           0.0f, err, ref);
+        }
+      }
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(r.scale), std::bit_cast<std::uint32_t>(ref.scale)) << bits << " " << rep;
+      ASSERT_EQ(r.error, ref.error) << bits << " " << rep;
     }
   }
 }

@@ -38,7 +38,10 @@
 // refit s = A / B clamped to the interval. Sweeping the breakpoints from the
 // largest down (a heap holding each element's next breakpoint) with running
 // A and B visits every interval: O(n·L log n) for L levels, O(n) memory
-// (in practice only the intervals between the bounds above).
+// (in practice only the intervals between the bounds above). The tops take
+// two values (one a sign), so the elements reaching level k are all of them
+// up to the lower top and those of the higher top above it: each list's next
+// element is found in O(1).
 // At a breakpoint the element's two levels are equally far, so E(s) is
 // continuous and the tie rule does not change the minimum; past the top
 // threshold the element stays at the top level (clipping). E is a sum of
@@ -55,7 +58,9 @@
 //
 // Symmetric integer codes are searched for both signs of the scale (a
 // negative scale maps the largest negative element to qmin = -2^(b-1), as
-// ggml's Q4_0 does). Asymmetric codes (scale and min): exact optimisation of
+// ggml's Q4_0 does). Both sweeps walk the same elements in the same |x|
+// order (only each element's top level differs), so the second one reuses
+// the first one's sort. Asymmetric codes (scale and min): exact optimisation of
 // the scale for a fixed min alternates with the joint least-squares refit of
 // scale and min, starting from the `lsq` result; this never increases the
 // error and never returns more than `lsq`, but the joint (scale, min)

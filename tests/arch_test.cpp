@@ -1034,6 +1034,55 @@ TYPED_TEST(Arch, Mxfp4MseGroups) {
   }
 }
 
+// The MXFP4 encode at given UE8M0 scales (kernels::mxfp4_scaled_blocks, rule hessian's
+// codes) equals the per-block scalar encode: the make_mse_groups data at scale codes near
+// each block's ocp code (the searches' results), at the edges of the fused range (2, 3, 254,
+// 255 = NaN) and anywhere, every tie rule, bytes and nibbles; groups mix fused and per-block.
+template <class A, kernels::code_layout L>
+void check_scaled_blocks(const std::vector<float>& x, tie_mode t, std::uint32_t seed) {
+  constexpr bool packed = L == kernels::code_layout::nibbles;
+  std::mt19937 g(seed);
+  const std::size_t n = x.size(), nb = (n + 31) / 32;
+  std::vector<std::uint8_t> sc(nb);
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::size_t m = std::min<std::size_t>(32, n - 32 * b);
+    const int ocp = mx_scale_code<e2m1>(kernels::block_amax(arch::scalar{}, x.data() + 32 * b, m), scale_rule::ocp);
+    constexpr int edges[] = {0, 1, 2, 3, 4, 253, 254, 255};
+    const unsigned r = g() % 16;
+    sc[b] = static_cast<std::uint8_t>(r < 12   ? std::clamp(ocp + static_cast<int>(g() % 5) - 2, 0, 255)
+                                      : r < 15 ? edges[g() % 8]
+                                               : static_cast<int>(g() % 256));
+  }
+  std::vector<std::uint8_t> c0(packed ? (n + 1) / 2 : n), c1(c0.size(), 0xAB);
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::size_t m = std::min<std::size_t>(32, n - 32 * b);
+    blockq::detail::encode_block<e2m1, arch::scalar, packed>(x.data() + 32 * b, m, ue8m0::decode(sc[b]), t,
+                                                             c0.data() + blockq::detail::code_bytes<packed>(32 * b));
+  }
+  kernels::mxfp4_scaled_blocks<L>(A{}, x.data(), n, t, sc.data(), c1.data(),
+                                  [&](std::size_t b, std::size_t begin, std::size_t len) {
+                                    for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
+                                      const std::size_t m = std::min<std::size_t>(32, end - begin);
+                                      blockq::detail::encode_block<e2m1, A, packed>(
+                                          x.data() + begin, m, ue8m0::decode(sc[b]), t,
+                                          c1.data() + blockq::detail::code_bytes<packed>(begin));
+                                    }
+                                  });
+  const std::string what = std::string("mxfp4 scaled blocks, ") + (packed ? "nibbles" : "bytes") + ", ties " +
+                           std::string(to_string(t)) + ", seed " + std::to_string(seed);
+  ASSERT_TRUE(same(c0, c1, what, [&](std::size_t i) { return inputs(x, packed ? 2 * i : i, packed ? 2 : 1); }));
+}
+
+TYPED_TEST(Arch, Mxfp4ScaledBlocks) {
+  for (std::uint32_t seed : {kSeed, kSeed + 1, kSeed + 2, kSeed + 3}) {
+    const std::vector<float> x = make_mse_groups(seed);
+    for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+      check_scaled_blocks<TypeParam, kernels::code_layout::bytes>(x, t, seed);
+      check_scaled_blocks<TypeParam, kernels::code_layout::nibbles>(x, t, seed + 100);
+    }
+  }
+}
+
 template <class A, class T>
 void check_nvfp4(scale_rule rule, tie_mode ties, bool tensor_scale) {
   const nvfp4_options opt{rule, ties, tensor_scale};

@@ -727,6 +727,57 @@ TEST(SearchMxfp4Mse, FusedGroupsEqualExhaustive) {
   }
 }
 
+// The fact the fused MXFP4 mse loop (arch/mx_search_avx2.hpp) uses to leave out 4s and
+// every larger scale: with amax < 8s (s the ocp scale), block_sse at 2s is at most
+// block_sse at 2^j s for every j >= 2 (the grid at 2^j s within [0, 8s] lies on the grid
+// at 2s), exactly, in the scalar reference and the default arch, under every tie rule; on
+// N(0, 1) blocks, blocks of elements at and around the E2M1 decision points of 2s and 4s,
+// and blocks where most elements are small (4s and 2s then often tie: both round them to 0).
+TEST(SearchMxfp4Mse, TwiceTheStartIsNoWorseThanAnyLargerScale) {
+  std::mt19937_64 g(47);
+  std::normal_distribution<float> nd;
+  constexpr float points[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f};
+  const auto& set = search::ue8m0_scales();
+  std::size_t ties_at_4s = 0, strictly = 0;
+  for (int rep = 0; rep < 6000; ++rep) {
+    std::vector<float> x(32);
+    const float sc = std::ldexp(1.0f, static_cast<int>(g() % 200) - 100);
+    auto sign = [&](float v) { return g() % 2 ? -v : v; };
+    switch (rep % 3) {
+      case 0:
+        for (auto& v : x) v = nd(g) * sc;
+        break;
+      case 1:
+        for (auto& v : x) {
+          float y = points[g() % 9] * std::ldexp(sc, static_cast<int>(g() % 3));
+          for (int k = static_cast<int>(g() % 5) - 2; k != 0; k += k > 0 ? -1 : 1) y = std::nextafter(y, k > 0 ? 1e38f : 0.0f);
+          v = sign(y);
+        }
+        break;
+      default:
+        for (auto& v : x) v = nd(g) * sc * 0x1p-5f;
+        x[g() % 32] = sign(std::ldexp(sc, 2) * (1.0f + 0.999f * std::uniform_real_distribution<float>()(g)));
+        break;
+    }
+    const float amax = kernels::block_amax(scalar{}, x.data(), 32);
+    const std::size_t s = blockq::mx_scale_code<blockq::e2m1>(amax, scale_rule::ocp);
+    if (s == 0 || s + 2 >= set.size()) continue;
+    ASSERT_LT(amax, 8.0f * set[s]);
+    for (tie_mode ties : all_ties) {
+      const double e1 = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), 32, set[s + 1], ties);
+      ASSERT_EQ(e1, kernels::block_sse<blockq::e2m1>(blockq::default_arch{}, x.data(), 32, set[s + 1], ties));
+      for (std::size_t j = s + 2; j < set.size() && j <= s + 6; ++j) {
+        const double ej = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), 32, set[j], ties);
+        ASSERT_LE(e1, ej) << "scale index " << j << ", start " << s << ", ties " << to_string(ties);
+        ASSERT_EQ(ej, kernels::block_sse<blockq::e2m1>(blockq::default_arch{}, x.data(), 32, set[j], ties));
+        if (j == s + 2) (e1 == ej ? ties_at_4s : strictly) += 1;
+      }
+    }
+  }
+  EXPECT_GT(ties_at_4s, 100u);
+  EXPECT_GT(strictly, 10000u);
+}
+
 // The estimates behind it: every value the kernel vouches for is within its certified
 // error of the exact kernel's; near-threshold products are reported unknown (-1).
 TEST(SearchDiscrete, EstimatesAreWithinTheirCertifiedError) {

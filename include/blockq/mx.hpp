@@ -269,6 +269,20 @@ class mx_quantizer {
             scales[b] = block_scale(x.subspan(b * opt_.block, opt_.block), scratch, &hb);
           }
         }
+        if constexpr (std::is_same_v<Element, e2m1>) {
+          if (opt_.block == 32) {  // (the codes by kernels::mxfp4_scaled_blocks, fused where it can)
+            auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
+              for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
+                const std::size_t m = end - begin < 32 ? end - begin : 32;
+                detail::encode_block<Element, Arch, Packed>(x.data() + begin, m, ue8m0_block_divisor{}(scales[b]),
+                                                            opt_.ties, codes.data() + detail::code_bytes<Packed>(begin));
+              }
+            };
+            kernels::mxfp4_scaled_blocks<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
+                Arch{}, x.data(), x.size(), opt_.ties, scales.data(), codes.data(), rest);
+            return;
+          }
+        }
         detail::quantize_blocks<Element, Arch, Packed>(
             x, opt_.block, opt_.ties, codes, scales, [&](std::size_t b, std::span<const float>) { return scales[b]; },
             ue8m0_block_divisor{});

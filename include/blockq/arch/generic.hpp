@@ -88,6 +88,14 @@ void mxfp4_mse_blocks(Arch, const float*, std::size_t n, tie_mode, std::uint8_t*
   rest(std::size_t{0}, std::size_t{0}, n, false);
 }
 
+// MXFP4 codes at given UE8M0 scales (the fused version is in arch/mx_search_avx2.hpp): here
+// every block takes the per-block encode, rest(b, begin, len).
+template <code_layout L, generic_block_loops Arch, class Rest>
+void mxfp4_scaled_blocks(Arch, const float*, std::size_t n, tie_mode, const std::uint8_t*, std::uint8_t*,
+                         Rest&& rest) {
+  rest(std::size_t{0}, std::size_t{0}, n);
+}
+
 template <generic_block_loops Arch, class ScaleOf>
 void int_amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, int_format fmt, ScaleOf&& scale_of,
                      std::uint8_t* codes, float* scales) noexcept {

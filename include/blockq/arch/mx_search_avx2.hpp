@@ -7,7 +7,7 @@
 // for every block. Here one group of 8 blocks (1 KiB, in L1 after the first pass) takes:
 // - the 8 amaxes at once (avx2_detail::block_maxima8) and from their exponents the ocp
 //   start s = 2^k of each block (amax / s in [4, 8)) and its reciprocal 2^-k, exact;
-// - per block, four float sums in units of s^2: the estimates at s, 2s and 4s and the
+// - per block, three float sums in units of s^2: the estimates at s and 2s and the
 //   clipping part at s / 2 of search::detail::ue8m0_window_index, with the residuals of
 //   avx2_detail::e2m1_window_estimates, then the 8 blocks' sums transposed so that lane j
 //   holds block j's (each term through at most 4 fused multiply-adds and 3 additions:
@@ -23,20 +23,26 @@
 // The certificate. Each candidate's exact block_sse lies in [lo, hi], lo = v (1 - rel) - abs,
 // hi = v (1 + rel) + abs (rel = estimate_relative_error(32) = 3 * 2^-19, abs =
 // estimate_absolute_error(32) = 2^-144, the estimates' contract). The candidate w of least hi
-// is the exhaustive result when it is the only one of s, 2s, 4s whose lo is <= that hi and
-// the clipping part's lo is above it:
+// (s or 2s) is the exhaustive result when it is the only one of the two whose lo is <= that
+// hi and the clipping part's lo is above it:
 // - below: every scale <= s / 2 clips each |x| > 3s to at most 3s, so its SSE is at least
 //   the clipping part (as in ue8m0_window_search), strictly above SSE(w);
-// - above: no scale 2^j s with j >= 3 is ever the result. Every |x| is below 8s, and the
-//   E2M1 grid at 2^j s has no point in (0, 8s) but 4s (j = 3), all of whose points up to 8s
-//   (0, 4s, 8s) are on the grid at 4s: each element's distance to the grid at 4s is at most
-//   that to the grid at 2^j s. Rounding to nearest (any tie rule) leaves that distance as the
-//   residual, the float residual and the double sum are monotone in it, so
-//   block_sse(4s) <= block_sse(2^j s). 4s comes earlier in the exhaustive order, so a larger
-//   scale never replaces the best (this is why ue8m0_window_index's zero part at 8s, which
-//   bounds the same scales, is not needed here).
-// Every sum is in units of s^2 (the residual at 2^j s is formed in units of s, 2^j times the
-// one in units of 2^j s, exactly): the relative error is the contract's (the same roundings
+// - above: no scale 2^j s with j >= 2 is ever the result. Every |x| is below 8s, and the
+//   E2M1 grid at 2^j s has no point in [0, 8s] that is not on the grid at 2s: at 4s those
+//   points are 0, 2s, 4s, 6s, 8s, at 8s 0, 4s, 8s, beyond 0 and 2^(j-1) s <= 8s or none,
+//   and the grid at 2s holds 0, s, 2s, 3s, 4s, 6s, 8s (it does not saturate below 12s; with
+//   8s on it, a point beyond 8s is never the nearer).
+//   So each element's distance to the grid at 2s is at most that to the grid at 2^j s.
+//   block_sse rounds x / scale to the nearest grid value (any tie rule: both neighbours of
+//   a tie are at the same distance), and the float residual is that distance exactly (the
+//   element itself where it rounds to 0, Sterbenz otherwise; a quotient that underflows is
+//   far below the first threshold and rounds to 0 at both scales), its square in double and
+//   the sum in a fixed order are monotone in it, so block_sse(2s) <= block_sse(2^j s). 2s
+//   comes earlier in the exhaustive order (start, then increasing), so a larger scale never
+//   replaces the best: neither 4s (the estimate ue8m0_window_index scores) nor the zero
+//   part at 8s (which bounds the scales from 8s up there) is needed here.
+// Every sum is in units of s^2 (the residual at 2s is formed in units of s, twice the one
+// in units of 2s, exactly): the relative error is the contract's (the same roundings
 // of the same terms), and the absolute one, at most 2^-150 per rounding of the 39 a lane's
 // sum goes through, stays below abs in these units too. The test runs in float on
 // lo' = fl(fl(v (1 - rel')) - abs') and hi' = fl(fl(v (1 + rel')) + abs') with
@@ -59,61 +65,43 @@ BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace avx2_detail {
 
-// Lane j of the result: the sum of the 8 lanes of v[j] (pairwise, in some order).
-BLOCKQ_ALWAYS_INLINE __m256 transpose_sum8(const __m256 (&v)[8]) noexcept {
-  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));  // 0 1 2 3 | 0 1 2 3
-  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));  // 4 5 6 7 | 4 5 6 7
-  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
-}
-
 // The window sums of one block of 32 at reciprocal r = 2^-k (see the header), all in units
-// of s (residuals) and s^2 (sums): e[0..2] the estimates at s, 2s, 4s, e[3] the clipping
-// part, 8 lanes each. q = |x| / s (exact) is below 8. The residual at 2^j s
-// in units of s is 2^j times the one in units of 2^j s (exact), so its square is the
-// candidate's term in units of s^2 and the three sums compare without scaling.
+// of s (residuals) and s^2 (sums): e[0..1] the estimates at s and 2s, e[2] the clipping
+// part, 8 lanes each. q = |x| / s (exact) is below 8. The residual at 2s in units of s is
+// twice the one in units of 2s (exact), so its square is the candidate's term in units of
+// s^2 and the two sums compare without scaling.
 // Ties to even: magic-number rounding (e2m1_round_magnitude) at each candidate's spacing in
 // units of s. At s, M = 2^(max(e, 0) + 22) (e the exponent of q) rounds q to the E2M1 grid
 // 0, 0.5, .., 4, 6, 8 with the FPU's ties to even (the even code), min(., 6) saturates; at
 // 2s the grid is twice as coarse, M' = 2 M(q / 2) = max(M, 2^23), and q / 2 < 4 needs no
-// saturation; at 4s (q / 4 < 2) the spacing is 2 everywhere, M'' = 2^24. The other tie
-// rules round q / 2 and q / 4 as e2m1_window_estimates does and double the residuals.
+// saturation. The other tie rules round q / 2 as e2m1_window_estimates does and double the
+// residual.
 template <tie_mode T>
-BLOCKQ_ALWAYS_INLINE void mx_mse_block_sums(const float* x, __m256 r, __m256 (&e)[4]) noexcept {
-  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), half = _mm256_set1_ps(0.5f);
+BLOCKQ_ALWAYS_INLINE void mx_mse_block_sums(const float* x, __m256 r, __m256 (&e)[3]) noexcept {
+  const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu));
   const __m256 ca = _mm256_set1_ps(3.0f);  // 6 (s / 2) in units of s
-  for (int j = 0; j < 4; ++j) e[j] = _mm256_setzero_ps();
+  for (int j = 0; j < 3; ++j) e[j] = _mm256_setzero_ps();
   for (int i = 0; i < 32; i += 8) {
     const __m256 y = _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask);
     const __m256 q0 = _mm256_mul_ps(y, r);
     // (q0 - 3 is exact for q0 in [3, 8); max(., 0) is e2m1_window_estimates' masked difference)
     const __m256 yc = _mm256_max_ps(_mm256_sub_ps(q0, ca), _mm256_setzero_ps());
-    __m256 d0, d1, d2;
+    __m256 d0, d1;
     if constexpr (T == tie_mode::even) {
       const __m256i ex = _mm256_and_si256(_mm256_castps_si256(q0), splat(0x7F800000u));
       const __m256 m0 = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_max_epi32(ex, splat(0x3F800000u)), splat(22u << 23)));
-      const __m256 m1 = _mm256_max_ps(m0, _mm256_set1_ps(0x1p23f)), m2 = _mm256_set1_ps(0x1p24f);
+      const __m256 m1 = _mm256_max_ps(m0, _mm256_set1_ps(0x1p23f));
       d0 = _mm256_sub_ps(q0, _mm256_min_ps(_mm256_sub_ps(_mm256_add_ps(q0, m0), m0), _mm256_set1_ps(6.0f)));
       d1 = _mm256_sub_ps(q0, _mm256_sub_ps(_mm256_add_ps(q0, m1), m1));
-      d2 = _mm256_sub_ps(q0, _mm256_sub_ps(_mm256_add_ps(q0, m2), m2));
     } else {
-      const __m256 q1 = _mm256_mul_ps(q0, half);
+      const __m256 q1 = _mm256_mul_ps(q0, _mm256_set1_ps(0.5f));
       d0 = _mm256_sub_ps(q0, e2m1_round_magnitude<T>(q0));
       const __m256 t1 = _mm256_sub_ps(q1, e2m1_round_magnitude<T>(q1));
       d1 = _mm256_add_ps(t1, t1);
-      __m256 t2;  // the residual at 4s in units of 2s
-      if constexpr (T == tie_mode::toward_zero) {
-        t2 = _mm256_sub_ps(q1, _mm256_round_ps(_mm256_sub_ps(q1, half), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC));
-      } else {  // 2 (q / 4 - round(q / 4)), exact
-        const __m256 q2 = _mm256_mul_ps(q1, half);
-        const __m256 t = _mm256_sub_ps(q2, e2m1_round_magnitude<T>(q2));
-        t2 = _mm256_add_ps(t, t);
-      }
-      d2 = _mm256_add_ps(t2, t2);
     }
     e[0] = _mm256_fmadd_ps(d0, d0, e[0]);
     e[1] = _mm256_fmadd_ps(d1, d1, e[1]);
-    e[2] = _mm256_fmadd_ps(d2, d2, e[2]);
-    e[3] = _mm256_fmadd_ps(yc, yc, e[3]);
+    e[2] = _mm256_fmadd_ps(yc, yc, e[2]);
   }
 }
 
@@ -131,32 +119,34 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_group8(const float* x, std::size_t b, std::size
   const __m256i ex = _mm256_blendv_epi8(splat(127u), _mm256_srli_epi32(maxima, 23), in_range);
   alignas(32) float rcp[8];
   _mm256_store_ps(rcp, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_sub_epi32(splat(256u), ex), 23)));
-  __m256 acc[4][8];
-  for (int j = 0; j < 8; ++j) {
-    __m256 e[4];
+  // Lane j of each sum: the sum of block j's 8 lanes, the pairs added (hadd) as they come
+  // rather than from 24 accumulators kept live (spilled: 32 ymm registers would be needed).
+  __m256 pair[3][4];
+  for (int j = 0; j < 8; j += 2) {
+    __m256 e[3], f[3];
     mx_mse_block_sums<T>(x + 32 * j, _mm256_broadcast_ss(rcp + j), e);
-    for (int q = 0; q < 4; ++q) acc[q][j] = e[q];
+    mx_mse_block_sums<T>(x + 32 * (j + 1), _mm256_broadcast_ss(rcp + j + 1), f);
+    for (int q = 0; q < 3; ++q) pair[q][j / 2] = _mm256_hadd_ps(e[q], f[q]);
   }
-  const __m256 e0 = transpose_sum8(acc[0]), e1 = transpose_sum8(acc[1]), e2 = transpose_sum8(acc[2]);
-  const __m256 clip = transpose_sum8(acc[3]);
+  auto lanes = [&](const __m256 (&p)[4]) BLOCKQ_LAMBDA_INLINE {
+    const __m256 lo = _mm256_hadd_ps(p[0], p[1]), hi = _mm256_hadd_ps(p[2], p[3]);
+    return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
+  };
+  const __m256 e0 = lanes(pair[0]), e1 = lanes(pair[1]), clip = lanes(pair[2]);
   // The certificate (see the header), in units of s^2.
   const __m256 down = _mm256_set1_ps(1.0f - 0x7p-20f), up = _mm256_set1_ps(1.0f + 0x7p-20f);
   const __m256 slack = _mm256_set1_ps(0x1p-140f);
   auto lower = [&](__m256 v) BLOCKQ_LAMBDA_INLINE { return _mm256_sub_ps(_mm256_mul_ps(v, down), slack); };
   auto upper = [&](__m256 v) BLOCKQ_LAMBDA_INLINE { return _mm256_add_ps(_mm256_mul_ps(v, up), slack); };
-  const __m256 h = _mm256_min_ps(_mm256_min_ps(upper(e0), upper(e1)), upper(e2));
+  const __m256 h = _mm256_min_ps(upper(e0), upper(e1));
   const __m256 c0 = _mm256_cmp_ps(lower(e0), h, _CMP_LE_OQ);
   const __m256 c1 = _mm256_cmp_ps(lower(e1), h, _CMP_LE_OQ);
-  const __m256 c2 = _mm256_cmp_ps(lower(e2), h, _CMP_LE_OQ);
-  // exactly one of c0, c1, c2 (each -1 or 0: their sum is -1) and the clipping part above h
-  const __m256i count = _mm256_add_epi32(_mm256_add_epi32(_mm256_castps_si256(c0), _mm256_castps_si256(c1)),
-                                         _mm256_castps_si256(c2));
+  // exactly one of c0, c1 (each -1 or 0: their xor is -1) and the clipping part above h
   const __m256 parts = _mm256_cmp_ps(lower(clip), h, _CMP_GT_OQ);
-  const __m256i ok = _mm256_and_si256(_mm256_and_si256(_mm256_cmpeq_epi32(count, splat(0xFFFFFFFFu)), in_range),
+  const __m256i ok = _mm256_and_si256(_mm256_and_si256(_mm256_castps_si256(_mm256_xor_ps(c0, c1)), in_range),
                                       _mm256_castps_si256(parts));
-  // The winner's code: the start's plus 1 (c1) or 2 (c2).
-  const __m256i code = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_sub_epi32(ex, splat(2u)), _mm256_castps_si256(c1)),
-                                        _mm256_add_epi32(_mm256_castps_si256(c2), _mm256_castps_si256(c2)));
+  // The winner's code: the start's plus 1 (c1).
+  const __m256i code = _mm256_sub_epi32(_mm256_sub_epi32(ex, splat(2u)), _mm256_castps_si256(c1));
   const unsigned good = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(ok)));
   const unsigned in = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(in_range)));
   store_bytes8(code, scales + b);
@@ -201,6 +191,57 @@ void mxfp4_mse_blocks(arch::avx2, const float* x, std::size_t n, tie_mode ties, 
     for (; i + 256 <= n; i += 256, b += 8) avx2_detail::mx_mse_group8<L, decltype(t)::value>(x + i, b, i, out, scales, rest);
   });
   if (i < n) rest(b, i, n - i, false);
+}
+
+// MXFP4 codes at given UE8M0 scales (rule hessian's encode, after its search): n floats in
+// blocks of 32, scales[b] for block b, codes in layout L (bytes or nibbles) at out. A group
+// of 8 blocks whose codes are all in [3, 254] (normal powers of two 2^k, k >= -124: the
+// shift case of e2m1_plan, whose keys equal the division's) is encoded by the shift plan of
+// mx_group32, no multiplication; every other group, a group holding a NaN or Inf element,
+// and the blocks after the last whole group go to rest(b, begin, len) (the per-block
+// encode), as in the generic version.
+template <code_layout L, class Rest>
+void mxfp4_scaled_blocks(arch::avx2, const float* x, std::size_t n, tie_mode ties, const std::uint8_t* scales,
+                         std::uint8_t* out, Rest&& rest) {
+  static_assert(L == code_layout::bytes || L == code_layout::nibbles);
+  std::size_t i = 0, b = 0;
+  avx2_detail::with_ties(ties, [&](auto t) {
+    constexpr tie_mode T = decltype(t)::value;
+    const __m256i abs = avx2_detail::splat(0x7FFFFFFFu);
+    for (; i + 256 <= n; i += 256, b += 8) {
+      const __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + b)));
+      const __m256i bad = _mm256_or_si256(_mm256_cmpgt_epi32(avx2_detail::splat(3u), code),
+                                          _mm256_cmpgt_epi32(code, avx2_detail::splat(254u)));
+      if (!_mm256_testz_si256(bad, bad)) {
+        rest(b, i, std::size_t{256});
+        continue;
+      }
+      const __m256i off32 = _mm256_add_epi32(_mm256_slli_epi32(code, 2), _mm256_set1_epi32(avx2_detail::e2m1_offset<T> - 4 * 127));
+      alignas(16) std::int16_t off[8];
+      _mm_store_si128(reinterpret_cast<__m128i*>(off),
+                      _mm_packs_epi32(_mm256_castsi256_si128(off32), _mm256_extracti128_si256(off32, 1)));
+      __m256i top = _mm256_setzero_si256();  // the group's largest absolute bits
+      for (int j = 0; j < 8; ++j) {
+        const float* p = x + i + 32 * j;
+        const __m256i b0 = avx2_detail::load8i(p), b1 = avx2_detail::load8i(p + 8), b2 = avx2_detail::load8i(p + 16),
+                      b3 = avx2_detail::load8i(p + 24);
+        const __m256i a0 = _mm256_and_si256(b0, abs), a1 = _mm256_and_si256(b1, abs), a2 = _mm256_and_si256(b2, abs),
+                      a3 = _mm256_and_si256(b3, abs);
+        top = _mm256_max_epu32(top, _mm256_max_epu32(_mm256_max_epu32(a0, a1), _mm256_max_epu32(a2, a3)));
+        const __m256i k01 = _mm256_packs_epi32(avx2_detail::e2m1_key_bits<T>(a0), avx2_detail::e2m1_key_bits<T>(a1));
+        const __m256i k23 = _mm256_packs_epi32(avx2_detail::e2m1_key_bits<T>(a2), avx2_detail::e2m1_key_bits<T>(a3));
+        const __m256i ov = _mm256_set1_epi16(off[j]);
+        avx2_detail::e2m1_store32<L>(avx2_detail::e2m1_codes_from_keys(k01, k23, ov, ov, b0, b1, b2, b3, nullptr),
+                                     avx2_detail::e2m1_block_out<L>(out, b + j, i + 32 * j));
+      }
+      // A NaN or Inf element (bits above 0x7F7FFFFF): the keys do not see it as the division
+      // would, so the group is encoded again by rest, which rewrites its codes. (The
+      // quantizers never get here: such a block's scale is the NaN code.)
+      const __m256i nonfinite = _mm256_cmpgt_epi32(top, avx2_detail::splat(0x7F7FFFFFu));
+      if (!_mm256_testz_si256(nonfinite, nonfinite)) rest(b, i, std::size_t{256});
+    }
+  });
+  if (i < n) rest(b, i, n - i);
 }
 
 }  // namespace kernels

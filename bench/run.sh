@@ -125,7 +125,7 @@ targets = [  # (what, row, counter, minimum)
     ("MXFP4 ocp quantize + pack, 256 MiB", "quantize/mxfp4/ocp/268435456", "roofline", 0.8),
     ("MXFP4 ocp quantize + pack, 64 KiB", "quantize/mxfp4/ocp/65536", "items_per_second", 6e9),
     ("MXFP4 mse quantize, 64 KiB", "search/mxfp4/mse/65536", "items_per_second", 1.5e9),
-    ("MXFP4 hessian quantize, 64 KiB", "search/mxfp4/hessian/65536", "items_per_second", 0.2e9),
+    ("MXFP4 hessian quantize (K = 4096), 64 KiB", "search/mxfp4/hessian_k4096/65536", "items_per_second", 0.2e9),
     ("NVFP4 naive (absmax) quantize, 64 KiB", "quantize/nvfp4/absmax/65536", "items_per_second", 2e9),
     ("NVFP4 mse quantize, 64 KiB", "search/nvfp4/mse/65536", "items_per_second", 0.3e9),
     ("FP4 float-scale mse quantize, 64 KiB", "search/fp4/mse/65536", "items_per_second", 0.05e9),

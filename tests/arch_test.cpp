@@ -598,6 +598,16 @@ TYPED_TEST(Arch, SearchKernels) {
             const float zb = 2.0f - 0x1p-19f, ca = 3.0f;
             const kernels::window_estimates we = kernels::block_window_estimates<e2m1>(A{}, x.data(), n, s, t, zb, ca);
             ASSERT_EQ(std::bit_cast<std::uint32_t>(we.amax), std::bit_cast<std::uint32_t>(amax)) << where(k, n);
+            // With amax given (the MX hessian search's call, which skips the kernel's own
+            // max): the same bits in every field.
+            const kernels::window_estimates wg =
+                kernels::block_window_estimates<e2m1>(A{}, x.data(), n, s, t, zb, ca, amax);
+            ASSERT_EQ(std::bit_cast<std::uint32_t>(wg.amax), std::bit_cast<std::uint32_t>(amax)) << where(k, n);
+            ASSERT_EQ(std::bit_cast<std::uint32_t>(wg.zero), std::bit_cast<std::uint32_t>(we.zero)) << where(k, n);
+            ASSERT_EQ(std::bit_cast<std::uint32_t>(wg.clip), std::bit_cast<std::uint32_t>(we.clip)) << where(k, n);
+            for (std::size_t j = 0; j < 3; ++j)
+              ASSERT_EQ(std::bit_cast<std::uint32_t>(wg.est[j]), std::bit_cast<std::uint32_t>(we.est[j]))
+                  << "given amax, est " << j << ", " << where(k, n);
             for (std::size_t j = 0; j < 3; ++j) {
               const double sj = std::ldexp(static_cast<double>(s), static_cast<int>(j)), u = sj * sj;
               if (j == 2 && we.est[j] == -1.0f) {  // unknown only where the vector kernels say so

@@ -255,7 +255,8 @@ TYPED_TEST(SearchHessian, IndexEqualsExhaustiveSearch) {
           if (!(h.matrix && h.scaled && h.lambda_bound > 0.0)) continue;
           std::size_t i = 0;
           if constexpr (std::is_same_v<E, blockq::e2m1>) {
-            if (search::detail::ue8m0_hessian_window<A>(x, start, ties, h, scratch.data(), i)) {
+            if (search::detail::ue8m0_hessian_window<A>(x, start, ties, h, scratch.data(),
+                                                          kernels::block_amax(scalar{}, x.data(), n), i)) {
               ++window;
               ASSERT_EQ(i, want) << "window, " << at;
             }

@@ -548,15 +548,17 @@ namespace avx2_detail {
 // of 2 s (its square a quarter in units of 4 s) is q / 2 - rint(q / 2) (ties to even; toward zero ceil(q / 2 - 1/2), exact there);
 // ties away take the general rounding. A block with amax >= 8 s reports 4 s unknown (-1).
 // The four sums reduce together, pairwise (n / 8 + 3 roundings).
-template <tie_mode T>
+// (Given: amax = block_amax(x, n) is the caller's `given`, not found again.)
+template <tie_mode T, bool Given = false>
 BLOCKQ_ALWAYS_INLINE window_estimates e2m1_window_estimates(const float* x, std::size_t n, float rcp, float zero_below,
-                                                            float clip_above) noexcept {
+                                                            float clip_above, float given = 0.0f) noexcept {
+  constexpr bool find_amax = !Given;
   const __m256 abs_mask = _mm256_castsi256_ps(splat(0x7FFFFFFFu)), r = _mm256_set1_ps(rcp);
   const __m256 zb = _mm256_set1_ps(zero_below), ca = _mm256_set1_ps(clip_above), half = _mm256_set1_ps(0.5f);
   __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, z = e0, c = e0, m = e0;
   for_each8(x, n, [&](__m256 v, std::size_t, bool) BLOCKQ_LAMBDA_INLINE {  // masked lanes: q = 0, no term
     const __m256 y = _mm256_and_ps(v, abs_mask);
-    m = _mm256_max_ps(m, y);
+    if constexpr (find_amax) m = _mm256_max_ps(m, y);
     const __m256 q0 = _mm256_mul_ps(y, r), q1 = _mm256_mul_ps(q0, half);
     const __m256 y0 = _mm256_and_ps(q0, _mm256_cmp_ps(q0, zb, _CMP_LT_OQ));
     z = _mm256_fmadd_ps(y0, y0, z);
@@ -580,10 +582,14 @@ BLOCKQ_ALWAYS_INLINE window_estimates e2m1_window_estimates(const float* x, std:
   // Lanes pairwise (hadd), then the halves: {e0, e1, e2, z} in one vector.
   const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(e0, e1), _mm256_hadd_ps(e2, z));
   const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
   window_estimates w;
-  w.amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+  if constexpr (find_amax) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    w.amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+  } else {
+    w.amax = given;
+  }
   const __m128 t2 = _mm_movehl_ps(t, t);
   // (4 s's residuals are in units of 2 s: a quarter in units of 4 s, exactly.)
   w.est = {_mm_cvtss_f32(t), _mm_cvtss_f32(_mm_movehdup_ps(t)), w.amax * rcp < 8.0f ? _mm_cvtss_f32(t2) * 0.25f : -1.0f};
@@ -611,6 +617,26 @@ window_estimates block_window_estimates(arch::avx2, const float* x, std::size_t 
     }
   }
   return block_window_estimates<Element>(arch::scalar{}, x, n, scale, ties, zero_below, clip_above);
+}
+
+// As above with amax = block_amax(x, n) given by the caller (not found again).
+template <class Element>
+window_estimates block_window_estimates(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
+                                        float zero_below, float clip_above, float amax) noexcept {
+  if constexpr (std::is_same_v<Element, e2m1>) {
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(scale);
+    if ((u & 0x807FFFFFu) == 0 && u - 0x00800000u < 0x7F000000u - 0x00800000u) {
+      const float rcp = std::bit_cast<float>(0x7F000000u - u);
+      switch (ties) {
+        case tie_mode::toward_zero:
+          return avx2_detail::e2m1_window_estimates<tie_mode::toward_zero, true>(x, n, rcp, zero_below, clip_above, amax);
+        case tie_mode::away:
+          return avx2_detail::e2m1_window_estimates<tie_mode::away, true>(x, n, rcp, zero_below, clip_above, amax);
+        default: return avx2_detail::e2m1_window_estimates<tie_mode::even, true>(x, n, rcp, zero_below, clip_above, amax);
+      }
+    }
+  }
+  return block_window_estimates<Element>(arch::scalar{}, x, n, scale, ties, zero_below, clip_above, amax);
 }
 
 // ------------------------------------------------------------ lsq search step

@@ -431,6 +431,16 @@ window_estimates block_window_estimates(arch::scalar, const float* x, std::size_
   return w;
 }
 
+// As above for a caller that already has amax = block_amax(x, n) (the MX searches derive
+// the start scale from it): kernels that can then skip finding it again.
+template <class Element>
+window_estimates block_window_estimates(arch::scalar, const float* x, std::size_t n, float scale, tie_mode ties,
+                                        float zero_below, float clip_above, float amax) noexcept {
+  window_estimates w = block_window_estimates<Element>(arch::scalar{}, x, n, scale, ties, zero_below, clip_above);
+  w.amax = amax;
+  return w;
+}
+
 // ---------------------------------------------------------------------------
 // The NVFP4 window search (search/discrete.hpp, e4m3_window_search): up to
 // max_window_estimates scales in one call, with the error contract of

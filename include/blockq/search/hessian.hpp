@@ -444,14 +444,14 @@ bool screened_search(std::span<const float> x, std::span<const float> set, std::
 // estimates' range (|x| within [2^-40, 2^40]).
 template <class Arch>
 bool ue8m0_hessian_window(std::span<const float> x, std::size_t start, tie_mode ties, const hessian_block& h,
-                          float* r, std::size_t& index) noexcept {
+                          float* r, float amax_x, std::size_t& index) noexcept {
   const auto& set = ue8m0_scales();
   if (start == zero_start || start == 0 || start + 3 >= set.size()) return false;
   const std::size_t n = x.size();
   constexpr float zero_below = static_cast<float>(8.0 * zero_threshold<e2m1>() * (1.0 - 0x1p-20));
   constexpr float clip_above = static_cast<float>(e2m1::max_value) / 2.0f;
   const kernels::window_estimates w =
-      kernels::block_window_estimates<e2m1>(Arch{}, x.data(), n, set[start], ties, zero_below, clip_above);
+      kernels::block_window_estimates<e2m1>(Arch{}, x.data(), n, set[start], ties, zero_below, clip_above, amax_x);
   const double amax = w.amax;
   if (!(amax >= 0x1p-40 && amax <= 0x1p40)) return false;
   const double rel = kernels::estimate_relative_error(n), abs = kernels::estimate_absolute_error(n);
@@ -511,7 +511,7 @@ std::size_t discrete_hessian_index(Arch, std::span<const float> x, std::span<con
     std::size_t i = 0;
     if constexpr (std::is_same_v<Element, e2m1>) {
       if (set.data() == ue8m0_scales().data() && set.size() == ue8m0_scales().size() &&
-          detail::ue8m0_hessian_window<Arch>(x, start, ties, h, scratch.data(), i))
+          detail::ue8m0_hessian_window<Arch>(x, start, ties, h, scratch.data(), static_cast<float>(amax), i))
         return i;
     }
     if (detail::screened_search<Element, Arch>(x, set, start, ties, h, scratch.data(), amax, i)) return i;

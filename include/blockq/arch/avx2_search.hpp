@@ -599,9 +599,12 @@ BLOCKQ_ALWAYS_INLINE window_estimates e2m1_window_estimates(const float* x, std:
 }
 }  // namespace avx2_detail
 
-template <class Element>
-window_estimates block_window_estimates(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
-                                        float zero_below, float clip_above) noexcept {
+namespace avx2_detail {
+// Both overloads below: the E2M1 kernel for a power-of-two scale, else the scalar one;
+// Given: amax is the caller's (block_amax(x, n)), not found again.
+template <class Element, bool Given>
+window_estimates window_estimates_of(const float* x, std::size_t n, float scale, tie_mode ties, float zero_below,
+                                     float clip_above, float amax) noexcept {
   if constexpr (std::is_same_v<Element, e2m1>) {
     // 1 / 2^k from the bits (no division): exponent field e becomes 254 - e, for e in 1..253.
     const std::uint32_t u = std::bit_cast<std::uint32_t>(scale);
@@ -609,34 +612,30 @@ window_estimates block_window_estimates(arch::avx2, const float* x, std::size_t 
       const float rcp = std::bit_cast<float>(0x7F000000u - u);
       switch (ties) {
         case tie_mode::toward_zero:
-          return avx2_detail::e2m1_window_estimates<tie_mode::toward_zero>(x, n, rcp, zero_below, clip_above);
-        case tie_mode::away:
-          return avx2_detail::e2m1_window_estimates<tie_mode::away>(x, n, rcp, zero_below, clip_above);
-        default: return avx2_detail::e2m1_window_estimates<tie_mode::even>(x, n, rcp, zero_below, clip_above);
+          return e2m1_window_estimates<tie_mode::toward_zero, Given>(x, n, rcp, zero_below, clip_above, amax);
+        case tie_mode::away: return e2m1_window_estimates<tie_mode::away, Given>(x, n, rcp, zero_below, clip_above, amax);
+        default: return e2m1_window_estimates<tie_mode::even, Given>(x, n, rcp, zero_below, clip_above, amax);
       }
     }
   }
-  return block_window_estimates<Element>(arch::scalar{}, x, n, scale, ties, zero_below, clip_above);
+  if constexpr (Given)
+    return block_window_estimates<Element>(arch::scalar{}, x, n, scale, ties, zero_below, clip_above, amax);
+  else
+    return block_window_estimates<Element>(arch::scalar{}, x, n, scale, ties, zero_below, clip_above);
+}
+}  // namespace avx2_detail
+
+template <class Element>
+window_estimates block_window_estimates(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
+                                        float zero_below, float clip_above) noexcept {
+  return avx2_detail::window_estimates_of<Element, false>(x, n, scale, ties, zero_below, clip_above, 0.0f);
 }
 
 // As above with amax = block_amax(x, n) given by the caller (not found again).
 template <class Element>
 window_estimates block_window_estimates(arch::avx2, const float* x, std::size_t n, float scale, tie_mode ties,
                                         float zero_below, float clip_above, float amax) noexcept {
-  if constexpr (std::is_same_v<Element, e2m1>) {
-    const std::uint32_t u = std::bit_cast<std::uint32_t>(scale);
-    if ((u & 0x807FFFFFu) == 0 && u - 0x00800000u < 0x7F000000u - 0x00800000u) {
-      const float rcp = std::bit_cast<float>(0x7F000000u - u);
-      switch (ties) {
-        case tie_mode::toward_zero:
-          return avx2_detail::e2m1_window_estimates<tie_mode::toward_zero, true>(x, n, rcp, zero_below, clip_above, amax);
-        case tie_mode::away:
-          return avx2_detail::e2m1_window_estimates<tie_mode::away, true>(x, n, rcp, zero_below, clip_above, amax);
-        default: return avx2_detail::e2m1_window_estimates<tie_mode::even, true>(x, n, rcp, zero_below, clip_above, amax);
-      }
-    }
-  }
-  return block_window_estimates<Element>(arch::scalar{}, x, n, scale, ties, zero_below, clip_above, amax);
+  return avx2_detail::window_estimates_of<Element, true>(x, n, scale, ties, zero_below, clip_above, amax);
 }
 
 // ------------------------------------------------------------ lsq search step

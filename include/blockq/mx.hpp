@@ -272,11 +272,8 @@ class mx_quantizer {
         if constexpr (std::is_same_v<Element, e2m1>) {
           if (opt_.block == 32) {  // (the codes by kernels::mxfp4_scaled_blocks, fused where it can)
             auto rest = [&](std::size_t b, std::size_t begin, std::size_t len) {
-              for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
-                const std::size_t m = end - begin < 32 ? end - begin : 32;
-                detail::encode_block<Element, Arch, Packed>(x.data() + begin, m, ue8m0_block_divisor{}(scales[b]),
-                                                            opt_.ties, codes.data() + detail::code_bytes<Packed>(begin));
-              }
+              encode_blocks32<Packed>(x.data(), b, begin, len, codes.data(),
+                                      [&](std::size_t k, std::span<const float>) { return scales[k]; });
             };
             kernels::mxfp4_scaled_blocks<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
                 Arch{}, x.data(), x.size(), opt_.ties, scales.data(), codes.data(), rest);
@@ -316,20 +313,16 @@ class mx_quantizer {
       std::uint8_t* const c = codes.data() + detail::code_bytes<Packed>(first);
       std::uint8_t* const sc = scales.data() + first / 32;
       auto rest = [&](std::size_t b, std::size_t begin, std::size_t len, bool declined) {
-        for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
-          const std::size_t m = end - begin < 32 ? end - begin : 32;
-          const std::span<const float> blk(xs + begin, m);
+        encode_blocks32<Packed>(xs, b, begin, len, c, [&](std::size_t k, std::span<const float> blk) {
           // block_scale finds its own start scale (an amax pass); a declined block starts
           // the chunked search from start_scale.
           std::uint8_t s = declined ? start_scale(blk) : block_scale(blk, {}, nullptr);
           if (declined && s != ue8m0::nan_code) {
-            const double e0 = kernels::block_sse<Element>(Arch{}, blk.data(), m, set[s], opt_.ties);
+            const double e0 = kernels::block_sse<Element>(Arch{}, blk.data(), blk.size(), set[s], opt_.ties);
             s = static_cast<std::uint8_t>(search::detail::chunked_search<Element, Arch>(blk, set, s, e0, opt_.ties).index);
           }
-          sc[b] = s;
-          detail::encode_block<Element, Arch, Packed>(blk.data(), m, ue8m0_block_divisor{}(s), opt_.ties,
-                                                      c + detail::code_bytes<Packed>(begin));
-        }
+          return sc[k] = s;
+        });
       };
       kernels::mxfp4_mse_blocks<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
           Arch{}, xs, n, opt_.ties, c, sc, rest);
@@ -344,6 +337,21 @@ class mx_quantizer {
         kernels::to_float(Arch{}, x.data() + begin, len, buf.data());
         run(buf.data(), begin, len);
       }
+    }
+  }
+
+  // The per-block path of the fused MXFP4 loops (their rest): the blocks of 32 in
+  // [begin, begin + len) of xs, the first one block b, each with the scale code
+  // scale_of(b, block) (which also stores it where the caller keeps scales), then its codes
+  // at out (offsets relative to xs).
+  template <bool Packed, class ScaleOf>
+  void encode_blocks32(const float* xs, std::size_t b, std::size_t begin, std::size_t len, std::uint8_t* out,
+                       ScaleOf&& scale_of) const {
+    for (const std::size_t end = begin + len; begin < end; begin += 32, ++b) {
+      const std::size_t m = end - begin < 32 ? end - begin : 32;
+      const std::uint8_t s = scale_of(b, std::span<const float>(xs + begin, m));
+      detail::encode_block<Element, Arch, Packed>(xs + begin, m, ue8m0_block_divisor{}(s), opt_.ties,
+                                                  out + detail::code_bytes<Packed>(begin));
     }
   }
 

@@ -105,6 +105,34 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_block_sums(const float* x, __m256 r, __m256 (&e
   }
 }
 
+// The codes of 8 blocks of 32 at x (block b, element i of the output) at the UE8M0 scale
+// codes in code's lanes, each in [3, 254] (the shift plan of mx_group32: key offsets
+// e2m1_offset + 4 k', k' = code - 127, no multiplication); a loop without calls, so that
+// the table constants stay in registers. Returns the group's largest absolute bits
+// (lane-wise), which a caller that does not need them lets the compiler drop.
+template <code_layout L, tie_mode T>
+BLOCKQ_ALWAYS_INLINE __m256i e2m1_encode_group8(const float* x, __m256i code, std::uint8_t* out, std::size_t b,
+                                                std::size_t i) noexcept {
+  const __m256i off32 = _mm256_add_epi32(_mm256_slli_epi32(code, 2), _mm256_set1_epi32(e2m1_offset<T> - 4 * 127));
+  alignas(16) std::int16_t off[8];
+  _mm_store_si128(reinterpret_cast<__m128i*>(off),
+                  _mm_packs_epi32(_mm256_castsi256_si128(off32), _mm256_extracti128_si256(off32, 1)));
+  const __m256i abs = splat(0x7FFFFFFFu);
+  __m256i top = _mm256_setzero_si256();
+  for (int j = 0; j < 8; ++j) {
+    const float* p = x + 32 * j;
+    const __m256i b0 = load8i(p), b1 = load8i(p + 8), b2 = load8i(p + 16), b3 = load8i(p + 24);
+    const __m256i a0 = _mm256_and_si256(b0, abs), a1 = _mm256_and_si256(b1, abs), a2 = _mm256_and_si256(b2, abs),
+                  a3 = _mm256_and_si256(b3, abs);
+    top = _mm256_max_epu32(top, _mm256_max_epu32(_mm256_max_epu32(a0, a1), _mm256_max_epu32(a2, a3)));
+    const __m256i k01 = _mm256_packs_epi32(e2m1_key_bits<T>(a0), e2m1_key_bits<T>(a1));
+    const __m256i k23 = _mm256_packs_epi32(e2m1_key_bits<T>(a2), e2m1_key_bits<T>(a3));
+    const __m256i ov = _mm256_set1_epi16(off[j]);
+    e2m1_store32<L>(e2m1_codes_from_keys(k01, k23, ov, ov, b0, b1, b2, b3, nullptr), e2m1_block_out<L>(out, b + j, i + 32 * j));
+  }
+  return top;
+}
+
 // One group of 8 blocks of 32 at x (block b, element i): the blocks it certifies get their
 // scale and codes; the others go to rest.
 template <code_layout L, tie_mode T, class Rest>
@@ -150,24 +178,9 @@ BLOCKQ_ALWAYS_INLINE void mx_mse_group8(const float* x, std::size_t b, std::size
   const unsigned good = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(ok)));
   const unsigned in = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(in_range)));
   store_bytes8(code, scales + b);
-  // Key offsets e2m1_offset + 4 k' (k' = code - 127), as mx_group32.
-  const __m256i off32 = _mm256_add_epi32(_mm256_slli_epi32(code, 2), _mm256_set1_epi32(e2m1_offset<T> - 4 * 127));
-  alignas(16) std::int16_t off[8];
-  _mm_store_si128(reinterpret_cast<__m128i*>(off),
-                  _mm_packs_epi32(_mm256_castsi256_si128(off32), _mm256_extracti128_si256(off32, 1)));
-  // Every block's codes at its lane's code (a loop without calls, so that the table
-  // constants stay in registers), then the declined blocks again through rest, which
-  // rewrites their scale and codes.
-  const __m256i abs = splat(0x7FFFFFFFu);
-  for (int j = 0; j < 8; ++j) {
-    const float* p = x + 32 * j;
-    const __m256i b0 = load8i(p), b1 = load8i(p + 8), b2 = load8i(p + 16), b3 = load8i(p + 24);
-    const __m256i k01 = _mm256_packs_epi32(e2m1_key_bits<T>(_mm256_and_si256(b0, abs)), e2m1_key_bits<T>(_mm256_and_si256(b1, abs)));
-    const __m256i k23 = _mm256_packs_epi32(e2m1_key_bits<T>(_mm256_and_si256(b2, abs)), e2m1_key_bits<T>(_mm256_and_si256(b3, abs)));
-    const __m256i ov = _mm256_set1_epi16(off[j]);
-    e2m1_store32<L>(e2m1_codes_from_keys(k01, k23, ov, ov, b0, b1, b2, b3, nullptr),
-                    e2m1_block_out<L>(out, b + j, i + 32 * j));
-  }
+  // Every block's codes at its lane's code, then the declined blocks again through rest,
+  // which rewrites their scale and codes.
+  e2m1_encode_group8<L, T>(x, code, out, b, i);
   for (unsigned bad = ~good & 0xFFu; bad != 0; bad &= bad - 1) {
     const unsigned j = static_cast<unsigned>(std::countr_zero(bad));
     rest(b + j, i + 32 * j, std::size_t{32}, (in >> j & 1u) != 0);  // (in range: the certificate failed)
@@ -207,7 +220,6 @@ void mxfp4_scaled_blocks(arch::avx2, const float* x, std::size_t n, tie_mode tie
   std::size_t i = 0, b = 0;
   avx2_detail::with_ties(ties, [&](auto t) {
     constexpr tie_mode T = decltype(t)::value;
-    const __m256i abs = avx2_detail::splat(0x7FFFFFFFu);
     for (; i + 256 <= n; i += 256, b += 8) {
       const __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + b)));
       const __m256i bad = _mm256_or_si256(_mm256_cmpgt_epi32(avx2_detail::splat(3u), code),
@@ -216,24 +228,7 @@ void mxfp4_scaled_blocks(arch::avx2, const float* x, std::size_t n, tie_mode tie
         rest(b, i, std::size_t{256});
         continue;
       }
-      const __m256i off32 = _mm256_add_epi32(_mm256_slli_epi32(code, 2), _mm256_set1_epi32(avx2_detail::e2m1_offset<T> - 4 * 127));
-      alignas(16) std::int16_t off[8];
-      _mm_store_si128(reinterpret_cast<__m128i*>(off),
-                      _mm_packs_epi32(_mm256_castsi256_si128(off32), _mm256_extracti128_si256(off32, 1)));
-      __m256i top = _mm256_setzero_si256();  // the group's largest absolute bits
-      for (int j = 0; j < 8; ++j) {
-        const float* p = x + i + 32 * j;
-        const __m256i b0 = avx2_detail::load8i(p), b1 = avx2_detail::load8i(p + 8), b2 = avx2_detail::load8i(p + 16),
-                      b3 = avx2_detail::load8i(p + 24);
-        const __m256i a0 = _mm256_and_si256(b0, abs), a1 = _mm256_and_si256(b1, abs), a2 = _mm256_and_si256(b2, abs),
-                      a3 = _mm256_and_si256(b3, abs);
-        top = _mm256_max_epu32(top, _mm256_max_epu32(_mm256_max_epu32(a0, a1), _mm256_max_epu32(a2, a3)));
-        const __m256i k01 = _mm256_packs_epi32(avx2_detail::e2m1_key_bits<T>(a0), avx2_detail::e2m1_key_bits<T>(a1));
-        const __m256i k23 = _mm256_packs_epi32(avx2_detail::e2m1_key_bits<T>(a2), avx2_detail::e2m1_key_bits<T>(a3));
-        const __m256i ov = _mm256_set1_epi16(off[j]);
-        avx2_detail::e2m1_store32<L>(avx2_detail::e2m1_codes_from_keys(k01, k23, ov, ov, b0, b1, b2, b3, nullptr),
-                                     avx2_detail::e2m1_block_out<L>(out, b + j, i + 32 * j));
-      }
+      const __m256i top = avx2_detail::e2m1_encode_group8<L, T>(x + i, code, out, b, i);
       // A NaN or Inf element (bits above 0x7F7FFFFF): the keys do not see it as the division
       // would, so the group is encoded again by rest, which rewrites its codes. (The
       // quantizers never get here: such a block's scale is the NaN code.)

@@ -27,7 +27,8 @@
 //     discrete_hessian(...).index, with candidates screened by a float quadratic form
 //     (kernels::quad_form_estimate on the packed float copy of H_j, a certified error
 //     bound) and exact sums only for near-ties (detail::ue8m0_hessian_window for MXFP4,
-//     detail::screened_search otherwise); the MX quantizers' path.
+//     detail::screened_search otherwise); the MX quantizers' path. An overload takes
+//     the block's amax (kernels::block_amax) as a last argument when the caller has it.
 //   The quantizers take a block_hessians in their quantize(w, hessians, ...)
 //   overloads (mx.hpp, nvfp4.hpp); W is [rows, K] row-major with blocks along
 //   K, and block b of W uses H_(b mod K/B).
@@ -506,12 +507,12 @@ bool ue8m0_hessian_window(std::span<const float> x, std::size_t start, tie_mode 
 template <class Element, class Arch>
 std::size_t discrete_hessian_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
                                    tie_mode ties, const hessian_block& h, std::span<float> scratch,
-                                   double amax) noexcept {
+                                   float amax) noexcept {
   if (h.matrix && h.scaled && h.lambda_bound > 0.0) {
     std::size_t i = 0;
     if constexpr (std::is_same_v<Element, e2m1>) {
       if (set.data() == ue8m0_scales().data() && set.size() == ue8m0_scales().size() &&
-          detail::ue8m0_hessian_window<Arch>(x, start, ties, h, scratch.data(), static_cast<float>(amax), i))
+          detail::ue8m0_hessian_window<Arch>(x, start, ties, h, scratch.data(), amax, i))
         return i;
     }
     if (detail::screened_search<Element, Arch>(x, set, start, ties, h, scratch.data(), amax, i)) return i;

@@ -297,11 +297,12 @@ TEST_F(Avx512, DecodeInt) {
 // ------------------------------------------------------------- the NVFP4 window's bounds
 //
 // kernels::window_sse_bounds (arch/nvfp4_search_avx512.hpp), a bounds contract rather than
-// bits: every k = 1..16 and n = 1..16 (and the fallbacks n = 17, 33, k = 0), scales of every
-// kind (E4M3 steps of a tensor scale, tiny ones around 2^-126 where fl(1 / s) passes 2^126
-// and the lane must be unknown, large ones up to 2^38), elements a few float steps around
-// the E2M1 thresholds times the scales, on the grid, random, zeros and subnormal. Checked:
-// each known est[j] within window_bounds_relative_error(n) t + window_bounds_absolute_error(n)
+// bits: every k = 1..16 and n = 1..16 (and the fallback n = 17, 33), scales of every kind
+// (E4M3 steps of a tensor scale, tiny ones around 2^-126 where fl(1 / s) passes 2^126 and
+// the lane must be unknown, large ones up to 2^38), elements a few float steps and a
+// relative 2^-20 to 2^-8 around the E2M1 thresholds times the scales, on the grid, random,
+// zeros and subnormal. Checked: each known est[j] within
+// window_bounds_relative_error(n) t + window_bounds_absolute_error(n)
 // of the exact t = block_sse<e2m1>(scalar) under every tie rule; est[j] = -1 exactly where
 // fl(1 / s_j) > 2^126 (the kernel's documented unknown lanes); the tail within the estimates'
 // error of its definition; least the least known est[j]; nothing written past est[k - 1],
@@ -352,9 +353,12 @@ std::vector<float> window_block(int kind, std::size_t n, const float* sc, std::s
   for (float& v : x) {
     const float s = kind == 2 ? poison : sc[g() % k];
     switch (kind) {
-      case 0: case 1:  // a few float steps around a threshold times a scale
+      case 0:  // a few float steps around a threshold times a scale
         v = kThresholds[g() % 7] * s;
         for (int m = static_cast<int>(g() % 7) - 3; m != 0; m += m > 0 ? -1 : 1) v = std::nextafter(v, m > 0 ? kInf : 0.0f);
+        break;
+      case 1:  // a relative 2^-20 to 2^-8 around a threshold times a scale
+        v = kThresholds[g() % 7] * s * (1.0f + ((g() & 1) != 0 ? 1.0f : -1.0f) * std::ldexp(1.0f + u(g), -8 - static_cast<int>(g() % 13)));
         break;
       case 2: v = kGrid[g() % 8] * s; break;                     // on the grid (a zero residual)
       case 3: v = 7.0f * u(g) * s; break;                        // random, some clipped

@@ -691,10 +691,11 @@ TYPED_TEST(Arch, QuadFormEstimateWithinItsBound) {
   }
 }
 
-// The NVFP4 window search's kernel (search/discrete.hpp, e4m3_window_search): up to 16
-// scales (E4M3 steps and not, 2^-127 whose reciprocal is not a float, 1 to 16 of them);
-// each estimate it vouches for and the tail bound within the certified error of the
-// scalar kernel and of the tail written out here (blocks up to 1000 elements, chunks).
+// The NVFP4 window search's kernels (search/discrete.hpp, e4m3_window_search and
+// e4m3_window_index): up to 16 scales (E4M3 steps and not, 2^-127 whose reciprocal is not a
+// float, 1 to 16 of them); each estimate they vouch for and the tail bound within the
+// certified error (window_sse_bounds: its looser one) of the scalar kernel and of the tail
+// written out here (blocks up to 1000 elements, chunks).
 TYPED_TEST(Arch, Nvfp4WindowEstimates) {
   using A = TypeParam;
   float sc[16];
@@ -723,6 +724,21 @@ TYPED_TEST(Arch, Nvfp4WindowEstimates) {
             z += u * u;
           }
           ASSERT_LE(std::abs(tail - z), rel * z + abs) << "window_sse_estimates tail, " << where(k, n);
+          // window_sse_bounds (this tag's own kernel for n <= 16, else the fallback): the
+          // looser error, the same tail error, least the least known estimate.
+          const double lrel = kernels::window_bounds_relative_error(n), labs = kernels::window_bounds_absolute_error(n);
+          float least = -1.0f;
+          tail = -1.0f;
+          kernels::window_sse_bounds(A{}, x.data(), n, sc + 16 - m, m, t, half, est, tail, least);
+          float expect = kInf;
+          for (std::size_t j = 0; j < m; ++j) {
+            if (est[j] == -1.0f) continue;
+            expect = std::min(expect, est[j]);
+            const double v = kernels::block_sse<e2m1>(arch::scalar{}, x.data(), n, sc[16 - m + j], t);
+            ASSERT_LE(std::abs(est[j] - v), lrel * v + labs) << "window_sse_bounds, " << scale_str(sc[16 - m + j]) << ", " << where(k, n);
+          }
+          ASSERT_EQ(least, expect) << "window_sse_bounds least, " << where(k, n);
+          ASSERT_LE(std::abs(tail - z), rel * z + abs) << "window_sse_bounds tail, " << where(k, n);
         }
     }
 }

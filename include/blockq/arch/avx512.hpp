@@ -8,8 +8,9 @@
 // search/discrete.hpp). The tier's other kernels have their own headers: the E2M1
 // dequantization (arch/avx512_decode.hpp) and the fused MXFP4 loop (arch/avx512_e2m1.hpp),
 // both faster than AVX2's on Zen 4 (README, SIMD), and the integer codecs (arch/avx512_int.hpp:
-// the fused absmax and signed_max loops, decode_int). The other fused amax loops stay AVX2's
-// (not ported; in the same build they are the same machine code).
+// the fused absmax and signed_max loops, decode_int), and the NVFP4 window's bounds
+// (arch/nvfp4_search_avx512.hpp: 16 scales in one zmm; bounds, not bits, as AVX2's). The other
+// fused amax loops stay AVX2's (not ported; in the same build they are the same machine code).
 #pragma once
 
 #include "blockq/arch/avx2.hpp"

@@ -27,6 +27,7 @@
 #include "blockq/arch/avx512.hpp"
 #include "blockq/arch/avx512_decode.hpp"
 #include "blockq/arch/avx512_e2m1.hpp"
+#include "blockq/arch/nvfp4_search_avx512.hpp"
 #endif
 #if BLOCKQ_WITH_NEON
 #include "blockq/arch/neon.hpp"
@@ -42,8 +43,8 @@ namespace kernels {
 // window_bounds_absolute_error(n) of the exact t under every tie rule, so that a tier may
 // round a quotient near an E2M1 threshold either way (arch/nvfp4_search_avx2.hpp says why
 // that costs at most a relative 2^-16 a term). Scalar and NEON give window_sse_estimates'
-// values, which meet it; AVX2 (and AVX-512, which inherits it) its own kernel. least: the
-// least known est[j] (+inf when none is known).
+// values, which meet it; AVX2 and AVX-512 their own kernels (arch/nvfp4_search_avx2.hpp,
+// arch/nvfp4_search_avx512.hpp). least: the least known est[j] (+inf when none is known).
 constexpr double window_bounds_relative_error(std::size_t n) noexcept { return estimate_relative_error(n) + 0x1p-14; }
 constexpr double window_bounds_absolute_error(std::size_t n) noexcept { return 2.0 * estimate_absolute_error(n); }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// AVX2 bounds of the NVFP4 window (tag arch::avx2, inherited by arch::avx512):
+// AVX2 bounds of the NVFP4 window (tag arch::avx2; arch::avx512 has its own, arch/nvfp4_search_avx512.hpp):
 // window_sse_bounds, the estimates behind search::e4m3_mse_index (search/discrete.hpp),
 // for blocks of at most 16 elements (NVFP4's block); larger blocks take
 // window_sse_estimates, which meets the tighter contract.

@@ -295,9 +295,10 @@ inline std::size_t sweep(std::span<const float> x, const float* w, std::span<con
     if (q > q_star) y_star = y, w_star = wi, g_star = g, q_star = q;  // q_star = y_star / g_star
     if (w) {
       if (cap < inf) lo = std::max(lo, (y - std::sqrt(cap / wi)) / g);
-    } else {  // selects, not a branch on the sign (random: mispredicted half the time)
-      y_neg = std::max(y_neg, neg ? y : 0.0);
-      y_pos = std::max(y_pos, neg ? 0.0 : y);
+    } else if (neg) {
+      y_neg = std::max(y_neg, y);
+    } else {
+      y_pos = std::max(y_pos, y);
     }
     if (!presorted) tmp[m] = {y, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(top)};
     ++m;

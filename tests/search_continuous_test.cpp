@@ -191,6 +191,48 @@ TEST(SearchSweep, BatchAndHeapMergesOnRepeatedMagnitudes) {
   }
 }
 
+// The batch sweep's order: sort_breakpoints must leave the breakpoints by
+// s descending and keep the order of its input on equal s (the gathered
+// lists, level by level; equal breakpoints then move the same elements in the
+// same order, so A and B round the same). The quantizers' bytes rarely
+// depend on that order (a reversed order of equal keys changed none of
+// ~3e5 tie-rich blocks), so it is pinned here, entry for entry, against
+// std::stable_sort: runs of equal keys, neighbours one double apart (the
+// same float key: one bucket, sorted by the insertion), a few keys over a
+// range of 2^±60 (wide buckets), a single key, and sizes from 0 to past the
+// 512-bucket cap.
+TEST(SearchSweep, BreakpointSortIsStableByScaleDescending) {
+  std::mt19937_64 g(71);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (std::size_t m : {0u, 1u, 2u, 3u, 7u, 16u, 17u, 57u, 64u, 65u, 130u, 200u, 511u, 700u}) {
+    for (int shape = 0; shape < 5; ++shape) {
+      std::vector<search::sweep_entry> src(m), got(m), want;
+      for (std::size_t j = 0; j < m; ++j) {
+        double s = 0.0;
+        switch (shape) {
+          case 0: s = u(g) * 8.0; break;                                           // distinct
+          case 1: s = 0.25 * static_cast<double>(g() % 9 + 1); break;              // runs of equal keys
+          case 2:  // 3 keys one double apart: one float key
+            s = 1.5;
+            for (auto up = g() % 3; up > 0; --up) s = std::nextafter(s, 2.0);
+            break;
+          case 3: s = std::ldexp(1.0 + 0.5 * static_cast<double>(g() % 2), static_cast<int>(g() % 121) - 60); break;
+          default: s = 3.0; break;                                                 // one key
+        }
+        src[j] = {s, static_cast<std::uint32_t>(j), static_cast<std::uint32_t>(g() % 16 + 1)};
+      }
+      want = src;
+      std::stable_sort(want.begin(), want.end(), [](const auto& p, const auto& q) { return p.s > q.s; });
+      search::detail::sort_breakpoints(src.data(), m, got.data());
+      for (std::size_t j = 0; j < m; ++j) {
+        ASSERT_EQ(std::bit_cast<std::uint64_t>(got[j].s), std::bit_cast<std::uint64_t>(want[j].s)) << m << " " << shape << " " << j;
+        ASSERT_EQ(got[j].i, want[j].i) << m << " " << shape << " " << j;
+        ASSERT_EQ(got[j].k, want[j].k) << m << " " << shape << " " << j;
+      }
+    }
+  }
+}
+
 // Blocks at the edges of what a restricted sweep must survive, with and
 // without a budget, the budget also equal to the minimum itself: one large
 // element over small ones (E is flat in the small ones: several equal

@@ -49,6 +49,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
@@ -412,12 +413,16 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
     };
   };
   // The starts (up to 2 lsq_steps + 1 scales an orientation, all with min m), in order.
-  std::array<float, 2 * (2 * lsq_steps + 1)> scales;
-  std::array<kernels::refit_sums, 2 * (2 * lsq_steps + 1)> starts;
+  constexpr std::size_t max_starts = 2 * (2 * lsq_steps + 1);
+  std::array<float, max_starts> scales;
+  // (In bytes: an array of refit_sums would be zeroed, its members having initialisers, before
+  // every start is written here.)
+  alignas(kernels::refit_sums) std::byte start_bytes[sizeof(kernels::refit_sums) * max_starts];
   std::size_t count = 0;
   auto descend_from = [&](float m, auto&& step) {
-    for (std::size_t k = 0; k < count; ++k) starts[k] = block_sums;
-    kernels::int_lsq_starts(Arch{}, x.data(), wp, n, scales.data(), count, m, fmt, codes, starts.data());
+    kernels::refit_sums* const starts =
+        std::uninitialized_fill_n(reinterpret_cast<kernels::refit_sums*>(start_bytes), count, block_sums) - count;
+    kernels::int_lsq_starts(Arch{}, x.data(), wp, n, scales.data(), count, m, fmt, codes, starts);
     // A start with the sums of the one before it would end at once (its node was met with all
     // refits left, or, past the table, repeat that start's scales): skipped, with no probe.
     for (std::size_t k = 0; k < count; ++k)

@@ -306,10 +306,12 @@ struct lsq_sum_nodes {
   std::array<node, lsq_memo_entries> nodes;  // (written as nodes are added)
   std::array<std::uint8_t, slots> slot{};    // node index + 1; 0 empty
 
+  // (One test of the three differences' bits, not three branches: whether sums repeat is
+  // data-dependent, and each branch would be mispredicted on its own.)
   static bool same(const kernels::refit_sums& a, const kernels::refit_sums& b) noexcept {
-    return std::bit_cast<std::uint64_t>(a.sq) == std::bit_cast<std::uint64_t>(b.sq) &&
-           std::bit_cast<std::uint64_t>(a.sqq) == std::bit_cast<std::uint64_t>(b.sqq) &&
-           std::bit_cast<std::uint64_t>(a.sxq) == std::bit_cast<std::uint64_t>(b.sxq);
+    return ((std::bit_cast<std::uint64_t>(a.sq) ^ std::bit_cast<std::uint64_t>(b.sq)) |
+            (std::bit_cast<std::uint64_t>(a.sqq) ^ std::bit_cast<std::uint64_t>(b.sqq)) |
+            (std::bit_cast<std::uint64_t>(a.sxq) ^ std::bit_cast<std::uint64_t>(b.sxq))) == 0;
   }
 
   // The index of the node of t, added (never visited, unevaluated) when new; -1 when new and full.
@@ -328,8 +330,8 @@ struct lsq_sum_nodes {
         return static_cast<int>(size++);
       }
       const node& e = nodes[static_cast<std::size_t>(j)];
-      if (std::bit_cast<std::uint64_t>(e.sq) == a && std::bit_cast<std::uint64_t>(e.sqq) == b &&
-          std::bit_cast<std::uint64_t>(e.sxq) == c)
+      if (((std::bit_cast<std::uint64_t>(e.sq) ^ a) | (std::bit_cast<std::uint64_t>(e.sqq) ^ b) |
+           (std::bit_cast<std::uint64_t>(e.sxq) ^ c)) == 0)
         return j;
     }
   }
@@ -340,7 +342,7 @@ struct lsq_sum_nodes {
 // and writes the refit sums of its codes to out (a copy of `in` before), returning false when
 // the refit is unusable.
 template <class Step>
-void lsq_descend_sums(const kernels::refit_sums& start, lsq_sum_nodes& nodes, Step&& step) noexcept {
+BLOCKQ_ALWAYS_INLINE void lsq_descend_sums(const kernels::refit_sums& start, lsq_sum_nodes& nodes, Step&& step) noexcept {
   int left = max_lsq_iterations;
   int j = nodes.find_or_add(start);
   kernels::refit_sums cur = start;  // sw, sx: the block's; sq, sqq, sxq: node j's (or the current codes')

@@ -405,11 +405,13 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
   const kernels::refit_sums block_sums = kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt);
   detail::lsq_sum_nodes nodes;
   auto step_with = [&](auto solve) {
-    return [&, solve](const kernels::refit_sums& in, kernels::refit_sums& out) {
+    // (The kernel's arguments by value: by reference each step would load them through the
+    // captured addresses.)
+    return [&best, solve, xp = x.data(), wp, n, fmt, codes](const kernels::refit_sums& in, kernels::refit_sums& out) {
       const refit_result r = solve(in);
       if (!detail::usable_refit(r)) return false;
       const float s = static_cast<float>(r.scale), m = static_cast<float>(r.min);
-      const double e = kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, codes, out);
+      const double e = kernels::int_lsq_step(Arch{}, xp, wp, n, s, m, fmt, codes, out);
       if (e < best.error) best = {s, m, e};
       return true;
     };

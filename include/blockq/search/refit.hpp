@@ -433,6 +433,25 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       if (k == 0 || !detail::lsq_sum_nodes::same(starts[k], starts[k - 1])) detail::lsq_descend_sums(starts[k], nodes, step);
   };
 
+  // The start scales sign * (a / t), t = level + 0.1 k for k = -lsq_steps..lsq_steps, a > 0,
+  // in order, those with t > 0 that are finite and non-zero. t rises with k and a / t (rounded)
+  // falls with t, so when the first is finite and the last non-zero (t > 0) all are, unchecked.
+  // (sign is 1 or -1: the product is exact.)
+  auto add_starts = [&](float a, float level, float sign) {
+    const float t_first = level + 0.1f * static_cast<float>(-lsq_steps), t_last = level + 0.1f * static_cast<float>(lsq_steps);
+    if (t_first > 0.0f && blockq::detail::is_finite(a / t_first) && a / t_last != 0.0f) {
+      for (int k = -lsq_steps; k <= lsq_steps; ++k) scales[count++] = sign * (a / (level + 0.1f * static_cast<float>(k)));
+      return;
+    }
+    for (int k = -lsq_steps; k <= lsq_steps; ++k) {
+      const float t = level + 0.1f * static_cast<float>(k);
+      if (!(t > 0.0f)) continue;
+      const float s = sign * (a / t);
+      if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
+      scales[count++] = s;
+    }
+  };
+
   if (fmt.is_signed) {
     auto step_symmetric = step_with([](const kernels::refit_sums& t) { return solve_symmetric(t); });
     // m: the first element of largest magnitude.
@@ -445,13 +464,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       // The level m reaches at a scale of this sign: qmax on the positive side, |qmin| on the negative.
       const bool positive_side = (m > 0.0f) == (orientation > 0);
       const float level = static_cast<float>(positive_side ? fmt.qmax() : -fmt.qmin());
-      for (int k = -lsq_steps; k <= lsq_steps; ++k) {
-        const float t = level + 0.1f * static_cast<float>(k);
-        if (!(t > 0.0f)) continue;
-        const float s = static_cast<float>(orientation) * (amax / t);
-        if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        scales[count++] = s;
-      }
+      add_starts(amax, level, static_cast<float>(orientation));
     }
     descend_from(0.0f, step_symmetric);
   } else {
@@ -460,13 +473,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
     kernels::block_min_max(Arch{}, x.data(), n, lo, hi);
     const float range = hi - lo;
     if (!(range > 0.0f)) return best;
-    for (int k = -lsq_steps; k <= lsq_steps; ++k) {
-      const float t = static_cast<float>(fmt.qmax()) + 0.1f * static_cast<float>(k);
-      if (!(t > 0.0f)) continue;
-      const float s = range / t;
-      if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      scales[count++] = s;
-    }
+    add_starts(range, static_cast<float>(fmt.qmax()), 1.0f);
     descend_from(lo, step_asymmetric);
   }
   return best;

@@ -516,6 +516,35 @@ TYPED_TEST(Arch, LsqStarts) {
       run(spread, "spread block " + std::to_string(rep) + ", n " + std::to_string(n));
       run(narrow, "narrow block " + std::to_string(rep) + ", n " + std::to_string(n));
     }
+  // Elements near the float range with a min of the other sign: x - min overflows in some
+  // (not all) of them, which the transposed passes must notice, leaving those starts to
+  // encode_int's halved quotient (scales above 2^126: an infinite quotient would clamp to
+  // qmax where the halved one does not).
+  std::uniform_real_distribution<float> big(1.0e38f, 3.3e38f);
+  for (std::size_t n : {8, 32, 33})
+    for (int rep = 0; rep < 4; ++rep) {
+      std::vector<float> x(n);
+      for (std::size_t i = 0; i < n; ++i) x[i] = (i % 3 ? 1.0f : -1.0f) * (i % 5 == 4 ? 1.0f : big(g));
+      const std::vector<float> scales{1e38f, 3e38f, 4e37f, 2e37f, 1e37f, 5e36f, 1e38f, 2e38f, 3.3e38f};
+      for (int bits : {2, 4, 8})
+        for (float mn : {-3.0e38f, 3.0e38f}) {
+          const int_format fmt{bits, false};
+          std::vector<kernels::refit_sums> got(scales.size(), kernels::refit_sums{-1.0, 0.0, 0.0, -2.0, 0.0});
+          std::vector<std::uint8_t> scratch(n), c0(n);
+          kernels::int_lsq_starts(A{}, x.data(), nullptr, n, scales.data(), scales.size(), mn, fmt, scratch.data(), got.data());
+          for (std::size_t j = 0; j < scales.size(); ++j) {
+            kernels::encode_int(arch::scalar{}, x.data(), n, scales[j], mn, fmt, c0.data());
+            const auto r0 = kernels::int_refit_sums(arch::scalar{}, x.data(), nullptr, c0.data(), n, fmt);
+            const auto what = [&](const char* sum) {
+              return "int_lsq_starts near the float range, uint" + std::to_string(bits) + ", n " + std::to_string(n) +
+                     ", " + scale_str(scales[j]) + ", min " + hex(mn) + sum;
+            };
+            ASSERT_TRUE(same_sum(r0.sq, got[j].sq, [&] { return what(" sq"); }));
+            ASSERT_TRUE(same_sum(r0.sqq, got[j].sqq, [&] { return what(" sqq"); }));
+            ASSERT_TRUE(same_sum(r0.sxq, got[j].sxq, [&] { return what(" sxq"); }));
+          }
+        }
+    }
 }
 
 TYPED_TEST(Arch, SearchKernels) {

@@ -230,6 +230,52 @@ TEST(SearchLsq, NeverWorseThanTheStartInteger) {
   EXPECT_GT(better, total / 2);
 }
 
+// The integer descents' node table (lsq_sum_nodes): sums equal in all three of sq, sqq, sxq
+// (bit for bit; sw and sx are the block's and not compared) are one node; sums that differ
+// in any one of them, if only in the sign of a zero, are not. Filled to lsq_memo_entries
+// nodes, the table finds each and refuses (-1) thousands of sums that differ from a stored
+// one in a single sum: a probe passes through a few stored nodes, so a table comparing only
+// two of the sums answers some of these with that node (checked for sqq and sxq). Few
+// blocks meet two code vectors agreeing in two sums: the lsq oracles above would miss it.
+TEST(SearchLsq, SumNodesKeyOnAllThreeSums) {
+  std::mt19937_64 g(5);
+  std::uniform_int_distribution<int> qi(-6, 6);
+  auto random_sums = [&] {
+    kernels::refit_sums t{32.0, 0.0, 0.0, 1.5, 0.0};
+    t.sq = qi(g), t.sqq = std::abs(qi(g)), t.sxq = 0.5 * qi(g);
+    if (g() % 2) t.sq = -t.sq;  // -0.0 at times
+    return t;
+  };
+  std::vector<kernels::refit_sums> sums;
+  while (sums.size() < search::lsq_memo_entries) {
+    const kernels::refit_sums t = random_sums();
+    bool seen = false;
+    for (const auto& u : sums) seen = seen || search::detail::lsq_sum_nodes::same(u, t);
+    if (!seen) sums.push_back(t);
+  }
+  search::detail::lsq_sum_nodes nodes;
+  for (std::size_t i = 0; i < sums.size(); ++i) ASSERT_EQ(nodes.find_or_add(sums[i]), static_cast<int>(i)) << i;
+  for (std::size_t i = 0; i < sums.size(); ++i) {
+    kernels::refit_sums again = sums[i];
+    again.sw = 7.0, again.sx = -2.0;
+    ASSERT_EQ(nodes.find_or_add(again), static_cast<int>(i)) << i;
+  }
+  int refused = 0;
+  for (int rep = 0; rep < 20000; ++rep) {
+    kernels::refit_sums t = sums[static_cast<std::size_t>(rep) % sums.size()];
+    const kernels::refit_sums r = random_sums();
+    double& v = rep % 3 == 0 ? t.sq : rep % 3 == 1 ? t.sqq : t.sxq;
+    v = rep % 3 == 0 ? r.sq : rep % 3 == 1 ? r.sqq : r.sxq;
+    if (v == 0.0 && rep % 2) v = -v;
+    bool seen = false;
+    for (const auto& u : sums) seen = seen || search::detail::lsq_sum_nodes::same(u, t);
+    if (seen) continue;
+    ASSERT_EQ(nodes.find_or_add(t), -1) << rep;
+    ++refused;
+  }
+  EXPECT_GT(refused, 1000);
+}
+
 // Long heavy-tailed blocks meet more code vectors than the table holds
 // (lsq_memo_entries; most of these blocks do): the descents past it refit as
 // they go and the result is still that of the full descents.

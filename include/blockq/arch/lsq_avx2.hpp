@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
@@ -77,7 +78,8 @@ namespace avx2_detail {
 // vcvtps2dq, NaN to 0). sq and sqq are int32 lane sums (exact in any order); sxq keeps
 // kernels::sum8's order: accumulator i % 8 of each lane gets x[i] * q in increasing i, and the
 // eight are added in sum8's tree. False (nothing written) when an x - min overflows.
-// Exact (xq_sums_exact): sxq in one accumulator per lane, in element order.
+// Exact (xq_sums_exact): sxq in one accumulator per lane, in element order, each product added
+// by a fused multiply-add (exact products and sums: the same bits as a multiply, then an add).
 template <std::size_t G, bool Exact>
 BLOCKQ_ALWAYS_INLINE bool int_lsq_starts8(const float* x, std::size_t n, const float* scales, std::size_t k,
                                           float min, int_format fmt, refit_sums* sums) noexcept {
@@ -91,26 +93,35 @@ BLOCKQ_ALWAYS_INLINE bool int_lsq_starts8(const float* x, std::size_t n, const f
   }
   const __m256 qmin = _mm256_set1_ps(static_cast<float>(fmt.qmin()));
   const __m256 qmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
-  const __m256 mn = _mm256_set1_ps(min);
   constexpr std::size_t rows = Exact ? 1 : 8;
   __m256d acc[rows][2 * G];
   for (auto& a : acc)
     for (auto& v : a) v = _mm256_setzero_pd();
-  bool overflow = false;
+  // The largest |x[i] - min| (NaN ones left out: maxss returns its second operand when either
+  // is NaN), one scalar max an element: x - min is the same in every lane.
+  const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7FFFFFFF));
+  __m128 dmax = _mm_setzero_ps();
   for (std::size_t i = 0; i < n; ++i) {
-    const __m256 d = _mm256_sub_ps(_mm256_set1_ps(x[i]), mn);
-    overflow |= any_inf(d);
+    const __m128 d1 = _mm_sub_ss(_mm_set_ss(x[i]), _mm_set_ss(min));
+    dmax = _mm_max_ss(_mm_and_ps(d1, abs_mask), dmax);
+    const __m256 d = _mm256_broadcastss_ps(d1);
     const __m256d xd = _mm256_set1_pd(static_cast<double>(x[i]));
     __m256d* a = acc[Exact ? 0 : i & 7u];
     for (std::size_t g = 0; g < G; ++g) {
       const __m256i q = int_round<true>(_mm256_div_ps(d, s[g]), qmin, qmax);
       iq[g] = _mm256_add_epi32(iq[g], q);
       iqq[g] = _mm256_add_epi32(iqq[g], _mm256_mullo_epi32(q, q));
-      a[2 * g] = _mm256_add_pd(a[2 * g], _mm256_mul_pd(xd, _mm256_cvtepi32_pd(_mm256_castsi256_si128(q))));
-      a[2 * g + 1] = _mm256_add_pd(a[2 * g + 1], _mm256_mul_pd(xd, _mm256_cvtepi32_pd(_mm256_extracti128_si256(q, 1))));
+      const __m256d q0 = _mm256_cvtepi32_pd(_mm256_castsi256_si128(q)), q1 = _mm256_cvtepi32_pd(_mm256_extracti128_si256(q, 1));
+      if constexpr (Exact) {  // x * q and the sum are exact: the fused add rounds nothing either
+        a[2 * g] = _mm256_fmadd_pd(xd, q0, a[2 * g]);
+        a[2 * g + 1] = _mm256_fmadd_pd(xd, q1, a[2 * g + 1]);
+      } else {
+        a[2 * g] = _mm256_add_pd(a[2 * g], _mm256_mul_pd(xd, q0));
+        a[2 * g + 1] = _mm256_add_pd(a[2 * g + 1], _mm256_mul_pd(xd, q1));
+      }
     }
   }
-  if (overflow) [[unlikely]] return false;
+  if (_mm_cvtss_f32(dmax) == std::numeric_limits<float>::infinity()) [[unlikely]] return false;
   alignas(32) double sxq[8 * G];
   alignas(32) std::int32_t tq[8 * G], tqq[8 * G];
   for (std::size_t h = 0; h < 2 * G; ++h) {

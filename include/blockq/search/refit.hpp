@@ -49,6 +49,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
@@ -291,69 +292,79 @@ void lsq_descend(float s, float m, std::uint8_t* cur, std::uint8_t* out, lsq_nod
 // its node's sums refits to the same scale again, a repeat that cannot change the best
 // (strictly better), so the descent ends there, as it ends where the codes stop changing.
 // Hence the same scales are scored, first met in the same order, as by lsq_descend's table.
+// A node keeps only its three sums (its refit sums are the block's sw, sx with them): nothing
+// per node is initialised per block but the slots (a refit_sums array would be zeroed).
 struct lsq_sum_nodes {
-  static constexpr int unevaluated = -1, terminal = -2, not_stored = -3;
+  static constexpr std::int8_t unevaluated = -1, terminal = -2, not_stored = -3;
   static constexpr std::size_t slots = 2 * lsq_memo_entries;  // a power of two
+  struct node {
+    double sq, sqq, sxq;
+    std::int8_t left;  // refits left on the furthest-reaching visit (-1: none yet)
+    std::int8_t next;  // node after the refit, or unevaluated / terminal / not_stored
+  };
   std::size_t size = 0;
-  std::array<std::array<std::uint64_t, 3>, lsq_memo_entries> key;
-  std::array<int, lsq_memo_entries> left;
-  std::array<int, lsq_memo_entries> next;
-  std::array<kernels::refit_sums, lsq_memo_entries> sums;
-  std::array<std::uint8_t, slots> slot{};  // node index + 1; 0 empty
+  std::array<node, lsq_memo_entries> nodes;  // (written as nodes are added)
+  std::array<std::uint8_t, slots> slot{};    // node index + 1; 0 empty
 
-  static std::array<std::uint64_t, 3> key_of(const kernels::refit_sums& t) noexcept {
-    return {std::bit_cast<std::uint64_t>(t.sq), std::bit_cast<std::uint64_t>(t.sqq), std::bit_cast<std::uint64_t>(t.sxq)};
+  // (One test of the three differences' bits, not three branches: whether sums repeat is
+  // data-dependent, and each branch would be mispredicted on its own.)
+  static bool same(const kernels::refit_sums& a, const kernels::refit_sums& b) noexcept {
+    return ((std::bit_cast<std::uint64_t>(a.sq) ^ std::bit_cast<std::uint64_t>(b.sq)) |
+            (std::bit_cast<std::uint64_t>(a.sqq) ^ std::bit_cast<std::uint64_t>(b.sqq)) |
+            (std::bit_cast<std::uint64_t>(a.sxq) ^ std::bit_cast<std::uint64_t>(b.sxq))) == 0;
   }
-  static bool same(const kernels::refit_sums& a, const kernels::refit_sums& b) noexcept { return key_of(a) == key_of(b); }
 
   // The index of the node of t, added (never visited, unevaluated) when new; -1 when new and full.
+  // The slot: the top bits of one product of the three sums' bits, mixed by rotations
+  // (collisions only cost a comparison).
   int find_or_add(const kernels::refit_sums& t) noexcept {
-    const auto k3 = key_of(t);
-    std::uint64_t h = (k3[0] * 0x9E3779B97F4A7C15ull) ^ (k3[1] * 0xC2B2AE3D27D4EB4Full) ^ (k3[2] * 0x165667B19E3779F9ull);
-    h ^= h >> 29;
-    h *= 0x94D049BB133111EBull;
+    const std::uint64_t a = std::bit_cast<std::uint64_t>(t.sq), b = std::bit_cast<std::uint64_t>(t.sqq),
+                        c = std::bit_cast<std::uint64_t>(t.sxq);
+    const std::uint64_t h = (c ^ std::rotl(a, 21) ^ std::rotl(b, 42)) * 0x9E3779B97F4A7C15ull;
     for (std::size_t k = h >> 57;; k = (k + 1) & (slots - 1)) {
       const int j = slot[k] - 1;
       if (j < 0) {
         if (size == lsq_memo_entries) return -1;
-        key[size] = k3;
-        left[size] = -1;
-        next[size] = unevaluated;
-        sums[size] = t;
+        nodes[size] = {t.sq, t.sqq, t.sxq, -1, unevaluated};
         slot[k] = static_cast<std::uint8_t>(size + 1);
         return static_cast<int>(size++);
       }
-      if (key[j] == k3) return j;
+      const node& e = nodes[static_cast<std::size_t>(j)];
+      if (((std::bit_cast<std::uint64_t>(e.sq) ^ a) | (std::bit_cast<std::uint64_t>(e.sqq) ^ b) |
+           (std::bit_cast<std::uint64_t>(e.sxq) ^ c)) == 0)
+        return j;
     }
   }
 };
 
-// lsq_descend over lsq_sum_nodes from a start's refit sums: step(in, out) refits from `in`,
-// scores the refit (keeping strict improvements of the best) and writes the refit sums of its
-// codes to out (a copy of `in` before), returning false when the refit is unusable.
+// lsq_descend over lsq_sum_nodes from a start's refit sums (whose sw and sx are the block's):
+// step(in, out) refits from `in`, scores the refit (keeping strict improvements of the best)
+// and writes the refit sums of its codes to out (a copy of `in` before), returning false when
+// the refit is unusable.
 template <class Step>
-void lsq_descend_sums(const kernels::refit_sums& start, lsq_sum_nodes& nodes, Step&& step) noexcept {
-  kernels::refit_sums cur = start;
+BLOCKQ_ALWAYS_INLINE void lsq_descend_sums(const kernels::refit_sums& start, lsq_sum_nodes& nodes, Step&& step) noexcept {
   int left = max_lsq_iterations;
-  int j = nodes.find_or_add(cur);
+  int j = nodes.find_or_add(start);
+  kernels::refit_sums cur = start;  // sw, sx: the block's; sq, sqq, sxq: node j's (or the current codes')
   while (j >= 0) {
-    if (nodes.left[j] >= left) return;  // met with as many refits left: the rest repeats
-    nodes.left[j] = left;
+    lsq_sum_nodes::node& nd = nodes.nodes[static_cast<std::size_t>(j)];
+    if (nd.left >= left) return;  // met with as many refits left: the rest repeats
+    nd.left = static_cast<std::int8_t>(left);
     if (left == 0) return;
-    int& next = nodes.next[j];
-    if (next == lsq_sum_nodes::terminal) return;
+    if (nd.next == lsq_sum_nodes::terminal) return;
     --left;
-    if (next >= 0) {
-      j = next;
+    if (nd.next >= 0) {
+      j = nd.next;
       continue;
     }
-    kernels::refit_sums out = nodes.sums[j];
-    if (!step(nodes.sums[j], out) || lsq_sum_nodes::same(out, nodes.sums[j])) {  // unusable, or a repeat
-      next = lsq_sum_nodes::terminal;
+    cur.sq = nd.sq, cur.sqq = nd.sqq, cur.sxq = nd.sxq;
+    kernels::refit_sums out = cur;
+    if (!step(cur, out) || lsq_sum_nodes::same(out, cur)) {  // unusable, or a repeat
+      nd.next = lsq_sum_nodes::terminal;
       return;
     }
     const int k = nodes.find_or_add(out);
-    next = k >= 0 ? k : lsq_sum_nodes::not_stored;
+    nd.next = static_cast<std::int8_t>(k >= 0 ? k : lsq_sum_nodes::not_stored);
     if (k < 0) cur = out;
     j = k;
   }
@@ -394,23 +405,51 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
   const kernels::refit_sums block_sums = kernels::int_refit_sums(Arch{}, x.data(), wp, codes, n, fmt);
   detail::lsq_sum_nodes nodes;
   auto step_with = [&](auto solve) {
-    return [&, solve](const kernels::refit_sums& in, kernels::refit_sums& out) {
+    // (The kernel's arguments by value: by reference each step would load them through the
+    // captured addresses.)
+    return [&best, solve, xp = x.data(), wp, n, fmt, codes](const kernels::refit_sums& in, kernels::refit_sums& out) {
       const refit_result r = solve(in);
       if (!detail::usable_refit(r)) return false;
       const float s = static_cast<float>(r.scale), m = static_cast<float>(r.min);
-      const double e = kernels::int_lsq_step(Arch{}, x.data(), wp, n, s, m, fmt, codes, out);
+      const double e = kernels::int_lsq_step(Arch{}, xp, wp, n, s, m, fmt, codes, out);
       if (e < best.error) best = {s, m, e};
       return true;
     };
   };
   // The starts (up to 2 lsq_steps + 1 scales an orientation, all with min m), in order.
-  std::array<float, 2 * (2 * lsq_steps + 1)> scales;
-  std::array<kernels::refit_sums, 2 * (2 * lsq_steps + 1)> starts;
+  constexpr std::size_t max_starts = 2 * (2 * lsq_steps + 1);
+  std::array<float, max_starts> scales;
+  // (In bytes: an array of refit_sums would be zeroed, its members having initialisers, before
+  // every start is written here.)
+  alignas(kernels::refit_sums) std::byte start_bytes[sizeof(kernels::refit_sums) * max_starts];
   std::size_t count = 0;
   auto descend_from = [&](float m, auto&& step) {
-    for (std::size_t k = 0; k < count; ++k) starts[k] = block_sums;
-    kernels::int_lsq_starts(Arch{}, x.data(), wp, n, scales.data(), count, m, fmt, codes, starts.data());
-    for (std::size_t k = 0; k < count; ++k) detail::lsq_descend_sums(starts[k], nodes, step);
+    kernels::refit_sums* const starts =
+        std::uninitialized_fill_n(reinterpret_cast<kernels::refit_sums*>(start_bytes), count, block_sums) - count;
+    kernels::int_lsq_starts(Arch{}, x.data(), wp, n, scales.data(), count, m, fmt, codes, starts);
+    // A start with the sums of the one before it would end at once (its node was met with all
+    // refits left, or, past the table, repeat that start's scales): skipped, with no probe.
+    for (std::size_t k = 0; k < count; ++k)
+      if (k == 0 || !detail::lsq_sum_nodes::same(starts[k], starts[k - 1])) detail::lsq_descend_sums(starts[k], nodes, step);
+  };
+
+  // The start scales sign * (a / t), t = level + 0.1 k for k = -lsq_steps..lsq_steps, a > 0,
+  // in order, those with t > 0 that are finite and non-zero. t rises with k and a / t (rounded)
+  // falls with t, so when the first is finite and the last non-zero (t > 0) all are, unchecked.
+  // (sign is 1 or -1: the product is exact.)
+  auto add_starts = [&](float a, float level, float sign) {
+    const float t_first = level + 0.1f * static_cast<float>(-lsq_steps), t_last = level + 0.1f * static_cast<float>(lsq_steps);
+    if (t_first > 0.0f && blockq::detail::is_finite(a / t_first) && a / t_last != 0.0f) {
+      for (int k = -lsq_steps; k <= lsq_steps; ++k) scales[count++] = sign * (a / (level + 0.1f * static_cast<float>(k)));
+      return;
+    }
+    for (int k = -lsq_steps; k <= lsq_steps; ++k) {
+      const float t = level + 0.1f * static_cast<float>(k);
+      if (!(t > 0.0f)) continue;
+      const float s = sign * (a / t);
+      if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
+      scales[count++] = s;
+    }
   };
 
   if (fmt.is_signed) {
@@ -425,13 +464,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
       // The level m reaches at a scale of this sign: qmax on the positive side, |qmin| on the negative.
       const bool positive_side = (m > 0.0f) == (orientation > 0);
       const float level = static_cast<float>(positive_side ? fmt.qmax() : -fmt.qmin());
-      for (int k = -lsq_steps; k <= lsq_steps; ++k) {
-        const float t = level + 0.1f * static_cast<float>(k);
-        if (!(t > 0.0f)) continue;
-        const float s = static_cast<float>(orientation) * (amax / t);
-        if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-        scales[count++] = s;
-      }
+      add_starts(amax, level, static_cast<float>(orientation));
     }
     descend_from(0.0f, step_symmetric);
   } else {
@@ -440,13 +473,7 @@ scale_min_result lsq_int(Arch, std::span<const float> x, std::span<const float> 
     kernels::block_min_max(Arch{}, x.data(), n, lo, hi);
     const float range = hi - lo;
     if (!(range > 0.0f)) return best;
-    for (int k = -lsq_steps; k <= lsq_steps; ++k) {
-      const float t = static_cast<float>(fmt.qmax()) + 0.1f * static_cast<float>(k);
-      if (!(t > 0.0f)) continue;
-      const float s = range / t;
-      if (!blockq::detail::is_finite(s) || s == 0.0f) continue;
-      scales[count++] = s;
-    }
+    add_starts(range, static_cast<float>(fmt.qmax()), 1.0f);
     descend_from(lo, step_asymmetric);
   }
   return best;

@@ -63,6 +63,12 @@ struct f32x8 {
   BLOCKQ_ALWAYS_INLINE static type set1(float v) noexcept { return _mm256_set1_ps(v); }
   BLOCKQ_ALWAYS_INLINE static type mul(type a, type b) noexcept { return _mm256_mul_ps(a, b); }
   BLOCKQ_ALWAYS_INLINE static type div(type a, type b) noexcept { return _mm256_div_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type sub(type a, type b) noexcept { return _mm256_sub_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type min(type a, type b) noexcept { return _mm256_min_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type max(type a, type b) noexcept { return _mm256_max_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type bit_and(type a, type b) noexcept { return _mm256_and_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type fmadd(type a, type b, type c) noexcept { return _mm256_fmadd_ps(a, b, c); }
+  BLOCKQ_ALWAYS_INLINE static type fnmadd(type a, type b, type c) noexcept { return _mm256_fnmadd_ps(a, b, c); }
 };
 
 // y = x / s, as a multiplication when exact_reciprocal allows it, over the lanes of V.

@@ -33,6 +33,12 @@ struct f32x16 {
   BLOCKQ_ALWAYS_INLINE static type set1(float v) noexcept { return _mm512_set1_ps(v); }
   BLOCKQ_ALWAYS_INLINE static type mul(type a, type b) noexcept { return _mm512_mul_ps(a, b); }
   BLOCKQ_ALWAYS_INLINE static type div(type a, type b) noexcept { return _mm512_div_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type sub(type a, type b) noexcept { return _mm512_sub_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type min(type a, type b) noexcept { return _mm512_min_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type max(type a, type b) noexcept { return _mm512_max_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type bit_and(type a, type b) noexcept { return _mm512_and_ps(a, b); }
+  BLOCKQ_ALWAYS_INLINE static type fmadd(type a, type b, type c) noexcept { return _mm512_fmadd_ps(a, b, c); }
+  BLOCKQ_ALWAYS_INLINE static type fnmadd(type a, type b, type c) noexcept { return _mm512_fnmadd_ps(a, b, c); }
 };
 
 // Calls f(x_vector, offset, lanes) over n elements in groups of 16; the last group is

@@ -42,6 +42,7 @@
 #if BLOCKQ_WITH_AVX2
 #include <immintrin.h>
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -49,6 +50,21 @@
 BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace avx2_detail {
+
+// One element step of the window over the scales s in a vector of F (f32x8 here, f32x16 on
+// AVX-512), r = fl(1 / s): acc + (y - q s)^2, q the E2M1 rounding of min(fl(y r), 6) by the
+// magic number M = max(2^floor(log2 c), 1) 2^22 (see the header).
+template <class F>
+BLOCKQ_ALWAYS_INLINE typename F::type e2m1_window_step(typename F::type y, typename F::type r, typename F::type s,
+                                                       typename F::type acc) noexcept {
+  const auto exp_mask = F::set1(std::bit_cast<float>(0x7F800000u));
+  const auto c = F::min(F::mul(y, r), F::set1(6.0f));
+  const auto e = F::max(F::bit_and(c, exp_mask), F::set1(1.0f));
+  const auto magic = F::set1(0x1p22f);
+  const auto q = F::fnmadd(e, magic, F::fmadd(e, magic, c));
+  const auto res = F::sub(y, F::mul(q, s));
+  return F::fmadd(res, res, acc);
+}
 
 // V vectors of 8 scales (k of them, k > 8 (V - 1)), n <= 16 elements.
 template <std::size_t V>
@@ -76,17 +92,9 @@ BLOCKQ_ALWAYS_INLINE void e2m1_window_bounds(const float* x, std::size_t n, cons
     z = _mm256_fmadd_ps(t, t, z);
   }
   tail = hsum_ps(z);
-  const __m256 six = _mm256_set1_ps(6.0f), one = _mm256_set1_ps(1.0f), magic = _mm256_set1_ps(0x1p22f);
-  const __m256 exp_mask = _mm256_castsi256_ps(splat(0x7F800000u));
   auto step = [&](std::size_t i, __m256(&acc)[V]) BLOCKQ_LAMBDA_INLINE {
     const __m256 yi = _mm256_broadcast_ss(y + i);
-    for (std::size_t v = 0; v < V; ++v) {
-      const __m256 c = _mm256_min_ps(_mm256_mul_ps(yi, r[v]), six);
-      const __m256 e = _mm256_max_ps(_mm256_and_ps(c, exp_mask), one);
-      const __m256 q = _mm256_fnmadd_ps(e, magic, _mm256_fmadd_ps(e, magic, c));
-      const __m256 res = _mm256_sub_ps(yi, _mm256_mul_ps(q, s[v]));
-      acc[v] = _mm256_fmadd_ps(res, res, acc[v]);
-    }
+    for (std::size_t v = 0; v < V; ++v) acc[v] = e2m1_window_step<f32x8>(yi, r[v], s[v], acc[v]);
   };
   if (n <= 8) {
     for (std::size_t i = 0; i < 8; i += 2) step(i, acc0), step(i + 1, acc1);

@@ -56,15 +56,8 @@ BLOCKQ_ALWAYS_INLINE void e2m1_window_bounds(const float* x, std::size_t n, cons
   _mm512_store_ps(y, a);
   const __m512 t = _mm512_min_ps(a, _mm512_max_ps(_mm512_sub_ps(_mm512_set1_ps(half), a), _mm512_setzero_ps()));
   tail = _mm512_reduce_add_ps(_mm512_mul_ps(t, t));
-  const __m512 six = _mm512_set1_ps(6.0f), one = _mm512_set1_ps(1.0f), magic = _mm512_set1_ps(0x1p22f);
-  const __m512 exp_mask = _mm512_castsi512_ps(splat(0x7F800000u));
   auto step = [&](std::size_t i, __m512& acc) BLOCKQ_LAMBDA_INLINE {
-    const __m512 yi = _mm512_set1_ps(y[i]);
-    const __m512 c = _mm512_min_ps(_mm512_mul_ps(yi, r), six);
-    const __m512 e = _mm512_max_ps(_mm512_and_ps(c, exp_mask), one);
-    const __m512 q = _mm512_fnmadd_ps(e, magic, _mm512_fmadd_ps(e, magic, c));
-    const __m512 res = _mm512_sub_ps(yi, _mm512_mul_ps(q, s));
-    acc = _mm512_fmadd_ps(res, res, acc);
+    acc = avx2_detail::e2m1_window_step<f32x16>(_mm512_set1_ps(y[i]), r, s, acc);
   };
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   for (std::size_t i = 0; i < Steps; i += 2) step(i, acc0), step(i + 1, acc1);

@@ -448,13 +448,13 @@ TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
   }
 }
 
-// The second (negative-scale) sweep of symmetric codes reuses the element
-// order of the first; the result must be bit for bit that of two independent
-// public sweeps, each on a heap of garbage, scored the same way. Blocks with
+// Symmetric codes sweep both signs of the scale in one pass; the result must
+// be bit for bit that of two independent public sweeps with the start's
+// budget, each on a heap of garbage, scored positive first. Blocks with
 // repeated magnitudes of both signs (ties in the order), zeros and zero
-// weights (inactive elements), 1 to 8 bits (1 bit: no positive level, no
-// reuse), 8 to 40 elements.
-TEST(SearchIntMse, NegativeSweepReusingTheOrderMatchesAFreshSweep) {
+// weights (inactive elements), 1 to 8 bits (1 bit: no positive level, two
+// sweeps), 8 to 40 elements.
+TEST(SearchIntMse, BothSignsInOneSweepMatchTwoFreshSweeps) {
   std::mt19937_64 g(36);
   std::uniform_int_distribution<int> mag(0, 6), sign(0, 1), pick(0, 9);
   std::uniform_real_distribution<float> u(0.0f, 3.0f);
@@ -487,17 +487,75 @@ TEST(SearchIntMse, NegativeSweepReusingTheOrderMatchesAFreshSweep) {
       search::scale_min_result ref{start, 0.0f, err(start, 0.0f)};
       if (ref.error > 0.0) {
         const auto qmax = static_cast<std::size_t>(f.qmax()), qneg = static_cast<std::size_t>(-f.qmin());
+        // 1 bit sweeps the negative sign with the budget of the positive one's best.
+        const double budget = search::detail::budget(ref.error);
         for (int side = 0; side < 2; ++side) {
           std::vector<search::sweep_entry> fresh(search::continuous_heap_entries(n), {-7.0, 12345u, 99u});
           std::array<search::scale_candidate, search::scored_candidates> c{};
           const std::size_t got = search::sweep_scales(x, wp, search::integer_levels(), side ? qneg : qmax,
-                                                       side ? qmax : qneg, fresh, c, search::detail::budget(ref.error));
+                                                       side ? qmax : qneg, fresh, c,
+                                                       bits == 1 ? search::detail::budget(ref.error) : budget);
           search::detail::score_candidates(std::span<const search::scale_candidate>(c.data(), got), side ? -1.0 : 1.0,
                                            0.0f, err, ref);
         }
       }
       ASSERT_EQ(std::bit_cast<std::uint32_t>(r.scale), std::bit_cast<std::uint32_t>(ref.scale)) << bits << " " << rep;
       ASSERT_EQ(r.error, ref.error) << bits << " " << rep;
+    }
+  }
+}
+
+// sweep_both_signs against two public sweeps, list for list, bit for bit:
+// 2 to 8 bits (batch up to 16 levels, heap beyond), 8 to 80 elements (rank
+// sort and std::sort of the elements), repeated magnitudes of both signs,
+// zeros, zero weights, an element far above the rest, no budget and budgets
+// from the absmax scale down to just above the optimum (both signs stop at
+// their own lo, hi cuts the lists).
+TEST(SearchSweep, BothSignsListsEqualTwoSweeps) {
+  std::mt19937_64 g(37);
+  std::uniform_int_distribution<int> mag(0, 9), sign(0, 1), pick(0, 7);
+  std::uniform_real_distribution<float> u(0.0f, 3.0f);
+  const auto& lv = search::integer_levels();
+  auto bits_of = [](double v) { return std::bit_cast<std::uint64_t>(v); };
+  for (int bits = 2; bits <= 8; ++bits) {
+    const int_format f{bits, true};
+    const auto qmax = static_cast<std::size_t>(f.qmax()), qneg = static_cast<std::size_t>(-f.qmin());
+    for (int rep = 0; rep < 120; ++rep) {
+      const std::size_t n = 8 + static_cast<std::size_t>((rep * 7) % 73);
+      std::vector<float> x(n), w;
+      if (rep % 4 == 0) {
+        for (auto& v : x) v = (sign(g) ? -0.5f : 0.5f) * static_cast<float>(mag(g));
+      } else {
+        x = search_test::make_block(search_test::all_kinds[rep % 5], n, g);
+        for (auto& v : x)
+          if (pick(g) == 0) v = 0.0f;
+        if (rep % 7 == 3) x[static_cast<std::size_t>(rep) % n] = -1e4f;
+      }
+      if (rep % 2) {
+        w.resize(n);
+        for (auto& v : w) v = pick(g) == 0 ? 0.0f : u(g);
+      }
+      const float* wp = w.empty() ? nullptr : w.data();
+      const double amax = kernels::block_amax(scalar{}, x.data(), n);
+      const double full = exact_error(x, w, lv, qmax, qneg, amax / static_cast<double>(qmax));
+      const double best = std::min(interval_oracle(x, w, lv, qmax, qneg), interval_oracle(x, w, lv, qneg, qmax));
+      for (double budget : {std::numeric_limits<double>::infinity(), full, best * 1.001 + 1e-300}) {
+        std::vector<search::sweep_entry> heap(search::continuous_heap_entries(n), {-7.0, 12345u, 99u});
+        std::array<search::scale_candidate, search::scored_candidates> pos{}, neg{}, want_pos{}, want_neg{};
+        const auto [got_pos, got_neg] = search::sweep_both_signs(x, wp, lv, qmax, qneg, heap, pos, neg, budget);
+        const std::size_t want_p = search::sweep_scales(x, wp, lv, qmax, qneg, heap, want_pos, budget);
+        const std::size_t want_n = search::sweep_scales(x, wp, lv, qneg, qmax, heap, want_neg, budget);
+        ASSERT_EQ(got_pos, want_p) << bits << " " << rep << " " << budget;
+        ASSERT_EQ(got_neg, want_n) << bits << " " << rep << " " << budget;
+        for (std::size_t j = 0; j < got_pos; ++j) {
+          ASSERT_EQ(bits_of(pos[j].scale), bits_of(want_pos[j].scale)) << bits << " " << rep << " " << j;
+          ASSERT_EQ(bits_of(pos[j].error), bits_of(want_pos[j].error)) << bits << " " << rep << " " << j;
+        }
+        for (std::size_t j = 0; j < got_neg; ++j) {
+          ASSERT_EQ(bits_of(neg[j].scale), bits_of(want_neg[j].scale)) << bits << " " << rep << " " << j;
+          ASSERT_EQ(bits_of(neg[j].error), bits_of(want_neg[j].error)) << bits << " " << rep << " " << j;
+        }
+      }
     }
   }
 }

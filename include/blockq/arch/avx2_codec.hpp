@@ -29,10 +29,6 @@
 #include "blockq/formats/half.hpp"
 #include "blockq/scale_rule.hpp"
 
-// The kernels dispatch on the tie rule and on the kind of divisor once per call, through
-// generic lambdas; they are forced inline so that each variant is one straight loop.
-#define BLOCKQ_LAMBDA_INLINE __attribute__((always_inline))
-
 BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace avx2_detail {

@@ -28,6 +28,13 @@
 //     unbounded sweep, and possibly minima above it after them (an interval
 //     clamped to its end can sit above its bound); a minimum above the budget
 //     never beats the quantizer's start, which the budget is taken from.
+//   pair<size_t, size_t> sweep_both_signs(span<const float> x, const float* w, span<const double> levels,
+//                                         size_t top_pos, size_t top_neg, span<sweep_entry> heap,
+//                                         span<scale_candidate> out_pos, span<scale_candidate> out_neg,
+//                                         double budget);
+//     The sweeps of tops (top_pos, top_neg) and (top_neg, top_pos) in one pass
+//     (both tops non-zero): out_pos and out_neg hold, bit for bit, the lists
+//     of the two sweep_scales calls with this budget; returns their counts.
 //
 // Method. For a positive scale s, element i rounds |x_i| / s to the nearest
 // level g_0 = 0 < g_1 < ... < g_top (top depends on the sign of x_i for
@@ -58,9 +65,11 @@
 //
 // Symmetric integer codes are searched for both signs of the scale (a
 // negative scale maps the largest negative element to qmin = -2^(b-1), as
-// ggml's Q4_0 does). Both sweeps walk the same elements in the same |x|
-// order (only each element's top level differs), so the second one reuses
-// the first one's sort. Asymmetric codes (scale and min): exact optimisation of
+// ggml's Q4_0 does). Both signs walk the same elements in the same |x|
+// order and share every breakpoint but each element's top one (its top is
+// qmax under one sign, -qmin under the other), so one sweep serves both:
+// the breakpoints are gathered, sorted and walked once, each sign keeping
+// its own sums, bounds and minima (about half the work of two sweeps). Asymmetric codes (scale and min): exact optimisation of
 // the scale for a fixed min alternates with the joint least-squares refit of
 // scale and min, starting from the `lsq` result; this never increases the
 // error and never returns more than `lsq`, but the joint (scale, min)
@@ -76,6 +85,7 @@
 #include <limits>
 #include <span>
 #include <type_traits>
+#include <utility>
 
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
@@ -141,12 +151,13 @@ inline const std::array<double, 257>& integer_levels() noexcept {
 
 namespace detail {
 
-// Keeps the best out.size() candidates sorted by error; an exact repeat of a
-// scale keeps the smaller error.
-inline void offer(std::span<scale_candidate> out, std::size_t& count, scale_candidate c) noexcept {
+// Keeps the best out.size() candidates sorted by error (count of them kept,
+// returns the new count); an exact repeat of a scale keeps the smaller error.
+// (The count by value: a sweep's state never has its address taken.)
+inline std::size_t offer(std::span<scale_candidate> out, std::size_t count, scale_candidate c) noexcept {
   // Full and worse than the last: no entry is replaced, and an equal scale
   // already kept has a smaller error.
-  if (count == out.size() && count > 0 && c.error > out[count - 1].error) return;
+  if (count == out.size() && count > 0 && c.error > out[count - 1].error) return count;
   for (std::size_t j = 0; j < count; ++j)
     if (out[j].scale == c.scale) {
       if (c.error < out[j].error) {
@@ -156,16 +167,17 @@ inline void offer(std::span<scale_candidate> out, std::size_t& count, scale_cand
           --j;
         }
       }
-      return;
+      return count;
     }
   if (count < out.size()) {
     out[count++] = c;
   } else if (count > 0 && c.error < out[count - 1].error) {
     out[count - 1] = c;
   } else {
-    return;
+    return count;
   }
   for (std::size_t j = count - 1; j > 0 && out[j].error < out[j - 1].error; --j) std::swap(out[j], out[j - 1]);
+  return count;
 }
 
 // Restores a max-heap on s below position j (the heads of the level lists).
@@ -187,7 +199,7 @@ inline void sift_down(sweep_entry* h, std::size_t size, std::size_t j) noexcept 
 // Sorts the m entries of src (in element order) by |x| (in s) descending,
 // ties by element, into dst. Small blocks by counting ranks on the float
 // bits of |x| (ordered as integers; branch-free, vectorisable).
-inline void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
+BLOCKQ_ALWAYS_INLINE void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
   constexpr std::size_t small = 64;
   if (m > small) {
     std::copy(src, src + m, dst);
@@ -256,13 +268,46 @@ inline void sort_breakpoints(const sweep_entry* src, std::size_t m, sweep_entry*
   }
 }
 
-// The sweep; presorted: heap already holds the active elements by |x| descending
-// from a sweep of the same x and w whose tops were both non-zero too (the
-// two sign sweeps of symmetric codes: the same elements, the same order,
-// only each element's top differs), so only their tops are rewritten.
-inline std::size_t sweep(std::span<const float> x, const float* w, std::span<const double> levels,
-                         std::size_t top_pos, std::size_t top_neg, std::span<sweep_entry> heap,
-                         std::span<scale_candidate> out, double budget, bool presorted) noexcept {
+// One sign of the scale in a sweep: the top level of a non-negative and of a
+// negative element under it, and that sign's bounds, running sums and minima.
+struct sweep_side {
+  std::size_t top_pos = 0, top_neg = 0;
+  std::span<scale_candidate> out;
+  std::size_t count = 0;  // minima in out
+  double lo = 0.0;        // the smallest scale worth sweeping (raised as minima are found)
+  double lo_error = std::numeric_limits<double>::infinity();  // the best error lo was last raised for
+  double y_star = 0.0, w_star = 0.0, g_star = 1.0;  // the element of largest |x| / g_top
+  double clip_top = 0.0;                            // y_star / g_star (0: no such element)
+  double a = 0.0, a_lo = 0.0, b = 0.0;  // A (with its compensation) and B of the current codes
+  double upper = 0.0;  // the current codes hold from the next breakpoint of this sign up to here
+  double below = 0.0;  // the largest breakpoint of this sign below the gathered ones
+  bool active = true;
+  std::size_t top(bool neg) const noexcept { return neg ? top_neg : top_pos; }
+};
+
+// The sweep of one sign (Sides = 1) or of both signs of a symmetric integer
+// grid at once (Sides = 2: tops (qmax, qneg) and (qneg, qmax), all non-zero).
+// Both signs share the elements, their order, every breakpoint of the levels
+// up to the lower top and the bound hi; each element's one level above it
+// belongs to the sign under which its top is the higher. So the breakpoints
+// are gathered and sorted once, each carries the signs it moves, and each
+// sign steps, bounds and scores its own subsequence: for each sign the calls
+// are those of a sweep of that sign alone, in the same order, on the same
+// numbers (its lists are the same, bit for bit).
+template <std::size_t Sides>
+void sweep(std::span<const float> x, const float* w, std::span<const double> levels, std::span<sweep_side, Sides> result,
+           std::span<sweep_entry> heap, double budget) noexcept {
+  static_assert(Sides == 1 || Sides == 2);
+  // Each side a local copy of its own, f(side, its index) called on each by
+  // name, and every lambda that takes one forced inline: nothing takes their
+  // address, so their sums live in registers (measured: FP4 -12 % time when a
+  // side stayed in memory). The counts go back on every return.
+  sweep_side side0 = result[0], side1 = result[Sides - 1];
+  auto each = [&](auto&& f) {
+    f(side0, std::size_t{0});
+    if constexpr (Sides == 2) f(side1, std::size_t{1});
+  };
+  auto done = [&] { each([&](const sweep_side& sd, std::size_t s) { result[s].count = sd.count; }); };
   const std::size_t n = x.size();
   auto weight = [&](std::size_t i) { return w ? static_cast<double>(w[i]) : 1.0; };
   auto threshold = [&](std::size_t k) { return (levels[k - 1] + levels[k]) / 2; };  // between levels k-1 and k
@@ -272,51 +317,65 @@ inline std::size_t sweep(std::span<const float> x, const float* w, std::span<con
   // C; the elements that ever leave level 0 (the active ones); and the
   // smallest scale worth sweeping: below (y - sqrt(B / w)) / g_top an element
   // alone is clipped by more than the budget allows. The element with the
-  // largest y / g_top keeps that bound up to date as minima are found.
-  sweep_entry* el = heap.data();          // active elements by |x| descending
-  sweep_entry* tmp = heap.data() + n;     // active elements in order
+  // largest y / g_top keeps that bound up to date as minima are found; it is
+  // the first of the largest y of one sign (division rounds monotonically, and
+  // distinct floats stay distinct divided by a level).
+  sweep_entry* el = heap.data();             // active elements by |x| descending
+  sweep_entry* tmp = heap.data() + n;        // active elements in order
   sweep_entry* heads = heap.data() + 2 * n;  // each level's next breakpoint
-  double c = 0.0, idle = 0.0, lo = 0.0, y_star = 0.0, w_star = 0.0, g_star = 1.0, q_star = 0.0;
-  const double root_cap = std::sqrt(cap);
-  // Unweighted, (y - sqrt(cap)) / g rises with y: the largest y of each top
-  // gives lo (the same double: subtraction and division round monotonically).
-  double y_pos = 0.0, y_neg = 0.0;
+  double c = 0.0, idle = 0.0;
+  double y_max[2] = {0.0, 0.0}, w_max[2] = {0.0, 0.0};  // by sign of x: the first largest active |x|, its weight
+  std::size_t i_max[2] = {0, 0};
   std::size_t m = 0, levels_used = 0, top_all = max_sweep_levels;  // top_all: the lowest active top
   for (std::size_t i = 0; i < n; ++i) {
     const double wi = weight(i), y = std::fabs(static_cast<double>(x[i]));
     c += wi * y * y;
     const bool neg = blockq::detail::sign_bit(x[i]);
-    const std::size_t top = neg ? top_neg : top_pos;
+    std::size_t top = 0;  // the highest level any sign reaches
+    each([&](const sweep_side& sd, std::size_t) { top = std::max(top, sd.top(neg)); });
     if (wi == 0.0 || top == 0 || y == 0.0) {
       idle += wi * y * y;
       continue;
     }
-    const double g = levels[top], q = y / g;
-    if (q > q_star) y_star = y, w_star = wi, g_star = g, q_star = q;  // q_star = y_star / g_star
-    if (w) {
-      if (cap < inf) lo = std::max(lo, (y - std::sqrt(cap / wi)) / g);
-    } else if (neg) {
-      y_neg = std::max(y_neg, y);
-    } else {
-      y_pos = std::max(y_pos, y);
+    if (y > y_max[neg]) y_max[neg] = y, w_max[neg] = wi, i_max[neg] = i;
+    if (w && cap < inf) {
+      const double r = std::sqrt(cap / wi);
+      each([&](sweep_side& sd, std::size_t) { sd.lo = std::max(sd.lo, (y - r) / levels[sd.top(neg)]); });
     }
-    if (!presorted) tmp[m] = {y, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(top)};
+    tmp[m] = {y, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(top)};
     ++m;
     levels_used = std::max(levels_used, top);
     top_all = std::min(top_all, top);
   }
-  if (!w && cap < inf) {
-    if (y_pos > 0.0) lo = std::max(lo, (y_pos - root_cap) / levels[top_pos]);
-    if (y_neg > 0.0) lo = std::max(lo, (y_neg - root_cap) / levels[top_neg]);
-  }
-  auto clip_bound = [&](double e) {
-    return w_star > 0.0 ? (y_star - std::sqrt(e * (1.0 + 1e-12) / w_star)) / g_star : 0.0;
+  each([&](sweep_side& sd, std::size_t) {
+    // Unweighted, (y - sqrt(cap)) / g rises with y: the largest y of each top
+    // gives lo (the same double: subtraction and division round monotonically).
+    if (!w && cap < inf)
+      for (int s = 0; s < 2; ++s)
+        if (y_max[s] > 0.0) sd.lo = std::max(sd.lo, (y_max[s] - std::sqrt(cap)) / levels[sd.top(s != 0)]);
+    // The element of largest y / g_top (the first in x of equal ones).
+    double q_star = 0.0;
+    std::size_t i_star = n;
+    for (int s = 0; s < 2; ++s) {
+      if (!(y_max[s] > 0.0)) continue;
+      const double g = levels[sd.top(s != 0)], q = y_max[s] / g;
+      if (q > q_star || (q == q_star && i_max[s] < i_star))
+        q_star = q, i_star = i_max[s], sd.y_star = y_max[s], sd.w_star = w_max[s], sd.g_star = g;
+    }
+    sd.clip_top = sd.w_star > 0.0 ? sd.y_star / sd.g_star : 0.0;
+  });
+  sort_descending(tmp, m, el);
+  // The signs a breakpoint of level k of element p moves.
+  auto signs_of = [&](std::size_t k, std::size_t p) {
+    if constexpr (Sides == 1) {
+      return 1u;
+    } else {
+      const bool neg = blockq::detail::sign_bit(x[el[p].i]);
+      unsigned mask = 0;
+      each([&](const sweep_side& sd, std::size_t s) { mask |= static_cast<unsigned>(k <= sd.top(neg)) << s; });
+      return mask;
+    }
   };
-  if (presorted)
-    for (std::size_t j = 0; j < m; ++j)
-      el[j].k = static_cast<std::uint32_t>(blockq::detail::sign_bit(x[el[j].i]) ? top_neg : top_pos);
-  else
-    sort_descending(tmp, m, el);
 
   // The largest scale worth sweeping: above y / t_1 an element rounds to
   // zero; once the smallest of them carry more than the budget, stop.
@@ -375,15 +434,13 @@ inline std::size_t sweep(std::span<const float> x, const float* w, std::span<con
   if (!batch)
     for (std::size_t j = h / 2; j-- > 0;) detail::sift_down(heads, h, j);
 
-
   // A is summed with a compensation term (Neumaier): its terms w |x| Δg are
   // exact products, and E = C - 2 s A + s² B cancels heavily for fine grids
   // (8-bit codes). B's terms w Δ(g²) are exact and so is their sum for unit weights.
-  double a = 0.0, a_lo = 0.0, b = 0.0;
-  auto add_a = [&](double da) {
-    const double sum = a + da;
-    a_lo += std::fabs(a) >= std::fabs(da) ? (a - sum) + da : (da - sum) + a;
-    a = sum;
+  auto add_a = [](sweep_side& sd, double da) BLOCKQ_LAMBDA_INLINE {
+    const double sum = sd.a + da;
+    sd.a_lo += std::fabs(sd.a) >= std::fabs(da) ? (sd.a - sum) + da : (da - sum) + sd.a;
+    sd.a = sum;
   };
   if (hi < inf) {  // element j has crossed level k at hi when j is before level k's head
     std::array<std::size_t, max_sweep_levels + 1> head_of;  // m: the whole list is above hi
@@ -392,96 +449,125 @@ inline std::size_t sweep(std::span<const float> x, const float* w, std::span<con
     for (std::size_t j = 0; j < m; ++j) {
       std::size_t k = 0;
       while (k < el[j].k && j < head_of[k + 1]) ++k;
-      if (k > 0) {
-        const double wi = weight(el[j].i);
-        add_a(wi * el[j].s * levels[k]);
-        b += wi * levels[k] * levels[k];
-      }
+      if (k == 0) continue;
+      const double wi = weight(el[j].i);
+      each([&](sweep_side& sd, std::size_t) {
+        std::size_t ks = k;  // this sign's level: the crossings up to its top
+        if constexpr (Sides > 1) ks = std::min(k, sd.top(blockq::detail::sign_bit(x[el[j].i])));
+        add_a(sd, wi * el[j].s * levels[ks]);
+        sd.b += wi * levels[ks] * levels[ks];
+      });
     }
   }
-  auto step = [&](const sweep_entry& t) {  // the element of breakpoint t moves up to level t.k
-    const std::size_t k = t.k;
-    const sweep_entry& e = el[t.i];
-    const double wi = weight(e.i), g0 = levels[k - 1], g1 = levels[k];
-    add_a(wi * e.s * (g1 - g0));
-    b += wi * (g1 * g1 - g0 * g0);
-  };
 
-  std::size_t count = 0;
   // Below 1e-9 C above the worst kept minimum an interval is not scored:
   // far above the rounding of E (~1e-16 C), so the kept minima are those of
   // scoring every interval.
   const double slack = 1e-9 * c;
-  // The interval [lower, upper] with the current codes: its least-squares scale.
-  auto interval = [&](double lower, double upper) {
-    if (!(b > 0.0)) return;
-    const double am = a + a_lo;
+  // The interval [lower, upper] with a sign's current codes: its least-squares scale.
+  auto interval = [&](sweep_side& sd, double lower, double upper) BLOCKQ_LAMBDA_INLINE {
+    if (!(sd.b > 0.0)) return;
+    const double am = sd.a + sd.a_lo;
     // C - A²/B bounds E on the whole interval from below. An interval above
     // the budget is not scored either: the minima above it never beat the
     // quantizer's start, so the ones kept below it decide the result, and
     // they are the first entries of the list without the bar.
-    const double bar = count == out.size() ? std::min(out[count - 1].error, cap) : cap;
-    if (c * b - am * am > (bar + slack) * b) return;
-    double s = am / b;
+    const double bar = sd.count == sd.out.size() ? std::min(sd.out[sd.count - 1].error, cap) : cap;
+    if (c * sd.b - am * am > (bar + slack) * sd.b) return;
+    double s = am / sd.b;
     s = s < lower ? lower : (s > upper ? upper : s);
     if (!(s > 0.0)) return;
-    const double e = c - 2.0 * s * am + s * s * b;
-    detail::offer(out, count, {s, e});
+    const double e = c - 2.0 * s * am + s * s * sd.b;
+    sd.count = detail::offer(sd.out, sd.count, {s, e});
   };
-  // The sweep goes on while its breakpoints reach lo = max(lo, clip_bound(best)).
+  // A sign sweeps on while its breakpoints reach lo = max(lo, clip_bound(best)).
   // clip_bound falls as the best error rises, in floating point too, so raising
   // lo only when a breakpoint is tested against it gives the lo of raising it at
   // every new best; above y* / g*, which bounds clip_bound, no test is needed.
   // (Above the best minimum nearly every interval is a new best: a square root
   // and a division each on the sweep's critical path.)
-  const double clip_top = w_star > 0.0 ? y_star / g_star : 0.0;
-  double lo_error = inf;  // the best error lo was last raised for
-  auto reaches_lo = [&](double s) {
-    if (!(s >= lo)) return false;
-    if (count == 0 || !(out[0].error < lo_error) || s >= clip_top) return true;
-    lo_error = out[0].error;
-    lo = std::max(lo, clip_bound(lo_error));
-    return s >= lo;
+  auto reaches_lo = [&](sweep_side& sd, double s) BLOCKQ_LAMBDA_INLINE {
+    if (!(s >= sd.lo)) return false;
+    if (sd.count == 0 || !(sd.out[0].error < sd.lo_error) || s >= sd.clip_top) return true;
+    sd.lo_error = sd.out[0].error;
+    if (sd.w_star > 0.0) sd.lo = std::max(sd.lo, (sd.y_star - std::sqrt(sd.lo_error * (1.0 + 1e-12) / sd.w_star)) / sd.g_star);
+    return s >= sd.lo;
   };
+  // Breakpoint t (scale t.s, element el[t.i] moving up to level k) of the
+  // signs in mask: each of them scores its interval above t, stops below its
+  // lo, or steps. False once every sign has stopped.
+  auto visit = [&](const sweep_entry& t, std::size_t k, unsigned mask) BLOCKQ_LAMBDA_INLINE {
+    const sweep_entry& e = el[t.i];
+    const double wi = weight(e.i), g0 = levels[k - 1], g1 = levels[k];
+    const double da = wi * e.s * (g1 - g0), db = wi * (g1 * g1 - g0 * g0);
+    bool any = false;
+    each([&](sweep_side& sd, std::size_t s) {
+      if (!sd.active) return;
+      if (Sides == 1 || (mask >> s & 1u)) {
+        interval(sd, t.s, sd.upper);  // its codes hold down to t
+        if (!reaches_lo(sd, t.s)) {
+          sd.active = false;
+          return;
+        }
+        add_a(sd, da);
+        sd.b += db;
+        sd.upper = t.s;
+      }
+      any = true;
+    });
+    return any;
+  };
+  each([&](sweep_side& sd, std::size_t) { sd.upper = hi; });
   if (batch) {
     sweep_entry* got = heads + max_sweep_levels;  // gathered, then sorted
     sweep_entry* sorted = got + batch_levels * n;
-    double below = 0.0;  // the largest breakpoint below the gathered ones
+    double cut = inf;  // the lowest lo: each sign stops at its own
+    each([&](const sweep_side& sd, std::size_t) { cut = std::min(cut, sd.lo); });
+    constexpr unsigned all = (1u << Sides) - 1u;
     std::size_t total = 0;
     for (std::size_t j = 0; j < h; ++j) {
       const std::size_t k = heads[j].k;
       const double t = threshold(k);
+      unsigned open = all;  // the signs whose largest breakpoint below cut in this list is still to find
       for (std::size_t p = heads[j].i; p < m; p = next_in(k, p + 1)) {
         const double v = el[p].s / t;
-        if (v < lo) {
-          below = std::max(below, v);
-          break;
+        const unsigned mask = signs_of(k, p);
+        if (v < cut) {
+          each([&](sweep_side& sd, std::size_t s) {
+            if (open & mask >> s & 1u) sd.below = std::max(sd.below, v);
+          });
+          open &= ~mask;
+          if (open == 0) break;
+          continue;
         }
-        got[total++] = {v, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(k)};
+        got[total++] = {v, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(k | mask << 16)};
       }
     }
     detail::sort_breakpoints(got, total, sorted);
-    interval(total > 0 ? sorted[0].s : below, hi);
-    for (std::size_t j = 0; j < total && reaches_lo(sorted[j].s); ++j) {
-      step(sorted[j]);
-      interval(j + 1 < total ? sorted[j + 1].s : below, sorted[j].s);  // the codes are now fixed below it
-    }
-    return count;
+    std::size_t j = 0;
+    while (j < total && visit(sorted[j], sorted[j].k & 0xFFFFu, sorted[j].k >> 16)) ++j;
+    if (j == total)
+      each([&](sweep_side& sd, std::size_t) {
+        if (sd.active) interval(sd, sd.below, sd.upper);
+      });
+    return done();
   }
-  interval(h > 0 ? heads[0].s : 0.0, hi);
-  while (h > 0 && reaches_lo(heads[0].s)) {
+  while (h > 0) {
     const sweep_entry t = heads[0];
-    step(t);
+    if (!visit(t, t.k, signs_of(t.k, t.i))) return done();
     const std::size_t p = next_in(t.k, t.i + 1u);
     if (p < m)
       heads[0] = {el[p].s / threshold(t.k), static_cast<std::uint32_t>(p), t.k};
     else
       heads[0] = heads[--h];
     detail::sift_down(heads, h, 0);
-    interval(h > 0 ? heads[0].s : 0.0, t.s);  // the codes are now fixed below t.s
   }
-  return count;
+  each([&](sweep_side& sd, std::size_t) {
+    if (sd.active) interval(sd, 0.0, sd.upper);
+  });
+  done();
 }
+
 
 }  // namespace detail
 
@@ -489,7 +575,26 @@ inline std::size_t sweep_scales(std::span<const float> x, const float* w, std::s
                                 std::size_t top_pos, std::size_t top_neg, std::span<sweep_entry> heap,
                                 std::span<scale_candidate> out,
                                 double budget = std::numeric_limits<double>::infinity()) noexcept {
-  return detail::sweep(x, w, levels, top_pos, top_neg, heap, out, budget, false);
+  std::array<detail::sweep_side, 1> side{};
+  side[0].top_pos = top_pos;
+  side[0].top_neg = top_neg;
+  side[0].out = out;
+  detail::sweep<1>(x, w, levels, std::span<detail::sweep_side, 1>(side), heap, budget);
+  return side[0].count;
+}
+
+inline std::pair<std::size_t, std::size_t> sweep_both_signs(std::span<const float> x, const float* w,
+                                                            std::span<const double> levels, std::size_t top_pos,
+                                                            std::size_t top_neg, std::span<sweep_entry> heap,
+                                                            std::span<scale_candidate> out_pos,
+                                                            std::span<scale_candidate> out_neg, double budget) noexcept {
+  std::array<detail::sweep_side, 2> side{};
+  side[0].top_pos = side[1].top_neg = top_pos;
+  side[0].top_neg = side[1].top_pos = top_neg;
+  side[0].out = out_pos;
+  side[1].out = out_neg;
+  detail::sweep<2>(x, w, levels, std::span<detail::sweep_side, 2>(side), heap, budget);
+  return {side[0].count, side[1].count};
 }
 
 namespace detail {
@@ -561,11 +666,16 @@ scale_min_result continuous_int_mse(Arch, std::span<const float> x, std::span<co
   std::array<scale_candidate, scored_candidates> cands{};
   if (fmt.is_signed) {
     const auto qmax = static_cast<std::size_t>(fmt.qmax()), qneg = static_cast<std::size_t>(-fmt.qmin());
+    if (qmax > 0) {  // both tops non-zero (2 bits and more): both signs in one sweep
+      std::array<scale_candidate, scored_candidates> neg{};
+      const auto [got, got_neg] = sweep_both_signs(x, wp, lv, qmax, qneg, heap, cands, neg, detail::budget(best.error));
+      detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f, score, best);
+      detail::score_candidates(std::span<const scale_candidate>(neg.data(), got_neg), -1.0, 0.0f, score, best);
+      return best;
+    }
     std::size_t got = sweep_scales(x, wp, lv, qmax, qneg, heap, cands, detail::budget(best.error));
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f, score, best);
-    // With both tops non-zero (2 bits and more) both signs sweep the same
-    // elements: the second sweep reuses the first one's order.
-    got = detail::sweep(x, wp, lv, qneg, qmax, heap, cands, detail::budget(best.error), qmax > 0);
+    got = sweep_scales(x, wp, lv, qneg, qmax, heap, cands, detail::budget(best.error));
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), -1.0, 0.0f, score, best);
     return best;
   }

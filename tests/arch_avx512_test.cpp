@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "blockq/blockq.hpp"
+#include "search_oracle.hpp"
 
 namespace {
 
@@ -428,28 +429,19 @@ TEST_F(Avx512, Nvfp4WindowBoundsContract) {
 // is one the kernel may round to the other neighbour.
 TEST_F(Avx512, Nvfp4WindowBoundsAtThresholds) {
   std::mt19937 g(513);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::size_t checked = 0;
   for (int rep = 0; rep < 20000; ++rep) {
     float sc[16];
-    for (auto& v : sc) v = std::pow(2.0f, 3.0f * u(g)) * (1.0f + 0.37f * std::fabs(u(g)));
-    const std::size_t j = g() % 16, n = 1 + rep % 3;
-    const float th = kThresholds[g() % 7];
-    const int steps = static_cast<int>(g() % 7) - 3;
-    std::vector<float> x(n);
-    for (auto& v : x) {
-      v = th * sc[j];
-      for (int m = steps; m != 0; m += m > 0 ? -1 : 1) v = std::nextafter(v, m > 0 ? 1e30f : 0.0f);
-      if ((g() & 1) != 0) v = -v;
-    }
+    const auto b = search_test::block_at_threshold(g, sc, 16, 1 + static_cast<std::size_t>(rep % 3));
     for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
       float est[16], tail = -1.0f, least = -1.0f;
-      kernels::window_sse_bounds(arch::avx512{}, x.data(), n, sc, 16, t, 0.0f, est, tail, least);
-      ASSERT_NE(est[j], -1.0f);
+      kernels::window_sse_bounds(arch::avx512{}, b.x.data(), b.n, sc, 16, t, 0.0f, est, tail, least);
+      ASSERT_NE(est[b.j], -1.0f);
       ++checked;
-      const double e = kernels::block_sse<e2m1>(arch::scalar{}, x.data(), n, sc[j], t);
-      ASSERT_LE(std::abs(est[j] - e), kernels::window_bounds_relative_error(n) * e + kernels::window_bounds_absolute_error(n))
-          << rep << " threshold " << th << " steps " << steps;
+      const double e = kernels::block_sse<e2m1>(arch::scalar{}, b.x.data(), b.n, sc[b.j], t);
+      ASSERT_LE(std::abs(est[b.j] - e),
+                kernels::window_bounds_relative_error(b.n) * e + kernels::window_bounds_absolute_error(b.n))
+          << rep << " threshold " << b.threshold << " steps " << b.steps;
     }
   }
   EXPECT_EQ(checked, 60000u);

@@ -465,31 +465,21 @@ TEST(SearchNvfp4Mse, WindowBoundsAreWithinTheirCertifiedError) {
 // bound without the margin would not cover), every threshold and tie rule.
 TEST(SearchNvfp4Mse, WindowBoundsCoverQuotientsAtThresholds) {
   std::mt19937_64 g(66);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
   constexpr std::size_t W = kernels::max_window_estimates;
   std::size_t checked = 0;
   for (int rep = 0; rep < 20000; ++rep) {
     float sc[W];
-    for (auto& v : sc) v = std::pow(2.0f, 3.0f * u(g)) * (1.0f + 0.37f * std::fabs(u(g)));
-    const std::size_t j = g() % W, n = 1 + rep % 2;
-    const float t = thresholds[g() % 7];
-    const int steps = static_cast<int>(g() % 7) - 3;
-    std::vector<float> x(n);
-    for (auto& v : x) {
-      v = t * sc[j];
-      for (int m = steps; m != 0; m += m > 0 ? -1 : 1) v = std::nextafter(v, m > 0 ? 1e30f : 0.0f);
-      if (g() & 1) v = -v;
-    }
+    const auto b = search_test::block_at_threshold(g, sc, W, 1 + static_cast<std::size_t>(rep % 2));
+    const std::size_t n = b.n;
     for (tie_mode ties : all_ties) {
       float est[W], tail = -1.0f, least = -1.0f;
-      kernels::window_sse_bounds(blockq::default_arch{}, x.data(), n, sc, W, ties, 0.0f, est, tail, least);
-      if (est[j] == -1.0f) continue;
+      kernels::window_sse_bounds(blockq::default_arch{}, b.x.data(), n, sc, W, ties, 0.0f, est, tail, least);
+      if (est[b.j] == -1.0f) continue;
       ++checked;
-      const double e = kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), n, sc[j], ties);
-      EXPECT_LE(std::fabs(est[j] - e),
+      const double e = kernels::block_sse<blockq::e2m1>(scalar{}, b.x.data(), n, sc[b.j], ties);
+      EXPECT_LE(std::fabs(est[b.j] - e),
                 kernels::window_bounds_relative_error(n) * e + kernels::window_bounds_absolute_error(n))
-          << rep << " threshold " << t << " steps " << steps;
+          << rep << " threshold " << b.threshold << " steps " << b.steps;
       if (::testing::Test::HasFailure()) return;
     }
   }

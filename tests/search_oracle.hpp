@@ -3,6 +3,7 @@
 // the exhaustive oracle with the searches' documented tie order.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -69,6 +70,34 @@ std::size_t exhaustive(std::size_t set_size, std::size_t start, double start_err
     }
   }
   return best;
+}
+
+// A block at a rounding threshold of E2M1, for the window bounds
+// (kernels::window_sse_bounds): `count` random scales written to sc (2^±3
+// times 1..1.37), and n elements each `steps` (-3..3) floats away from
+// threshold * sc[j], of random sign; every element's quotient then sits at
+// or next to a decision point of the scale j (n <= 16).
+struct threshold_block {
+  std::size_t j;
+  float threshold;
+  int steps;
+  std::size_t n;                 // at most 16
+  std::array<float, 16> x = {};  // zeros past n
+};
+
+template <class Rng>
+threshold_block block_at_threshold(Rng& g, float* sc, std::size_t count, std::size_t n) {
+  constexpr float thresholds[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (std::size_t k = 0; k < count; ++k) sc[k] = std::pow(2.0f, 3.0f * u(g)) * (1.0f + 0.37f * std::fabs(u(g)));
+  threshold_block b{g() % count, thresholds[g() % 7], static_cast<int>(g() % 7) - 3, n};
+  for (std::size_t i = 0; i < n; ++i) {
+    float& v = b.x[i];
+    v = b.threshold * sc[b.j];
+    for (int m = b.steps; m != 0; m += m > 0 ? -1 : 1) v = std::nextafter(v, m > 0 ? 1e30f : 0.0f);
+    if ((g() & 1) != 0) v = -v;
+  }
+  return b;
 }
 
 }  // namespace search_test

@@ -448,6 +448,32 @@ TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
   }
 }
 
+// A block for the tests of both signs: plateau, magnitudes step * 0..top of
+// random sign (ties in the |x| order between and within signs); else a
+// make_block kind with about one zero in zero_one_in. weighted: weights in
+// [0, 3) with the same share of zeros (inactive elements), else none.
+struct two_sign_case {
+  std::vector<float> x, w;
+};
+two_sign_case two_sign_block(std::size_t n, int rep, bool plateau, float step, int top, int zero_one_in, bool weighted,
+                             std::mt19937_64& g) {
+  std::uniform_int_distribution<int> mag(0, top), sign(0, 1), pick(0, zero_one_in - 1);
+  std::uniform_real_distribution<float> u(0.0f, 3.0f);
+  two_sign_case c{std::vector<float>(n), {}};
+  if (plateau) {
+    for (auto& v : c.x) v = (sign(g) ? -step : step) * static_cast<float>(mag(g));
+  } else {
+    c.x = search_test::make_block(search_test::all_kinds[rep % 5], n, g);
+    for (auto& v : c.x)
+      if (pick(g) == 0) v = 0.0f;
+  }
+  if (weighted) {
+    c.w.resize(n);
+    for (auto& v : c.w) v = pick(g) == 0 ? 0.0f : u(g);
+  }
+  return c;
+}
+
 // Symmetric codes sweep both signs of the scale in one pass; the result must
 // be bit for bit that of two independent public sweeps with the start's
 // budget, each on a heap of garbage, scored positive first. Blocks with
@@ -456,24 +482,11 @@ TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
 // sweeps), 8 to 40 elements.
 TEST(SearchIntMse, BothSignsInOneSweepMatchTwoFreshSweeps) {
   std::mt19937_64 g(36);
-  std::uniform_int_distribution<int> mag(0, 6), sign(0, 1), pick(0, 9);
-  std::uniform_real_distribution<float> u(0.0f, 3.0f);
   for (int bits = 1; bits <= 8; ++bits) {
     const int_format f{bits, true};
     for (int rep = 0; rep < 300; ++rep) {
       const std::size_t n = 8 + static_cast<std::size_t>(rep % 33);
-      std::vector<float> x(n), w;
-      if (rep % 3 == 0) {
-        for (auto& v : x) v = (sign(g) ? -0.25f : 0.25f) * static_cast<float>(mag(g));
-      } else {
-        x = search_test::make_block(search_test::all_kinds[rep % 5], n, g);
-        for (auto& v : x)
-          if (pick(g) == 0) v = 0.0f;
-      }
-      if (rep % 2) {
-        w.resize(n);
-        for (auto& v : w) v = pick(g) == 0 ? 0.0f : u(g);
-      }
+      const auto [x, w] = two_sign_block(n, rep, rep % 3 == 0, 0.25f, 6, 10, rep % 2 != 0, g);
       const float* wp = w.empty() ? nullptr : w.data();
       auto err = [&](float s, float) {
         return wp ? kernels::block_wsse_int(scalar{}, x.data(), wp, n, s, 0.0f, f)
@@ -513,8 +526,6 @@ TEST(SearchIntMse, BothSignsInOneSweepMatchTwoFreshSweeps) {
 // their own lo, hi cuts the lists).
 TEST(SearchSweep, BothSignsListsEqualTwoSweeps) {
   std::mt19937_64 g(37);
-  std::uniform_int_distribution<int> mag(0, 9), sign(0, 1), pick(0, 7);
-  std::uniform_real_distribution<float> u(0.0f, 3.0f);
   const auto& lv = search::integer_levels();
   auto bits_of = [](double v) { return std::bit_cast<std::uint64_t>(v); };
   for (int bits = 2; bits <= 8; ++bits) {
@@ -522,29 +533,21 @@ TEST(SearchSweep, BothSignsListsEqualTwoSweeps) {
     const auto qmax = static_cast<std::size_t>(f.qmax()), qneg = static_cast<std::size_t>(-f.qmin());
     for (int rep = 0; rep < 120; ++rep) {
       const std::size_t n = 8 + static_cast<std::size_t>((rep * 7) % 73);
-      std::vector<float> x(n), w;
-      if (rep % 4 == 0) {
-        for (auto& v : x) v = (sign(g) ? -0.5f : 0.5f) * static_cast<float>(mag(g));
-      } else {
-        x = search_test::make_block(search_test::all_kinds[rep % 5], n, g);
-        for (auto& v : x)
-          if (pick(g) == 0) v = 0.0f;
-        if (rep % 7 == 3) x[static_cast<std::size_t>(rep) % n] = -1e4f;
-      }
-      if (rep % 2) {
-        w.resize(n);
-        for (auto& v : w) v = pick(g) == 0 ? 0.0f : u(g);
-      }
+      auto [x, w] = two_sign_block(n, rep, rep % 4 == 0, 0.5f, 9, 8, rep % 2 != 0, g);
+      if (rep % 4 != 0 && rep % 7 == 3) x[static_cast<std::size_t>(rep) % n] = -1e4f;  // one far above the rest
       const float* wp = w.empty() ? nullptr : w.data();
       const double amax = kernels::block_amax(scalar{}, x.data(), n);
       const double full = exact_error(x, w, lv, qmax, qneg, amax / static_cast<double>(qmax));
-      const double best = std::min(interval_oracle(x, w, lv, qmax, qneg), interval_oracle(x, w, lv, qneg, qmax));
-      for (double budget : {std::numeric_limits<double>::infinity(), full, best * 1.001 + 1e-300}) {
+      double best = std::numeric_limits<double>::infinity();  // from the unbounded sweeps, the first pass
+      for (int pass = 0; pass < 3; ++pass) {
+        const double budget = pass == 0 ? std::numeric_limits<double>::infinity() : pass == 1 ? full : best * 1.001 + 1e-300;
         std::vector<search::sweep_entry> heap(search::continuous_heap_entries(n), {-7.0, 12345u, 99u});
         std::array<search::scale_candidate, search::scored_candidates> pos{}, neg{}, want_pos{}, want_neg{};
         const auto [got_pos, got_neg] = search::sweep_both_signs(x, wp, lv, qmax, qneg, heap, pos, neg, budget);
         const std::size_t want_p = search::sweep_scales(x, wp, lv, qmax, qneg, heap, want_pos, budget);
         const std::size_t want_n = search::sweep_scales(x, wp, lv, qneg, qmax, heap, want_neg, budget);
+        if (pass == 0 && got_pos > 0) best = std::min(best, want_pos[0].error);
+        if (pass == 0 && got_neg > 0) best = std::min(best, want_neg[0].error);
         ASSERT_EQ(got_pos, want_p) << bits << " " << rep << " " << budget;
         ASSERT_EQ(got_neg, want_n) << bits << " " << rep << " " << budget;
         for (std::size_t j = 0; j < got_pos; ++j) {

@@ -69,7 +69,8 @@
 // order and share every breakpoint but each element's top one (its top is
 // qmax under one sign, -qmin under the other), so one sweep serves both:
 // the breakpoints are gathered, sorted and walked once, each sign keeping
-// its own sums, bounds and minima (about half the work of two sweeps). Asymmetric codes (scale and min): exact optimisation of
+// its own sums, bounds and minima (about half the work of two sweeps).
+// Asymmetric codes (scale and min): exact optimisation of
 // the scale for a fixed min alternates with the joint least-squares refit of
 // scale and min, starting from the `lsq` result; this never increases the
 // error and never returns more than `lsq`, but the joint (scale, min)
@@ -199,7 +200,7 @@ inline void sift_down(sweep_entry* h, std::size_t size, std::size_t j) noexcept 
 // Sorts the m entries of src (in element order) by |x| (in s) descending,
 // ties by element, into dst. Small blocks by counting ranks on the float
 // bits of |x| (ordered as integers; branch-free, vectorisable).
-BLOCKQ_ALWAYS_INLINE void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
+inline void sort_descending(const sweep_entry* src, std::size_t m, sweep_entry* dst) noexcept {
   constexpr std::size_t small = 64;
   if (m > small) {
     std::copy(src, src + m, dst);
@@ -347,12 +348,13 @@ void sweep(std::span<const float> x, const float* w, std::span<const double> lev
     levels_used = std::max(levels_used, top);
     top_all = std::min(top_all, top);
   }
+  const double root_cap = std::sqrt(cap);
   each([&](sweep_side& sd, std::size_t) {
     // Unweighted, (y - sqrt(cap)) / g rises with y: the largest y of each top
     // gives lo (the same double: subtraction and division round monotonically).
     if (!w && cap < inf)
       for (int s = 0; s < 2; ++s)
-        if (y_max[s] > 0.0) sd.lo = std::max(sd.lo, (y_max[s] - std::sqrt(cap)) / levels[sd.top(s != 0)]);
+        if (y_max[s] > 0.0) sd.lo = std::max(sd.lo, (y_max[s] - root_cap) / levels[sd.top(s != 0)]);
     // The element of largest y / g_top (the first in x of equal ones).
     double q_star = 0.0;
     std::size_t i_star = n;

@@ -1448,6 +1448,29 @@ TEST(ArchDefault, MatchesTheFlags) {
   std::printf("default_arch: %s\n", default_arch::name);
 }
 
+// Dispatch, not bits: a tier without a kernel of its own must reach the one of the tier it
+// derives from. A generic template of arch/generic.hpp left unconstrained is an exact match
+// for arch::avx512 and so wins over an arch::avx2 overload (a derived-to-base conversion):
+// the avx512 tag then ran the one-start-at-a-time lsq loop instead of AVX2's transposed
+// passes, with the same bits (so no test above could see it) and int4 lsq 14 % slower on a
+// Zen 4. Naming a generic specialisation is well-formed only where its constraint admits
+// the tag.
+template <class A>
+concept reaches_generic_lsq = requires { &kernels::int_lsq_starts<A>; } || requires { &kernels::int_lsq_start<A>; } ||
+                              requires { &kernels::int_lsq_step<A>; };
+TEST(ArchDispatch, VectorTiersReachTheirOwnLsqKernels) {
+  EXPECT_TRUE(reaches_generic_lsq<arch::scalar>);
+  EXPECT_TRUE(kernels::generic_block_loops<arch::scalar>);
+#if BLOCKQ_WITH_AVX2
+  EXPECT_FALSE(reaches_generic_lsq<arch::avx2>);
+  EXPECT_FALSE(kernels::generic_block_loops<arch::avx2>);
+#endif
+#if BLOCKQ_WITH_AVX512
+  EXPECT_FALSE(reaches_generic_lsq<arch::avx512>);
+  EXPECT_FALSE(kernels::generic_block_loops<arch::avx512>);
+#endif
+}
+
 #if BLOCKQ_WITH_AVX2 && !BLOCKQ_WITH_AVX512
 TEST(ArchAvx512, TestedByItsOwnBinary) {
   std::printf("*** SKIPPED here: the avx512 tag is not compiled into this binary; arch_avx512_test tests it ***\n");

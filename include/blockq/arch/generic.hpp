@@ -164,8 +164,10 @@ void int_lsq_start(Arch, const float* x, const float* w, std::size_t n, float sc
 
 // int_lsq_start at each of k scales (the same min): sums[j] gets the sq, sqq, sxq of the codes
 // at scales[j] (its sw and sx left as they are); codes: n bytes of scratch. AVX2 overloads
-// it with transposed passes (arch/lsq_avx2.hpp).
-template <class Arch>
+// it with transposed passes (arch/lsq_avx2.hpp), which AVX-512 inherits: like every generic
+// loop here it is constrained to generic_block_loops, since an unconstrained template is an
+// exact match for arch::avx512 and so beats the arch::avx2 overload (tests/arch_test.cpp).
+template <generic_block_loops Arch>
 void int_lsq_starts(Arch, const float* x, const float* w, std::size_t n, const float* scales, std::size_t k, float min,
                     int_format fmt, std::uint8_t* codes, refit_sums* sums) noexcept {
   for (std::size_t j = 0; j < k; ++j) int_lsq_start(Arch{}, x, w, n, scales[j], min, fmt, codes, sums[j]);

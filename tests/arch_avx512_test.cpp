@@ -157,7 +157,8 @@ TEST_F(Avx512, DequantizeEveryScaleByte) {
 
 // ------------------------------------------------------------------- integer codecs
 //
-// int_amax_blocks and int_signed_max_blocks (arch/avx512_int.hpp) against the scalar loop,
+// int_amax_blocks and int_signed_max_blocks of the avx512 tag (AVX2's loops since their
+// 16-lane versions measured slower on Zen 4 and were removed) against the scalar loop,
 // codes and scale bits: every bit width 1..8, signed and unsigned, blocks 16 and 32 (the
 // fused groups of 16 blocks) and 48 and 8 (handed to AVX2), lengths with partial groups and
 // a partial last block, and blocks of every edge class mixed so that groups hold some blocks
@@ -266,7 +267,7 @@ TEST_F(Avx512, IntBlocksStreaming) {
   }
 }
 
-// decode_int: every code byte at scales and mins that make zero, -0, subnormal, rounded,
+// decode_int of the avx512 tag (AVX2's): every code byte at scales and mins that make zero, -0, subnormal, rounded,
 // overflowing (the scalar int_level's halving and saturation), infinite and NaN levels,
 // every bit width, lengths around the 16-lane steps, unaligned codes and outputs; nothing
 // written past n.

@@ -7,10 +7,12 @@
 // Overloaded here: the searches' E2M1 kernels (block_sse and the one-pass estimates of
 // search/discrete.hpp). The tier's other kernels have their own headers: the E2M1
 // dequantization (arch/avx512_decode.hpp) and the fused MXFP4 loop (arch/avx512_e2m1.hpp),
-// both faster than AVX2's on Zen 4 (README, SIMD), and the integer codecs (arch/avx512_int.hpp:
-// the fused absmax and signed_max loops, decode_int), and the NVFP4 window's bounds
+// both faster than AVX2's on Zen 4 (README, SIMD), and the NVFP4 window's bounds
 // (arch/nvfp4_search_avx512.hpp: 16 scales in one zmm; bounds, not bits, as AVX2's). The other
-// fused amax loops stay AVX2's (not ported; in the same build they are the same machine code).
+// fused amax loops and the integer codecs stay AVX2's: 16-lane versions of the int absmax and
+// signed_max loops and of the int decoder were built and measured no faster on Zen 4 (absmax
+// 11 % slower in cache and 19 % at 256 MiB, decode 4-10 % slower; README, SIMD), so they were
+// removed (git history: arch/avx512_int.hpp).
 #pragma once
 
 #include "blockq/arch/avx2.hpp"
@@ -173,6 +175,3 @@ void block_sse_estimates(arch::avx512, const float* x, std::size_t n, const floa
 BLOCKQ_END_NAMESPACE
 
 #endif  // BLOCKQ_WITH_AVX512
-
-// The integer codecs' kernels (after this header's own: that one includes this).
-#include "blockq/arch/avx512_int.hpp"

@@ -23,7 +23,6 @@
 #pragma once
 
 #include "blockq/arch/avx512.hpp"
-#include "blockq/arch/avx512_int.hpp"  // block_maxima16
 
 #if BLOCKQ_WITH_AVX512
 #include <immintrin.h>
@@ -35,6 +34,41 @@
 BLOCKQ_BEGIN_NAMESPACE
 namespace kernels {
 namespace avx512_detail {
+
+// The transposing reduction of 16 vectors of 16 lanes: lane j of the result is
+// max(v[j] lanes) (Max: an unsigned or signed 32-bit maximum).
+template <class Max>
+BLOCKQ_ALWAYS_INLINE __m512i reduce16(const __m512i* v, Max max) noexcept {
+  // Rounds 1 and 2 within 128-bit lanes: w[q] holds, in each of its four 128-bit lanes,
+  // partial maxima of vectors 4q..4q+3.
+  __m512i w[4];
+  for (int q = 0; q < 4; ++q) {
+    const __m512i* p = v + 4 * q;
+    const __m512i a = max(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+    const __m512i b = max(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+    w[q] = max(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+  }
+  // Rounds 3 and 4 across the 128-bit lanes: (lanes 0, 2) against (1, 3), twice.
+  auto fold = [&](__m512i a, __m512i b) BLOCKQ_LAMBDA_INLINE {
+    return max(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
+  };
+  return fold(fold(w[0], w[1]), fold(w[2], w[3]));
+}
+
+inline constexpr auto max_epu32 = [](__m512i a, __m512i b) BLOCKQ_LAMBDA_INLINE { return _mm512_max_epu32(a, b); };
+
+// Maxima of the absolute bits of the 16 blocks of `block` (16 or 32) elements at x, lane j
+// for block j, as unsigned integers (block_amax's order: NaN bits above +Inf).
+BLOCKQ_ALWAYS_INLINE __m512i block_maxima16(const float* x, std::size_t block) noexcept {
+  const __m512i abs = splat(0x7FFFFFFFu);
+  __m512i v[16];
+  for (std::size_t j = 0; j < 16; ++j) {
+    const float* p = x + j * block;
+    v[j] = _mm512_and_si512(_mm512_loadu_si512(p), abs);
+    if (block == 32) v[j] = _mm512_max_epu32(v[j], _mm512_and_si512(_mm512_loadu_si512(p + 16), abs));
+  }
+  return reduce16(v, max_epu32);
+}
 
 // The bits below which a key counts a threshold that |x| only reaches (the ">" side of
 // avx2_detail::e2m1_key_bits): none for away, the 21 low bits for toward_zero, and for even

@@ -7,9 +7,11 @@
 // The hessian rows quantize a weight [elements / 512, 512] with block
 // Hessians from 1024 x 512 activations built once outside the timing loop;
 // hessian_k4096 a weight [elements / 4096, 4096] (the K), Hessians
-// from 1024 x 4096 activations.
+// from 1024 x 4096 activations. The kernel/ rows time the search kernels alone (below).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -86,6 +88,59 @@ void mxfp4_exhaustive(benchmark::State& state) {
   blockq_bench::report(state, n, n * sizeof(float) + n / 32, n * sizeof(float));
 }
 
+// The search kernels alone (kernel/<name>/<elements>), the same N(0, 1) data in blocks, each
+// block at scales near its own absmax start (prepared outside the timing loop): the rows that
+// compare a tier's kernel with the one below it where the searches' rows cannot tell (README,
+// Benchmarks). nvfp4_window: window_sse_bounds over 16 E4M3 scales from 3 under the start,
+// blocks of 16; block_sse_16 / _32: block_sse<e2m1> at the start scale; estimates4_32:
+// block_sse_estimates<e2m1> at the start scale and the three above it.
+template <class Kernel>
+void kernel_row(benchmark::State& state, std::size_t block, Kernel&& kernel) {
+  const auto& x = data();
+  std::array<float, 126> set{};
+  blockq::search::e4m3_scales(1.0f / 64.0f, set);  // covers amax / 6 of every N(0, 1) block
+  std::vector<std::size_t> first(n / block);
+  for (std::size_t b = 0; b < n / block; ++b) {
+    const float start = blockq::kernels::block_amax(blockq::default_arch{}, x.data() + b * block, block) / 6.0f;
+    std::size_t i = 0;
+    while (i + 1 < set.size() && set[i] < start) ++i;
+    first[b] = std::min(i > 3 ? i - 3 : 0, set.size() - 17);  // (the window reads one scale past its 16)
+  }
+  float sink = 0.0f;
+  for (auto _ : state) {
+    for (std::size_t b = 0; b < n / block; ++b) sink += kernel(x.data() + b * block, set.data() + first[b]);
+    benchmark::DoNotOptimize(sink);
+  }
+  blockq_bench::report(state, n, n * sizeof(float), n * sizeof(float));
+}
+
+void register_kernel_rows() {
+  using blockq::default_arch;
+  using blockq::e2m1;
+  const std::string size = "/" + std::to_string(n);
+  benchmark::RegisterBenchmark(("kernel/nvfp4_window" + size).c_str(), [](benchmark::State& s) {
+    kernel_row(s, 16, [](const float* x, const float* scales) {
+      float est[16], tail = 0.0f, least = 0.0f;
+      blockq::kernels::window_sse_bounds(default_arch{}, x, 16, scales, 16, tie_mode::even, 0.5f * scales[16], est, tail,
+                                         least);
+      return least + tail;
+    });
+  });
+  for (std::size_t block : {16, 32})
+    benchmark::RegisterBenchmark(("kernel/block_sse_" + std::to_string(block) + size).c_str(), [block](benchmark::State& s) {
+      kernel_row(s, block, [block](const float* x, const float* scales) {
+        return static_cast<float>(blockq::kernels::block_sse<e2m1>(default_arch{}, x, block, scales[3], tie_mode::even));
+      });
+    });
+  benchmark::RegisterBenchmark(("kernel/estimates4_32" + size).c_str(), [](benchmark::State& s) {
+    kernel_row(s, 32, [](const float* x, const float* scales) {
+      float est[4], zero = 0.0f;
+      blockq::kernels::block_sse_estimates<e2m1>(default_arch{}, x, 32, scales + 3, 4, tie_mode::even, 0.0f, est, zero);
+      return est[0] + est[3];
+    });
+  });
+}
+
 void hessian_build(benchmark::State& state) {
   const std::vector<float> acts = blockq_bench::normal_data(1024 * k, 3);
   for (auto _ : state) {
@@ -139,6 +194,7 @@ const int registered = [] {
     }
   }
   benchmark::RegisterBenchmark(("search/hessian_build/1024x512/" + std::to_string(1024 * k)).c_str(), hessian_build);
+  register_kernel_rows();
   benchmark::AddCustomContext("blockq_arch", blockq::default_arch::name);
   return 0;
 }();

@@ -685,6 +685,25 @@ void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t bloc
     identity_divisor same;
     block_scales8(maxima, scale_of, same, s);
     std::memcpy(scales + b, s, sizeof s);
+    // The usual group: eight normal finite scales, each block by the true division (a
+    // power-of-two scale too: x * (1 / s) is x / s exactly there), no per-block tests
+    // (+4-5 % at 64 KiB on Zen 4 against testing each block; README, Benchmarks).
+    const __m256 sv = _mm256_load_ps(s);
+    const __m256 mag = _mm256_and_ps(sv, _mm256_castsi256_ps(splat(0x7FFFFFFFu)));
+    const __m256 normal = _mm256_and_ps(_mm256_cmp_ps(mag, _mm256_set1_ps(std::numeric_limits<float>::min()), _CMP_GE_OQ),
+                                        _mm256_cmp_ps(mag, _mm256_set1_ps(std::numeric_limits<float>::max()), _CMP_LE_OQ));
+    if (_mm256_movemask_ps(normal) == 0xFF) {
+      auto all = [&](auto clamp) BLOCKQ_LAMBDA_INLINE {
+        for (std::size_t j = 0; j < 8; ++j)
+          int_codes<decltype(clamp)::value, Stream>(x + i + j * block, block, divide_by<f32x8>{_mm256_set1_ps(s[j])}, qmin,
+                                                    qmax, fmt, codes + i + j * block);
+      };
+      if (quotient)
+        all(std::false_type{});
+      else
+        all(std::true_type{});
+      return;
+    }
     for (std::size_t j = 0; j < 8; ++j) {
       std::uint8_t* o = codes + i + j * block;
       if (!(s[j] != 0.0f) || !detail::is_finite(s[j])) {

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -157,9 +158,9 @@ TEST_F(Avx512, DequantizeEveryScaleByte) {
 
 // ------------------------------------------------------------------- integer codecs
 //
-// int_amax_blocks and int_signed_max_blocks of the avx512 tag (AVX2's loops since their
-// 16-lane versions measured slower on Zen 4 and were removed) against the scalar loop,
-// codes and scale bits: every bit width 1..8, signed and unsigned, blocks 16 and 32 (the
+// int_amax_blocks and int_signed_max_blocks against the scalar loop, codes and scale bits,
+// twice: the 16-lane loops of arch/avx512_int.hpp called directly, and the avx512 tag (which
+// runs them or AVX2's, as avx512_detail::wide_int_loops decides for this CPU): every bit width 1..8, signed and unsigned, blocks 16 and 32 (the
 // fused groups of 16 blocks) and 48 and 8 (handed to AVX2), lengths with partial groups and
 // a partial last block, and blocks of every edge class mixed so that groups hold some blocks
 // that decline (NaN, Inf, zeros, -0, +a beside -a, amax near FLT_MAX, subnormal scales) among
@@ -205,19 +206,31 @@ std::vector<float> int_input(std::size_t n, std::size_t block, std::uint32_t see
 template <bool SignedMax>
 void check_int_blocks(const std::vector<float>& x, std::size_t block, int_format fmt, std::size_t co, const std::string& what) {
   const std::size_t n = x.size(), nb = (n + block - 1) / block;
-  std::vector<std::uint8_t> c0(n + co + 32, 0xA5), c1(n + co + 32, 0xA5);
-  std::vector<float> s0(nb + 1, 7.0f), s1(nb + 1, 7.0f);
-  if constexpr (SignedMax) {
+  std::vector<std::uint8_t> c0(n + co + 32, 0xA5);
+  std::vector<float> s0(nb + 1, 7.0f);
+  const kernels::quotient_block_scale scale_of{static_cast<float>(fmt.qmax())};
+  if constexpr (SignedMax)
     kernels::int_signed_max_blocks(arch::scalar{}, x.data(), n, block, fmt, c0.data() + co, s0.data());
-    kernels::int_signed_max_blocks(arch::avx512{}, x.data(), n, block, fmt, c1.data() + co, s1.data());
-  } else {
-    const kernels::quotient_block_scale scale_of{static_cast<float>(fmt.qmax())};
+  else
     kernels::int_amax_blocks(arch::scalar{}, x.data(), n, block, fmt, scale_of, c0.data() + co, s0.data());
-    kernels::int_amax_blocks(arch::avx512{}, x.data(), n, block, fmt, scale_of, c1.data() + co, s1.data());
+  for (const bool direct : {true, false}) {
+  if (!direct && kernels::avx512_detail::wide_int_loops()) continue;  // the tag runs the same loops
+  std::vector<std::uint8_t> c1(n + co + 32, 0xA5);
+  std::vector<float> s1(nb + 1, 7.0f);
+  if constexpr (SignedMax) {
+    if (direct)
+      kernels::avx512_detail::int_signed_max_blocks16(x.data(), n, block, fmt, c1.data() + co, s1.data());
+    else
+      kernels::int_signed_max_blocks(arch::avx512{}, x.data(), n, block, fmt, c1.data() + co, s1.data());
+  } else {
+    if (direct)
+      kernels::avx512_detail::int_amax_blocks16(x.data(), n, block, fmt, scale_of, c1.data() + co, s1.data());
+    else
+      kernels::int_amax_blocks(arch::avx512{}, x.data(), n, block, fmt, scale_of, c1.data() + co, s1.data());
   }
-  const std::string head = std::string(SignedMax ? "signed_max" : "absmax") + ", " + std::to_string(fmt.bits) +
-                           (fmt.is_signed ? "-bit signed" : "-bit unsigned") + ", n " + std::to_string(n) + ", block " +
-                           std::to_string(block) + ", " + what;
+  const std::string head = std::string(SignedMax ? "signed_max" : "absmax") + (direct ? " (16 lanes)" : " (tag)") + ", " +
+                           std::to_string(fmt.bits) + (fmt.is_signed ? "-bit signed" : "-bit unsigned") + ", n " +
+                           std::to_string(n) + ", block " + std::to_string(block) + ", " + what;
   for (std::size_t b = 0; b <= nb; ++b)
     if (u32(s0[b]) != u32(s1[b])) {
       ADD_FAILURE() << head << ": scale " << b << " scalar " << hex(s0[b]) << ", avx512 " << hex(s1[b]);
@@ -230,6 +243,7 @@ void check_int_blocks(const std::vector<float>& x, std::size_t block, int_format
                     << (i >= co && e < n ? ", x " + hex(x[e]) + ", scale " + hex(s0[e / block]) : std::string(" (outside)"));
       return;
     }
+  }
 }
 
 TEST_F(Avx512, IntAmaxAndSignedMaxBlocks) {
@@ -267,7 +281,9 @@ TEST_F(Avx512, IntBlocksStreaming) {
   }
 }
 
-// decode_int of the avx512 tag (AVX2's): every code byte at scales and mins that make zero, -0, subnormal, rounded,
+// decode_int, the 16-lane kernel (avx512_detail::decode_int16) and the avx512 tag (it or
+// AVX2's, as the CPU decides), and the tag's whole-tensor int_decode_blocks over blocks of
+// 16, 32 and 24 (partial steps) with a partial last block: every code byte at scales and mins that make zero, -0, subnormal, rounded,
 // overflowing (the scalar int_level's halving and saturation), infinite and NaN levels,
 // every bit width, lengths around the 16-lane steps, unaligned codes and outputs; nothing
 // written past n.
@@ -283,17 +299,77 @@ TEST_F(Avx512, DecodeInt) {
           for (std::size_t n : {1, 7, 15, 16, 17, 31, 32, 33, 48, 100, 256})
             for (std::size_t off : {0, 1}) {
               const int_format fmt{bits, is_signed};
-              std::vector<float> o0(n + off + 20, guard), o1(n + off + 20, guard);
+              std::vector<float> o0(n + off + 20, guard);
               kernels::decode_int(arch::scalar{}, codes.data() + off, n, scale, mn, fmt, o0.data() + off);
-              kernels::decode_int(arch::avx512{}, codes.data() + off, n, scale, mn, fmt, o1.data() + off);
-              const std::size_t at = first_difference(o0, o1);
-              if (at != std::string::npos) {
-                ADD_FAILURE() << "decode_int " << bits << (is_signed ? "-bit signed" : "-bit unsigned") << ", n " << n
-                              << ", offset " << off << ", scale " << hex(scale) << ", min " << hex(mn) << ": output "
-                              << at << " scalar " << hex(o0[at]) << ", avx512 " << hex(o1[at]);
-                return;
+              for (int way = 0; way < 2; ++way) {
+                std::vector<float> o1(n + off + 20, guard);
+                if (way == 0)
+                  kernels::avx512_detail::decode_int16(codes.data() + off, n, scale, mn, fmt, o1.data() + off);
+                else
+                  kernels::decode_int(arch::avx512{}, codes.data() + off, n, scale, mn, fmt, o1.data() + off);
+                const std::size_t at = first_difference(o0, o1);
+                if (at != std::string::npos) {
+                  ADD_FAILURE() << "decode_int " << (way == 0 ? "(16 lanes) " : "(tag) ") << bits
+                                << (is_signed ? "-bit signed" : "-bit unsigned") << ", n " << n << ", offset " << off
+                                << ", scale " << hex(scale) << ", min " << hex(mn) << ": output " << at << " scalar "
+                                << hex(o0[at]) << ", avx512 " << hex(o1[at]);
+                  return;
+                }
               }
             }
+  // The whole tensor: per-block scales and mins drawn from the lists above.
+  std::mt19937 g(274);
+  for (int bits : {2, 4, 8})
+    for (bool is_signed : {true, false})
+      for (std::size_t block : {16, 32, 24})
+        for (std::size_t n : {block * 40, block * 40 + 5}) {
+          const int_format fmt{bits, is_signed};
+          const std::size_t nb = (n + block - 1) / block;
+          std::vector<std::uint8_t> c(n);
+          for (auto& v : c) v = static_cast<std::uint8_t>(g());
+          std::vector<float> sc(nb), mi(nb);
+          for (std::size_t b = 0; b < nb; ++b) {
+            sc[b] = kScales[g() % std::size(kScales)];
+            mi[b] = mins[g() % std::size(mins)];
+          }
+          std::vector<float> o0(n + 20, guard), o1(n + 20, guard);
+          kernels::int_decode_blocks(arch::scalar{}, c.data(), sc.data(), is_signed ? nullptr : mi.data(), n, block, fmt,
+                                     o0.data());
+          kernels::int_decode_blocks(arch::avx512{}, c.data(), sc.data(), is_signed ? nullptr : mi.data(), n, block, fmt,
+                                     o1.data());
+          const std::size_t at = first_difference(o0, o1);
+          if (at != std::string::npos) {
+            ADD_FAILURE() << "int_decode_blocks " << bits << (is_signed ? "-bit signed" : "-bit unsigned") << ", block "
+                          << block << ", n " << n << ": output " << at << " scalar " << hex(o0[at]) << ", avx512 "
+                          << hex(o1[at]);
+            return;
+          }
+        }
+}
+
+// The run-time choice of the integer loops (avx512_detail::wide_int_loops) against the CPU
+// as Linux describes it in /proc/cpuinfo: AVX2's loops on AMD family 25 (Zen 4), the 16-lane
+// ones on every other AVX-512 CPU. Skipped where /proc/cpuinfo is not there.
+TEST_F(Avx512, IntLoopsChosenByCpuFamily) {
+  std::FILE* f = std::fopen("/proc/cpuinfo", "r");
+  if (f == nullptr) GTEST_SKIP() << "no /proc/cpuinfo";
+  std::string vendor;
+  int family = -1;
+  char line[512];
+  while (std::fgets(line, sizeof line, f) != nullptr && (vendor.empty() || family < 0)) {
+    const std::string l = line;
+    const std::size_t colon = l.find(':');
+    if (colon == std::string::npos) continue;
+    if (l.rfind("vendor_id", 0) == 0) vendor = l.substr(l.find_first_not_of(" \t", colon + 1), std::string::npos);
+    if (l.rfind("cpu family", 0) == 0) family = std::atoi(l.c_str() + colon + 1);
+  }
+  std::fclose(f);
+  ASSERT_FALSE(vendor.empty());
+  ASSERT_GE(family, 0);
+  const bool zen4 = vendor.rfind("AuthenticAMD", 0) == 0 && family == 25;
+  std::printf("vendor %s family %d: the avx512 tag runs %s integer loops\n", vendor.substr(0, vendor.find('\n')).c_str(),
+              family, kernels::avx512_detail::wide_int_loops() ? "its 16-lane" : "AVX2's");
+  EXPECT_EQ(kernels::avx512_detail::wide_int_loops(), !zen4);
 }
 
 // ------------------------------------------------------------- the NVFP4 window's bounds

@@ -27,6 +27,7 @@
 #include "blockq/arch/avx512.hpp"
 #include "blockq/arch/avx512_decode.hpp"
 #include "blockq/arch/avx512_e2m1.hpp"
+#include "blockq/arch/avx512_int.hpp"
 #include "blockq/arch/nvfp4_search_avx512.hpp"
 #endif
 #if BLOCKQ_WITH_NEON

@@ -7,7 +7,8 @@
 // The hessian rows quantize a weight [elements / 512, 512] with block
 // Hessians from 1024 x 512 activations built once outside the timing loop;
 // hessian_k4096 a weight [elements / 4096, 4096] (the K), Hessians
-// from 1024 x 4096 activations. The kernel/ rows time the search kernels alone (below).
+// from 1024 x 4096 activations. The kernel/ rows time the search kernels alone (below),
+// kernel/int4_lsq_passes the kernel work of int4 `lsq` without its bookkeeping.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -114,6 +115,45 @@ void kernel_row(benchmark::State& state, std::size_t block, Kernel&& kernel) {
   blockq_bench::report(state, n, n * sizeof(float), n * sizeof(float));
 }
 
+// kernel/int4_lsq_passes: the kernel work of int4 `lsq` alone, as the rule does it on
+// average on this data (counted: 38 starts and 28.3 refit steps a block of 32), with
+// none of the descents' bookkeeping: kernels::int_lsq_starts over the 19 start scales of
+// each orientation (amax / (7 + k / 10) and -amax / (8 + k / 10), k = -9..9) and 28
+// kernels::int_lsq_step calls at scales around the first. The ceiling of that rule with
+// these kernels (README, Benchmarks).
+void int4_lsq_passes(benchmark::State& state) {
+  const auto& x = data();
+  constexpr std::size_t block = 32, starts = 19, steps = 28;
+  const blockq::int_format fmt{4, true};
+  std::vector<float> scales(n / block * 2 * starts);
+  for (std::size_t b = 0; b < n / block; ++b) {
+    const float amax = blockq::kernels::block_amax(blockq::default_arch{}, x.data() + b * block, block);
+    for (std::size_t j = 0; j < starts; ++j) {
+      const float tenths = static_cast<float>(j) / 10.0f - 0.9f;
+      scales[b * 2 * starts + j] = amax / (7.0f + tenths);
+      scales[b * 2 * starts + starts + j] = -amax / (8.0f + tenths);
+    }
+  }
+  std::array<std::uint8_t, block> codes{};
+  std::array<blockq::kernels::refit_sums, 2 * starts> sums{};
+  double sink = 0.0;
+  for (auto _ : state) {
+    for (std::size_t b = 0; b < n / block; ++b) {
+      const float* xb = x.data() + b * block;
+      const float* sb = scales.data() + b * 2 * starts;
+      blockq::kernels::int_lsq_starts(blockq::default_arch{}, xb, nullptr, block, sb, starts, 0.0f, fmt, codes.data(),
+                                      sums.data());
+      blockq::kernels::int_lsq_starts(blockq::default_arch{}, xb, nullptr, block, sb + starts, starts, 0.0f, fmt,
+                                      codes.data(), sums.data() + starts);
+      for (std::size_t j = 0; j < steps; ++j)
+        sink += blockq::kernels::int_lsq_step(blockq::default_arch{}, xb, nullptr, block, sb[j % starts] * 1.01f, 0.0f,
+                                              fmt, codes.data(), sums[j % starts]);
+    }
+    benchmark::DoNotOptimize(sink);
+  }
+  blockq_bench::report(state, n, n * sizeof(float), n * sizeof(float));
+}
+
 void register_kernel_rows() {
   using blockq::default_arch;
   using blockq::e2m1;
@@ -139,6 +179,7 @@ void register_kernel_rows() {
       return est[0] + est[3];
     });
   });
+  benchmark::RegisterBenchmark(("kernel/int4_lsq_passes" + size).c_str(), int4_lsq_passes);
 }
 
 void hessian_build(benchmark::State& state) {

@@ -1,19 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-// AVX-512 (F, BW, VL, DQ) integer codecs, tag arch::avx512, chosen at run time by the CPU:
-// - int_amax_blocks (rule absmax: scale fl(amax / q), codes at that scale) and
-//   int_signed_max_blocks (rule signed_max: scale m / qmin) fused over groups of 16 blocks
-//   of 16 or 32 elements: the 16 block maxima by one transposing reduction (lane j for
-//   block j), the 16 scales by one division, then each block's codes from one or two
-//   vectors of 16 (x / s rounded by vcvtps2dq, narrowed by vpmovdb);
-// - decode_int (q * scale + min) 16 lanes at a time, the last lanes masked (and the
-//   whole-tensor int_decode_blocks of arch/int_decode.hpp through it).
-// Which loops run (wide_int_loops, decided once a process): these 16-lane ones, except on AMD
-// family 19h (Zen 4), which executes a 512-bit operation as two 256-bit halves and ran them
-// slower than AVX2's (absmax 11 % slower in cache and 19 % at 256 MiB, decode 4-10 %); there
-// the avx512 tag takes AVX2's loops. On Zen 5 (family 1Ah, full-width 512-bit units) they run
-// int4 absmax 23 % and decode 8-36 % faster than AVX2's (README, Benchmarks). Both are the
-// same bits (the scalar oracle's); tests/arch_avx512_test.cpp checks the 16-lane loops
-// directly, whatever the CPU chooses.
+// AVX-512 (F, BW, VL, DQ) integer encoders, tag arch::avx512, chosen at run time by the CPU:
+// int_amax_blocks (rule absmax: scale fl(amax / q), codes at that scale) and
+// int_signed_max_blocks (rule signed_max: scale m / qmin) fused over groups of 16 blocks of
+// 16 or 32 elements: the 16 block maxima by one transposing reduction (lane j for block j),
+// the 16 scales by one division, then each block's codes from one or two vectors of 16
+// (x / s rounded by vcvtps2dq, narrowed by vpmovdb).
+// Which loops run: these 16-lane ones where avx512_detail::wide_int_loops (decided once a
+// process by cpuid) and the input is below the 32 MiB from which the loops stream; AVX2's
+// otherwise. On AMD family 19h (Zen 4), which executes a 512-bit operation as two 256-bit
+// halves, they ran slower than AVX2's (absmax 11 % slower in cache, 19 % at 256 MiB); on
+// Zen 5 (family 1Ah, full-width units) int4 absmax runs 10.3-10.7 G/s at 64 KiB against
+// AVX2's 6.3-6.5, but streamed at 256 MiB 0.57 of the read roofline against 0.93 (README,
+// Benchmarks). The 16-lane decode_int of the same round (16 lanes a step) measured no
+// steadier win on Zen 5 (+2 to +25 % at 64 KiB from one build to the next, half the
+// roofline at 256 MiB), so integer decoding stays AVX2's. Both ways give the same bits (the
+// scalar oracle's); tests/arch_avx512_test.cpp checks the 16-lane loops directly, whatever
+// the CPU chooses, and the choice against /proc/cpuinfo.
 // Everything these decline goes the AVX2 way, which goes on to the per-block path exactly
 // where the AVX2 loops do: a group with a NaN or Inf is handed whole to the AVX2 loop (its
 // groups of 8 find the same blocks); a block whose scale is zero, subnormal-overflowing or
@@ -226,35 +228,19 @@ inline void int_signed_max_blocks16(const float* x, std::size_t n, std::size_t b
   });
 }
 
-// out[i] = q * scale + min, 16 lanes at a time (the last lanes masked); 16 lanes where a
-// level overflows take the scalar int_level (the same bits elsewhere), as the AVX2 kernel.
-BLOCKQ_ALWAYS_INLINE void decode_int16(const std::uint8_t* codes, std::size_t n, float scale, float min, int_format fmt,
-                                       float* out) noexcept {
-  const __m512 s = _mm512_set1_ps(scale), mn = _mm512_set1_ps(min);
-  const __m128i sh = _mm_cvtsi32_si128(32 - fmt.bits);
-  const __m512i mask = _mm512_set1_epi32(fmt.mask());
-  for (std::size_t i = 0; i < n; i += 16) {
-    const std::size_t len = n - i < 16 ? n - i : 16;
-    const auto m = static_cast<__mmask16>(len == 16 ? 0xFFFFu : (1u << len) - 1u);
-    const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + i));
-    // Signed: the low b bits sign-extended; unsigned: masked (fmt.to_int).
-    const __m512i q = fmt.is_signed ? _mm512_sra_epi32(_mm512_sll_epi32(c, sh), sh) : _mm512_and_si512(c, mask);
-    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), s), mn);  // two roundings
-    const __m512i a = _mm512_and_si512(_mm512_castps_si512(v), splat(0x7FFFFFFFu));
-    if (_mm512_mask_cmpeq_epi32_mask(m, a, splat(0x7F800000u)) != 0) [[unlikely]] {
-      decode_int(arch::scalar{}, codes + i, len, scale, min, fmt, out + i);
-      continue;
-    }
-    _mm512_mask_storeu_ps(out + i, m, v);
-  }
-}
 }  // namespace avx512_detail
 
-// The tag's entry points: the 16-lane loops where wide_int_loops(), else AVX2's.
+// The tag's entry points: the 16-lane loops where wide_int_loops() and the input is not
+// streamed (below 32 MiB; from there on AVX2's loops keep 0.93 of the read roofline at
+// 256 MiB on Zen 5, these 0.57: README, Benchmarks), else AVX2's.
+namespace avx512_detail {
+inline bool wide_int_loops(std::size_t n) noexcept { return n * sizeof(float) < (std::size_t{32} << 20) && wide_int_loops(); }
+}  // namespace avx512_detail
+
 template <class ScaleOf>
 void int_amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t block, int_format fmt,
                      ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
-  if (avx512_detail::wide_int_loops())
+  if (avx512_detail::wide_int_loops(n))
     avx512_detail::int_amax_blocks16(x, n, block, fmt, scale_of, codes, scales);
   else
     int_amax_blocks(arch::avx2{}, x, n, block, fmt, scale_of, codes, scales);
@@ -262,18 +248,10 @@ void int_amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t bl
 
 inline void int_signed_max_blocks(arch::avx512, const float* x, std::size_t n, std::size_t block, int_format fmt,
                                   std::uint8_t* codes, float* scales) noexcept {
-  if (avx512_detail::wide_int_loops())
+  if (avx512_detail::wide_int_loops(n))
     avx512_detail::int_signed_max_blocks16(x, n, block, fmt, codes, scales);
   else
     int_signed_max_blocks(arch::avx2{}, x, n, block, fmt, codes, scales);
-}
-
-inline void decode_int(arch::avx512, const std::uint8_t* codes, std::size_t n, float scale, float min, int_format fmt,
-                       float* out) noexcept {
-  if (avx512_detail::wide_int_loops())
-    avx512_detail::decode_int16(codes, n, scale, min, fmt, out);
-  else
-    decode_int(arch::avx2{}, codes, n, scale, min, fmt, out);
 }
 
 }  // namespace kernels

@@ -2,15 +2,14 @@
 // int_decode_blocks: the whole-tensor dequantization of integer codes (uniform_quantizer's
 // dequantize), out[i] = q * scales[b] + mins[b] (min 0 without mins), as decode_int per
 // block. Every tag has it: the generic loop calls the tag's decode_int block by block; AVX2
-// runs one loop over the tensor, inlined, with the scale and min broadcast once a block
-// (10-18 % more elements/s than the per-block decode_int calls at 64 KiB and 8 MiB); AVX-512
-// runs 16 lanes a step (avx512_detail::decode_int16) where the CPU runs them faster than
-// AVX2's loop (arch/avx512_int.hpp, wide_int_loops: not on Zen 4), else AVX2's.
+// (and AVX-512, which inherits it: a 16-lane loop measured 4-10 % slower on Zen 4) runs one
+// loop over the tensor, inlined, with the scale and min broadcast once a block (10-18 % more
+// elements/s than the per-block decode_int calls at 64 KiB and 8 MiB).
 // Non-temporal stores from 32 MiB of output on did not pay at 256 MiB (A/B within the noise,
 // either way), so the output is written as usual.
 //
 // Same bits as decode_int: q * scale + min with two roundings (the project builds with
-// -ffp-contract=off), and the 8 or 16 lanes where a level overflows take the scalar
+// -ffp-contract=off), and the 8 lanes where a level overflows take the scalar
 // int_level.
 #pragma once
 
@@ -19,9 +18,6 @@
 
 #include "blockq/arch.hpp"
 #include "blockq/arch/generic.hpp"
-#if BLOCKQ_WITH_AVX512
-#include "blockq/arch/avx512_int.hpp"
-#endif
 #include "blockq/formats/integer.hpp"
 
 #if BLOCKQ_WITH_AVX2
@@ -64,20 +60,6 @@ inline void int_decode_blocks(arch::avx2, const std::uint8_t* codes, const float
 }
 #endif
 
-#if BLOCKQ_WITH_AVX512
-// 16 lanes a step, the lanes past a block's end masked (where avx512_detail::wide_int_loops).
-inline void int_decode_blocks(arch::avx512, const std::uint8_t* codes, const float* scales, const float* mins,
-                              std::size_t n, std::size_t block, int_format fmt, float* out) noexcept {
-  if (!avx512_detail::wide_int_loops()) {
-    int_decode_blocks(arch::avx2{}, codes, scales, mins, n, block, fmt, out);
-    return;
-  }
-  for (std::size_t b = 0, begin = 0; begin < n; ++b, begin += block) {
-    const std::size_t len = n - begin < block ? n - begin : block;
-    avx512_detail::decode_int16(codes + begin, len, scales[b], mins ? mins[b] : 0.0f, fmt, out + begin);
-  }
-}
-#endif
 
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE

@@ -5,7 +5,9 @@
 // it takes (multiples of 16) and those it hands to AVX2, partial last blocks, unaligned
 // codes and outputs, and guard elements after the output that must stay untouched; then
 // MXFP4 with every UE8M0 scale byte and NVFP4 with every E4M3 scale byte through the
-// quantizers. The tests skip loudly on a CPU without AVX-512 F/BW/VL/DQ.
+// quantizers; the 16-lane integer encoders (arch/avx512_int.hpp) directly and through the tag,
+// and their run-time choice against /proc/cpuinfo; the NVFP4 window's bounds. The tests skip
+// loudly on a CPU without AVX-512 F/BW/VL/DQ.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -8,11 +8,11 @@
 // search/discrete.hpp). The tier's other kernels have their own headers: the E2M1
 // dequantization (arch/avx512_decode.hpp) and the fused MXFP4 loop (arch/avx512_e2m1.hpp),
 // both faster than AVX2's on Zen 4 (README, SIMD), and the NVFP4 window's bounds
-// (arch/nvfp4_search_avx512.hpp: 16 scales in one zmm; bounds, not bits, as AVX2's). The other
-// fused amax loops and the integer codecs stay AVX2's: 16-lane versions of the int absmax and
-// signed_max loops and of the int decoder were built and measured no faster on Zen 4 (absmax
-// 11 % slower in cache and 19 % at 256 MiB, decode 4-10 % slower; README, SIMD), so they were
-// removed (git history: arch/avx512_int.hpp).
+// (arch/nvfp4_search_avx512.hpp: 16 scales in one zmm; bounds, not bits, as AVX2's), and the
+// integer encoders (arch/avx512_int.hpp: the int absmax and signed_max loops, chosen at run
+// time: slower than AVX2's on Zen 4, 1.6x faster in cache on Zen 5). The other fused amax
+// loops and integer decoding stay AVX2's (a 16-lane int decoder measured 4-10 % slower on
+// Zen 4 and no steadier win on Zen 5; README, SIMD).
 #pragma once
 
 #include "blockq/arch/avx2.hpp"

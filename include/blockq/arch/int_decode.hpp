@@ -2,7 +2,8 @@
 // int_decode_blocks: the whole-tensor dequantization of integer codes (uniform_quantizer's
 // dequantize), out[i] = q * scales[b] + mins[b] (min 0 without mins), as decode_int per
 // block. Every tag has it: the generic loop calls the tag's decode_int block by block; AVX2
-// (and AVX-512, which inherits it: a 16-lane loop measured 4-10 % slower on Zen 4) runs one
+// (and AVX-512, which inherits it: a 16-lane loop measured 4-10 % slower on Zen 4 and no
+// steadier win on Zen 5, see arch/avx512_int.hpp) runs one
 // loop over the tensor, inlined, with the scale and min broadcast once a block (10-18 % more
 // elements/s than the per-block decode_int calls at 64 KiB and 8 MiB).
 // Non-temporal stores from 32 MiB of output on did not pay at 256 MiB (A/B within the noise,

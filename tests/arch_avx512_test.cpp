@@ -162,7 +162,7 @@ TEST_F(Avx512, DequantizeEveryScaleByte) {
 //
 // int_amax_blocks and int_signed_max_blocks against the scalar loop, codes and scale bits,
 // twice: the 16-lane loops of arch/avx512_int.hpp called directly, and the avx512 tag (which
-// runs them or AVX2's, as avx512_detail::wide_int_loops decides for this CPU and size): every bit width 1..8, signed and unsigned, blocks 16 and 32 (the
+// runs them or AVX2's, as avx512_detail::wide_int_loops decides for this CPU): every bit width 1..8, signed and unsigned, blocks 16 and 32 (the
 // fused groups of 16 blocks) and 48 and 8 (handed to AVX2), lengths with partial groups and
 // a partial last block, and blocks of every edge class mixed so that groups hold some blocks
 // that decline (NaN, Inf, zeros, -0, +a beside -a, amax near FLT_MAX, subnormal scales) among
@@ -216,7 +216,7 @@ void check_int_blocks(const std::vector<float>& x, std::size_t block, int_format
   else
     kernels::int_amax_blocks(arch::scalar{}, x.data(), n, block, fmt, scale_of, c0.data() + co, s0.data());
   for (const bool direct : {true, false}) {
-  if (!direct && kernels::avx512_detail::wide_int_loops(n)) continue;  // the tag runs the same loops
+  if (!direct && kernels::avx512_detail::wide_int_loops()) continue;  // the tag runs the same loops
   std::vector<std::uint8_t> c1(n + co + 32, 0xA5);
   std::vector<float> s1(nb + 1, 7.0f);
   if constexpr (SignedMax) {

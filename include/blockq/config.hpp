@@ -34,11 +34,14 @@
 // kernels dispatch on the tie rule and the kind of divisor through generic
 // lambdas (one straight loop per variant); the sweep's lambdas share state
 // that must stay in registers (one call left out of line takes its address).
+// BLOCKQ_NOINLINE: a cold variant kept out of its caller's hot loop.
 #if defined(__GNUC__) || defined(__clang__)
+#define BLOCKQ_NOINLINE __attribute__((noinline))
 #define BLOCKQ_ALWAYS_INLINE inline __attribute__((always_inline))
 #define BLOCKQ_LAMBDA_INLINE __attribute__((always_inline))
 #define BLOCKQ_RESTRICT __restrict__
 #else
+#define BLOCKQ_NOINLINE
 #define BLOCKQ_ALWAYS_INLINE inline
 #define BLOCKQ_LAMBDA_INLINE
 #define BLOCKQ_RESTRICT

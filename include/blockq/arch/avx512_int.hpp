@@ -124,9 +124,9 @@ BLOCKQ_ALWAYS_INLINE void int_codes16(const float* x, std::size_t len, Div div, 
 
 // Rule absmax (or another scale_of) over a tensor: groups of 16 blocks of 16 or 32 here,
 // the rest as AVX2 (see the header comment).
-template <class ScaleOf>
-void int_amax_blocks16(const float* x, std::size_t n, std::size_t block, int_format fmt, ScaleOf&& scale_of,
-                       std::uint8_t* codes, float* scales) noexcept {
+template <bool Stream, class ScaleOf>
+void int_amax_blocks16_loop(const float* x, std::size_t n, std::size_t block, int_format fmt, ScaleOf& scale_of,
+                            std::uint8_t* codes, float* scales) noexcept {
   const auto rest = avx2_detail::int_blocks_rest(x, block, fmt, scale_of, codes, scales,
                                                  [](const float* p, std::size_t m) { return block_amax(arch::avx2{}, p, m); });
   auto avx2 = [&](std::size_t b, std::size_t i, std::size_t len) {
@@ -138,8 +138,7 @@ void int_amax_blocks16(const float* x, std::size_t n, std::size_t block, int_for
   bool quotient = false;
   if constexpr (std::is_same_v<std::decay_t<ScaleOf>, quotient_block_scale>)
     quotient = fmt.is_signed && scale_of.q == static_cast<float>(fmt.qmax());
-  avx2_detail::int_block_groups<16>(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
-    constexpr bool Stream = decltype(stream)::value;
+  avx2_detail::int_block_groups<16, Stream>(x, n, block, [&](std::size_t i, std::size_t b) BLOCKQ_LAMBDA_INLINE {
     const __m512i maxima = block_maxima16(x + i, block);
     if (_mm512_cmpgt_epu32_mask(maxima, splat(0x7F7FFFFFu)) != 0) {
       avx2(b, i, 16 * block);  // a NaN or Inf in the group
@@ -201,14 +200,15 @@ void int_amax_blocks16(const float* x, std::size_t n, std::size_t block, int_for
 
 // Rule signed_max over a tensor (scales m / qmin): groups of 16 blocks of 16 or 32 here,
 // the rest as AVX2 (arch/signed_max.hpp).
-inline void int_signed_max_blocks16(const float* x, std::size_t n, std::size_t block, int_format fmt,
-                                    std::uint8_t* codes, float* scales) noexcept {
+template <bool Stream>
+void int_signed_max_blocks16_loop(const float* x, std::size_t n, std::size_t block, int_format fmt,
+                                  std::uint8_t* codes, float* scales) noexcept {
   const float fqmin = static_cast<float>(fmt.qmin());
   auto scale_of = [fqmin](float m) { return m / fqmin; };
   const auto rest = avx2_detail::int_blocks_rest(
       x, block, fmt, scale_of, codes, scales, [](const float* p, std::size_t m) { return block_signed_max(arch::avx2{}, p, m); });
   const __m512 qmin = _mm512_set1_ps(fqmin), qmax = _mm512_set1_ps(static_cast<float>(fmt.qmax()));
-  avx2_detail::int_block_groups<16>(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
+  avx2_detail::int_block_groups<16, Stream>(x, n, block, [&](std::size_t i, std::size_t b) BLOCKQ_LAMBDA_INLINE {
     __mmask16 slow = 0;
     const __m512i m = signed_maxima16(x + i, block, slow);
     alignas(64) float s[16];
@@ -220,7 +220,7 @@ inline void int_signed_max_blocks16(const float* x, std::size_t n, std::size_t b
         continue;
       }
       avx2_detail::with_divider<f32x16>(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
-        int_codes16<true, decltype(stream)::value>(x + i + j * block, block, div, qmin, qmax, fmt, codes + i + j * block);
+        int_codes16<true, Stream>(x + i + j * block, block, div, qmin, qmax, fmt, codes + i + j * block);
       });
     }
   }, [&](std::size_t b, std::size_t i, std::size_t len) {
@@ -228,19 +228,29 @@ inline void int_signed_max_blocks16(const float* x, std::size_t n, std::size_t b
   });
 }
 
+// The two loops over a tensor, streamed or not (avx2_detail::int_stream_dispatch).
+template <class ScaleOf>
+void int_amax_blocks16(const float* x, std::size_t n, std::size_t block, int_format fmt, ScaleOf&& scale_of,
+                       std::uint8_t* codes, float* scales) noexcept {
+  avx2_detail::int_stream_dispatch(n, codes, [&](auto stream) {
+    int_amax_blocks16_loop<decltype(stream)::value>(x, n, block, fmt, scale_of, codes, scales);
+  });
+}
+
+inline void int_signed_max_blocks16(const float* x, std::size_t n, std::size_t block, int_format fmt,
+                                    std::uint8_t* codes, float* scales) noexcept {
+  avx2_detail::int_stream_dispatch(n, codes, [&](auto stream) {
+    int_signed_max_blocks16_loop<decltype(stream)::value>(x, n, block, fmt, codes, scales);
+  });
+}
+
 }  // namespace avx512_detail
 
-// The tag's entry points: the 16-lane loops where wide_int_loops() and the input is not
-// streamed (below 32 MiB; from there on AVX2's loops keep 0.93 of the read roofline at
-// 256 MiB on Zen 5, these 0.57: README, Benchmarks), else AVX2's.
-namespace avx512_detail {
-inline bool wide_int_loops(std::size_t n) noexcept { return n * sizeof(float) < (std::size_t{32} << 20) && wide_int_loops(); }
-}  // namespace avx512_detail
-
+// The tag's entry points: the 16-lane loops where wide_int_loops(), else AVX2's.
 template <class ScaleOf>
 void int_amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t block, int_format fmt,
                      ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
-  if (avx512_detail::wide_int_loops(n))
+  if (avx512_detail::wide_int_loops())
     avx512_detail::int_amax_blocks16(x, n, block, fmt, scale_of, codes, scales);
   else
     int_amax_blocks(arch::avx2{}, x, n, block, fmt, scale_of, codes, scales);
@@ -248,7 +258,7 @@ void int_amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t bl
 
 inline void int_signed_max_blocks(arch::avx512, const float* x, std::size_t n, std::size_t block, int_format fmt,
                                   std::uint8_t* codes, float* scales) noexcept {
-  if (avx512_detail::wide_int_loops(n))
+  if (avx512_detail::wide_int_loops())
     avx512_detail::int_signed_max_blocks16(x, n, block, fmt, codes, scales);
   else
     int_signed_max_blocks(arch::avx2{}, x, n, block, fmt, codes, scales);

@@ -105,14 +105,15 @@ BLOCKQ_ALWAYS_INLINE __m256i signed_maxima8(const float* x, std::size_t block, i
 // once, the codes by the int absmax loop's int_codes (clamped: the other sign of the
 // largest magnitude goes one past qmax); the blocks the vector pass cannot decide, zero
 // scales and the tail go the per-block way.
-inline void int_signed_max_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
-                                  std::uint8_t* codes, float* scales) noexcept {
-  using namespace avx2_detail;
+namespace avx2_detail {
+template <bool Stream>
+void int_signed_max_blocks8(const float* x, std::size_t n, std::size_t block, int_format fmt, std::uint8_t* codes,
+                            float* scales) noexcept {
   const signed_quotient_scale scale_of{static_cast<float>(fmt.qmin())};
   const auto rest = int_blocks_rest(x, block, fmt, scale_of, codes, scales,
                                     [](const float* p, std::size_t m) { return block_signed_max(arch::avx2{}, p, m); });
   const __m256 vqmin = _mm256_set1_ps(scale_of.qmin), vqmax = _mm256_set1_ps(static_cast<float>(fmt.qmax()));
-  int_block_groups<8>(n, block, codes, [&](std::size_t i, std::size_t b, auto stream) BLOCKQ_LAMBDA_INLINE {
+  int_block_groups<8, Stream>(x, n, block, [&](std::size_t i, std::size_t b) BLOCKQ_LAMBDA_INLINE {
     int slow = 0;
     const __m256i m = signed_maxima8(x + i, block, slow);
     alignas(32) float s[8];
@@ -124,10 +125,18 @@ inline void int_signed_max_blocks(arch::avx2, const float* x, std::size_t n, std
         continue;
       }
       with_divider(s[j], [&](auto div) BLOCKQ_LAMBDA_INLINE {
-        int_codes<true, decltype(stream)::value>(x + i + j * block, block, div, vqmin, vqmax, fmt, codes + i + j * block);
+        int_codes<true, Stream>(x + i + j * block, block, div, vqmin, vqmax, fmt, codes + i + j * block);
       });
     }
   }, rest);
+}
+}  // namespace avx2_detail
+
+inline void int_signed_max_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
+                                  std::uint8_t* codes, float* scales) noexcept {
+  avx2_detail::int_stream_dispatch(n, codes, [&](auto stream) {
+    avx2_detail::int_signed_max_blocks8<decltype(stream)::value>(x, n, block, fmt, codes, scales);
+  });
 }
 #endif
 

@@ -337,6 +337,30 @@ void tuned_prefetch(std::size_t& i, std::size_t n, std::size_t group, Groups& gr
     groups(n, std::false_type{});
 }
 
+// Whether a fused loop streams: 32 MiB of input and more, codes 16-byte aligned (the
+// non-temporal stores need it; byte buffers from the usual allocators have it).
+inline bool streams(std::size_t n, const std::uint8_t* codes) noexcept {
+  return n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0;
+}
+
+template <class Loop>
+BLOCKQ_NOINLINE void run_streamed(Loop& loop) {
+  loop(std::true_type{});
+}
+
+// loop(std::true_type) when the loop streams (streams(n, codes)), else loop(std::false_type).
+// The streamed instantiation runs out of line: its closures escape into tuned_prefetch, and
+// inlined beside the in-cache loop that kept the in-cache loop's state in memory (reloaded
+// after every code store; int4 absmax of the AVX-512 tier 10.4 -> 7.9 G/s at 64 KiB on Zen
+// 5). So loop should hand its arguments by value to the function that runs the groups.
+template <class Loop>
+BLOCKQ_ALWAYS_INLINE void stream_dispatch(std::size_t n, const std::uint8_t* codes, Loop&& loop) {
+  if (streams(n, codes))
+    run_streamed(loop);
+  else
+    loop(std::false_type{});
+}
+
 // The fused MXFP4 / NVFP4 / FP4 loop over groups of 8 blocks of 16 or 32 elements: the 8
 // amaxes (block_maxima8), their scales and divisors (block_scales8), then each block's codes
 // by e2m1_plan (blocks of 16 two at a time through one 32-element core). Groups holding a
@@ -489,15 +513,17 @@ void amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, t
   if constexpr (std::is_same_v<Element, e2m1>) {
     if (block == 16 || block % 32 == 0) {
       // Inputs of 32 MiB and more write their codes with non-temporal stores (no read for
-      // ownership of output lines that will not be read again soon); they need 16-byte
-      // alignment, which byte buffers from the usual allocators have.
-      const bool stream = L != code_layout::ggml_mxfp4 && n * sizeof(float) >= (std::size_t{32} << 20) &&
-                          reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
+      // ownership of output lines that will not be read again soon; see streams), out of
+      // line (stream_dispatch); ggml's 17-byte blocks never.
       avx2_detail::with_ties(ties, [&](auto t) {
-        if (stream)
-          avx2_detail::e2m1_amax_blocks<L, decltype(t)::value, true>(x, n, block, code_of, divisor_of, out, scales, rest);
+        auto run = [&](auto stream) {
+          avx2_detail::e2m1_amax_blocks<L, decltype(t)::value, decltype(stream)::value>(x, n, block, code_of, divisor_of,
+                                                                                        out, scales, rest);
+        };
+        if constexpr (L == code_layout::ggml_mxfp4)
+          run(std::false_type{});
         else
-          avx2_detail::e2m1_amax_blocks<L, decltype(t)::value, false>(x, n, block, code_of, divisor_of, out, scales, rest);
+          avx2_detail::stream_dispatch(n, out, run);
       });
       return;
     }
@@ -637,7 +663,7 @@ BLOCKQ_ALWAYS_INLINE auto int_blocks_rest(const float* x, std::size_t block, int
 // The frame of the fused integer block loops of every vector tier: group(i, b) does
 // the W blocks (8 here, 16 for AVX-512) of 16 or 32 from element i (block b) of x on,
 // rest(b, begin, len) the other block sizes and the tail. Streamed (Stream, see
-// int_streams), the groups store their codes non-temporally (they see Stream too) and
+// streams), the groups store their codes non-temporally (they see Stream too) and
 // the input's software prefetch is chosen at run time (tuned_prefetch), as amax_blocks does.
 template <std::size_t W, bool Stream, class Group, class Rest>
 BLOCKQ_ALWAYS_INLINE void int_block_groups(const float* x, std::size_t n, std::size_t block, Group&& group, Rest&& rest) {
@@ -658,30 +684,6 @@ BLOCKQ_ALWAYS_INLINE void int_block_groups(const float* x, std::size_t n, std::s
     }
   }
   if (i < n) rest(b, i, n - i);
-}
-
-// Whether a fused integer loop streams: 32 MiB of input and more, codes 16-byte aligned
-// (every block of a group then starts 16 bytes after the last).
-inline bool int_streams(std::size_t n, const std::uint8_t* codes) noexcept {
-  return n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0;
-}
-
-template <class Loop>
-BLOCKQ_NOINLINE void run_streamed(Loop& loop) {
-  loop(std::true_type{});
-}
-
-// loop(std::true_type) when the loop streams (int_streams), else loop(std::false_type). The
-// streamed instantiation runs out of line: its closures escape into tuned_prefetch, and
-// inlined beside the in-cache loop that kept the in-cache loop's state in memory (reloaded
-// after every code store; int4 absmax of the AVX-512 tier 10.4 -> 7.9 G/s at 64 KiB on Zen
-// 5). So loop should hand its arguments by value to the function that runs the groups.
-template <class Loop>
-BLOCKQ_ALWAYS_INLINE void int_stream_dispatch(std::size_t n, const std::uint8_t* codes, Loop&& loop) {
-  if (int_streams(n, codes))
-    run_streamed(loop);
-  else
-    loop(std::false_type{});
 }
 
 // Fused over groups of 8 blocks of 16 or 32 (block_maxima8, the 8 scales at once for
@@ -749,7 +751,7 @@ void int_amax_blocks8(const float* x, std::size_t n, std::size_t block, int_form
 template <class ScaleOf>
 void int_amax_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
                      ScaleOf&& scale_of, std::uint8_t* codes, float* scales) noexcept {
-  avx2_detail::int_stream_dispatch(n, codes, [&](auto stream) {
+  avx2_detail::stream_dispatch(n, codes, [&](auto stream) {
     avx2_detail::int_amax_blocks8<decltype(stream)::value>(x, n, block, fmt, scale_of, codes, scales);
   });
 }

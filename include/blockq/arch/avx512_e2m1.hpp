@@ -158,9 +158,44 @@ BLOCKQ_ALWAYS_INLINE bool mx_group512(const float* x, const C& code_of, std::uin
 
 }  // namespace avx512_detail
 
+namespace avx512_detail {
+// The MXFP4 loop over a tensor (see amax_blocks below), streamed or not: the groups of 512
+// elements through mx_group512, what it declines and the last n % 512 through the AVX2 loop.
+template <code_layout L, tie_mode T, bool Stream, class CodeOf, class DivisorOf, class Scale>
+void mx_loop512(const float* x, std::size_t n, CodeOf& code_of, DivisorOf& divisor_of, std::uint8_t* out,
+                Scale* scales) noexcept {
+  constexpr bool ggml = L == code_layout::ggml_mxfp4;
+  // Where group i / 512 writes (ggml: no separate scales).
+  auto out_of = [&](std::size_t i) { return ggml ? out + i / 32 * 17 : out + i / 2; };
+  auto scales_of = [&](std::size_t i) { return ggml ? scales : scales + i / 32; };
+  auto avx2 = [&](std::size_t i, std::size_t len) {
+    amax_blocks<e2m1, L>(arch::avx2{}, x + i, len, 32, T, code_of, divisor_of, out_of(i), scales_of(i));
+  };
+  std::size_t i = 0;
+  // The groups up to `end`, with the software prefetch of the AVX2 loop where `prefetch`
+  // holds (streamed inputs choose it at run time, as AVX2's do: on Zen 5 this loop held 0.52
+  // of the read roofline at 256 MiB without it).
+  auto groups = [&](std::size_t end, auto prefetch) BLOCKQ_LAMBDA_INLINE {
+    for (; i + 512 <= end; i += 512) {
+      if constexpr (decltype(prefetch)::value) avx2_detail::prefetch_ahead(x + i, 512);
+      if (!mx_group512<L, T, Stream>(x + i, code_of, out_of(i), scales_of(i))) avx2(i, 512);
+    }
+  };
+  if constexpr (Stream) {
+    avx2_detail::tuned_prefetch(i, n, 512, groups);
+    _mm_sfence();
+  } else {
+    groups(n, std::false_type{});
+  }
+  if (i < n) avx2(i, n - i);
+}
+}  // namespace avx512_detail
+
 // MXFP4 (E2M1, UE8M0 rules ocp / ceil / floor), blocks of 32, nibbles or ggml: groups of 16 blocks
 // through avx512_detail::mx_group512; the groups it declines and the last n % 512 elements
 // through the AVX2 loop (which has the NaN, Inf, subnormal-scale and zero-block paths).
+// Non-temporal stores from 32 MiB of input on, as the AVX2 loop decides; that instantiation
+// runs out of line (avx2_detail::stream_dispatch says why).
 template <class Element, code_layout L, class Scale, class CodeOf, class DivisorOf>
 void amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t block, tie_mode ties, CodeOf&& code_of,
                  DivisorOf&& divisor_of, std::uint8_t* out, Scale* scales) noexcept {
@@ -168,40 +203,14 @@ void amax_blocks(arch::avx512, const float* x, std::size_t n, std::size_t block,
   if constexpr (std::is_same_v<Element, e2m1> && (L == code_layout::nibbles || ggml) &&
                 requires { std::decay_t<CodeOf>::ue8m0_amax_rule; }) {
     if (block == 32) {
-      // Where group i / 512 writes (ggml: no separate scales).
-      auto out_of = [&](std::size_t i) { return ggml ? out + i / 32 * 17 : out + i / 2; };
-      auto scales_of = [&](std::size_t i) { return ggml ? scales : scales + i / 32; };
-      auto avx2 = [&](std::size_t i, std::size_t len) {
-        amax_blocks<Element, L>(arch::avx2{}, x + i, len, block, ties, code_of, divisor_of, out_of(i), scales_of(i));
-      };
-      // Non-temporal stores from 32 MiB of input on, as the AVX2 loop decides.
-      const bool stream = !ggml && n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
       avx2_detail::with_ties(ties, [&](auto t) {
-        constexpr tie_mode T = decltype(t)::value;
-        auto run = [&](auto s) BLOCKQ_LAMBDA_INLINE {
-          constexpr bool Stream = decltype(s)::value;
-          std::size_t i = 0;
-          // The groups up to `end`, with the software prefetch of the AVX2 loop where
-          // `prefetch` holds (streamed inputs choose it at run time, as AVX2's do: on Zen 5
-          // this loop held 0.52 of the read roofline at 256 MiB without it).
-          auto groups = [&](std::size_t end, auto prefetch) BLOCKQ_LAMBDA_INLINE {
-            for (; i + 512 <= end; i += 512) {
-              if constexpr (decltype(prefetch)::value) avx2_detail::prefetch_ahead(x + i, 512);
-              if (!avx512_detail::mx_group512<L, T, Stream>(x + i, code_of, out_of(i), scales_of(i))) avx2(i, 512);
-            }
-          };
-          if constexpr (Stream) {
-            avx2_detail::tuned_prefetch(i, n, 512, groups);
-            _mm_sfence();
-          } else {
-            groups(n, std::false_type{});
-          }
-          if (i < n) avx2(i, n - i);
+        auto run = [&](auto stream) {
+          avx512_detail::mx_loop512<L, decltype(t)::value, decltype(stream)::value>(x, n, code_of, divisor_of, out, scales);
         };
-        if (stream)
-          run(std::true_type{});
-        else
+        if (ggml)  // (ggml's 17-byte blocks are not 16-byte aligned: never streamed)
           run(std::false_type{});
+        else
+          avx2_detail::stream_dispatch(n, out, run);
       });
       return;
     }

@@ -228,18 +228,18 @@ void int_signed_max_blocks16_loop(const float* x, std::size_t n, std::size_t blo
   });
 }
 
-// The two loops over a tensor, streamed or not (avx2_detail::int_stream_dispatch).
+// The two loops over a tensor, streamed or not (avx2_detail::stream_dispatch).
 template <class ScaleOf>
 void int_amax_blocks16(const float* x, std::size_t n, std::size_t block, int_format fmt, ScaleOf&& scale_of,
                        std::uint8_t* codes, float* scales) noexcept {
-  avx2_detail::int_stream_dispatch(n, codes, [&](auto stream) {
+  avx2_detail::stream_dispatch(n, codes, [&](auto stream) {
     int_amax_blocks16_loop<decltype(stream)::value>(x, n, block, fmt, scale_of, codes, scales);
   });
 }
 
 inline void int_signed_max_blocks16(const float* x, std::size_t n, std::size_t block, int_format fmt,
                                     std::uint8_t* codes, float* scales) noexcept {
-  avx2_detail::int_stream_dispatch(n, codes, [&](auto stream) {
+  avx2_detail::stream_dispatch(n, codes, [&](auto stream) {
     int_signed_max_blocks16_loop<decltype(stream)::value>(x, n, block, fmt, codes, scales);
   });
 }

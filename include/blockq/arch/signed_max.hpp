@@ -134,7 +134,7 @@ void int_signed_max_blocks8(const float* x, std::size_t n, std::size_t block, in
 
 inline void int_signed_max_blocks(arch::avx2, const float* x, std::size_t n, std::size_t block, int_format fmt,
                                   std::uint8_t* codes, float* scales) noexcept {
-  avx2_detail::int_stream_dispatch(n, codes, [&](auto stream) {
+  avx2_detail::stream_dispatch(n, codes, [&](auto stream) {
     avx2_detail::int_signed_max_blocks8<decltype(stream)::value>(x, n, block, fmt, codes, scales);
   });
 }

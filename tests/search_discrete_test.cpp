@@ -250,6 +250,61 @@ TEST(SearchNvfp4Mse, EqualsExhaustiveSearchOverAllE4m3Scales) {
   }
 }
 
+// The quantizer's rule mse loop (chunks of 32 blocks, scales eight blocks at a time, then
+// the codes) against the block loop it replaces: block_scale and the codes at that block's
+// divisor, block by block, codes one a byte and packed, float and bfloat16 input. Lengths
+// with partial groups of eight, a partial last block and a tensor shorter than one block;
+// NaN, Inf, zero and underflowing (zero-start) blocks inside groups.
+TEST(SearchNvfp4Mse, TensorLoopEqualsBlockByBlock) {
+  std::mt19937_64 g(11);
+  std::normal_distribution<float> nd;
+  for (std::size_t n : {std::size_t{16 * 40}, std::size_t{16 * 37 + 5}, std::size_t{9}, std::size_t{16 * 75}}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = nd(g);
+    for (std::size_t b = 0; b * 16 < n; ++b) {
+      float* p = x.data() + b * 16;
+      const std::size_t len = std::min<std::size_t>(16, n - b * 16);
+      switch (b % 13) {
+        case 3: p[len / 2] = std::numeric_limits<float>::quiet_NaN(); break;
+        case 5: p[0] = -std::numeric_limits<float>::infinity(); break;
+        case 7: std::fill(p, p + len, 0.0f); break;
+        case 9: for (std::size_t i = 0; i < len; ++i) p[i] *= 1e-4f; break;  // absmax code 0 under s_t
+        case 11: p[len - 1] = 3e3f; break;                                     // sets s_t
+        default: break;
+      }
+    }
+    for (tie_mode ties : all_ties) {
+      const blockq::nvfp4_quantizer<> q({scale_rule::mse, ties, true});
+      const float st = q.tensor_scale(x);
+      auto check = [&](const auto& in, const std::vector<float>& as_float, const char* what) {
+        const std::size_t nb = q.num_blocks(n);
+        std::vector<std::uint8_t> codes(n), packed((n + 1) / 2), scales(nb), scales_p(nb);
+        q.quantize(in, st, codes, scales);
+        q.quantize_packed(in, st, packed, scales_p);
+        ASSERT_EQ(scales, scales_p) << what;
+        for (std::size_t b = 0; b < nb; ++b) {
+          const std::size_t len = std::min<std::size_t>(16, n - b * 16);
+          const std::span<const float> blk(as_float.data() + b * 16, len);
+          ASSERT_EQ(scales[b], q.block_scale(blk, st)) << what << ", n " << n << ", block " << b;
+          std::vector<std::uint8_t> c(len), pc((len + 1) / 2);
+          const float d = q.effective_scale(scales[b], st);
+          blockq::detail::encode_block<blockq::e2m1, scalar, false>(blk.data(), len, d, ties, c.data());
+          blockq::detail::encode_block<blockq::e2m1, scalar, true>(blk.data(), len, d, ties, pc.data());
+          ASSERT_TRUE(std::equal(c.begin(), c.end(), codes.begin() + static_cast<std::ptrdiff_t>(b * 16)))
+              << what << ", n " << n << ", block " << b;
+          ASSERT_TRUE(std::equal(pc.begin(), pc.end(), packed.begin() + static_cast<std::ptrdiff_t>(b * 8)))
+              << what << " (packed), n " << n << ", block " << b;
+        }
+      };
+      check(x, x, "float");
+      std::vector<blockq::bfloat16> h(n);
+      std::vector<float> hf(n);
+      for (std::size_t i = 0; i < n; ++i) h[i] = blockq::bfloat16::from_float(x[i]), hf[i] = h[i].to_float();
+      check(h, hf, "bfloat16");
+    }
+  }
+}
+
 TEST(SearchNvfp4Mse, BlocksWhoseAbsmaxScaleUnderflows) {
   // One huge element sets the tensor scale; blocks of tiny values get an
   // absmax E4M3 code of 0 (all codes zero), yet a small E4M3 scale is better.

@@ -10,6 +10,7 @@
 //                                         size_t start, tie_mode ties);
 //   discrete_result e4m3_mse(Arch, x, set, start, ties);  // discrete_mse<e2m1>, NVFP4's windows
 //   size_t e4m3_mse_index(Arch, x, set, start, ties[, amax]); // its index, decided in float where it can
+//   void e4m3_mse_indices<K>(Arch, x[K], set, start[K], ties, amax[K], index[K]);  // K blocks' indices at once
 //     x:       a block of finite floats.
 //     set:     candidate scales, finite, positive and sorted (non-decreasing).
 //     start:   index of the rule's scale in set, or search::zero_start for a
@@ -368,54 +369,90 @@ discrete_result e4m3_window_search(std::span<const float> x, std::span<const flo
 // up: it may count a candidate more (then no decision), never one less.
 inline constexpr std::size_t window_runs = 3;
 
-// (amax_of_x: kernels::block_amax(x), which the caller may already have)
-template <class Arch>
-bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
-                       float amax_of_x, std::size_t& index) noexcept {
-  if (start == zero_start || start >= set.size()) return false;
-  const std::size_t n = x.size();
-  const double amax = amax_of_x;
-  if (!(amax >= 0x1p-40 && amax <= 0x1p40)) return false;
-  constexpr std::size_t w = kernels::max_window_estimates;
-  const double rel = kernels::window_bounds_relative_error(n), abs = kernels::window_bounds_absolute_error(n);
-  const std::size_t first = start > window_below ? start - window_below : 0;
+// One block's decision as a state: begin() scores the first window, finish() the further
+// windows and the decision. Several blocks' begin() calls back to back (e4m3_mse_indices)
+// let the core overlap their kernels: each block's chain waits on its own divisions and
+// sums, and one block's work (about 600 instructions with its encoding) fills the reorder
+// buffer alone.
+struct window_decision {
+  static constexpr std::size_t w = kernels::max_window_estimates;
+  std::span<const float> x, set;
+  tie_mode ties = tie_mode::even;
+  double amax = 0.0, rel = 0.0, abs = 0.0, h = std::numeric_limits<double>::infinity();
+  std::size_t first = 0, total = 0, run = 0;
+  int state = 0;                           // 0: more windows to score, 1: the tail bound closed, -1: no decision
   std::array<float, w * window_runs> est;  // (written for j < total)
-  std::size_t total = 0;
-  double h = std::numeric_limits<double>::infinity();
-  for (std::size_t run = 0;; ++run) {
+
+  // (amax_of_x: kernels::block_amax(x))
+  template <class Arch>
+  void begin(std::span<const float> x_, std::span<const float> set_, std::size_t start, tie_mode ties_,
+             float amax_of_x) noexcept {
+    x = x_, set = set_, ties = ties_, amax = amax_of_x;
+    if (start == zero_start || start >= set.size() || !(amax >= 0x1p-40 && amax <= 0x1p40)) {
+      state = -1;
+      return;
+    }
+    rel = kernels::window_bounds_relative_error(x.size()), abs = kernels::window_bounds_absolute_error(x.size());
+    first = start > window_below ? start - window_below : 0;
+    score<Arch>();
+  }
+
+  // The next window.
+  template <class Arch>
+  void score() noexcept {
     const std::size_t i = first + total;
     const std::size_t k = std::min(w, set.size() - i);
     const bool more = i + k < set.size();
     float half = 0.0f;  // (0: no tail bound, where half of the next scale is not exact)
     if (more && 2.0f * (0.5f * set[i + k]) == set[i + k]) half = 0.5f * set[i + k];
-    if (more && !(half > 0.0f)) return false;
+    if (more && !(half > 0.0f)) {
+      state = -1;
+      return;
+    }
     float tail = 0.0f, least = 0.0f;  // (the least known estimate gives the least hi)
-    kernels::window_sse_bounds(Arch{}, x.data(), n, set.data() + i, k, ties, half, est.data() + total, tail, least);
+    kernels::window_sse_bounds(Arch{}, x.data(), x.size(), set.data() + i, k, ties, half, est.data() + total, tail, least);
     total += k;
     h = std::min(h, static_cast<double>(least) * (1.0 + rel) + abs);
-    if (!more || static_cast<double>(tail) * (1.0 - rel) - abs > h) break;
-    if (run + 1 == window_runs) return false;
+    if (!more || static_cast<double>(tail) * (1.0 - rel) - abs > h)
+      state = 1;
+    else if (++run == window_runs)
+      state = -1;
   }
-  if (!(h < std::numeric_limits<double>::infinity())) return false;
-  // (set[first - 1] < lowest_useful_scale(amax, h, n) without the square root: the scale under
-  // the window clips amax by D = amax (1 - 2^-20) - 6 s > sqrt(h (1 + sum_margin)), squared
-  // with 2^-40 to spare for the rounding of these doubles)
-  if (first > 0) {
-    const double d = amax * (1.0 - 0x1p-20) - static_cast<double>(e2m1::max_value) * set[first - 1];
-    if (!(d > 0.0 && h * (1.0 + sum_margin(n)) * (1.0 + 0x1p-40) < d * d * (1.0 - 0x1p-40))) return false;
+
+  // The decision: true with the index, or false (the caller searches exactly).
+  template <class Arch>
+  bool finish(std::size_t& index) noexcept {
+    while (state == 0) score<Arch>();
+    if (state < 0 || !(h < std::numeric_limits<double>::infinity())) return false;
+    // (set[first - 1] < lowest_useful_scale(amax, h, n) without the square root: the scale under
+    // the window clips amax by D = amax (1 - 2^-20) - 6 s > sqrt(h (1 + sum_margin)), squared
+    // with 2^-40 to spare for the rounding of these doubles)
+    if (first > 0) {
+      const double d = amax * (1.0 - 0x1p-20) - static_cast<double>(e2m1::max_value) * set[first - 1];
+      if (!(d > 0.0 && h * (1.0 + sum_margin(x.size())) * (1.0 + 0x1p-40) < d * d * (1.0 - 0x1p-40))) return false;
+    }
+    const double t = (h + abs) / (1.0 - rel) * (1.0 + 0x1p-50);
+    float thr = static_cast<float>(t);  // (t is positive, far below FLT_MAX: |x| <= 2^40)
+    if (static_cast<double>(thr) < t) thr = std::bit_cast<float>(std::bit_cast<std::uint32_t>(thr) + 1u);
+    std::size_t close = 0, best = 0;  // (unknown estimates, -1, count as close)
+    for (std::size_t j = 0; j < total; ++j) {
+      const bool c = est[j] <= thr;
+      close += c;
+      best += c ? j : 0;
+    }
+    if (close != 1) return false;
+    index = first + best;
+    return true;
   }
-  const double t = (h + abs) / (1.0 - rel) * (1.0 + 0x1p-50);
-  float thr = static_cast<float>(t);  // (t is positive, far below FLT_MAX: |x| <= 2^40)
-  if (static_cast<double>(thr) < t) thr = std::bit_cast<float>(std::bit_cast<std::uint32_t>(thr) + 1u);
-  std::size_t close = 0, best = 0;  // (unknown estimates, -1, count as close)
-  for (std::size_t j = 0; j < total; ++j) {
-    const bool c = est[j] <= thr;
-    close += c;
-    best += c ? j : 0;
-  }
-  if (close != 1) return false;
-  index = first + best;
-  return true;
+};
+
+// (amax_of_x: kernels::block_amax(x), which the caller may already have)
+template <class Arch>
+bool e4m3_window_index(std::span<const float> x, std::span<const float> set, std::size_t start, tie_mode ties,
+                       float amax_of_x, std::size_t& index) noexcept {
+  window_decision d;
+  d.begin<Arch>(x, set, start, ties, amax_of_x);
+  return d.finish<Arch>(index);
 }
 
 template <class Arch>
@@ -522,6 +559,18 @@ std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float
   if (detail::e4m3_window_index<Arch>(x, set, start, ties, amax, i)) return i;
   return e4m3_mse(Arch{}, x, set, start, ties).index;
 }
+
+// e4m3_mse_index of K blocks x[k] from starts start[k] (amax[k] their block_amax), the same
+// indices, their first windows scored back to back (detail::window_decision).
+template <std::size_t K, class Arch>
+void e4m3_mse_indices(Arch, const std::span<const float>* x, std::span<const float> set, const std::size_t* start,
+                      tie_mode ties, const float* amax, std::size_t* index) noexcept {
+  std::array<detail::window_decision, K> d;
+  for (std::size_t k = 0; k < K; ++k) d[k].template begin<Arch>(x[k], set, start[k], ties, amax[k]);
+  for (std::size_t k = 0; k < K; ++k)
+    if (!d[k].template finish<Arch>(index[k])) index[k] = e4m3_mse(Arch{}, x[k], set, start[k], ties).index;
+}
+
 template <class Arch>
 std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
                            tie_mode ties) noexcept {

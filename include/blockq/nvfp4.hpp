@@ -304,13 +304,7 @@ class nvfp4_quantizer {
     [[maybe_unused]] detail::float_buffer<T> buf(chunk);
     for (std::size_t i = 0; i < x.size(); i += chunk) {
       const std::size_t n = x.size() - i < chunk ? x.size() - i : chunk;
-      const float* xc;
-      if constexpr (std::is_same_v<T, float>) {
-        xc = x.data() + i;
-      } else {
-        kernels::to_float(Arch{}, x.data() + i, n, buf.data());
-        xc = buf.data();
-      }
+      const float* xc = detail::floats_of<Arch>(x, i, n, buf);
       std::uint8_t* sc = scales.data() + i / block;
       std::size_t j = 0;
       for (; j + group * block <= n; j += group * block) mse_scales<group>(xc + j, s_t, set, sc + j / block);

@@ -93,6 +93,18 @@ inline std::size_t chunk_elements(std::size_t block) noexcept {
   return (per ? per : 1) * block;
 }
 
+// The len elements of x from begin as floats: x itself for float input, else converted into buf
+// (at least len floats).
+template <class Arch, class T>
+const float* floats_of(std::span<const T> x, std::size_t begin, std::size_t len, float_buffer<T>& buf) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    return x.data() + begin;
+  } else {
+    kernels::to_float(Arch{}, x.data() + begin, len, buf.data());
+    return buf.data();
+  }
+}
+
 // The codes of one block of len elements at divisor d (quantize_blocks' encode): all zero
 // when d is 0 or not finite.
 template <class Element, class Arch, bool Packed>
@@ -116,13 +128,7 @@ void quantize_blocks(std::span<const T> x, std::size_t block, tie_mode ties,
   check_codec_args<Packed>(x.size(), block, codes.size(), scales.size());
   [[maybe_unused]] float_buffer<T> buf(block);
   for_each_block(x.size(), block, [&](std::size_t b, std::size_t begin, std::size_t len) {
-    const float* xb;
-    if constexpr (std::is_same_v<T, float>) {
-      xb = x.data() + begin;
-    } else {
-      kernels::to_float(Arch{}, x.data() + begin, len, buf.data());
-      xb = buf.data();
-    }
+    const float* xb = floats_of<Arch>(x, begin, len, buf);
     const Scale s = scale_of(b, std::span<const float>(xb, len));
     scales[b] = s;
     encode_block<Element, Arch, Packed>(xb, len, divisor_of(s), ties, codes.data() + code_bytes<Packed>(begin));

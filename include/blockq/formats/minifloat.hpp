@@ -28,11 +28,10 @@ namespace detail {
 constexpr std::uint32_t round_magnitude(float m, tie_mode ties) noexcept {
   auto r = static_cast<std::uint32_t>(m);  // truncation == floor for m >= 0
   const float frac = m - static_cast<float>(r);  // exact: m and r share the binade
-  if (frac > 0.5f) return r + 1;
-  if (frac == 0.5f) {
-    if (ties == tie_mode::away || (ties == tie_mode::even && (r & 1u))) return r + 1;
-  }
-  return r;
+  // Without branches: which way a scale rounds is as good as random, and NVFP4 `mse` (an E4M3
+  // start a block) ran 10-15 % slower on tensors the branch predictor had not seen (Zen 5).
+  const bool tie_up = ties == tie_mode::away || (ties == tie_mode::even && (r & 1u) != 0);
+  return r + static_cast<std::uint32_t>((frac > 0.5f) | ((frac == 0.5f) & tie_up));
 }
 
 }  // namespace detail

@@ -6,12 +6,11 @@
 // the 16 scales by one division, then each block's codes from one or two vectors of 16
 // (x / s rounded by vcvtps2dq, narrowed by vpmovdb).
 // Which loops run: these 16-lane ones where avx512_detail::wide_int_loops (decided once a
-// process by cpuid) and the input is below the 32 MiB from which the loops stream; AVX2's
-// otherwise. On AMD family 19h (Zen 4), which executes a 512-bit operation as two 256-bit
-// halves, they ran slower than AVX2's (absmax 11 % slower in cache, 19 % at 256 MiB); on
-// Zen 5 (family 1Ah, full-width units) int4 absmax runs 10.3-10.7 G/s at 64 KiB against
-// AVX2's 6.3-6.5, but streamed at 256 MiB 0.57 of the read roofline against 0.93 (README,
-// Benchmarks). The 16-lane decode_int of the same round (16 lanes a step) measured no
+// process by cpuid), AVX2's otherwise. On AMD family 19h (Zen 4), which executes a 512-bit
+// operation as two 256-bit halves, they ran slower than AVX2's (absmax 11 % slower in cache,
+// 19 % at 256 MiB); on Zen 5 (family 1Ah, full-width units) int4 absmax runs 10.3-10.7 G/s
+// at 64 KiB against AVX2's 6.3-6.5, and streamed (32 MiB on, with the frame's run-time
+// software prefetch) 0.87-1.05 of the read roofline at 256 MiB (README, Benchmarks). The 16-lane decode_int of the same round (16 lanes a step) measured no
 // steadier win on Zen 5 (+2 to +25 % at 64 KiB from one build to the next, half the
 // roofline at 256 MiB), so integer decoding stays AVX2's. Both ways give the same bits (the
 // scalar oracle's); tests/arch_avx512_test.cpp checks the 16-lane loops directly, whatever

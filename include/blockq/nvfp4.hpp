@@ -134,12 +134,11 @@ class nvfp4_quantizer {
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
     const std::uint8_t start = absmax_code(amax, s_t);
     if (opt_.rule == scale_rule::absmax || start == e4m3::nan_code) return start;
-    // Index i of the set is code i + 1; code 0 (a zero divisor) is the zero start.
-    const std::size_t first = start == 0 ? search::zero_start : std::size_t{start} - 1u;
+    const std::size_t first = set_index(start);
     const std::size_t i = opt_.rule == scale_rule::hessian && h
                               ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch).index
                               : search::e4m3_mse_index(Arch{}, blk, set, first, opt_.ties, amax);
-    return i == search::zero_start ? start : static_cast<std::uint8_t>(i + 1u);
+    return code_at(i, start);
   }
 
   // The divisor of a block's elements, fl(b * s_t).
@@ -214,6 +213,15 @@ class nvfp4_quantizer {
     return e4m3::encode(amax / (e2m1_max * s_t));
   }
 
+  // Index i of the set is code i + 1; code 0 (a zero divisor) is the zero start.
+  static std::size_t set_index(std::uint8_t code) noexcept {
+    return code == 0 ? search::zero_start : std::size_t{code} - 1u;
+  }
+  // The code of a search's result i from that start.
+  static std::uint8_t code_at(std::size_t i, std::uint8_t start) noexcept {
+    return i == search::zero_start ? start : static_cast<std::uint8_t>(i + 1u);
+  }
+
   float tensor_scale_of(float amax) const noexcept {
     if (!(amax > 0.0f)) return 1.0f;
     float s = amax / (e2m1_max * (opt_.four_over_six ? 256.0f : e4m3_max));
@@ -284,11 +292,10 @@ class nvfp4_quantizer {
         for (std::size_t j = 0; j < K; ++j) out[j] = block_scale(blk[j], s_t, set, {}, nullptr);
         return;
       }
-      first[k] = out[k] == 0 ? search::zero_start : std::size_t{out[k]} - 1u;
+      first[k] = set_index(out[k]);
     }
     search::e4m3_mse_indices<K>(Arch{}, blk.data(), set, first.data(), opt_.ties, amax.data(), index.data());
-    for (std::size_t k = 0; k < K; ++k)
-      if (index[k] != search::zero_start) out[k] = static_cast<std::uint8_t>(index[k] + 1u);
+    for (std::size_t k = 0; k < K; ++k) out[k] = code_at(index[k], out[k]);
   }
 
   // Rule mse over a tensor, in chunks of 32 blocks: the chunk's scale codes first, eight
@@ -308,8 +315,8 @@ class nvfp4_quantizer {
       std::uint8_t* sc = scales.data() + i / block;
       std::size_t j = 0;
       for (; j + group * block <= n; j += group * block) mse_scales<group>(xc + j, s_t, set, sc + j / block);
-      for (; j + block <= n; j += block) mse_scales<1>(xc + j, s_t, set, sc + j / block);
-      if (j < n) sc[j / block] = block_scale(std::span<const float>(xc + j, n - j), s_t, set, {}, nullptr);
+      for (; j < n; j += block)
+        sc[j / block] = block_scale(std::span<const float>(xc + j, std::min(block, n - j)), s_t, set, {}, nullptr);
       for (std::size_t b = 0; b * block < n; ++b)
         detail::encode_block<e2m1, Arch, Packed>(xc + b * block, std::min(block, n - b * block),
                                                  effective_scale(sc[b], s_t), opt_.ties,

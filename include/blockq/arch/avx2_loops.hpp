@@ -361,6 +361,18 @@ BLOCKQ_ALWAYS_INLINE void stream_dispatch(std::size_t n, const std::uint8_t* cod
     loop(std::false_type{});
 }
 
+// groups(end, prefetch) over [i, n) (each call advances i by whole groups up to end):
+// streamed, with the prefetch tuned_prefetch chooses and a closing sfence; else without.
+template <bool Stream, class Groups>
+BLOCKQ_ALWAYS_INLINE void run_groups(std::size_t& i, std::size_t n, std::size_t group, Groups& groups) {
+  if constexpr (Stream) {
+    tuned_prefetch(i, n, group, groups);
+    _mm_sfence();
+  } else {
+    groups(n, std::false_type{});
+  }
+}
+
 // The fused MXFP4 / NVFP4 / FP4 loop over groups of 8 blocks of 16 or 32 elements: the 8
 // amaxes (block_maxima8), their scales and divisors (block_scales8), then each block's codes
 // by e2m1_plan (blocks of 16 two at a time through one 32-element core). Groups holding a
@@ -676,12 +688,7 @@ BLOCKQ_ALWAYS_INLINE void int_block_groups(const float* x, std::size_t n, std::s
         group(i, b);
       }
     };
-    if constexpr (Stream) {
-      tuned_prefetch(i, n, size, groups);
-      _mm_sfence();
-    } else {
-      groups(n, std::false_type{});
-    }
+    run_groups<Stream>(i, n, size, groups);
   }
   if (i < n) rest(b, i, n - i);
 }

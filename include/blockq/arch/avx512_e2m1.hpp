@@ -181,12 +181,7 @@ void mx_loop512(const float* x, std::size_t n, CodeOf& code_of, DivisorOf& divis
       if (!mx_group512<L, T, Stream>(x + i, code_of, out_of(i), scales_of(i))) avx2(i, 512);
     }
   };
-  if constexpr (Stream) {
-    avx2_detail::tuned_prefetch(i, n, 512, groups);
-    _mm_sfence();
-  } else {
-    groups(n, std::false_type{});
-  }
+  avx2_detail::run_groups<Stream>(i, n, 512, groups);
   if (i < n) avx2(i, n - i);
 }
 }  // namespace avx512_detail

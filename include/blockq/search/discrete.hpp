@@ -549,19 +549,9 @@ discrete_result e4m3_mse(Arch, std::span<const float> x, std::span<const float> 
   return detail::e4m3_window_search<Arch>(x, set, start, ties);
 }
 
-// e4m3_mse(...).index, without any exact sum where the window decides in float
-// (detail::e4m3_window_index); every other block takes e4m3_mse.
-// amax: kernels::block_amax(Arch{}, x), when the caller has it (the quantizer's start).
-template <class Arch>
-std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
-                           tie_mode ties, float amax) noexcept {
-  std::size_t i = 0;
-  if (detail::e4m3_window_index<Arch>(x, set, start, ties, amax, i)) return i;
-  return e4m3_mse(Arch{}, x, set, start, ties).index;
-}
-
-// e4m3_mse_index of K blocks x[k] from starts start[k] (amax[k] their block_amax), the same
-// indices, their first windows scored back to back (detail::window_decision).
+// e4m3_mse(...).index of K blocks x[k] from starts start[k] (amax[k] their block_amax),
+// without any exact sum where the window decides in float (detail::window_decision); every
+// other block takes e4m3_mse. The blocks' first windows are scored back to back.
 template <std::size_t K, class Arch>
 void e4m3_mse_indices(Arch, const std::span<const float>* x, std::span<const float> set, const std::size_t* start,
                       tie_mode ties, const float* amax, std::size_t* index) noexcept {
@@ -571,6 +561,14 @@ void e4m3_mse_indices(Arch, const std::span<const float>* x, std::span<const flo
     if (!d[k].template finish<Arch>(index[k])) index[k] = e4m3_mse(Arch{}, x[k], set, start[k], ties).index;
 }
 
+// One block (amax: kernels::block_amax(Arch{}, x), when the caller has it).
+template <class Arch>
+std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
+                           tie_mode ties, float amax) noexcept {
+  std::size_t i = 0;
+  e4m3_mse_indices<1>(Arch{}, &x, set, &start, ties, &amax, &i);
+  return i;
+}
 template <class Arch>
 std::size_t e4m3_mse_index(Arch, std::span<const float> x, std::span<const float> set, std::size_t start,
                            tie_mode ties) noexcept {

@@ -1138,6 +1138,78 @@ TYPED_TEST(Arch, Mxfp4ScaledBlocks) {
   }
 }
 
+// The NVFP4 encode at given E4M3 scales (kernels::nvfp4_scaled_blocks, rule mse's codes)
+// equals the per-block scalar encode at decode(code) * s_t: the make_mse_groups data (NaN
+// and Inf groups among them) in blocks of 16, at codes near each block's absmax code, at
+// edges (0, the subnormal codes, 126 = 448, 127 = NaN, negative codes) and anywhere, under
+// tensor scales whose divisors are all three plans (s_t = 1: powers of two and exact
+// reciprocals among them), ordinary, and subnormal; every tie rule, bytes and nibbles.
+template <class A, kernels::code_layout L>
+void check_nvfp4_scaled_blocks(const std::vector<float>& x, tie_mode t, float s_t, std::uint32_t seed) {
+  constexpr bool packed = L == kernels::code_layout::nibbles;
+  std::mt19937 g(seed);
+  const std::size_t n = x.size(), nb = (n + 15) / 16;
+  std::vector<std::uint8_t> sc(nb);
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::size_t m = std::min<std::size_t>(16, n - 16 * b);
+    const int start = kernels::e4m3_block_scale{s_t}(kernels::block_amax(arch::scalar{}, x.data() + 16 * b, m));
+    constexpr int edges[] = {0, 1, 7, 8, 125, 126, 127, 0x80, 0xFE};
+    const unsigned r = g() % 16;
+    sc[b] = static_cast<std::uint8_t>(r < 12   ? std::clamp(start + static_cast<int>(g() % 5) - 2, 0, 126)
+                                      : r < 15 ? edges[g() % 9]
+                                               : static_cast<int>(g() % 256));
+  }
+  auto encode = [&]<class B>(B, std::size_t b, std::size_t begin, std::size_t m, std::uint8_t* out) {
+    blockq::detail::encode_block<e2m1, B, packed>(x.data() + begin, m, e4m3::decode(sc[b]) * s_t, t,
+                                                  out + blockq::detail::code_bytes<packed>(begin));
+  };
+  std::vector<std::uint8_t> c0(packed ? (n + 1) / 2 : n), c1(c0.size(), 0xAB);
+  for (std::size_t b = 0; b < nb; ++b) encode(arch::scalar{}, b, 16 * b, std::min<std::size_t>(16, n - 16 * b), c0.data());
+  kernels::nvfp4_scaled_blocks<L>(A{}, x.data(), n, t, s_t, sc.data(), c1.data(),
+                                  [&](std::size_t b, std::size_t begin, std::size_t len) {
+                                    for (const std::size_t end = begin + len; begin < end; begin += 16, ++b)
+                                      encode(A{}, b, begin, std::min<std::size_t>(16, end - begin), c1.data());
+                                  });
+  const std::string what = std::string("nvfp4 scaled blocks, ") + (packed ? "nibbles" : "bytes") + ", ties " +
+                           std::string(to_string(t)) + ", s_t " + hex(s_t) + ", seed " + std::to_string(seed);
+  ASSERT_TRUE(same(c0, c1, what, [&](std::size_t i) {
+    return inputs(x, packed ? 2 * i : i, packed ? 2 : 1) + ", scale code " + std::to_string(sc[(packed ? 2 * i : i) / 16]);
+  }));
+}
+
+TYPED_TEST(Arch, Nvfp4ScaledBlocks) {
+  for (std::uint32_t seed : {kSeed, kSeed + 1}) {
+    const std::vector<float> x = make_mse_groups(seed);
+    for (float s_t : {1.0f, 0.0123f, 0x1p-140f})
+      for (tie_mode t : {tie_mode::even, tie_mode::toward_zero, tie_mode::away}) {
+        check_nvfp4_scaled_blocks<TypeParam, kernels::code_layout::bytes>(x, t, s_t, seed);
+        check_nvfp4_scaled_blocks<TypeParam, kernels::code_layout::nibbles>(x, t, s_t, seed + 100);
+      }
+  }
+}
+
+// The amaxes and absmax scale codes of 8 blocks of 16 at once (kernels::nvfp4_absmax_blocks8,
+// rule mse's starts) equal block_amax and e4m3_block_scale block by block, bit for bit: every
+// group of make_mse_groups (zeros, subnormals, NaN and Inf among them) under tensor scales
+// that put the codes in the subnormal range, the normal range and past 448 (saturated).
+TYPED_TEST(Arch, Nvfp4AbsmaxBlocks8) {
+  const std::vector<float> x = make_mse_groups(kSeed);
+  for (float s_t : {1.0f, 0.0123f, 0x1p-140f, 0x1p-9f, 1e30f}) {
+    for (std::size_t i = 0; i + 128 <= x.size(); i += 128) {
+      std::array<float, 8> amax;
+      std::array<std::uint8_t, 8> codes;
+      kernels::nvfp4_absmax_blocks8(TypeParam{}, x.data() + i, s_t, amax.data(), codes.data());
+      for (std::size_t j = 0; j < 8; ++j) {
+        const float a = kernels::block_amax(arch::scalar{}, x.data() + i + 16 * j, 16);
+        const std::uint8_t c = kernels::e4m3_block_scale{s_t}(a);
+        ASSERT_EQ(u32(a), u32(amax[j])) << "amax of block " << (i / 16 + j) << ", s_t " << hex(s_t) << ", "
+                                        << inputs(x, i + 16 * j, 16);
+        ASSERT_EQ(c, codes[j]) << "code of block " << (i / 16 + j) << ", s_t " << hex(s_t) << ", amax " << hex(a);
+      }
+    }
+  }
+}
+
 template <class A, class T>
 void check_nvfp4(scale_rule rule, tie_mode ties, bool tensor_scale) {
   const nvfp4_options opt{rule, ties, tensor_scale};

@@ -274,19 +274,16 @@ class nvfp4_quantizer {
         [&](std::uint8_t code) { return effective_scale(code, s_t); });
   }
 
-  // The mse rule's codes of K whole blocks at x, as block_scale gives them: their windows
-  // scored back to back (search::e4m3_mse_indices); a group with a NaN or Inf block by
-  // block_scale, one by one.
-  template <std::size_t K>
+  // The mse rule's codes of K = 8 whole blocks at x, as block_scale gives them: their
+  // absmax starts at once (kernels::nvfp4_absmax_blocks8), their windows scored back to back
+  // (search::e4m3_mse_indices); a group with a NaN or Inf block by block_scale, one by one.
   void mse_scales(const float* x, float s_t, std::span<const float, 126> set, std::uint8_t* out) const noexcept {
+    constexpr std::size_t K = 8;
     std::array<std::span<const float>, K> blk;
     std::array<float, K> amax;
     std::array<std::size_t, K> first, index;
-    for (std::size_t k = 0; k < K; ++k) {
-      blk[k] = std::span<const float>(x + k * block, block);
-      amax[k] = kernels::block_amax(Arch{}, blk[k].data(), block);
-      out[k] = absmax_code(amax[k], s_t);
-    }
+    kernels::nvfp4_absmax_blocks8(Arch{}, x, s_t, amax.data(), out);
+    for (std::size_t k = 0; k < K; ++k) blk[k] = std::span<const float>(x + k * block, block);
     for (std::size_t k = 0; k < K; ++k) {
       if (out[k] == e4m3::nan_code) {
         for (std::size_t j = 0; j < K; ++j) out[j] = block_scale(blk[j], s_t, set, {}, nullptr);
@@ -314,13 +311,17 @@ class nvfp4_quantizer {
       const float* xc = detail::floats_of<Arch>(x, i, n, buf);
       std::uint8_t* sc = scales.data() + i / block;
       std::size_t j = 0;
-      for (; j + group * block <= n; j += group * block) mse_scales<group>(xc + j, s_t, set, sc + j / block);
+      for (; j + group * block <= n; j += group * block) mse_scales(xc + j, s_t, set, sc + j / block);
       for (; j < n; j += block)
         sc[j / block] = block_scale(std::span<const float>(xc + j, std::min(block, n - j)), s_t, set, {}, nullptr);
-      for (std::size_t b = 0; b * block < n; ++b)
-        detail::encode_block<e2m1, Arch, Packed>(xc + b * block, std::min(block, n - b * block),
-                                                 effective_scale(sc[b], s_t), opt_.ties,
-                                                 codes.data() + detail::code_bytes<Packed>(i + b * block));
+      std::uint8_t* out = codes.data() + detail::code_bytes<Packed>(i);
+      kernels::nvfp4_scaled_blocks<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
+          Arch{}, xc, n, opt_.ties, s_t, sc, out, [&](std::size_t b, std::size_t begin, std::size_t len) {
+            for (const std::size_t end = begin + len; begin < end; begin += block, ++b)
+              detail::encode_block<e2m1, Arch, Packed>(xc + begin, std::min(block, end - begin),
+                                                       effective_scale(sc[b], s_t), opt_.ties,
+                                                       out + detail::code_bytes<Packed>(begin));
+          });
     }
   }
 

@@ -156,6 +156,34 @@ BLOCKQ_ALWAYS_INLINE void store_bytes8(__m256i v, void* s) noexcept {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(s), _mm_packus_epi16(c16, c16));
 }
 
+// NVFP4's absmax scale codes e4m3_block_scale{s_t} of 8 finite amaxes (lanes of amax):
+// y = amax / fl(6 s_t) (the scalar expression), then e4m3::encode(y) for y >= 0:
+// - normal y (>= 2^-6): round the float's bits to 3 mantissa bits, ties to even, by adding
+//   0x7FFFF plus bit 20 (a carry moves into the exponent by itself); the code is the rounded
+//   (exponent, mantissa) minus the bias difference (127 - 7) << 3;
+// - below 2^-6 the code is y / 2^-9 rounded to nearest even: y * 512 is exact, and
+//   vcvtps2dq rounds that way;
+// - y >= 448 rounds to code 0x7E or above (Inf included), and min() saturates it there.
+BLOCKQ_ALWAYS_INLINE __m256i e4m3_absmax_codes8(__m256 amax, float s_t) noexcept {
+  const __m256 y = _mm256_div_ps(amax, _mm256_set1_ps(e2m1::max_value * s_t));
+  const __m256i b = _mm256_castps_si256(y);
+  const __m256i bit20 = _mm256_and_si256(_mm256_srli_epi32(b, 20), splat(1));
+  const __m256i normal =
+      _mm256_sub_epi32(_mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, splat(0x7FFFFu)), bit20), 20), splat(120u << 3));
+  const __m256i sub = _mm256_cvtps_epi32(_mm256_mul_ps(y, _mm256_set1_ps(512.0f)));
+  const __m256i is_normal = _mm256_cmpgt_epi32(b, splat(0x3C7FFFFFu));  // y >= 2^-6 (y has no sign)
+  return _mm256_min_epi32(_mm256_blendv_epi8(sub, normal, is_normal), splat(0x7E));
+}
+
+// e4m3_block_divisor{s_t} of 8 codes in 0..126: e4m3::decode(code) * s_t, where the normal
+// codes decode to the float with their bits moved back, the subnormal ones to code * 2^-9.
+BLOCKQ_ALWAYS_INLINE __m256 e4m3_divisors8(__m256i code, float s_t) noexcept {
+  const __m256 dn = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(code, splat(120u << 3)), 20));
+  const __m256 ds = _mm256_mul_ps(_mm256_cvtepi32_ps(code), _mm256_set1_ps(0x1p-9f));
+  const __m256 dec = _mm256_blendv_ps(ds, dn, _mm256_castsi256_ps(_mm256_cmpgt_epi32(code, splat(7))));
+  return _mm256_mul_ps(dec, _mm256_set1_ps(s_t));
+}
+
 // mx_scale_code of 8 normal or zero amaxes (false when one is subnormal: the caller then goes
 // the scalar way): k = exponent(amax) - emax; amax / 2^k = 1.m * 2^emax exceeds the element's
 // largest value 1.M * 2^emax exactly when the mantissa bits m > M (rule ceil: k + 1), falls
@@ -195,29 +223,9 @@ BLOCKQ_ALWAYS_INLINE __m256 block_scales8(__m256i maxima, CodeOf& code_of, Divis
       return v;
     }
   } else if constexpr (std::is_same_v<C, e4m3_block_scale> && std::is_same_v<D, e4m3_block_divisor>) {
-    // y = amax / fl(6 s_t) (the scalar expression), then e4m3::encode(y) for y >= 0:
-    // - normal y (>= 2^-6): round the float's bits to 3 mantissa bits, ties to even, by
-    //   adding 0x7FFFF plus bit 20 (a carry moves into the exponent by itself); the code is
-    //   the rounded (exponent, mantissa) minus the bias difference (127 - 7) << 3;
-    // - below 2^-6 the code is y / 2^-9 rounded to nearest even: y * 512 is exact, and
-    //   vcvtps2dq rounds that way;
-    // - y >= 448 rounds to code 0x7E or above (Inf included), and min() saturates it there.
-    const __m256 y = _mm256_div_ps(amax, _mm256_set1_ps(e2m1::max_value * code_of.s_t));
-    const __m256i b = _mm256_castps_si256(y);
-    const __m256i bit20 = _mm256_and_si256(_mm256_srli_epi32(b, 20), splat(1));
-    const __m256i normal = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, splat(0x7FFFFu)), bit20), 20),
-                                            splat(120u << 3));
-    const __m256i sub = _mm256_cvtps_epi32(_mm256_mul_ps(y, _mm256_set1_ps(512.0f)));
-    const __m256i is_normal = _mm256_cmpgt_epi32(b, splat(0x3C7FFFFFu));  // y >= 2^-6 (y has no sign)
-    const __m256i code = _mm256_min_epi32(_mm256_blendv_epi8(sub, normal, is_normal), splat(0x7E));
-    // e4m3::decode of codes 0..126 times s_t: normal codes are the float with those bits
-    // moved back, subnormal ones code * 2^-9.
-    const __m256 dn = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(code, splat(120u << 3)), 20));
-    const __m256 ds = _mm256_mul_ps(_mm256_cvtepi32_ps(code), _mm256_set1_ps(0x1p-9f));
-    const __m256 dec = _mm256_blendv_ps(ds, dn, _mm256_castsi256_ps(_mm256_cmpgt_epi32(code, splat(7))));
-    const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(s), _mm_packus_epi16(c16, c16));
-    return _mm256_mul_ps(dec, _mm256_set1_ps(code_of.s_t));
+    const __m256i code = e4m3_absmax_codes8(amax, code_of.s_t);
+    store_bytes8(code, s);
+    return e4m3_divisors8(code, code_of.s_t);
   } else if constexpr (requires { C::ue8m0_amax_rule; }) {
     // The divisor 2^(code - 127) has the bits code << 23 (2^-127, code 0, is the subnormal
     // 0x00400000).
@@ -373,6 +381,66 @@ BLOCKQ_ALWAYS_INLINE void run_groups(std::size_t& i, std::size_t n, std::size_t 
   }
 }
 
+// The codes of the 8 blocks of kBlock (16 or 32) elements at x + i (blocks b to b + 7; out
+// and the positions are the whole call's) at divisors d[0..7], each block by its e2m1_plan
+// (blocks of 16 two at a time through one 32-element core). All 8 of one kind, the usual
+// case, run a loop without calls, so that the table constants stay in registers; zero
+// divisors and pairs of 16 whose plans differ in kind go to rest(b', begin, len).
+template <code_layout L, tie_mode T, bool Stream, std::size_t kBlock, class Rest>
+BLOCKQ_ALWAYS_INLINE void e2m1_group8(const float* x, const float* d, std::uint8_t* out, std::size_t b, std::size_t i,
+                                      Rest& rest) noexcept {
+  static_assert(kBlock == 16 || kBlock == 32);
+  using kind = e2m1_divisor;
+  e2m1_divisor p[8];
+  bool uniform = true;
+  for (int j = 0; j < 8; ++j) {
+    p[j] = e2m1_plan<T>(d[j]);
+    uniform &= p[j].kind == p[0].kind;
+  }
+  if (uniform && p[0].kind != kind::zero) {
+    auto run = [&](auto k) BLOCKQ_LAMBDA_INLINE {
+      constexpr kind::kind_t K = decltype(k)::value;
+      if constexpr (kBlock == 32) {
+        for (std::size_t j = 0; j < 8; ++j)
+          e2m1_chunk32<L, T, K, Stream>(x + i + 32 * j, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
+      } else {
+        for (std::size_t j = 0; j < 8; j += 2)
+          e2m1_pair16<L, T, K, Stream>(x + i + 16 * j, p[j], p[j + 1], e2m1_block_out<L>(out, b + j, i + 16 * j));
+      }
+    };
+    if (p[0].kind == kind::shift)
+      run(std::integral_constant<kind::kind_t, kind::shift>{});
+    else if (p[0].kind == kind::multiply)
+      run(std::integral_constant<kind::kind_t, kind::multiply>{});
+    else
+      run(std::integral_constant<kind::kind_t, kind::divide>{});
+    return;
+  }
+  if constexpr (kBlock == 32) {
+    for (std::size_t j = 0; j < 8; ++j) {
+      if (p[j].kind == kind::zero)
+        rest(b + j, i + 32 * j, 32);
+      else
+        e2m1_block<L, T>(x + i + 32 * j, 32, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
+    }
+  } else {
+    for (std::size_t j = 0; j < 8; j += 2) {
+      const e2m1_divisor& pa = p[j];
+      const e2m1_divisor& pb = p[j + 1];
+      const float* xp = x + i + 16 * j;
+      std::uint8_t* o = e2m1_block_out<L>(out, b + j, i + 16 * j);
+      if (pa.kind != pb.kind || pa.kind == kind::zero)
+        rest(b + j, i + 16 * j, 32);
+      else if (pa.kind == kind::shift)
+        e2m1_pair16<L, T, kind::shift>(xp, pa, pb, o);
+      else if (pa.kind == kind::multiply)
+        e2m1_pair16<L, T, kind::multiply>(xp, pa, pb, o);
+      else
+        e2m1_pair16<L, T, kind::divide>(xp, pa, pb, o);
+    }
+  }
+}
+
 // The fused MXFP4 / NVFP4 / FP4 loop over groups of 8 blocks of 16 or 32 elements: the 8
 // amaxes (block_maxima8), their scales and divisors (block_scales8), then each block's codes
 // by e2m1_plan (blocks of 16 two at a time through one 32-element core). Groups holding a
@@ -412,56 +480,7 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
           else
             scales[b + j] = s[j];
         }
-        e2m1_divisor p[8];
-        bool uniform = true;
-        for (int j = 0; j < 8; ++j) {
-          p[j] = e2m1_plan<T>(d[j]);
-          uniform &= p[j].kind == p[0].kind;
-        }
-        // The usual case, all 8 blocks of one kind (and not zero): a loop without calls, so
-        // that the table constants stay in registers.
-        if (uniform && p[0].kind != kind::zero) {
-          auto run = [&](auto k) BLOCKQ_LAMBDA_INLINE {
-            constexpr kind::kind_t K = decltype(k)::value;
-            if (kBlock == 32) {
-              for (std::size_t j = 0; j < 8; ++j)
-                e2m1_chunk32<L, T, K, Stream>(x + i + 32 * j, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
-            } else {
-              for (std::size_t j = 0; j < 8; j += 2)
-                e2m1_pair16<L, T, K, Stream>(x + i + 16 * j, p[j], p[j + 1], e2m1_block_out<L>(out, b + j, i + 16 * j));
-            }
-          };
-          if (p[0].kind == kind::shift)
-            run(std::integral_constant<kind::kind_t, kind::shift>{});
-          else if (p[0].kind == kind::multiply)
-            run(std::integral_constant<kind::kind_t, kind::multiply>{});
-          else
-            run(std::integral_constant<kind::kind_t, kind::divide>{});
-          continue;
-        }
-        if (kBlock == 32) {
-          for (std::size_t j = 0; j < 8; ++j) {
-            if (p[j].kind == kind::zero)
-              rest(b + j, i + 32 * j, 32);
-            else
-              e2m1_block<L, T>(x + i + 32 * j, 32, p[j], e2m1_block_out<L>(out, b + j, i + 32 * j));
-          }
-        } else {
-          for (std::size_t j = 0; j < 8; j += 2) {
-            const e2m1_divisor& pa = p[j];
-            const e2m1_divisor& pb = p[j + 1];
-            const float* xp = x + i + 16 * j;
-            std::uint8_t* o = e2m1_block_out<L>(out, b + j, i + 16 * j);
-            if (pa.kind != pb.kind || pa.kind == kind::zero)
-              rest(b + j, i + 16 * j, 32);
-            else if (pa.kind == kind::shift)
-              e2m1_pair16<L, T, kind::shift>(xp, pa, pb, o);
-            else if (pa.kind == kind::multiply)
-              e2m1_pair16<L, T, kind::multiply>(xp, pa, pb, o);
-            else
-              e2m1_pair16<L, T, kind::divide>(xp, pa, pb, o);
-          }
-        }
+        e2m1_group8<L, T, Stream, kBlock>(x, d, out, b, i, rest);
       }
     };
     auto by_block = [&](auto blk) {

@@ -98,6 +98,26 @@ void mxfp4_scaled_blocks(Arch, const float*, std::size_t n, tie_mode, const std:
   rest(std::size_t{0}, std::size_t{0}, n);
 }
 
+// The amaxes (block_amax) of the 8 blocks of 16 at x and NVFP4's absmax scale codes of them
+// (e4m3_block_scale{s_t}: the NaN code for a NaN or Inf block), for rule mse's starts; AVX2
+// computes the 8 at once (arch/nvfp4_search_avx2.hpp).
+template <generic_block_loops Arch>
+void nvfp4_absmax_blocks8(Arch, const float* x, float s_t, float* amax, std::uint8_t* codes) noexcept {
+  for (std::size_t j = 0; j < 8; ++j) {
+    amax[j] = block_amax(Arch{}, x + 16 * j, 16);
+    codes[j] = e4m3_block_scale{s_t}(amax[j]);
+  }
+}
+
+// NVFP4 codes at given E4M3 scales (rule mse's encode, after its search; the fused version
+// is in arch/nvfp4_search_avx2.hpp): here every block takes the per-block encode,
+// rest(b, begin, len).
+template <code_layout L, generic_block_loops Arch, class Rest>
+void nvfp4_scaled_blocks(Arch, const float*, std::size_t n, tie_mode, float, const std::uint8_t*, std::uint8_t*,
+                         Rest&& rest) {
+  rest(std::size_t{0}, std::size_t{0}, n);
+}
+
 template <generic_block_loops Arch, class ScaleOf>
 void int_amax_blocks(Arch, const float* x, std::size_t n, std::size_t block, int_format fmt, ScaleOf&& scale_of,
                      std::uint8_t* codes, float* scales) noexcept {

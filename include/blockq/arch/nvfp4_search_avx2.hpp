@@ -138,6 +138,74 @@ inline void window_sse_bounds(arch::avx2, const float* x, std::size_t n, const f
     avx2_detail::e2m1_window_bounds<1>(x, n, scales, k, half, est, tail, least);
 }
 
+// The amaxes and absmax scale codes of 8 blocks of 16 (the generic version's contract, in
+// arch/generic.hpp): block_maxima8 and e4m3_absmax_codes8, the fused absmax loop's; a group
+// holding a NaN or Inf goes block by block.
+inline void nvfp4_absmax_blocks8(arch::avx2, const float* x, float s_t, float* amax, std::uint8_t* codes) noexcept {
+  const __m256i maxima = avx2_detail::block_maxima8(x, 16);
+  if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, avx2_detail::splat(0x7F7FFFFFu)))) != 0) {
+    for (std::size_t j = 0; j < 8; ++j) {
+      amax[j] = block_amax(arch::avx2{}, x + 16 * j, 16);
+      codes[j] = e4m3_block_scale{s_t}(amax[j]);
+    }
+    return;
+  }
+  _mm256_storeu_ps(amax, _mm256_castsi256_ps(maxima));
+  avx2_detail::store_bytes8(avx2_detail::e4m3_absmax_codes8(_mm256_castsi256_ps(maxima), s_t), codes);
+}
+
+// NVFP4 codes at given E4M3 scales (rule mse's encode, after its search): n floats in
+// blocks of 16, scale code scales[b] for block b under the tensor scale s_t (divisor
+// e4m3_block_divisor{s_t}, as the quantizer's), codes in layout L (bytes or nibbles) at out.
+// Groups of 8 blocks go through the fused absmax loop's encode, a pair of blocks in one
+// 32-element core (e2m1_pair16). The usual group, 8 codes in 1..126 and 8 positive finite
+// divisors, takes the division plan for all 8 (whatever e2m1_plan would choose: each plan
+// gives the keys of the true quotient, and the decodes, the divisors and the test are then 8
+// at once, no per-block branches); any other group takes avx2_detail::e2m1_group8 (each
+// block its plan). A group holding a NaN or Inf element (whose key the fused core does not
+// see as the division would), the blocks e2m1_group8 declines (zero or NaN divisors, a pair
+// whose plans differ in kind) and the blocks after the last whole group go to
+// rest(b, begin, len) (the per-block encode), as in the generic version.
+template <code_layout L, class Rest>
+void nvfp4_scaled_blocks(arch::avx2, const float* x, std::size_t n, tie_mode ties, float s_t,
+                         const std::uint8_t* scales, std::uint8_t* out, Rest&& rest) {
+  static_assert(L == code_layout::bytes || L == code_layout::nibbles);
+  using avx2_detail::e2m1_divisor;
+  using avx2_detail::splat;
+  const e4m3_block_divisor divisor_of{s_t};
+  std::size_t i = 0, b = 0;
+  avx2_detail::with_ties(ties, [&](auto t) {
+    constexpr tie_mode T = decltype(t)::value;
+    for (; i + 128 <= n; i += 128, b += 8) {
+      const __m256i maxima = avx2_detail::block_maxima8(x + i, 16);
+      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(maxima, splat(0x7F7FFFFFu)))) != 0) {
+        rest(b, i, std::size_t{128});
+        continue;
+      }
+      const __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + b)));
+      const __m256 dv = avx2_detail::e4m3_divisors8(code, s_t);
+      alignas(32) float d[8];
+      _mm256_store_ps(d, dv);
+      const __m256 usual = _mm256_and_ps(
+          _mm256_and_ps(_mm256_cmp_ps(dv, _mm256_setzero_ps(), _CMP_GT_OQ),
+                        _mm256_cmp_ps(dv, _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ)),
+          _mm256_castsi256_ps(_mm256_cmpgt_epi32(splat(127u), code)));
+      if (_mm256_movemask_ps(usual) != 0xFF) {
+        for (std::size_t j = 0; j < 8; ++j) d[j] = divisor_of(scales[b + j]);
+        avx2_detail::e2m1_group8<L, T, false, 16>(x, d, out, b, i, rest);
+        continue;
+      }
+      const __m256i off = _mm256_set1_epi16(static_cast<short>(avx2_detail::e2m1_offset<T>));
+      for (std::size_t j = 0; j < 8; j += 2)
+        avx2_detail::e2m1_pair16<L, T, e2m1_divisor::divide>(
+            x + i + 16 * j, e2m1_divisor{e2m1_divisor::divide, _mm256_set1_ps(d[j]), off},
+            e2m1_divisor{e2m1_divisor::divide, _mm256_set1_ps(d[j + 1]), off},
+            avx2_detail::e2m1_block_out<L>(out, b + j, i + 16 * j));
+    }
+  });
+  if (i < n) rest(b, i, n - i);
+}
+
 }  // namespace kernels
 BLOCKQ_END_NAMESPACE
 

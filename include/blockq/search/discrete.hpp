@@ -393,7 +393,11 @@ struct window_decision {
       return;
     }
     rel = kernels::window_bounds_relative_error(x.size()), abs = kernels::window_bounds_absolute_error(x.size());
+    // A full window where the set allows: near its top the window reaches further down
+    // rather than holding fewer scales (the blocks' starts there vary, and so would every
+    // loop over the window and the branch on a next window: mispredicted a block).
     first = start > window_below ? start - window_below : 0;
+    if (set.size() >= w && first > set.size() - w) first = set.size() - w;
     score<Arch>();
   }
 

@@ -296,7 +296,8 @@ class nvfp4_quantizer {
   }
 
   // Rule mse over a tensor, in chunks of 32 blocks: the chunk's scale codes first, eight
-  // blocks at a time (mse_scales), then its codes. The same bytes as the block loop
+  // blocks at a time (mse_scales), then its codes (kernels::nvfp4_scaled_blocks, fused where
+  // the architecture has it). The same bytes as the block loop
   // (detail::quantize_blocks with block_scale) in about 2/3 of the time on Zen 5 (README,
   // Benchmarks): each block's search is a chain of divisions and sums, and one block's
   // search and encoding alone fill the core's reorder buffer, so one block at a time

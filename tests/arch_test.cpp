@@ -1432,8 +1432,10 @@ TYPED_TEST(Arch, SignedMaxGroups) {
 }
 
 // Tensors of 32 MiB and more take the non-temporal store paths of the AVX2 block loops
-// (E2M1 and int codes, dequantized floats); a length that is not a multiple of the groups of 8
-// blocks leaves a tail for the per-block loop too.
+// (E2M1 and int codes, dequantized floats; with the AVX-512 kernels a dequantization's first
+// chunks alternate those and AVX-512's ordinary stores, and the rest takes the faster);
+// a length that is not a multiple of the groups of 8 blocks leaves a tail for the per-block
+// loop too.
 TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
   if constexpr (!std::is_base_of_v<arch::avx2, TypeParam>) GTEST_SKIP() << "AVX2 streams only";
   const std::size_t n = (std::size_t{32} << 20) / sizeof(float) + 272;
@@ -1444,7 +1446,7 @@ TYPED_TEST(Arch, LargeTensorsWithStreamingStores) {
   x[12345] = kNaN;  // one NaN block inside a streamed group
   // The streamed E2M1 loop times its first chunks of 256 KiB of input without (chunks 0, 3)
   // and with (chunks 1, 2) the software prefetch, then runs the rest with the faster
-  // (kernels::avx2_detail::tuned_prefetch): blocks that leave the vector path (NaN, Inf, zero,
+  // (kernels::avx2_detail::tuned_choice): blocks that leave the vector path (NaN, Inf, zero,
   // subnormal amax) in a chunk of each kind and after the trials.
   constexpr std::size_t chunk = (std::size_t{256} << 10) / sizeof(float);
   for (const std::size_t at : {std::size_t{1000}, chunk + 4000, 2 * chunk + 3000, 9 * chunk + 5000, n - 3000}) {

@@ -302,16 +302,19 @@ BLOCKQ_ALWAYS_INLINE void e2m1_block(const float* x, std::size_t len, const e2m1
   }
 }
 
-// Software prefetch of streamed inputs. Whether it pays depends on the core: on the Zen 3
-// VM it lifts MXFP4 ocp at 256 MiB from ~0.69 to ~0.82 of the plain read's element rate
-// (the in-cache compute rate, ~4.5 G elements/s, is close to the read's ~4.7 G floats/s, and
-// the hardware prefetchers alone, which stop at 4 KiB page boundaries, leave the loads of
-// each group waiting), while on Zen 4 the same T0 prefetch 3 to 24 groups ahead cost 25-45 %
-// of the throughput (README, Benchmarks). So a streamed call measures both: its first
-// kTrialChunks chunks run alternately without and with the prefetch (order 0 1 1 0 0 1 1 0,
-// so that a drift of the machine's load weighs on both), each timed on the steady clock,
-// and the rest of the call takes the one whose fastest chunk was faster. Only the speed
-// depends on the choice: the groups compute the same bits either way.
+// Two choices of streamed calls depend on the core, and are measured at run time:
+// - software prefetch of streamed inputs: on the Zen 3 VM it lifts MXFP4 ocp at 256 MiB from
+//   ~0.69 to ~0.82 of the plain read's element rate (the in-cache compute rate, ~4.5 G
+//   elements/s, is close to the read's ~4.7 G floats/s, and the hardware prefetchers alone,
+//   which stop at 4 KiB page boundaries, leave the loads of each group waiting), while on
+//   Zen 4 the same T0 prefetch 3 to 24 groups ahead cost 25-45 % of the throughput;
+// - non-temporal or ordinary stores of dequantized outputs of 32 MiB and more: on Zen 4 the
+//   non-temporal ones held 1.03-1.27 of the roofline at 256 MiB, on the Zen 5 VM they ranged
+//   from 0.55 to 1.1 where ordinary stores held 0.9-1.2 (README, Benchmarks).
+// So a streamed call measures both ways: its first kTrialChunks chunks run alternately one
+// way and the other (order 0 1 1 0 0 1 1 0, so that a drift of the machine's load weighs on
+// both), each timed on the steady clock, and the rest of the call takes the one whose fastest
+// chunk was faster. Only the speed depends on the choice: both ways compute the same bits.
 inline constexpr std::size_t kPrefetchAhead = 4096;    // bytes ahead of the group (one 4 KiB page)
 inline constexpr std::size_t kTrialChunkBytes = 256 << 10;  // input bytes of a timed chunk
 inline constexpr int kTrialChunks = 8;
@@ -323,10 +326,11 @@ BLOCKQ_ALWAYS_INLINE void prefetch_ahead(const float* x, std::size_t len) noexce
   for (std::size_t off = 0; off < len * sizeof(float); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
 }
 
-// Runs groups(end, prefetch) (which advances i by whole groups of `group` elements up to end)
-// over [i, n): the trial chunks, then the rest with the faster setting (see above).
+// Runs groups(end, choice) (which advances i by whole groups of `group` elements up to end;
+// choice std::false_type or std::true_type) over [i, n): the trial chunks, then the rest with
+// the faster choice (see above).
 template <class Groups>
-void tuned_prefetch(std::size_t& i, std::size_t n, std::size_t group, Groups& groups) {
+void tuned_choice(std::size_t& i, std::size_t n, std::size_t group, Groups& groups) {
   const std::size_t chunk = kTrialChunkBytes / sizeof(float) / group * group;
   using clock = std::chrono::steady_clock;
   clock::duration best[2] = {clock::duration::max(), clock::duration::max()};
@@ -351,13 +355,19 @@ inline bool streams(std::size_t n, const std::uint8_t* codes) noexcept {
   return n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0;
 }
 
+// Whether a dequantization streams: 32 MiB of output and more, 16-byte aligned (float
+// buffers from the usual allocators are).
+inline bool streams_out(std::size_t n, const float* out) noexcept {
+  return n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
+}
+
 template <class Loop>
 BLOCKQ_NOINLINE void run_streamed(Loop& loop) {
   loop(std::true_type{});
 }
 
 // loop(std::true_type) when the loop streams (streams(n, codes)), else loop(std::false_type).
-// The streamed instantiation runs out of line: its closures escape into tuned_prefetch, and
+// The streamed instantiation runs out of line: its closures escape into tuned_choice, and
 // inlined beside the in-cache loop that kept the in-cache loop's state in memory (reloaded
 // after every code store; int4 absmax of the AVX-512 tier 10.4 -> 7.9 G/s at 64 KiB on Zen
 // 5). So loop should hand its arguments by value to the function that runs the groups.
@@ -370,11 +380,11 @@ BLOCKQ_ALWAYS_INLINE void stream_dispatch(std::size_t n, const std::uint8_t* cod
 }
 
 // groups(end, prefetch) over [i, n) (each call advances i by whole groups up to end):
-// streamed, with the prefetch tuned_prefetch chooses and a closing sfence; else without.
+// streamed, with the prefetch tuned_choice chooses and a closing sfence; else without.
 template <bool Stream, class Groups>
 BLOCKQ_ALWAYS_INLINE void run_groups(std::size_t& i, std::size_t n, std::size_t group, Groups& groups) {
   if constexpr (Stream) {
-    tuned_prefetch(i, n, group, groups);
+    tuned_choice(i, n, group, groups);
     _mm_sfence();
   } else {
     groups(n, std::false_type{});
@@ -446,7 +456,7 @@ BLOCKQ_ALWAYS_INLINE void e2m1_group8(const float* x, const float* d, std::uint8
 // by e2m1_plan (blocks of 16 two at a time through one 32-element core). Groups holding a
 // NaN or Inf, pairs whose plans differ in kind, zero divisors, other block sizes and the
 // last blocks run the per-block loop with the AVX2 kernels (rest). Streamed inputs (Stream)
-// choose the software prefetch at run time (tuned_prefetch).
+// choose the software prefetch at run time (tuned_choice).
 template <code_layout L, tie_mode T, bool Stream, class Scale, class CodeOf, class DivisorOf, class Rest>
 void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& code_of, DivisorOf& divisor_of,
                       std::uint8_t* out, Scale* scales, Rest&& rest) noexcept {
@@ -455,7 +465,7 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
   if (block == 16 || block == 32) {
     const std::size_t group = 8 * block;
     // The groups from i up to `end` (whole groups only), with prefetch_ahead when `prefetch`
-    // holds true (streamed inputs; see tuned_prefetch). The block size is a constant (blk,
+    // holds true (streamed inputs; see tuned_choice). The block size is a constant (blk,
     // 16 or 32) so that the addressing of the group folds: 69 instead of 72 instructions a
     // block of 32 at 64 KiB (callgrind).
     auto groups_of = [&](std::size_t end, auto prefetch, auto blk) {
@@ -486,7 +496,7 @@ void e2m1_amax_blocks(const float* x, std::size_t n, std::size_t block, CodeOf& 
     auto by_block = [&](auto blk) {
       auto groups = [&](std::size_t end, auto prefetch) { groups_of(end, prefetch, blk); };
       if constexpr (Stream)
-        tuned_prefetch(i, n, group, groups);
+        tuned_choice(i, n, group, groups);
       else
         groups(n, std::false_type{});
     };
@@ -609,6 +619,32 @@ std::size_t e2m1_decode_blocks(const std::uint8_t* codes, const Scale* scales, s
   if constexpr (Stream) _mm_sfence();
   return i;
 }
+
+// A dequantization of 32 MiB and more (streams_out; blocks of 16 or of a multiple of 32):
+// ordinary stores by `ordinary` (AVX-512's loop, called with e2m1_decode_blocks's arguments,
+// the divisor as an lvalue) or this loop's non-temporal ones, whichever is faster here
+// (tuned_choice; trial chunks of whole pairs of 16). Returns the elements done (whole
+// blocks). Out of line, its arguments by value: inlined beside the in-cache loop, its
+// closures escaped and that loop slowed (AVX-512 NVFP4 dequantize at 64 KiB 12.6 -> 9.0 G/s).
+// The divisor goes through a wrapper of its own type, so that the loops here are other
+// instantiations than the in-cache call's: sharing one, that call lost the copy GCC
+// specialises to its constant arguments (AVX-512 MXFP4 dequantize at 64 KiB -5 %).
+template <bool Packed, class Scale, class DivisorOf, class Ordinary>
+BLOCKQ_NOINLINE std::size_t e2m1_decode_tuned(const std::uint8_t* codes, const Scale* scales, std::size_t n,
+                                              std::size_t block, DivisorOf divisor, float* out,
+                                              Ordinary ordinary) noexcept {
+  auto divisor_of = [&divisor](auto s) { return divisor(s); };
+  std::size_t done = 0;
+  auto run = [&](std::size_t end, auto nt) {
+    const std::uint8_t* c = codes + (Packed ? done / 2 : done);
+    if constexpr (decltype(nt)::value)
+      done += e2m1_decode_blocks<Packed, true>(c, scales + done / block, end - done, block, divisor_of, out + done);
+    else
+      done += ordinary(c, scales + done / block, end - done, block, divisor_of, out + done);
+  };
+  tuned_choice(done, n, block < 32 ? 32 : block, run);
+  return done;
+}
 }  // namespace avx2_detail
 
 template <class Element, bool Packed, class Scale, class DivisorOf>
@@ -618,11 +654,13 @@ void decode_blocks(arch::avx2, const std::uint8_t* codes, const Scale* scales, s
   if constexpr (std::is_same_v<Element, e2m1>) {
     if (block == 16 || block % 32 == 0) {
       // Outputs well past the last-level cache are written with non-temporal stores (no
-      // read for ownership); they need 16-byte alignment, which float buffers from the
-      // usual allocators have.
-      const bool stream = n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
-      done = stream ? avx2_detail::e2m1_decode_blocks<Packed, true>(codes, scales, n, block, divisor_of, out)
-                    : avx2_detail::e2m1_decode_blocks<Packed, false>(codes, scales, n, block, divisor_of, out);
+      // read for ownership; streams_out). AVX-512 chooses between them and ordinary stores
+      // at run time (arch/avx512_decode.hpp); here the same choice (e2m1_decode_tuned) cost
+      // the in-cache loop 5-10 % at 64 KiB on Zen 5 (not understood: that loop's code is
+      // the same), so AVX2 keeps them (README, Benchmarks).
+      done = avx2_detail::streams_out(n, out)
+                 ? avx2_detail::e2m1_decode_blocks<Packed, true>(codes, scales, n, block, divisor_of, out)
+                 : avx2_detail::e2m1_decode_blocks<Packed, false>(codes, scales, n, block, divisor_of, out);
     }
   }
   if (done < n)
@@ -695,7 +733,7 @@ BLOCKQ_ALWAYS_INLINE auto int_blocks_rest(const float* x, std::size_t block, int
 // the W blocks (8 here, 16 for AVX-512) of 16 or 32 from element i (block b) of x on,
 // rest(b, begin, len) the other block sizes and the tail. Streamed (Stream, see
 // streams), the groups store their codes non-temporally (they see Stream too) and
-// the input's software prefetch is chosen at run time (tuned_prefetch), as amax_blocks does.
+// the input's software prefetch is chosen at run time (tuned_choice), as amax_blocks does.
 template <std::size_t W, bool Stream, class Group, class Rest>
 BLOCKQ_ALWAYS_INLINE void int_block_groups(const float* x, std::size_t n, std::size_t block, Group&& group, Rest&& rest) {
   std::size_t b = 0, i = 0;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // AVX-512 (F, BW, VL, DQ) E2M1 dequantization, tag arch::avx512: decode_blocks for E2M1
 // codes (MXFP4, NVFP4, FP4), one code a byte or nibble-packed, blocks of a multiple of 16.
-// Other elements and block sizes, the last n % block elements, and outputs of 32 MiB and
-// more (AVX2's non-temporal stores need only 16-byte alignment, a 512-bit one needs 64) are
-// AVX2's.
+// Other elements and block sizes and the last n % block elements are AVX2's. Outputs of
+// 32 MiB and more (16-byte aligned, blocks of 16 or of a multiple of 32) choose at run time
+// between these ordinary stores and AVX2's non-temporal loop (avx2_detail::tuned_choice; a
+// 512-bit non-temporal store would need 64-byte alignment).
 //
 // Why 16 lanes pay here although Zen 4 splits 512-bit operations: a 16-entry vpermps table
 // holds all sixteen codes, sign included, so a block's table is the sixteen E2M1 values
@@ -86,8 +87,12 @@ void decode_blocks(arch::avx512, const std::uint8_t* codes, const Scale* scales,
                    DivisorOf&& divisor_of, float* out) noexcept {
   std::size_t done = 0;
   if constexpr (std::is_same_v<Element, e2m1>) {
-    const bool stream = n * sizeof(float) >= (std::size_t{32} << 20);  // AVX2's threshold
-    if (block != 0 && block % 16 == 0 && !stream) {
+    if (block != 0 && block % 16 == 0) {
+      const bool tuned = avx2_detail::streams_out(n, out) && (block == 16 || block % 32 == 0);
+      auto decode_tuned = [&](auto& divisor) {
+        return avx2_detail::e2m1_decode_tuned<Packed>(
+            codes, scales, n, block, divisor, out, [](auto... a) { return avx512_detail::e2m1_decode_blocks<Packed>(a...); });
+      };
       bool tabled = false;
       if constexpr (std::is_same_v<Scale, std::uint8_t>) {
         // Byte scales (UE8M0, E4M3): the divisors of all 256 bytes first where there are many
@@ -97,11 +102,14 @@ void decode_blocks(arch::avx512, const std::uint8_t* codes, const Scale* scales,
           alignas(64) float lut[256];
           for (unsigned c = 0; c < 256; ++c) lut[c] = divisor_of(static_cast<std::uint8_t>(c));
           auto looked_up = [&lut](std::uint8_t c) { return lut[c]; };
-          done = avx512_detail::e2m1_decode_blocks<Packed>(codes, scales, n, block, looked_up, out);
+          done = tuned ? decode_tuned(looked_up)
+                       : avx512_detail::e2m1_decode_blocks<Packed>(codes, scales, n, block, looked_up, out);
           tabled = true;
         }
       }
-      if (!tabled) done = avx512_detail::e2m1_decode_blocks<Packed>(codes, scales, n, block, divisor_of, out);
+      if (!tabled)
+        done = tuned ? decode_tuned(divisor_of)
+                     : avx512_detail::e2m1_decode_blocks<Packed>(codes, scales, n, block, divisor_of, out);
     }
   }
   if (done < n)

@@ -114,7 +114,7 @@ class nvfp4_quantizer {
   // The E4M3 code of one block under rule absmax: E4M3(amax / (6 * s_t));
   // 0x7F (NaN) for a block holding NaN or Inf. The search rules start from it.
   std::uint8_t absmax_scale(std::span<const float> blk, float s_t) const noexcept {
-    return absmax_code(kernels::block_amax(Arch{}, blk.data(), blk.size()), s_t);
+    return kernels::e4m3_block_scale{s_t}(kernels::block_amax(Arch{}, blk.data(), blk.size()));
   }
 
   // The E4M3 code the rule gives one block (rule hessian: use the overload below).
@@ -132,7 +132,7 @@ class nvfp4_quantizer {
   std::uint8_t block_scale(std::span<const float> blk, float s_t, std::span<const float, 126> set,
                            std::span<float> scratch, const search::hessian_block* h) const noexcept {
     const float amax = kernels::block_amax(Arch{}, blk.data(), blk.size());
-    const std::uint8_t start = absmax_code(amax, s_t);
+    const std::uint8_t start = kernels::e4m3_block_scale{s_t}(amax);
     if (opt_.rule == scale_rule::absmax || start == e4m3::nan_code) return start;
     const std::size_t first = set_index(start);
     const std::size_t i = opt_.rule == scale_rule::hessian && h
@@ -141,9 +141,10 @@ class nvfp4_quantizer {
     return code_at(i, start);
   }
 
-  // The divisor of a block's elements, fl(b * s_t).
+  // The divisor of a block's elements, fl(b * s_t) (kernels::e4m3_block_divisor, as every
+  // encode and decode path of this class takes it).
   static float effective_scale(std::uint8_t scale_code, float s_t) noexcept {
-    return e4m3::decode(scale_code) * s_t;
+    return kernels::e4m3_block_divisor{s_t}(scale_code);
   }
 
   // x holds float, float16 or bfloat16 (16-bit inputs: each block is converted to float32,
@@ -207,12 +208,6 @@ class nvfp4_quantizer {
   }
 
  private:
-  // The absmax code of a block of that amax: 0x7F (NaN) for a block holding NaN or Inf.
-  static std::uint8_t absmax_code(float amax, float s_t) noexcept {
-    if (!detail::is_finite(amax)) return e4m3::nan_code;
-    return e4m3::encode(amax / (e2m1_max * s_t));
-  }
-
   // Index i of the set is code i + 1; code 0 (a zero divisor) is the zero start.
   static std::size_t set_index(std::uint8_t code) noexcept {
     return code == 0 ? search::zero_start : std::size_t{code} - 1u;
@@ -271,14 +266,17 @@ class nvfp4_quantizer {
           }
           return block_scale(blk, s_t, set, scratch, nullptr);
         },
-        [&](std::uint8_t code) { return effective_scale(code, s_t); });
+        kernels::e4m3_block_divisor{s_t});
   }
 
-  // The mse rule's codes of K = 8 whole blocks at x, as block_scale gives them: their
+  // Rule mse searches this many whole blocks' scales together (mse_scales).
+  static constexpr std::size_t mse_group = 8;
+
+  // The mse rule's codes of mse_group whole blocks at x, as block_scale gives them: their
   // absmax starts at once (kernels::nvfp4_absmax_blocks8), their windows scored back to back
   // (search::e4m3_mse_indices); a group with a NaN or Inf block by block_scale, one by one.
   void mse_scales(const float* x, float s_t, std::span<const float, 126> set, std::uint8_t* out) const noexcept {
-    constexpr std::size_t K = 8;
+    constexpr std::size_t K = mse_group;
     std::array<std::span<const float>, K> blk;
     std::array<float, K> amax;
     std::array<std::size_t, K> first, index;
@@ -305,7 +303,7 @@ class nvfp4_quantizer {
   template <bool Packed, class T>
   void mse_blocks(std::span<const T> x, float s_t, std::span<const float, 126> set, std::span<std::uint8_t> codes,
                   std::span<std::uint8_t> scales) const {
-    constexpr std::size_t group = 8, chunk = 32 * block;
+    constexpr std::size_t group = mse_group, chunk = 32 * block;
     [[maybe_unused]] detail::float_buffer<T> buf(chunk);
     for (std::size_t i = 0; i < x.size(); i += chunk) {
       const std::size_t n = x.size() - i < chunk ? x.size() - i : chunk;

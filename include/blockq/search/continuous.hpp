@@ -283,7 +283,11 @@ struct sweep_side {
   double upper = 0.0;  // the current codes hold from the next breakpoint of this sign up to here
   double below = 0.0;  // the largest breakpoint of this sign below the gathered ones
   bool active = true;
-  std::size_t top(bool neg) const noexcept { return neg ? top_neg : top_pos; }
+  // A mask, not a branch: the element's sign picks it, at random.
+  std::size_t top(bool neg) const noexcept {
+    const std::size_t mask = std::size_t{0} - static_cast<std::size_t>(neg);
+    return (top_neg & mask) | (top_pos & ~mask);
+  }
 };
 
 // The sweep of one sign (Sides = 1) or of both signs of a symmetric integer

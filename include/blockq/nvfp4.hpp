@@ -241,32 +241,31 @@ class nvfp4_quantizer {
     detail::check_tensor_scale(s_t);
     detail::require(opt_.rule != scale_rule::hessian || h,
                     "rule hessian needs block Hessians: call quantize(w, s_t, hessians, ...)");
-    const bool search_rule = opt_.rule != scale_rule::absmax;
-    if (!search_rule) {  // rule absmax in one pass: kernels::amax_blocks, fused per architecture
+    if (opt_.rule == scale_rule::absmax) {  // rule absmax in one pass: kernels::amax_blocks, fused per architecture
       detail::quantize_amax_blocks<e2m1, Arch, Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
           x, block, opt_.ties, codes, scales, kernels::e4m3_block_scale{s_t}, kernels::e4m3_block_divisor{s_t});
       return;
     }
     std::array<float, 126> set{};
-    if (search_rule) search::e4m3_scales(s_t, set);
+    search::e4m3_scales(s_t, set);
+    detail::check_codec_args<Packed>(x.size(), block, codes.size(), scales.size());
     if (opt_.rule == scale_rule::mse) {
-      detail::check_codec_args<Packed>(x.size(), block, codes.size(), scales.size());
-      mse_blocks<Packed>(x, s_t, set, codes, scales);
+      searched_blocks<Packed>(x, s_t, codes, scales, [&](std::size_t, const float* xc, std::size_t n, std::uint8_t* sc) {
+        std::size_t j = 0;
+        for (; j + mse_group * block <= n; j += mse_group * block) mse_scales(xc + j, s_t, set, sc + j / block);
+        for (; j < n; j += block)
+          sc[j / block] = block_scale(std::span<const float>(xc + j, std::min(block, n - j)), s_t, set, {}, nullptr);
+      });
       return;
     }
-    std::vector<float> scratch(h ? search::hessian_scratch_floats(block) : 0);
-    const std::size_t col_blocks = h ? h->num_blocks() : 1;
-    detail::quantize_blocks<e2m1, Arch, Packed>(
-        x, block, opt_.ties, codes, scales,
-        [&](std::size_t b, std::span<const float> blk) {
-          if (!search_rule) return absmax_scale(blk, s_t);
-          if (opt_.rule == scale_rule::hessian) {
-            const search::hessian_block hb = (*h)[b % col_blocks];
-            return block_scale(blk, s_t, set, scratch, &hb);
-          }
-          return block_scale(blk, s_t, set, scratch, nullptr);
-        },
-        kernels::e4m3_block_divisor{s_t});
+    std::vector<float> scratch(search::hessian_scratch_floats(block));
+    const std::size_t col_blocks = h->num_blocks();
+    searched_blocks<Packed>(x, s_t, codes, scales, [&](std::size_t b0, const float* xc, std::size_t n, std::uint8_t* sc) {
+      for (std::size_t j = 0; j < n; j += block) {
+        const search::hessian_block hb = (*h)[(b0 + j / block) % col_blocks];
+        sc[j / block] = block_scale(std::span<const float>(xc + j, std::min(block, n - j)), s_t, set, scratch, &hb);
+      }
+    });
   }
 
   // Rule mse searches this many whole blocks' scales together (mse_scales).
@@ -293,26 +292,24 @@ class nvfp4_quantizer {
     for (std::size_t k = 0; k < K; ++k) out[k] = code_at(index[k], out[k]);
   }
 
-  // Rule mse over a tensor, in chunks of 32 blocks: the chunk's scale codes first, eight
-  // blocks at a time (mse_scales), then its codes (kernels::nvfp4_scaled_blocks, fused where
-  // the architecture has it). The same bytes as the block loop
-  // (detail::quantize_blocks with block_scale) in about 2/3 of the time on Zen 5 (README,
-  // Benchmarks): each block's search is a chain of divisions and sums, and one block's
-  // search and encoding alone fill the core's reorder buffer, so one block at a time
-  // overlapped little of the next block's chain with its own.
-  template <bool Packed, class T>
-  void mse_blocks(std::span<const T> x, float s_t, std::span<const float, 126> set, std::span<std::uint8_t> codes,
-                  std::span<std::uint8_t> scales) const {
-    constexpr std::size_t group = mse_group, chunk = 32 * block;
+  // Rules mse and hessian over a tensor, in chunks of 32 blocks: the chunk's scale codes
+  // first (scales_of(its first block, its floats, their count, their codes); rule mse eight
+  // blocks at a time, mse_scales), then its codes (kernels::nvfp4_scaled_blocks, fused where
+  // the architecture has it). The same bytes as the block loop (detail::quantize_blocks with
+  // block_scale) in about 2/3 of the time for rule mse on Zen 5 (README, Benchmarks): each
+  // block's search is a chain of divisions and sums, and one block's search and encoding
+  // alone fill the core's reorder buffer, so one block at a time overlapped little of the next
+  // block's chain with its own.
+  template <bool Packed, class T, class ScalesOf>
+  void searched_blocks(std::span<const T> x, float s_t, std::span<std::uint8_t> codes, std::span<std::uint8_t> scales,
+                       ScalesOf&& scales_of) const {
+    constexpr std::size_t chunk = 32 * block;
     [[maybe_unused]] detail::float_buffer<T> buf(chunk);
     for (std::size_t i = 0; i < x.size(); i += chunk) {
       const std::size_t n = x.size() - i < chunk ? x.size() - i : chunk;
       const float* xc = detail::floats_of<Arch>(x, i, n, buf);
       std::uint8_t* sc = scales.data() + i / block;
-      std::size_t j = 0;
-      for (; j + group * block <= n; j += group * block) mse_scales(xc + j, s_t, set, sc + j / block);
-      for (; j < n; j += block)
-        sc[j / block] = block_scale(std::span<const float>(xc + j, std::min(block, n - j)), s_t, set, {}, nullptr);
+      scales_of(i / block, xc, n, sc);
       std::uint8_t* out = codes.data() + detail::code_bytes<Packed>(i);
       kernels::nvfp4_scaled_blocks<Packed ? kernels::code_layout::nibbles : kernels::code_layout::bytes>(
           Arch{}, xc, n, opt_.ties, s_t, sc, out, [&](std::size_t b, std::size_t begin, std::size_t len) {

@@ -349,16 +349,12 @@ void tuned_choice(std::size_t& i, std::size_t n, std::size_t group, Groups& grou
     groups(n, std::false_type{});
 }
 
-// Whether a fused loop streams: 32 MiB of input and more, codes 16-byte aligned (the
-// non-temporal stores need it; byte buffers from the usual allocators have it).
-inline bool streams(std::size_t n, const std::uint8_t* codes) noexcept {
-  return n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0;
-}
-
-// Whether a dequantization streams: 32 MiB of output and more, 16-byte aligned (float
-// buffers from the usual allocators are).
-inline bool streams_out(std::size_t n, const float* out) noexcept {
-  return n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
+// Whether a loop streams: n floats of 32 MiB and more (a fused loop's input, a
+// dequantization's output), with `stored`, the buffer it stores to non-temporally (codes,
+// or the output floats), 16-byte aligned as those stores need (buffers from the usual
+// allocators are).
+inline bool streams(std::size_t n, const void* stored) noexcept {
+  return n * sizeof(float) >= (std::size_t{32} << 20) && reinterpret_cast<std::uintptr_t>(stored) % 16 == 0;
 }
 
 template <class Loop>
@@ -620,7 +616,7 @@ std::size_t e2m1_decode_blocks(const std::uint8_t* codes, const Scale* scales, s
   return i;
 }
 
-// A dequantization of 32 MiB and more (streams_out; blocks of 16 or of a multiple of 32):
+// A dequantization of 32 MiB and more (streams; blocks of 16 or of a multiple of 32):
 // ordinary stores by `ordinary` (AVX-512's loop, called with e2m1_decode_blocks's arguments,
 // the divisor as an lvalue) or this loop's non-temporal ones, whichever is faster here
 // (tuned_choice; trial chunks of whole pairs of 16). Returns the elements done (whole
@@ -654,11 +650,11 @@ void decode_blocks(arch::avx2, const std::uint8_t* codes, const Scale* scales, s
   if constexpr (std::is_same_v<Element, e2m1>) {
     if (block == 16 || block % 32 == 0) {
       // Outputs well past the last-level cache are written with non-temporal stores (no
-      // read for ownership; streams_out). AVX-512 chooses between them and ordinary stores
+      // read for ownership; streams). AVX-512 chooses between them and ordinary stores
       // at run time (arch/avx512_decode.hpp); here the same choice (e2m1_decode_tuned) cost
       // the in-cache loop 5-10 % at 64 KiB on Zen 5 (not understood: that loop's code is
       // the same), so AVX2 keeps them (README, Benchmarks).
-      done = avx2_detail::streams_out(n, out)
+      done = avx2_detail::streams(n, out)
                  ? avx2_detail::e2m1_decode_blocks<Packed, true>(codes, scales, n, block, divisor_of, out)
                  : avx2_detail::e2m1_decode_blocks<Packed, false>(codes, scales, n, block, divisor_of, out);
     }

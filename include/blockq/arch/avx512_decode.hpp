@@ -88,7 +88,7 @@ void decode_blocks(arch::avx512, const std::uint8_t* codes, const Scale* scales,
   std::size_t done = 0;
   if constexpr (std::is_same_v<Element, e2m1>) {
     if (block != 0 && block % 16 == 0) {
-      const bool tuned = avx2_detail::streams_out(n, out) && (block == 16 || block % 32 == 0);
+      const bool tuned = avx2_detail::streams(n, out) && (block == 16 || block % 32 == 0);
       auto decode_tuned = [&](auto& divisor) {
         return avx2_detail::e2m1_decode_tuned<Packed>(
             codes, scales, n, block, divisor, out, [](auto... a) { return avx512_detail::e2m1_decode_blocks<Packed>(a...); });

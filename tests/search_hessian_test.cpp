@@ -312,12 +312,19 @@ TEST(SearchHessian, ScreenIntervalHoldsTheExactObjective) {
   EXPECT_GT(checked, 1000u);
 }
 
+// NVFP4's set (126 E4M3 scales under a tensor scale): discrete_hessian and the
+// quantizer's path, discrete_hessian_index (detail::screened_search where it decides,
+// which must be most blocks with a float copy of H), equal exhaustive search, with the
+// scalar and the default tier; H of every kind of index_test_hessians (tiny and huge
+// scales, no float copy, λ bound 0), each tie rule.
 TEST(SearchHessian, Nvfp4EqualsExhaustiveOverE4m3Scales) {
+  using A = blockq::default_arch;
   std::mt19937_64 g(44);
   const std::size_t n = 16;
-  const auto hs = test_hessians(n, g);
+  const auto hs = index_test_hessians(n, g);
   std::vector<float> scratch(n);
   std::array<float, 126> set;
+  std::size_t screened = 0, eligible = 0;
   for (std::size_t hi = 0; hi < hs.size(); ++hi) {
     const auto h = hs[hi][0];
     for (auto k : search_test::all_kinds) {
@@ -327,13 +334,27 @@ TEST(SearchHessian, Nvfp4EqualsExhaustiveOverE4m3Scales) {
         const float s_t = amax * (rep % 4 == 0 ? 1.0f : 4.0f) / (6.0f * 448.0f);  // sometimes the block is not the tensor max
         search::e4m3_scales(s_t, set);
         const std::uint8_t code = blockq::e4m3::encode(amax / (6.0f * s_t));
-        const std::size_t start = code == 0 ? search::zero_start : code - 1u;
-        auto f = [&](std::size_t i) { return hessian_error<blockq::e2m1>(x, set[i], h, tie_mode::even); };
-        const auto r = search::discrete_hessian<blockq::e2m1>(scalar{}, x, set, start, tie_mode::even, h, scratch);
-        ASSERT_EQ(r.index, search_test::exhaustive(set.size(), start, f(start), f)) << hi << " " << rep;
+        ASSERT_GT(code, 0u);  // (amax / (6 s_t) is 448 or 112)
+        const std::size_t start = code - 1u;
+        const tie_mode ties = std::array{tie_mode::even, tie_mode::away, tie_mode::toward_zero}[static_cast<std::size_t>(rep) % 3];
+        auto f = [&](std::size_t i) { return hessian_error<blockq::e2m1>(x, set[i], h, ties); };
+        const std::size_t want = search_test::exhaustive(set.size(), start, f(start), f);
+        const auto r = search::discrete_hessian<blockq::e2m1>(scalar{}, x, set, start, ties, h, scratch);
+        ASSERT_EQ(r.index, want) << hi << " " << rep;
+        ASSERT_EQ(search::discrete_hessian_index<blockq::e2m1>(scalar{}, x, set, start, ties, h, scratch), want) << hi << " " << rep;
+        ASSERT_EQ(search::discrete_hessian_index<blockq::e2m1>(A{}, x, set, start, ties, h, scratch), want) << hi << " " << rep;
+        if (!(h.matrix && h.scaled && h.lambda_bound > 0.0)) continue;
+        ++eligible;
+        std::size_t i = 0;
+        if (search::detail::screened_search<blockq::e2m1, A>(x, set, start, ties, h, scratch.data(), amax, i)) {
+          ++screened;
+          ASSERT_EQ(i, want) << "screened, " << hi << " " << rep;
+        }
       }
     }
   }
+  std::printf("screened search decided %zu of %zu NVFP4 blocks with a float copy of H\n", screened, eligible);
+  EXPECT_GT(screened, eligible / 2);
 }
 
 using search_test::layer;

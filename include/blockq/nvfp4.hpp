@@ -136,7 +136,7 @@ class nvfp4_quantizer {
     if (opt_.rule == scale_rule::absmax || start == e4m3::nan_code) return start;
     const std::size_t first = set_index(start);
     const std::size_t i = opt_.rule == scale_rule::hessian && h
-                              ? search::discrete_hessian<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch).index
+                              ? search::discrete_hessian_index<e2m1>(Arch{}, blk, set, first, opt_.ties, *h, scratch, amax)
                               : search::e4m3_mse_index(Arch{}, blk, set, first, opt_.ties, amax);
     return code_at(i, start);
   }

@@ -345,8 +345,9 @@ struct screened {
 };
 
 // (flatten: the residual and the estimate kernels inlined, ~6% of the MXFP4 search.
-// screen_candidate_n: the same arithmetic with n a constant, so that the margin's factors
-// fold at compile time, to the same doubles)
+// screen_candidate_n: the same arithmetic with n a constant (32: MX blocks, 16: NVFP4's), so
+// that the margin's factors fold at compile time, to the same doubles, and the kernels' loops
+// unroll: NVFP4 `hessian` +9 %)
 template <class Element, class Arch, class N>
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((flatten))
@@ -368,6 +369,7 @@ template <class Element, class Arch>
 screened screen_candidate(const float* x, std::size_t n, float s, tie_mode ties, const hessian_block& h,
                           float* r) noexcept {
   if (n == 32) return screen_candidate_n<Element, Arch>(x, std::integral_constant<std::size_t, 32>{}, s, ties, h, r);
+  if (n == 16) return screen_candidate_n<Element, Arch>(x, std::integral_constant<std::size_t, 16>{}, s, ties, h, r);
   return screen_candidate_n<Element, Arch>(x, n, s, ties, h, r);
 }
 
@@ -499,7 +501,7 @@ bool ue8m0_hessian_window(std::span<const float> x, std::size_t start, tie_mode 
 
 }  // namespace detail
 
-// discrete_hessian(...).index (the quantizers' path). Blocks with a full H whose λ bound
+// discrete_hessian(...).index (the quantizers' path: MX and NVFP4). Blocks with a full H whose λ bound
 // is positive are decided by float screens with exact sums only for near-ties: MXFP4 by
 // detail::ue8m0_hessian_window where its window closes, the others (and those) by
 // detail::screened_search; the rest (a diagonal H, λ bound 0, the zero start) take

@@ -583,6 +583,67 @@ TEST(SearchIntMse, AsymmetricNeverWorseThanLsqOrMinmax) {
   }
 }
 
+// The asymmetric search stops as soon as a refit fails to improve (the next round would
+// sweep the same min and refit the same codes). Against the rounds run until one improves
+// nothing at all (the loop as it was, written out here from the public pieces), bit for bit:
+// uint2/3/4/8, normal, heavy-tailed and offset blocks, unweighted and weighted.
+TEST(SearchIntMse, AsymmetricStopsWhenTheRefitStops) {
+  std::mt19937_64 g(39);
+  std::student_t_distribution<float> td(3.0f);
+  std::uniform_real_distribution<float> u(0.0f, 3.0f);
+  const std::size_t n = 32;
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(n));
+  std::vector<float> shifted(n);
+  std::vector<std::uint8_t> codes(search::lsq_scratch_bytes(n));
+  std::size_t several_rounds = 0;  // blocks where the loop written out ran more than one round
+  for (int bits : {2, 3, 4, 8}) {
+    const int_format f{bits, false};
+    for (int rep = 0; rep < 150; ++rep) {
+      std::vector<float> x = search_test::make_block(search_test::all_kinds[rep % 5], n, g), w;
+      if (rep % 3 == 1) for (auto& v : x) v = std::fabs(v) + 0.25f * td(g);
+      if (rep % 2) {
+        w.resize(n);
+        for (auto& v : w) v = u(g) * u(g);
+      }
+      const float* wp = w.empty() ? nullptr : w.data();
+      float lo = x[0], hi = x[0];
+      for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
+      const float start_scale = (hi - lo) / static_cast<float>(f.qmax()), start_min = lo;
+      auto score = [&](float s, float m) {
+        return wp ? kernels::block_wsse_int(scalar{}, x.data(), wp, n, s, m, f) : kernels::block_sse_int(scalar{}, x.data(), n, s, m, f);
+      };
+      // The loop until a round improves nothing.
+      search::scale_min_result want{start_scale, start_min, score(start_scale, start_min)};
+      const auto l = search::lsq_int(scalar{}, x, w, f, start_scale, start_min, codes);
+      if (l.error < want.error) want = l;
+      int rounds = 0;
+      for (int it = 0; it < search::max_lsq_iterations && want.error > 0.0; ++it) {
+        ++rounds;
+        const double before = want.error;
+        const float m = want.min;
+        for (std::size_t i = 0; i < n; ++i) shifted[i] = x[i] - m;
+        std::array<search::scale_candidate, search::scored_candidates> c{};
+        const std::size_t got = search::sweep_scales(shifted, wp, search::integer_levels(), static_cast<std::size_t>(f.qmax()), 0,
+                                                     heap, c, search::detail::budget(want.error));
+        search::detail::score_candidates(std::span<const search::scale_candidate>(c.data(), got), 1.0, m, score, want);
+        kernels::encode_int(scalar{}, x.data(), n, want.scale, want.min, f, codes.data());
+        const auto r = search::solve_asymmetric(kernels::int_refit_sums(scalar{}, x.data(), wp, codes.data(), n, f));
+        if (r.ok && search::detail::usable_scale(r.scale) && std::fabs(r.min) < 3.4e38) {
+          const auto s = static_cast<float>(r.scale), mn = static_cast<float>(r.min);
+          if (const double e = score(s, mn); e < want.error) want = {s, mn, e};
+        }
+        if (!(want.error < before)) break;
+      }
+      const auto got = search::continuous_int_mse(scalar{}, x, w, f, start_scale, start_min, heap, shifted, codes);
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.scale), std::bit_cast<std::uint32_t>(want.scale)) << bits << " " << rep;
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.min), std::bit_cast<std::uint32_t>(want.min)) << bits << " " << rep;
+      ASSERT_EQ(got.error, want.error) << bits << " " << rep;
+      several_rounds += rounds > 1;
+    }
+  }
+  EXPECT_GT(several_rounds, 100u);
+}
+
 // Acceptance figures on 2^20 N(0,1) floats (mt19937_64 seed 1, blocks of 32).
 TEST(SearchContinuous, OneMillionNormals) {
   std::mt19937_64 g(1);

@@ -72,7 +72,8 @@
 // its own sums, bounds and minima (about half the work of two sweeps).
 // Asymmetric codes (scale and min): exact optimisation of
 // the scale for a fixed min alternates with the joint least-squares refit of
-// scale and min, starting from the `lsq` result; this never increases the
+// scale and min, starting from the `lsq` result, until a refit no longer
+// improves (the next round would repeat the last one); this never increases the
 // error and never returns more than `lsq`, but the joint (scale, min)
 // optimum is not guaranteed.
 #pragma once
@@ -699,12 +700,17 @@ scale_min_result continuous_int_mse(Arch, std::span<const float> x, std::span<co
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, m, score, best);
     kernels::encode_int(Arch{}, x.data(), n, best.scale, best.min, fmt, codes.data());
     const refit_result r = solve_asymmetric(kernels::int_refit_sums(Arch{}, x.data(), wp, codes.data(), n, fmt));
+    bool moved = false;  // the refit improved: the next sweep is of another min
     if (r.ok && detail::usable_scale(r.scale) && std::fabs(r.min) < 3.4e38) {
       const auto s = static_cast<float>(r.scale), mn = static_cast<float>(r.min);
       const double e = score(s, mn);
-      if (e < best.error) best = {s, mn, e};
+      if (e < best.error) best = {s, mn, e}, moved = true;
     }
-    if (!(best.error < before)) break;
+    // Without a better refit the best keeps this sweep's min, so the next round would sweep
+    // the same shifted block (its minima below the smaller budget are this sweep's, already
+    // scored, up to the rounding of weighted sums along a shorter walk) and refit the same
+    // codes: nothing new (uint4: 1.80 -> 1.09 sweeps a block).
+    if (!moved || !(best.error < before)) break;
   }
   return best;
 }

@@ -692,7 +692,6 @@ scale_min_result continuous_int_mse(Arch, std::span<const float> x, std::span<co
   if (l.error < best.error) best = l;
   const auto qmax = static_cast<std::size_t>(fmt.qmax());
   for (int it = 0; it < max_lsq_iterations; ++it) {
-    const double before = best.error;
     const float m = best.min;
     for (std::size_t i = 0; i < n; ++i) shifted[i] = x[i] - m;
     const std::size_t got =
@@ -700,7 +699,7 @@ scale_min_result continuous_int_mse(Arch, std::span<const float> x, std::span<co
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, m, score, best);
     kernels::encode_int(Arch{}, x.data(), n, best.scale, best.min, fmt, codes.data());
     const refit_result r = solve_asymmetric(kernels::int_refit_sums(Arch{}, x.data(), wp, codes.data(), n, fmt));
-    bool moved = false;  // the refit improved: the next sweep is of another min
+    bool moved = false;  // the refit improved: the next round starts from it
     if (r.ok && detail::usable_scale(r.scale) && std::fabs(r.min) < 3.4e38) {
       const auto s = static_cast<float>(r.scale), mn = static_cast<float>(r.min);
       const double e = score(s, mn);
@@ -709,8 +708,9 @@ scale_min_result continuous_int_mse(Arch, std::span<const float> x, std::span<co
     // Without a better refit the best keeps this sweep's min, so the next round would sweep
     // the same shifted block (its minima below the smaller budget are this sweep's, already
     // scored, up to the rounding of weighted sums along a shorter walk) and refit the same
-    // codes: nothing new (uint4: 1.80 -> 1.09 sweeps a block).
-    if (!moved || !(best.error < before)) break;
+    // codes: nothing new (uint4: 1.80 -> 1.09 sweeps a block). (A round whose refit improved
+    // improved, so this also ends a round that improved nothing.)
+    if (!moved) break;
   }
   return best;
 }

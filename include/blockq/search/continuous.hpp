@@ -708,8 +708,8 @@ scale_min_result continuous_int_mse(Arch, std::span<const float> x, std::span<co
     // Without a better refit the best keeps this sweep's min, so the next round would sweep
     // the same shifted block (its minima below the smaller budget are this sweep's, already
     // scored, up to the rounding of weighted sums along a shorter walk) and refit the same
-    // codes: nothing new (uint4: 1.80 -> 1.09 sweeps a block). (A round whose refit improved
-    // improved, so this also ends a round that improved nothing.)
+    // codes: nothing new (uint4: 1.80 -> 1.09 sweeps a block). (A round that improved nothing
+    // had no better refit either, so it ends here too.)
     if (!moved) break;
   }
   return best;

@@ -3,6 +3,7 @@
 // rule against a dense scan of the kernel error and against the
 // least-squares refit at the scan's best codes.
 #include "blockq/search/continuous.hpp"
+#include "blockq/search/lanes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -410,6 +411,79 @@ TEST(SearchFp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
     }
   }
   std::printf("largest (mse / dense-scan min - 1): %.3g\n", worst);
+}
+
+// The lane sweep (search/lanes.hpp), which rule mse of fp4 runs: groups of 1..11 blocks of
+// 1..32 elements of every kind (lattice blocks with coinciding breakpoints among them), weighted
+// or not, with lanes the search leaves alone (zeros, a NaN, a zero start). Each lane's result is
+// bit for bit that of its block searched alone (so the lane count of a tier cannot change it);
+// its error is the kernel's at its scale, never above the start's, within float rounding of the
+// interval oracle's exact minimum, and never above the single-block sweep's
+// (continuous_element_mse, which keeps more candidates) by more than that rounding.
+TEST(SearchLanes, ExactAndIndependentOfTheOtherLanes) {
+  std::mt19937_64 g(35);
+  const auto& ev = search::element_levels<blockq::e2m1>();
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
+  std::size_t searched = 0, equal_to_single = 0;
+  for (int group = 0; group < 300; ++group) {
+    const std::size_t count = 1 + static_cast<std::size_t>(group % 11);
+    const bool weighted = group % 3 == 1;
+    const tie_mode ties = group % 2 ? tie_mode::even : (group % 4 ? tie_mode::away : tie_mode::toward_zero);
+    std::vector<std::vector<float>> xs(count), ws(count);
+    std::vector<search::lane_block> lane(count);
+    for (std::size_t l = 0; l < count; ++l) {
+      const std::size_t n = (group + l) % 4 == 0 ? 1 + g() % 32 : 32;
+      const int kind = static_cast<int>(g() % 9);
+      xs[l] = kind >= 5 ? lattice_block(n, g) : search_test::make_block(search_test::all_kinds[kind], n, g);
+      if (kind == 8) std::fill(xs[l].begin(), xs[l].end(), 0.0f);
+      if (weighted) {
+        std::uniform_real_distribution<float> u(0.0f, 3.0f);
+        ws[l].resize(n);
+        for (auto& v : ws[l]) v = g() % 7 == 0 ? 0.0f : u(g);
+      }
+      const float amax = kernels::block_amax(scalar{}, xs[l].data(), n);
+      float start = amax / 6.0f;
+      if (g() % 13 == 0) start = 0.0f;
+      if (g() % 17 == 0) start = std::numeric_limits<float>::quiet_NaN();
+      lane[l] = {xs[l].data(), weighted ? ws[l].data() : nullptr, n, start};
+    }
+    std::vector<search::scale_min_result> got(count);
+    search::continuous_element_mse_lanes<blockq::e2m1>(scalar{}, lane, ties, got.data());
+    for (std::size_t l = 0; l < count; ++l) {
+      const std::string at = "group " + std::to_string(group) + ", lane " + std::to_string(l);
+      search::scale_min_result alone;
+      search::continuous_element_mse_lanes<blockq::e2m1>(scalar{}, std::span<const search::lane_block>(&lane[l], 1), ties, &alone);
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got[l].scale), std::bit_cast<std::uint32_t>(alone.scale)) << at;
+      ASSERT_EQ(got[l].error, alone.error) << at;
+      const std::span<const float> x(xs[l]), w(ws[l]);
+      const search::scale_min_result single =
+          search::continuous_element_mse<blockq::e2m1>(scalar{}, x, w, lane[l].start, ties, heap);
+      if (!std::isfinite(lane[l].start)) {  // left alone: the start, as the single sweep does
+        EXPECT_TRUE(std::isnan(got[l].scale)) << at;
+        continue;
+      }
+      auto err = [&](float s) {
+        return w.empty() ? kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), s, ties)
+                         : kernels::block_wsse<blockq::e2m1>(scalar{}, x.data(), w.data(), x.size(), s, ties);
+      };
+      const double start_error = lane[l].start > 0.0f ? err(lane[l].start) : kernels::block_energy(scalar{}, x.data(), w.empty() ? nullptr : w.data(), x.size());
+      if (start_error == 0.0) {
+        EXPECT_EQ(got[l].scale, lane[l].start) << at;
+        continue;
+      }
+      ++searched;
+      ASSERT_EQ(got[l].error, err(got[l].scale)) << at;
+      EXPECT_LE(got[l].error, start_error) << at;
+      const double want = interval_oracle(x, w, ev, 7, 7);  // E = C - 2 s A + s² B: rounding ~1e-16 C
+      const double energy = kernels::block_energy(scalar{}, x.data(), w.empty() ? nullptr : w.data(), x.size());
+      EXPECT_LE(got[l].error, want * (1 + 1e-6) + 1e-14 * energy) << at;
+      EXPECT_LE(got[l].error, single.error * (1 + 1e-6)) << at;
+      equal_to_single += got[l].error == single.error;
+    }
+  }
+  EXPECT_GT(searched, 1000u);
+  EXPECT_GT(equal_to_single * 100, searched * 98) << equal_to_single << " of " << searched;
+  std::printf("lane results equal to the single sweep's: %zu of %zu\n", equal_to_single, searched);
 }
 
 TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {

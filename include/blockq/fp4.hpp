@@ -5,10 +5,13 @@
 // Rules: absmax (default, amax / 6); lsq (candidate scales around absmax
 // with least-squares refits, never worse than absmax: search/refit.hpp);
 // mse (the float scale with the least block SSE, exactly up to float
-// rounding: search/continuous.hpp). quantize_weighted takes one weight per
+// rounding: search/continuous.hpp; blocks of up to 32 elements eight at a
+// time, search/lanes.hpp). quantize_weighted takes one weight per
 // element and makes lsq and mse minimise the weighted SSE.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -25,6 +28,7 @@
 #include "blockq/kernels.hpp"
 #include "blockq/scale_rule.hpp"
 #include "blockq/search/continuous.hpp"
+#include "blockq/search/lanes.hpp"
 #include "blockq/search/refit.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
@@ -118,6 +122,10 @@ class fp4_quantizer {
           kernels::identity_divisor{});
       return;
     }
+    if (opt_.rule == scale_rule::mse && opt_.block <= search::lane_block_max) {
+      quantize_mse_lanes(x, w, codes, scales);
+      return;
+    }
     workspace ws(opt_.rule, opt_.block);
     detail::quantize_blocks<e2m1, Arch, false>(
         x, opt_.block, opt_.ties, codes, scales,
@@ -125,6 +133,37 @@ class fp4_quantizer {
           return block_scale(blk, w.empty() ? w : w.subspan(b * opt_.block, blk.size()), ws);
         },
         identity);
+  }
+
+  // Rule mse for blocks of up to 32: the searches of search::sweep_lanes blocks at once.
+  template <class T>
+  void quantize_mse_lanes(std::span<const T> x, std::span<const float> w, std::span<std::uint8_t> codes,
+                          std::span<float> scales) const {
+    detail::check_codec_args<false>(x.size(), opt_.block, codes.size(), scales.size());
+    const std::size_t group = search::sweep_lanes * opt_.block;
+    [[maybe_unused]] detail::float_buffer<T> buf(group);
+    for (std::size_t begin = 0; begin < x.size(); begin += group) {
+      const std::size_t len = std::min(group, x.size() - begin);
+      const float* xs = detail::floats_of<Arch>(x, begin, len, buf);
+      std::array<search::lane_block, search::sweep_lanes> lane;
+      std::array<std::size_t, search::sweep_lanes> at;  // the block offsets of the lanes
+      std::array<search::scale_min_result, search::sweep_lanes> r;
+      std::size_t count = 0;
+      for (std::size_t off = 0, b = begin / opt_.block; off < len; off += opt_.block, ++b) {
+        const std::size_t n = std::min(opt_.block, len - off);
+        const float start = absmax_scale(std::span<const float>(xs + off, n));
+        scales[b] = start;
+        if (detail::is_finite(start) && start > 0.0f)
+          lane[count] = {xs + off, w.empty() ? nullptr : w.data() + begin + off, n, start}, at[count++] = off;
+      }
+      search::continuous_element_mse_lanes<e2m1>(Arch{}, std::span<const search::lane_block>(lane.data(), count),
+                                                 opt_.ties, r.data());
+      for (std::size_t j = 0; j < count; ++j) scales[(begin + at[j]) / opt_.block] = r[j].scale;
+      for (std::size_t off = 0; off < len; off += opt_.block)
+        detail::encode_block<e2m1, Arch, false>(xs + off, std::min(opt_.block, len - off),
+                                                scales[(begin + off) / opt_.block], opt_.ties,
+                                                codes.data() + begin + off);
+    }
   }
 
   // Scratch of the search rules, allocated once per call.
@@ -140,6 +179,12 @@ class fp4_quantizer {
     const float start = absmax_scale(blk);
     if (opt_.rule == scale_rule::absmax || !detail::is_finite(start) || !(start > 0.0f)) return start;
     if (opt_.rule == scale_rule::lsq) return search::lsq_element<e2m1>(Arch{}, blk, w, start, opt_.ties, ws.codes).scale;
+    if (blk.size() <= search::lane_block_max) {  // as quantize takes it
+      const search::lane_block lane{blk.data(), w.empty() ? nullptr : w.data(), blk.size(), start};
+      search::scale_min_result r;
+      search::continuous_element_mse_lanes<e2m1>(Arch{}, std::span<const search::lane_block>(&lane, 1), opt_.ties, &r);
+      return r.scale;
+    }
     return search::continuous_element_mse<e2m1>(Arch{}, blk, w, start, opt_.ties, ws.heap).scale;
   }
 

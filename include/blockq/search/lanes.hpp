@@ -1,0 +1,503 @@
+// SPDX-License-Identifier: Apache-2.0
+// The continuous sweep of an element grid (FP4 with a float32 scale, rule
+// `mse`) for several blocks at once: each block is a lane of a vector of
+// doubles, and every lane walks its own breakpoints in step with the others.
+//
+// API
+//   void continuous_element_mse_lanes<Element>(Arch, span<const lane_block> blocks, tie_mode ties,
+//                                              scale_min_result* out);
+//     blocks: any number, each of at most lane_block_max elements, all
+//     weighted or all unweighted; they are searched in groups of the tier's
+//     width (8 lanes with AVX-512, 4 with AVX2, 2 otherwise). out[l] is what
+//     continuous_element_mse defines for block l: the best float scale, never
+//     worse than the block's start under the quantizer's kernel. Blocks the
+//     search leaves alone (empty, a start that is not finite, a zero error)
+//     keep their start. A lane's result does not depend on the other lanes
+//     (a lane that has stopped is masked out of every later step), so the
+//     width does not change it either.
+//
+// Method (the sweep of continuous.hpp, reorganised for lanes). Each lane
+// sorts its |x| in descending order (a bitonic network across the lanes), so
+// for each threshold t_k the elements cross it, as the scale falls, in that
+// order: level k's next breakpoint (its head) is |x|_(c_k) / t_k, c_k the
+// count of elements already past it, and the lane's next breakpoint is the
+// largest of the L heads. No breakpoint is gathered or sorted. The lanes
+// step together, each from its own breakpoint to its own next one, with
+// running sums A = Σ w |x| g and B = Σ w g² of the codes between them; each
+// lane stops below its own bound, the vector when every lane has. The only
+// branches on the data are the loop's end and the rare new minimum. The
+// breakpoint after each head is loaded a step ahead, so that the next
+// maximum never waits on a gather; with AVX-512 the walk runs in mask
+// registers with the L counts as bytes of one vector (walk8 below).
+//
+// Which intervals count. E(s) is continuous with concave kinks (see
+// continuous.hpp), so every local minimum is a stationary point A / B inside
+// its interval, and only those are kept: the best four below the budget (the
+// start's kernel error, raised by 1e-5 of it), which are then scored in float
+// as in continuous_element_mse. The walk is bounded as the single sweep's:
+// above hi = |x|_(p) / t_1 the elements from p on (the least ones, whose
+// energy exceeds the budget) all round to zero; below lo = max (|x| -
+// sqrt(budget / w)) / g_top (weighted) an element's clipping alone exceeds
+// the budget, and a lane also stops as soon as its largest element's clipping
+// w_0 (|x|_0 - g_top s)² exceeds its best minimum so far. Breakpoints are
+// computed as |x| · (1 / t_k) (one rounding off the exact quotient): at a
+// breakpoint the element is equally far from both levels, so codes that
+// differ only there give the same error.
+//
+// Floating point. Every tier runs the same IEEE operations in the same order
+// on each lane (the project builds with -ffp-contract=off), so every tier
+// gives the same bits; arch_test checks them. Compilers without GNU vector
+// extensions take continuous_element_mse block by block.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <array>
+
+#include "blockq/arch.hpp"
+#include "blockq/config.hpp"
+#include "blockq/detail/bits.hpp"
+#include "blockq/formats/tie_mode.hpp"
+#include "blockq/kernels.hpp"
+#include "blockq/search/continuous.hpp"
+#include "blockq/search/refit.hpp"
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+BLOCKQ_BEGIN_NAMESPACE
+namespace search {
+
+// The blocks a quantizer hands to one call (a multiple of every tier's width), and the
+// largest block the lane sweep takes.
+inline constexpr std::size_t sweep_lanes = 8;
+inline constexpr std::size_t lane_block_max = 32;
+
+// One block of a lane sweep: n elements at x (and weights at w, or null), and its start.
+struct lane_block {
+  const float* x = nullptr;
+  const float* w = nullptr;
+  std::size_t n = 0;
+  float start = 0.0f;
+};
+
+#if defined(__GNUC__) || defined(__clang__)
+#define BLOCKQ_HAS_LANE_SWEEP 1
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call: every helper is inlined
+#endif
+
+namespace lanes {
+
+// W lanes of doubles and their masks (all bits set: true). (typedef: GCC 12 drops the
+// attribute of a dependent alias declaration.)
+template <std::size_t W>
+struct of {
+  typedef double vd __attribute__((vector_size(W * sizeof(double))));
+  typedef std::int64_t vi __attribute__((vector_size(W * sizeof(std::int64_t))));
+};
+
+// The lanes of a tier: one vector register of doubles (two for the scalar reference).
+template <class Arch>
+constexpr std::size_t width() noexcept {
+  if constexpr (std::is_base_of_v<arch::avx512, Arch>) return 8;
+  else if constexpr (std::is_base_of_v<arch::avx2, Arch>) return 4;
+  else return 2;
+}
+
+template <class VI>
+BLOCKQ_ALWAYS_INLINE bool any(const VI& m) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(VI) == 64) return _mm512_test_epi64_mask((__m512i)m, (__m512i)m) != 0;
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(VI) == 32) return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#endif
+  std::int64_t r = 0;
+  for (std::size_t l = 0; l < sizeof(VI) / sizeof(std::int64_t); ++l) r |= m[l];
+  return r != 0;
+}
+
+// rows[idx[l]][l] for each lane l.
+template <class VD, class VI>
+BLOCKQ_ALWAYS_INLINE void gather(VD& out, const VD* rows, const VI& idx) noexcept {
+  constexpr std::size_t W = sizeof(VD) / sizeof(double);
+#if defined(__AVX512F__)
+  if constexpr (W == 8) {
+    const VI at = idx * 8 + VI{0, 1, 2, 3, 4, 5, 6, 7};
+    out = (VD)_mm512_i64gather_pd((__m512i)at, reinterpret_cast<const double*>(rows), 8);
+    return;
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (W == 4) {
+    const VI at = idx * 4 + VI{0, 1, 2, 3};
+    out = (VD)_mm256_i64gather_pd(reinterpret_cast<const double*>(rows), (__m256i)at, 8);
+    return;
+  }
+#endif
+  for (std::size_t l = 0; l < W; ++l) out[l] = rows[idx[l]][l];
+}
+
+// f(integral_constant<size_t, k>) for k = 0 .. N-1, unrolled (arrays indexed by it stay in registers).
+template <std::size_t N, class F>
+BLOCKQ_ALWAYS_INLINE void unrolled(F&& f) {
+  [&]<std::size_t... K>(std::index_sequence<K...>) BLOCKQ_LAMBDA_INLINE { (f(std::integral_constant<std::size_t, K>{}), ...); }
+  (std::make_index_sequence<N>{});
+}
+
+#if defined(__AVX512F__)
+// The walk of sweep below for 8 lanes in AVX-512 registers, its operations one for one
+// (the masks in mask registers; each level's count a byte of one vector, so the chosen
+// level's count, step and constants are a shift and a permutation away).
+template <std::size_t L, bool Weighted, class VD, class VI>
+BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* r, const double* dg, const double* dg2,
+                                double g_top, const VD& c_, const VD& lo_, const VD& y0_, const VD& w0_, const VI& act_,
+                                const VI* cnt, const VD* ev_, const VD& a_, const VD& b_, const VD& upper_,
+                                VD (&es_)[4], VD (&ss_)[4]) noexcept {
+  auto pd = [](const VD& v) BLOCKQ_LAMBDA_INLINE { return (__m512d)v; };
+  const __m512d c = pd(c_), lo = pd(lo_), y0 = pd(y0_), w0 = pd(w0_), zero = _mm512_setzero_pd();
+  __m512d a = pd(a_), b = pd(b_), upper = pd(upper_), es[4], ss[4], ev[L], evn[L];
+  for (std::size_t j = 0; j < 4; ++j) es[j] = pd(es_[j]), ss[j] = pd(ss_[j]);
+  __mmask8 act = _mm512_test_epi64_mask((__m512i)act_, (__m512i)act_);
+  alignas(64) double rt[8] = {}, dgt[8] = {}, dg2t[8] = {};
+  __m512i packed = _mm512_setzero_si512();  // level k's count in byte k - 1
+  for (std::size_t k = 1; k <= L; ++k) {
+    rt[k - 1] = r[k], dgt[k - 1] = dg[k], dg2t[k - 1] = dg2[k];
+    ev[k - 1] = pd(ev_[k]);
+    packed = _mm512_or_si512(packed, _mm512_slli_epi64((__m512i)cnt[k], static_cast<unsigned>(8 * (k - 1))));
+  }
+  const __m512d rtab = _mm512_load_pd(rt), dgtab = _mm512_load_pd(dgt), dg2tab = _mm512_load_pd(dg2t);
+  const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), byte = _mm512_set1_epi64(0xff),
+                one = _mm512_set1_epi64(1), two_rows = _mm512_set1_epi64(16);
+  // The breakpoint after each head, gathered a step ahead so that the walk's next maximum
+  // never waits on a gather.
+  unrolled<L>([&](auto k) BLOCKQ_LAMBDA_INLINE {
+    const __m512i row = _mm512_add_epi64(_mm512_slli_epi64((__m512i)cnt[k + 1], 3), lane);
+    evn[k] = _mm512_mul_pd(_mm512_i64gather_pd(_mm512_add_epi64(row, _mm512_set1_epi64(8)), y, 8), _mm512_set1_pd(r[k + 1]));
+  });
+  const __m512d two = _mm512_set1_pd(2.0), top = _mm512_set1_pd(g_top), slack = _mm512_set1_pd(1.0 + 1e-12);
+  for (;;) {
+    __m512d m;  // the largest head, by a tree
+    if constexpr (L == 7) {
+      m = _mm512_max_pd(_mm512_max_pd(_mm512_max_pd(ev[0], ev[1]), _mm512_max_pd(ev[2], ev[3])),
+                        _mm512_max_pd(_mm512_max_pd(ev[4], ev[5]), ev[6]));
+    } else {
+      m = ev[0];
+      unrolled<L - 1>([&](auto k) BLOCKQ_LAMBDA_INLINE { m = _mm512_max_pd(ev[k + 1], m); });
+    }
+    __mmask8 pre = _mm512_mask_cmp_pd_mask(act, a, _mm512_mul_pd(m, b), _CMP_GE_OQ);
+    pre = _mm512_mask_cmp_pd_mask(pre, a, _mm512_mul_pd(upper, b), _CMP_LE_OQ);
+    pre = _mm512_mask_cmp_pd_mask(pre, _mm512_sub_pd(_mm512_mul_pd(c, b), _mm512_mul_pd(a, a)),
+                                  _mm512_mul_pd(es[3], b), _CMP_LT_OQ);
+    if (pre) [[unlikely]] {
+      const __m512d s = _mm512_div_pd(a, b);
+      const __m512d e = _mm512_add_pd(_mm512_sub_pd(c, _mm512_mul_pd(_mm512_mul_pd(two, s), a)),
+                                      _mm512_mul_pd(_mm512_mul_pd(s, s), b));
+      const __mmask8 in = _mm512_mask_cmp_pd_mask(pre, e, es[3], _CMP_LT_OQ);
+#pragma GCC unroll 4
+      for (std::size_t j = 3; j > 0; --j) {
+        const __mmask8 up = _mm512_mask_cmp_pd_mask(in, e, es[j - 1], _CMP_LT_OQ);
+        const __mmask8 here = _mm512_mask_cmp_pd_mask(in & ~up, e, es[j], _CMP_LT_OQ);
+        es[j] = _mm512_mask_mov_pd(_mm512_mask_mov_pd(es[j], here, e), up, es[j - 1]);
+        ss[j] = _mm512_mask_mov_pd(_mm512_mask_mov_pd(ss[j], here, s), up, ss[j - 1]);
+      }
+      const __mmask8 first = _mm512_mask_cmp_pd_mask(in, e, es[0], _CMP_LT_OQ);
+      es[0] = _mm512_mask_mov_pd(es[0], first, e);
+      ss[0] = _mm512_mask_mov_pd(ss[0], first, s);
+    }
+    const __m512d clip = _mm512_sub_pd(y0, _mm512_mul_pd(top, m));
+    const __mmask8 clipped =
+        _mm512_mask_cmp_pd_mask(_mm512_cmp_pd_mask(clip, zero, _CMP_GT_OQ), _mm512_mul_pd(_mm512_mul_pd(clip, clip), w0),
+                                _mm512_mul_pd(es[0], slack), _CMP_GT_OQ);
+    act = _mm512_mask_cmp_pd_mask(act, m, lo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(m, zero, _CMP_GT_OQ) &
+          static_cast<__mmask8>(~clipped);
+    if (!act) break;
+    __m512i kid = _mm512_setzero_si512();  // the first level whose head is at m, less one
+    unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
+      constexpr std::size_t k = L - 1 - j;  // from the last level down: the first one wins
+      kid = _mm512_mask_mov_epi64(kid, _mm512_cmp_pd_mask(ev[k], m, _CMP_EQ_OQ),
+                                  _mm512_set1_epi64(static_cast<long long>(k)));
+    });
+    const __m512i sh = _mm512_slli_epi64(kid, 3);
+    const __m512i at = _mm512_and_si512(_mm512_srlv_epi64(packed, sh), byte);
+    packed = _mm512_mask_add_epi64(packed, act, packed, _mm512_sllv_epi64(one, sh));
+    const __m512i row = _mm512_add_epi64(_mm512_slli_epi64(at, 3), lane);
+    const __m512d yc = _mm512_mask_i64gather_pd(zero, act, row, y, 8);
+    const __m512d dgs = _mm512_permutexvar_pd(kid, dgtab), dg2s = _mm512_permutexvar_pd(kid, dg2tab);
+    if constexpr (Weighted) {
+      const __m512d wc = _mm512_mask_i64gather_pd(zero, act, row, w, 8);
+      a = _mm512_mask_add_pd(a, act, a, _mm512_mul_pd(_mm512_mul_pd(wc, yc), dgs));
+      b = _mm512_mask_add_pd(b, act, b, _mm512_mul_pd(wc, dg2s));
+    } else {
+      a = _mm512_mask_add_pd(a, act, a, _mm512_mul_pd(yc, dgs));
+      b = _mm512_mask_add_pd(b, act, b, dg2s);
+    }
+    upper = _mm512_mask_mov_pd(upper, act, m);
+    // The chosen head moves on to the breakpoint after it, and that one to the next element's.
+    const __m512d after = _mm512_mul_pd(_mm512_mask_i64gather_pd(zero, act, _mm512_add_epi64(row, two_rows), y, 8),
+                                        _mm512_permutexvar_pd(kid, rtab));
+    unrolled<L>([&](auto k) BLOCKQ_LAMBDA_INLINE {
+      const __mmask8 sel = act & _mm512_cmpeq_epi64_mask(kid, _mm512_set1_epi64(static_cast<long long>(k())));
+      ev[k] = _mm512_mask_mov_pd(ev[k], sel, evn[k]);
+      evn[k] = _mm512_mask_mov_pd(evn[k], sel, after);
+    });
+  }
+  for (std::size_t j = 0; j < 4; ++j) es_[j] = (VD)es[j], ss_[j] = (VD)ss[j];
+}
+#endif
+
+// The sweep of the lanes whose mask is set: y (sorted |x|, descending) and
+// w (their weights, Weighted only) in rows 0..rows-1, row `rows` the sentinel
+// (y = -1); c = Σ w y²; bud the budget. es / ss: the best four minima a lane
+// (errors ascending, scales; unfilled: error bud, scale 0).
+template <class Element, bool Weighted, class VD, class VI>
+void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bud, VI act, VD (&es)[4],
+           VD (&ss)[4]) noexcept {
+  using vd = VD;
+  using vi = VI;
+  constexpr std::size_t W = sizeof(VD) / sizeof(double);
+  constexpr std::size_t L = Element::max_code;  // levels above zero
+  const auto& g = element_levels<Element>();
+  double r[L + 1], dg[L + 1], dg2[L + 1];  // 1 / t_k, Δg, Δ(g²) of level k
+  for (std::size_t k = 1; k <= L; ++k) {
+    r[k] = 1.0 / (0.5 * (g[k - 1] + g[k]));
+    dg[k] = g[k] - g[k - 1];
+    dg2[k] = g[k] * g[k] - g[k - 1] * g[k - 1];
+  }
+  const double g_top = g[L];
+
+  // lo: below it some element's clipping alone exceeds the budget (weighted: any element;
+  // the largest one's bound, the only one without weights, is tested as the walk goes).
+  vd lo = vd{};
+  if constexpr (Weighted) {
+    for (std::size_t j = 0; j < rows; ++j) {
+      vd q = bud / w[j];
+      for (std::size_t l = 0; l < W; ++l) q[l] = std::sqrt(q[l]);
+      const vd v = (y[j] - q) / g_top;
+      lo = ((w[j] > 0.0) & (v > lo)) ? v : lo;
+    }
+  }
+  // hi: above |y_p| / t_1 the elements p.. round to zero, and carry more than the budget.
+  vd hi = y[0] * r[1];
+  {
+    vd tail = vd{};
+    vi found = vi{};
+    for (std::size_t j = rows; j-- > 0;) {
+      if constexpr (Weighted)
+        tail += w[j] * y[j] * y[j];
+      else
+        tail += y[j] * y[j];
+      const vi hit = (tail > bud) & ~found;
+      hi = hit ? y[j] * r[1] : hi;
+      found |= hit;
+    }
+  }
+  // The codes just below hi: element j is past level k when y_j / t_k > hi.
+  vd a = vd{}, b = vd{};
+  vi cnt[L + 1];
+  for (std::size_t k = 1; k <= L; ++k) cnt[k] = vi{};
+  for (std::size_t j = 0; j < rows; ++j) {
+    vd gj = vd{};
+    for (std::size_t k = 1; k <= L; ++k) {
+      const vi past = y[j] * r[k] > hi;
+      gj = past ? gj + dg[k] : gj;
+      cnt[k] -= past;
+    }
+    if constexpr (Weighted) {
+      a += w[j] * y[j] * gj;
+      b += w[j] * gj * gj;
+    } else {
+      a += y[j] * gj;
+      b += gj * gj;
+    }
+  }
+  // Each level's next breakpoint: the element at cnt[k].
+  vd ev[L + 1];
+#pragma GCC unroll 16
+  for (std::size_t k = 1; k <= L; ++k) {
+    vd yk;
+    gather(yk, y, cnt[k]);
+    ev[k] = yk * r[k];
+  }
+  const vd y0 = y[0], w0 = Weighted ? w[0] : vd{} + 1.0;
+  vd upper = hi;
+#if defined(__AVX512F__)
+  if constexpr (W == 8 && L <= 8) {
+    walk8<L, Weighted>(reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r, dg, dg2, g_top,
+                       c, lo, y0, w0, act, cnt, ev, a, b, upper, es, ss);
+    return;
+  }
+#endif
+  vd evn[L + 1];  // the breakpoint after each head (so the next maximum never waits on a gather)
+  unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
+    constexpr std::size_t k = j + 1;
+    vd yk;
+    gather(yk, y, cnt[k] + 1);
+    evn[k] = yk * r[k];
+  });
+  for (;;) {
+    vd m = ev[1];
+    unrolled<L - 1>([&](auto j) BLOCKQ_LAMBDA_INLINE { m = ev[j + 2] > m ? ev[j + 2] : m; });
+    // The interval [m, upper] of the current codes: its stationary point A / B when inside
+    // and below the fourth best (C - A²/B < e3, without the division; B = 0 fails it).
+    const vi pre = act & (a >= m * b) & (a <= upper * b) & (c * b - a * a < es[3] * b);
+    if (any(pre)) [[unlikely]] {
+      const vd s = a / b;
+      const vd e = c - 2.0 * s * a + s * s * b;
+      const vi in = pre & (e < es[3]);
+      for (std::size_t j = 3; j > 0; --j) {
+        const vi up = in & (e < es[j - 1]);  // the entry above moves down
+        const vi here = in & ~up & (e < es[j]);
+        es[j] = up ? es[j - 1] : (here ? e : es[j]);
+        ss[j] = up ? ss[j - 1] : (here ? s : ss[j]);
+      }
+      const vi top = in & (e < es[0]);
+      es[0] = top ? e : es[0];
+      ss[0] = top ? s : ss[0];
+    }
+    // Below m the largest element alone is clipped by more than the best minimum when
+    // w_0 (y_0 - g_top m)² exceeds it: the walk of the lane ends.
+    const vd clip = y0 - g_top * m;
+    act &= (m >= lo) & (m > 0.0) & ~((clip > 0.0) & (clip * clip * w0 > es[0] * (1.0 + 1e-12)));
+    if (!any(act)) break;
+    // Step: the first level whose head is at m moves its element up, and its head on to
+    // the breakpoint after it.
+    vi taken = vi{}, sel[L + 1], at = vi{};
+    vd dgs = vd{}, dg2s = vd{}, rs = vd{};
+    unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
+      constexpr std::size_t k = j + 1;
+      sel[k] = act & (ev[k] == m) & ~taken;
+      taken |= sel[k];
+      at = sel[k] ? cnt[k] : at;
+      dgs = sel[k] ? vd{} + dg[k] : dgs;
+      dg2s = sel[k] ? vd{} + dg2[k] : dg2s;
+      rs = sel[k] ? vd{} + r[k] : rs;
+      cnt[k] -= sel[k];
+    });
+    vd yc, ya;
+    gather(yc, y, at);
+    if constexpr (Weighted) {
+      vd wc;
+      gather(wc, w, at);
+      a += wc * yc * dgs;
+      b += wc * dg2s;
+    } else {
+      a += yc * dgs;
+      b += dg2s;
+    }
+    upper = act ? m : upper;
+    gather(ya, y, at + 2);
+    const vd after = ya * rs;
+    unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
+      constexpr std::size_t k = j + 1;
+      ev[k] = sel[k] ? evn[k] : ev[k];
+      evn[k] = sel[k] ? after : evn[k];
+    });
+  }
+}
+
+// The lane sweep of W blocks (count of them real).
+template <class Element, class Arch, std::size_t W>
+void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, scale_min_result* out) noexcept {
+  using vd = typename of<W>::vd;
+  using vi = typename of<W>::vi;
+  const bool weighted = blocks[0].w != nullptr;
+  auto score = [&](const lane_block& bl, float s) {
+    return bl.w ? kernels::block_wsse<Element>(Arch{}, bl.x, bl.w, bl.n, s, ties)
+                : kernels::block_sse<Element>(Arch{}, bl.x, bl.n, s, ties);
+  };
+  vd y[lane_block_max + 2], w[lane_block_max + 2], bud = vd{};
+  vi act = vi{};
+  std::size_t n_max = 1;
+  for (std::size_t j = 0; j < lane_block_max + 2; ++j) y[j] = w[j] = vd{};
+  for (std::size_t l = 0; l < count; ++l) {
+    const lane_block& bl = blocks[l];
+    out[l] = {bl.start, 0.0f, 0.0};
+    if (bl.n == 0 || bl.n > lane_block_max || !blockq::detail::is_finite(bl.start)) continue;
+    out[l].error = bl.start > 0.0f ? score(bl, bl.start) : kernels::block_energy(Arch{}, bl.x, bl.w, bl.n);
+    if (!(out[l].error > 0.0)) continue;
+    act[l] = -1;
+    bud[l] = detail::budget(out[l].error);
+    n_max = std::max(n_max, bl.n);
+    for (std::size_t j = 0; j < bl.n; ++j) {
+      y[j][l] = std::fabs(static_cast<double>(bl.x[j]));
+      if (weighted) w[j][l] = static_cast<double>(bl.w[j]);
+    }
+  }
+  if (!any(act)) return;
+  const std::size_t rows = std::bit_ceil(n_max);
+  // Bitonic sort, descending, of each lane's rows (weights alongside).
+  for (std::size_t k = 2; k <= rows; k <<= 1)
+    for (std::size_t j = k >> 1; j > 0; j >>= 1)
+      for (std::size_t i = 0; i < rows; ++i) {
+        const std::size_t p = i ^ j;
+        if (p <= i) continue;
+        const vi swap = (i & k) == 0 ? y[i] < y[p] : y[i] > y[p];
+        const vd yi = y[i], wi = w[i];
+        y[i] = swap ? y[p] : yi;
+        y[p] = swap ? yi : y[p];
+        if (weighted) {
+          w[i] = swap ? w[p] : wi;
+          w[p] = swap ? wi : w[p];
+        }
+      }
+  y[rows] = y[rows + 1] = vd{} - 1.0;  // the sentinels: below every breakpoint
+  w[rows] = w[rows + 1] = vd{};
+  vd c = vd{};
+  for (std::size_t j = 0; j < rows; ++j) c += weighted ? w[j] * y[j] * y[j] : y[j] * y[j];
+  vd es[4], ss[4];
+  for (std::size_t j = 0; j < 4; ++j) es[j] = bud, ss[j] = vd{};
+  if (weighted)
+    sweep<Element, true>(y, w, rows, c, bud, act, es, ss);
+  else
+    sweep<Element, false>(y, w, rows, c, bud, act, es, ss);
+  for (std::size_t l = 0; l < count; ++l) {
+    if (!act[l]) continue;
+    std::array<scale_candidate, 4> cands{};
+    std::size_t got = 0;
+    for (std::size_t j = 0; j < 4; ++j)
+      if (ss[j][l] > 0.0) cands[got++] = {ss[j][l], es[j][l]};
+    const lane_block& bl = blocks[l];
+    detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f,
+                             [&](float s, float) { return score(bl, s); }, out[l]);
+  }
+}
+
+}  // namespace lanes
+
+template <class Element, class Arch>
+void continuous_element_mse_lanes(Arch, std::span<const lane_block> blocks, tie_mode ties,
+                                  scale_min_result* out) noexcept {
+  constexpr std::size_t W = lanes::width<Arch>();
+  for (std::size_t b = 0; b < blocks.size(); b += W)
+    lanes::search_group<Element, Arch, W>(blocks.data() + b, std::min(W, blocks.size() - b), ties, out + b);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#else
+template <class Element, class Arch>
+void continuous_element_mse_lanes(Arch, std::span<const lane_block> blocks, tie_mode ties,
+                                  scale_min_result* out) {
+  std::vector<sweep_entry> heap(continuous_heap_entries(lane_block_max));
+  for (std::size_t l = 0; l < blocks.size(); ++l) {
+    const lane_block& bl = blocks[l];
+    out[l] = continuous_element_mse<Element>(Arch{}, std::span<const float>(bl.x, bl.n),
+                                             std::span<const float>(bl.w, bl.w ? bl.n : 0), bl.start, ties, heap);
+  }
+}
+#endif
+
+}  // namespace search
+BLOCKQ_END_NAMESPACE

@@ -406,6 +406,43 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
   }
 }
 
+// Bitonic sort, descending, of each lane's N rows (weights alongside when Weighted), every
+// compare-exchange unrolled: no branch, no loop.
+template <std::size_t N, bool Weighted, class VD>
+BLOCKQ_ALWAYS_INLINE void bitonic(VD* y, VD* w) noexcept {
+  constexpr std::size_t stages = std::bit_width(N) - 1;
+  unrolled<stages>([&](auto st) BLOCKQ_LAMBDA_INLINE {
+    constexpr std::size_t k = std::size_t{2} << st;
+    unrolled<st + 1>([&](auto sj) BLOCKQ_LAMBDA_INLINE {
+      constexpr std::size_t j = k >> (sj + 1);
+      unrolled<N / 2>([&](auto t) BLOCKQ_LAMBDA_INLINE {
+        constexpr std::size_t i = ((t & ~(j - 1)) << 1) | (t & (j - 1)), p = i | j;
+        const VD a = y[i], b = y[p];
+        const auto swap = (i & k) == 0 ? a < b : a > b;  // descending within blocks of k that start at a multiple of 2k
+        y[i] = swap ? b : a;
+        y[p] = swap ? a : b;
+        if constexpr (Weighted) {
+          const VD wa = w[i], wb = w[p];
+          w[i] = swap ? wb : wa;
+          w[p] = swap ? wa : wb;
+        }
+      });
+    });
+  });
+}
+
+template <bool Weighted, class VD>
+void sort_rows(VD* y, VD* w, std::size_t rows) noexcept {
+  switch (rows) {
+    case 1: return;
+    case 2: return bitonic<2, Weighted>(y, w);
+    case 4: return bitonic<4, Weighted>(y, w);
+    case 8: return bitonic<8, Weighted>(y, w);
+    case 16: return bitonic<16, Weighted>(y, w);
+    default: return bitonic<32, Weighted>(y, w);
+  }
+}
+
 // The lane sweep of W blocks (count of them real).
 template <class Element, class Arch, std::size_t W>
 void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, scale_min_result* out) noexcept {
@@ -436,21 +473,10 @@ void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, sc
   }
   if (!any(act)) return;
   const std::size_t rows = std::bit_ceil(n_max);
-  // Bitonic sort, descending, of each lane's rows (weights alongside).
-  for (std::size_t k = 2; k <= rows; k <<= 1)
-    for (std::size_t j = k >> 1; j > 0; j >>= 1)
-      for (std::size_t i = 0; i < rows; ++i) {
-        const std::size_t p = i ^ j;
-        if (p <= i) continue;
-        const vi swap = (i & k) == 0 ? y[i] < y[p] : y[i] > y[p];
-        const vd yi = y[i], wi = w[i];
-        y[i] = swap ? y[p] : yi;
-        y[p] = swap ? yi : y[p];
-        if (weighted) {
-          w[i] = swap ? w[p] : wi;
-          w[p] = swap ? wi : w[p];
-        }
-      }
+  if (weighted)
+    sort_rows<true>(y, w, rows);
+  else
+    sort_rows<false>(y, w, rows);
   y[rows] = y[rows + 1] = vd{} - 1.0;  // the sentinels: below every breakpoint
   w[rows] = w[rows + 1] = vd{};
   vd c = vd{};

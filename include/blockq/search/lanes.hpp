@@ -489,10 +489,18 @@ void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, sc
     sweep<Element, false>(y, w, rows, c, bud, act, es, ss);
   for (std::size_t l = 0; l < count; ++l) {
     if (!act[l]) continue;
+    // The best minimum is scored (with its float neighbours); another one only when it could
+    // beat it in float: the kernel's error at fl(s) is within 2^-22 of E there, E moves by at
+    // most 2^-22 C over one float step (|E'| <= 2 sqrt(B E) and s² B <= 4 C), and the kernel's
+    // codes differ from the nearest levels only at ties worth 2^-21 C: a minimum above
+    // e_0 (1 + 2^-20) + 2^-18 C scores above e_0's own float.
     std::array<scale_candidate, 4> cands{};
     std::size_t got = 0;
+    const double cut = es[0][l] * (1.0 + 0x1p-20) + 0x1p-18 * c[l];
+    const float f0 = static_cast<float>(ss[0][l]);
+    const bool f0_scored = blockq::detail::is_finite(f0) && f0 != 0.0f;
     for (std::size_t j = 0; j < 4; ++j)
-      if (ss[j][l] > 0.0) cands[got++] = {ss[j][l], es[j][l]};
+      if (ss[j][l] > 0.0 && (j == 0 || !f0_scored || es[j][l] < cut)) cands[got++] = {ss[j][l], es[j][l]};
     const lane_block& bl = blocks[l];
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f,
                              [&](float s, float) { return score(bl, s); }, out[l]);

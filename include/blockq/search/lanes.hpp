@@ -51,6 +51,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -59,7 +60,6 @@
 #include <span>
 #include <type_traits>
 #include <utility>
-#include <array>
 
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
@@ -257,8 +257,8 @@ BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* 
 #endif
 
 // The sweep of the lanes whose mask is set: y (sorted |x|, descending) and
-// w (their weights, Weighted only) in rows 0..rows-1, row `rows` the sentinel
-// (y = -1); c = Σ w y²; bud the budget. es / ss: the best four minima a lane
+// w (their weights, Weighted only) in rows 0..rows-1, rows `rows` and `rows` + 1 the
+// sentinels (y = -1); c = Σ w y²; bud the budget. es / ss: the best four minima a lane
 // (errors ascending, scales; unfilled: error bud, scale 0).
 template <class Element, bool Weighted, class VD, class VI>
 void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bud, VI act, VD (&es)[4],

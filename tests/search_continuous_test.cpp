@@ -486,6 +486,79 @@ TEST(SearchLanes, ExactAndIndependentOfTheOtherLanes) {
   std::printf("lane results equal to the single sweep's: %zu of %zu\n", equal_to_single, searched);
 }
 
+// The lane sweep of symmetric integer codes (2 to 4 bits; two lanes a block, one a sign of the
+// scale), which rule mse of uniform_quantizer runs: groups of 1..9 blocks of 1..32 elements of
+// every kind, weighted or not, starts of either sign, NaN or zero ones among them. Each block's
+// result is bit for bit that of the block searched alone; its error is the kernel's at its
+// scale, never above the start's, within float rounding of the interval oracle's minimum over
+// both signs, and equal to continuous_int_mse's (the single-block sweep of both signs) but for
+// float rounding.
+TEST(SearchLanes, IntegerCodesOfBothSigns) {
+  std::mt19937_64 g(36);
+  const auto& lv = search::integer_levels();
+  std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
+  std::size_t searched = 0, equal_to_single = 0;
+  for (int group = 0; group < 240; ++group) {
+    const int_format f{2 + group % 3, true};
+    ASSERT_TRUE(search::int_lanes_take(f, 32));
+    const std::size_t count = 1 + static_cast<std::size_t>(group % 9);
+    const bool weighted = group % 4 == 1;
+    std::vector<std::vector<float>> xs(count), ws(count);
+    std::vector<search::lane_block> lane(count);
+    for (std::size_t l = 0; l < count; ++l) {
+      const std::size_t n = (group + l) % 4 == 0 ? 1 + g() % 32 : 32;
+      const int kind = static_cast<int>(g() % 7);
+      xs[l] = kind == 5 ? std::vector<float>(n, 0.0f) : search_test::make_block(search_test::all_kinds[kind % 5], n, g);
+      if (kind == 6)  // on the integer lattice: coinciding breakpoints, ties
+        for (auto& v : xs[l]) v = 0.5f * static_cast<float>(static_cast<int>(g() % 33) - 16);
+      if (weighted) {
+        std::uniform_real_distribution<float> u(0.0f, 3.0f);
+        ws[l].resize(n);
+        for (auto& v : ws[l]) v = g() % 7 == 0 ? 0.0f : u(g);
+      }
+      const float amax = kernels::block_amax(scalar{}, xs[l].data(), n);
+      float start = amax / static_cast<float>(f.qmax());
+      if (g() % 3 == 0) start = -amax / static_cast<float>(-f.qmin());
+      if (g() % 17 == 0) start = std::numeric_limits<float>::quiet_NaN();
+      lane[l] = {xs[l].data(), weighted ? ws[l].data() : nullptr, n, start};
+    }
+    std::vector<search::scale_min_result> got(count);
+    search::continuous_int_mse_lanes(scalar{}, lane, f, got.data());
+    for (std::size_t l = 0; l < count; ++l) {
+      const std::string at = "group " + std::to_string(group) + ", lane " + std::to_string(l);
+      search::scale_min_result alone;
+      search::continuous_int_mse_lanes(scalar{}, std::span<const search::lane_block>(&lane[l], 1), f, &alone);
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got[l].scale), std::bit_cast<std::uint32_t>(alone.scale)) << at;
+      ASSERT_EQ(got[l].error, alone.error) << at;
+      const std::span<const float> x(xs[l]), w(ws[l]);
+      const search::scale_min_result single = search::continuous_int_mse(scalar{}, x, w, f, lane[l].start, 0.0f, heap, {}, {});
+      if (!std::isfinite(lane[l].start)) {
+        EXPECT_TRUE(std::isnan(got[l].scale)) << at;
+        continue;
+      }
+      auto err = [&](float s) {
+        return w.empty() ? kernels::block_sse_int(scalar{}, x.data(), x.size(), s, 0.0f, f)
+                         : kernels::block_wsse_int(scalar{}, x.data(), w.data(), x.size(), s, 0.0f, f);
+      };
+      const double start_error = err(lane[l].start);
+      ASSERT_EQ(got[l].error, err(got[l].scale)) << at;
+      EXPECT_LE(got[l].error, start_error) << at;
+      if (start_error == 0.0) continue;
+      ++searched;
+      const auto qmax = static_cast<std::size_t>(f.qmax()), qneg = static_cast<std::size_t>(-f.qmin());
+      const double want = std::min(interval_oracle(x, w, lv, qmax, qneg), interval_oracle(x, w, lv, qneg, qmax));
+      const double energy = kernels::block_energy(scalar{}, x.data(), w.empty() ? nullptr : w.data(), x.size());
+      // (q s rounded in float: a residual's error is relative to the dequantized value, not to itself)
+      EXPECT_LE(got[l].error, want * (1 + 1e-6) + 1e-6 * std::sqrt(want * energy) + 1e-14 * energy) << at;
+      EXPECT_LE(got[l].error, single.error * (1 + 1e-6)) << at;
+      equal_to_single += got[l].error == single.error;
+    }
+  }
+  EXPECT_GT(searched, 800u);
+  EXPECT_GT(equal_to_single * 1000, searched * 995) << equal_to_single << " of " << searched;
+  std::printf("integer lane results equal to the single sweep's: %zu of %zu\n", equal_to_single, searched);
+}
+
 TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {
   std::mt19937_64 g(34);
   std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));

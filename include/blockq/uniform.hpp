@@ -14,6 +14,8 @@
 // and mse minimise the weighted SSE (the other rules ignore the weights).
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -36,6 +38,7 @@
 #include "blockq/scale_rule.hpp"
 #include "blockq/scale_storage.hpp"
 #include "blockq/search/continuous.hpp"
+#include "blockq/search/lanes.hpp"
 #include "blockq/search/refit.hpp"
 
 BLOCKQ_BEGIN_NAMESPACE
@@ -228,6 +231,10 @@ class uniform_quantizer {
       }
       return;
     }
+    if (rule == scale_rule::mse && opt_.symmetric && search::int_lanes_take(fmt_, block)) {
+      quantize_mse_lanes(x, w, codes, scales, block);
+      return;
+    }
     workspace ws(*opt_.rule, opt_.symmetric, block);
     [[maybe_unused]] detail::float_buffer<T> buf(block);
     detail::for_each_block(x.size(), block, [&](std::size_t b, std::size_t begin, std::size_t len) {
@@ -243,6 +250,56 @@ class uniform_quantizer {
       if (!opt_.symmetric) mins[b] = p.min;
       encode_block(blk, p, codes.data() + begin);
     });
+  }
+
+  // Rule mse, symmetric codes of 2 to 4 bits, blocks of up to 32: the searches of
+  // search::sweep_lanes blocks at once (search/lanes.hpp), as block_params gives them.
+  template <class T>
+  void quantize_mse_lanes(std::span<const T> x, std::span<const float> w, std::span<std::uint8_t> codes,
+                          std::span<float> scales, std::size_t block) const {
+    const std::size_t group = search::sweep_lanes * block;
+    [[maybe_unused]] detail::float_buffer<T> buf(group);
+    for (std::size_t begin = 0; begin < x.size(); begin += group) {
+      const std::size_t len = std::min(group, x.size() - begin);
+      const float* xs = nullptr;
+      if constexpr (std::is_same_v<T, float>) {
+        xs = x.data() + begin;
+      } else {
+        kernels::to_float(Arch{}, x.data() + begin, len, buf.data());
+        xs = buf.data();
+      }
+      auto blk_of = [&](std::size_t off) { return std::span<const float>(xs + off, std::min(block, len - off)); };
+      auto w_of = [&](std::size_t off) { return w.empty() ? w : w.subspan(begin + off, std::min(block, len - off)); };
+      std::array<uniform_params, search::sweep_lanes> p;
+      std::array<search::lane_block, search::sweep_lanes> lane;
+      std::array<std::size_t, search::sweep_lanes> at;  // the lanes' blocks, 0.. in the group
+      std::size_t count = 0, nb = 0;
+      for (std::size_t off = 0; off < len; off += block, ++nb) {
+        p[nb] = mse_start(blk_of(off), w_of(off));
+        if (detail::is_finite(p[nb].scale))
+          lane[count] = {xs + off, w.empty() ? nullptr : w.data() + begin + off, blk_of(off).size(), p[nb].scale},
+          at[count++] = nb;
+      }
+      std::array<search::scale_min_result, search::sweep_lanes> r;
+      search::continuous_int_mse_lanes(Arch{}, std::span<const search::lane_block>(lane.data(), count), fmt_, r.data());
+      for (std::size_t j = 0; j < count; ++j) p[at[j]] = {r[j].scale, 0.0f};
+      for (std::size_t i = 0, off = 0; i < nb; ++i, off += block) {
+        const uniform_params q = opt_.storage == scale_storage::float32 ? p[i] : stored_params(blk_of(off), w_of(off), p[i]);
+        scales[(begin + off) / block] = q.scale;
+        encode_block(blk_of(off), q, codes.data() + begin + off);
+      }
+    }
+  }
+
+  // The start of the symmetric search rules: the better of absmax and signed_max (absmax on
+  // a tie; signed_max alone for 1 bit).
+  uniform_params mse_start(std::span<const float> blk, std::span<const float> w) const noexcept {
+    uniform_params start = rule_params(blk, scale_rule::signed_max);
+    if (opt_.bits >= 2) {
+      const uniform_params a = rule_params(blk, scale_rule::absmax);
+      if (!(error(blk, w, start) < error(blk, w, a))) start = a;
+    }
+    return start;
   }
 
   // Scratch of the search rules, allocated once per call.
@@ -287,18 +344,14 @@ class uniform_quantizer {
   uniform_params computed_params(std::span<const float> blk, std::span<const float> w, workspace& ws) const noexcept {
     const scale_rule r = *opt_.rule;
     if (r != scale_rule::lsq && r != scale_rule::mse) return rule_params(blk, r);
-    uniform_params start;
-    if (!opt_.symmetric) {
-      start = rule_params(blk, scale_rule::minmax);
-    } else {
-      start = rule_params(blk, scale_rule::signed_max);
-      if (opt_.bits >= 2) {
-        // The better of absmax and signed_max (absmax on a tie).
-        const uniform_params a = rule_params(blk, scale_rule::absmax);
-        if (!(error(blk, w, start) < error(blk, w, a))) start = a;
-      }
-    }
+    const uniform_params start = opt_.symmetric ? mse_start(blk, w) : rule_params(blk, scale_rule::minmax);
     if (!detail::is_finite(start.scale) || !detail::is_finite(start.min)) return start;
+    if (r == scale_rule::mse && opt_.symmetric && search::int_lanes_take(fmt_, blk.size())) {  // as quantize takes it
+      const search::lane_block lane{blk.data(), w.empty() ? nullptr : w.data(), blk.size(), start.scale};
+      search::scale_min_result res;
+      search::continuous_int_mse_lanes(Arch{}, std::span<const search::lane_block>(&lane, 1), fmt_, &res);
+      return {res.scale, 0.0f};
+    }
     const search::scale_min_result res =
         r == scale_rule::lsq
             ? search::lsq_int(Arch{}, blk, w, fmt_, start.scale, start.min, ws.codes)

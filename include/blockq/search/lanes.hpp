@@ -60,10 +60,12 @@
 #include <span>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "blockq/arch.hpp"
 #include "blockq/config.hpp"
 #include "blockq/detail/bits.hpp"
+#include "blockq/formats/integer.hpp"
 #include "blockq/formats/tie_mode.hpp"
 #include "blockq/kernels.hpp"
 #include "blockq/search/continuous.hpp"
@@ -155,13 +157,27 @@ BLOCKQ_ALWAYS_INLINE void unrolled(F&& f) {
   (std::make_index_sequence<N>{});
 }
 
+// A grid of levels g_0 = 0 < g_1 < ... < g_L. Levels 1..Lc are every element's; level L
+// (L = Lc + 1) only the long side's elements' (two's-complement integers: one level more for
+// the elements of one sign, which depends on the sign of the scale).
+template <class Element>
+struct element_grid {
+  static constexpr std::size_t L = Element::max_code, Lc = L;
+  static double level(std::size_t k) noexcept { return element_levels<Element>()[k]; }
+};
+template <std::size_t Q>
+struct int_grid {
+  static constexpr std::size_t L = Q + 1, Lc = Q;
+  static double level(std::size_t k) noexcept { return static_cast<double>(k); }
+};
+
 #if defined(__AVX512F__)
 // The walk of sweep below for 8 lanes in AVX-512 registers, its operations one for one
 // (the masks in mask registers; each level's count a byte of one vector, so the chosen
 // level's count, step and constants are a shift and a permutation away).
 template <std::size_t L, bool Weighted, class VD, class VI>
 BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* r, const double* dg, const double* dg2,
-                                double g_top, const VD& c_, const VD& lo_, const VD& y0_, const VD& w0_, const VI& act_,
+                                const VD& top_, const VD& c_, const VD& lo_, const VD& y0_, const VD& w0_, const VI& act_,
                                 const VI* cnt, const VD* ev_, const VD& a_, const VD& b_, const VD& upper_,
                                 VD (&es_)[4], VD (&ss_)[4]) noexcept {
   auto pd = [](const VD& v) BLOCKQ_LAMBDA_INLINE { return (__m512d)v; };
@@ -185,7 +201,7 @@ BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* 
     const __m512i row = _mm512_add_epi64(_mm512_slli_epi64((__m512i)cnt[k + 1], 3), lane);
     evn[k] = _mm512_mul_pd(_mm512_i64gather_pd(_mm512_add_epi64(row, _mm512_set1_epi64(8)), y, 8), _mm512_set1_pd(r[k + 1]));
   });
-  const __m512d two = _mm512_set1_pd(2.0), top = _mm512_set1_pd(g_top), slack = _mm512_set1_pd(1.0 + 1e-12);
+  const __m512d two = _mm512_set1_pd(2.0), top = pd(top_), slack = _mm512_set1_pd(1.0 + 1e-12);
   for (;;) {
     __m512d m;  // the largest head, by a tree
     if constexpr (L == 7) {
@@ -260,26 +276,29 @@ BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* 
 // w (their weights, Weighted only) in rows 0..rows-1, rows `rows` and `rows` + 1 the
 // sentinels (y = -1); c = Σ w y²; bud the budget. es / ss: the best four minima a lane
 // (errors ascending, scales; unfilled: error bud, scale 0).
-template <class Element, bool Weighted, class VD, class VI>
-void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bud, VI act, VD (&es)[4],
-           VD (&ss)[4]) noexcept {
+template <class Grid, bool Weighted, class VD, class VI>
+void sweep(const VD* y, const VD* w, std::size_t rows, std::size_t long_rows, const VD& c, const VD& bud, VI act,
+           VD (&es)[4], VD (&ss)[4]) noexcept {
   using vd = VD;
   using vi = VI;
   constexpr std::size_t W = sizeof(VD) / sizeof(double);
-  constexpr std::size_t L = Element::max_code;  // levels above zero
-  const auto& g = element_levels<Element>();
+  constexpr std::size_t L = Grid::L, Lc = Grid::Lc;  // levels above zero: all, every element's
   double r[L + 1], dg[L + 1], dg2[L + 1];  // 1 / t_k, Δg, Δ(g²) of level k
   for (std::size_t k = 1; k <= L; ++k) {
-    r[k] = 1.0 / (0.5 * (g[k - 1] + g[k]));
-    dg[k] = g[k] - g[k - 1];
-    dg2[k] = g[k] * g[k] - g[k - 1] * g[k - 1];
+    const double g0 = Grid::level(k - 1), g1 = Grid::level(k);
+    r[k] = 1.0 / (0.5 * (g0 + g1));
+    dg[k] = g1 - g0;
+    dg2[k] = g1 * g1 - g0 * g0;
   }
-  const double g_top = g[L];
+  const double g_top = Grid::level(L);
+  // The top level of the largest element (of an equal one on the long side, whose bound is weaker).
+  vd top0 = vd{} + g_top;
+  if constexpr (L > Lc) top0 = y[long_rows] == y[0] ? top0 : vd{} + Grid::level(Lc);
 
   // lo: below it some element's clipping alone exceeds the budget (weighted: any element;
   // the largest one's bound, the only one without weights, is tested as the walk goes).
   vd lo = vd{};
-  if constexpr (Weighted) {
+  if constexpr (Weighted && L == Lc) {
     for (std::size_t j = 0; j < rows; ++j) {
       vd q = bud / w[j];
       for (std::size_t l = 0; l < W; ++l) q[l] = std::sqrt(q[l]);
@@ -304,11 +323,11 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
   }
   // The codes just below hi: element j is past level k when y_j / t_k > hi.
   vd a = vd{}, b = vd{};
-  vi cnt[L + 1];
+  vi cnt[L + 1];  // each level's head: a row of y (the long side's level: of its own rows)
   for (std::size_t k = 1; k <= L; ++k) cnt[k] = vi{};
   for (std::size_t j = 0; j < rows; ++j) {
     vd gj = vd{};
-    for (std::size_t k = 1; k <= L; ++k) {
+    for (std::size_t k = 1; k <= Lc; ++k) {
       const vi past = y[j] * r[k] > hi;
       gj = past ? gj + dg[k] : gj;
       cnt[k] -= past;
@@ -319,6 +338,21 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
     } else {
       a += y[j] * gj;
       b += gj * gj;
+    }
+  }
+  if constexpr (L > Lc) {  // the long side's elements past its extra level
+    cnt[L] = vi{} + static_cast<std::int64_t>(long_rows);
+    for (std::size_t j = long_rows; j < long_rows + rows; ++j) {
+      const vi past = y[j] * r[L] > hi;
+      const vd one = past ? vd{} + 1.0 : vd{};
+      if constexpr (Weighted) {
+        a += w[j] * y[j] * dg[L] * one;
+        b += w[j] * dg2[L] * one;
+      } else {
+        a += y[j] * dg[L] * one;
+        b += dg2[L] * one;
+      }
+      cnt[L] -= past;
     }
   }
   // Each level's next breakpoint: the element at cnt[k].
@@ -333,7 +367,7 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
   vd upper = hi;
 #if defined(__AVX512F__)
   if constexpr (W == 8 && L <= 8) {
-    walk8<L, Weighted>(reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r, dg, dg2, g_top,
+    walk8<L, Weighted>(reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r, dg, dg2, top0,
                        c, lo, y0, w0, act, cnt, ev, a, b, upper, es, ss);
     return;
   }
@@ -367,7 +401,7 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
     }
     // Below m the largest element alone is clipped by more than the best minimum when
     // w_0 (y_0 - g_top m)² exceeds it: the walk of the lane ends.
-    const vd clip = y0 - g_top * m;
+    const vd clip = y0 - top0 * m;
     act &= (m >= lo) & (m > 0.0) & ~((clip > 0.0) & (clip * clip * w0 > es[0] * (1.0 + 1e-12)));
     if (!any(act)) break;
     // Step: the first level whose head is at m moves its element up, and its head on to
@@ -484,9 +518,9 @@ void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, sc
   vd es[4], ss[4];
   for (std::size_t j = 0; j < 4; ++j) es[j] = bud, ss[j] = vd{};
   if (weighted)
-    sweep<Element, true>(y, w, rows, c, bud, act, es, ss);
+    sweep<element_grid<Element>, true>(y, w, rows, 0, c, bud, act, es, ss);
   else
-    sweep<Element, false>(y, w, rows, c, bud, act, es, ss);
+    sweep<element_grid<Element>, false>(y, w, rows, 0, c, bud, act, es, ss);
   for (std::size_t l = 0; l < count; ++l) {
     if (!act[l]) continue;
     // The best minimum is scored (with its float neighbours); another one only when it could
@@ -507,6 +541,84 @@ void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, sc
   }
 }
 
+// The lane sweep of symmetric integer codes with qmax = Q: two lanes a block, the two signs of
+// the scale (lane 2i positive: the negative elements reach -qmin = Q + 1; lane 2i + 1 negative:
+// the non-negative ones do), count blocks (W / 2 at most). The long side's |x| in rows from
+// lane_block_max + 2 on, the other elements there at -1 (never a breakpoint).
+template <class Arch, std::size_t W, std::size_t Q>
+void search_group_int(const lane_block* blocks, std::size_t count, int_format fmt, scale_min_result* out) noexcept {
+  using vd = typename of<W>::vd;
+  using vi = typename of<W>::vi;
+  constexpr std::size_t R = lane_block_max + 2;
+  const bool weighted = blocks[0].w != nullptr;
+  auto score = [&](const lane_block& bl, float s) {
+    return bl.w ? kernels::block_wsse_int(Arch{}, bl.x, bl.w, bl.n, s, 0.0f, fmt)
+                : kernels::block_sse_int(Arch{}, bl.x, bl.n, s, 0.0f, fmt);
+  };
+  vd y[2 * R], w[2 * R], bud = vd{};
+  vi act = vi{};
+  std::size_t n_max = 1;
+  for (std::size_t j = 0; j < 2 * R; ++j) y[j] = w[j] = vd{};
+  for (std::size_t i = 0; i < count; ++i) {
+    const lane_block& bl = blocks[i];
+    out[i] = {bl.start, 0.0f, 0.0};
+    if (bl.n == 0 || bl.n > lane_block_max || !blockq::detail::is_finite(bl.start)) continue;
+    out[i].error = score(bl, bl.start);
+    if (!(out[i].error > 0.0)) continue;
+    const std::size_t lp = 2 * i, ln = 2 * i + 1;
+    act[lp] = act[ln] = -1;
+    bud[lp] = bud[ln] = detail::budget(out[i].error);
+    n_max = std::max(n_max, bl.n);
+    for (std::size_t j = 0; j < bl.n; ++j) {  // x itself for now (its sign picks the long side)
+      y[j][lp] = y[j][ln] = static_cast<double>(bl.x[j]);
+      if (weighted) w[j][lp] = w[j][ln] = static_cast<double>(bl.w[j]);
+    }
+  }
+  if (!any(act)) return;
+  const std::size_t rows = std::bit_ceil(n_max);
+  vi odd = vi{};  // the lanes of negative scales
+  for (std::size_t l = 1; l < W; l += 2) odd[l] = -1;
+  for (std::size_t j = 0; j < rows; ++j) {
+    const vi neg = (vi)y[j] < 0;  // the sign bit, -0 included
+    const vi long_side = neg ^ odd;
+    y[j] = (vd)((vi)y[j] & std::numeric_limits<std::int64_t>::max());  // |x|
+    y[R + j] = long_side ? y[j] : vd{} - 1.0;
+    if (weighted) w[R + j] = long_side ? w[j] : vd{};
+  }
+  if (weighted) {
+    sort_rows<true>(y, w, rows);
+    sort_rows<true>(y + R, w + R, rows);
+  } else {
+    sort_rows<false>(y, w, rows);
+    sort_rows<false>(y + R, w + R, rows);
+  }
+  for (std::size_t base : {std::size_t{0}, R}) {  // the sentinels
+    y[base + rows] = y[base + rows + 1] = vd{} - 1.0;
+    w[base + rows] = w[base + rows + 1] = vd{};
+  }
+  vd c = vd{};
+  for (std::size_t j = 0; j < rows; ++j) c += weighted ? w[j] * y[j] * y[j] : y[j] * y[j];
+  vd es[4], ss[4];
+  for (std::size_t j = 0; j < 4; ++j) es[j] = bud, ss[j] = vd{};
+  if (weighted)
+    sweep<int_grid<Q>, true>(y, w, rows, R, c, bud, act, es, ss);
+  else
+    sweep<int_grid<Q>, false>(y, w, rows, R, c, bud, act, es, ss);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!act[2 * i]) continue;
+    const lane_block& bl = blocks[i];
+    for (std::size_t side = 0; side < 2; ++side) {  // the positive scales' minima first, as continuous_int_mse
+      const std::size_t l = 2 * i + side;
+      std::array<scale_candidate, 4> cands{};
+      std::size_t got = 0;
+      for (std::size_t j = 0; j < 4; ++j)
+        if (ss[j][l] > 0.0) cands[got++] = {ss[j][l], es[j][l]};
+      detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), side ? -1.0 : 1.0, 0.0f,
+                               [&](float s, float) { return score(bl, s); }, out[i]);
+    }
+  }
+}
+
 }  // namespace lanes
 
 template <class Element, class Arch>
@@ -515,6 +627,29 @@ void continuous_element_mse_lanes(Arch, std::span<const lane_block> blocks, tie_
   constexpr std::size_t W = lanes::width<Arch>();
   for (std::size_t b = 0; b < blocks.size(); b += W)
     lanes::search_group<Element, Arch, W>(blocks.data() + b, std::min(W, blocks.size() - b), ties, out + b);
+}
+
+// Whether continuous_int_mse_lanes takes blocks of this format and size.
+constexpr bool int_lanes_take(int_format fmt, std::size_t block) noexcept {
+  return fmt.is_signed && fmt.bits >= 2 && fmt.bits <= 4 && block <= lane_block_max;
+}
+
+// Symmetric integer codes of 2 to 4 bits, blocks of at most lane_block_max elements (all
+// weighted or none): for each block, continuous_int_mse's result (both signs of the scale, the
+// start kept unless strictly beaten; start_min 0), two lanes a block.
+template <class Arch>
+void continuous_int_mse_lanes(Arch, std::span<const lane_block> blocks, int_format fmt, scale_min_result* out) noexcept {
+  constexpr std::size_t per = lanes::width<Arch>() / 2;
+  auto run = [&]<std::size_t Q>(std::integral_constant<std::size_t, Q>) {
+    for (std::size_t b = 0; b < blocks.size(); b += per)
+      lanes::search_group_int<Arch, 2 * per, Q>(blocks.data() + b, std::min(per, blocks.size() - b), fmt, out + b);
+  };
+  if (fmt.bits == 2)
+    run(std::integral_constant<std::size_t, 1>{});
+  else if (fmt.bits == 3)
+    run(std::integral_constant<std::size_t, 3>{});
+  else
+    run(std::integral_constant<std::size_t, 7>{});
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -529,6 +664,18 @@ void continuous_element_mse_lanes(Arch, std::span<const lane_block> blocks, tie_
     const lane_block& bl = blocks[l];
     out[l] = continuous_element_mse<Element>(Arch{}, std::span<const float>(bl.x, bl.n),
                                              std::span<const float>(bl.w, bl.w ? bl.n : 0), bl.start, ties, heap);
+  }
+}
+
+constexpr bool int_lanes_take(int_format, std::size_t) noexcept { return false; }
+
+template <class Arch>
+void continuous_int_mse_lanes(Arch, std::span<const lane_block> blocks, int_format fmt, scale_min_result* out) {
+  std::vector<sweep_entry> heap(continuous_heap_entries(lane_block_max));
+  for (std::size_t l = 0; l < blocks.size(); ++l) {
+    const lane_block& bl = blocks[l];
+    out[l] = continuous_int_mse(Arch{}, std::span<const float>(bl.x, bl.n), std::span<const float>(bl.w, bl.w ? bl.n : 0),
+                                fmt, bl.start, 0.0f, heap, {}, {});
   }
 }
 #endif

@@ -7,9 +7,10 @@
 // least-squares refits, never worse than the start: search/refit.hpp) and
 // mse (symmetric: the float scale, of either sign, with the least SSE,
 // exactly up to float rounding; asymmetric: lsq improved by exact scale
-// steps and joint refits: search/continuous.hpp). Their start is minmax for
-// asymmetric codes and, for symmetric codes, the better of absmax and
-// signed_max (absmax on a tie; signed_max alone at 1 bit).
+// steps and joint refits: search/continuous.hpp; symmetric codes of 2 to 4
+// bits in blocks of up to 32, eight blocks at a time: search/lanes.hpp).
+// Their start is minmax for asymmetric codes and, for symmetric codes, the
+// better of absmax and signed_max (absmax on a tie; signed_max alone at 1 bit).
 // quantize_weighted takes one non-negative weight per element and makes lsq
 // and mse minimise the weighted SSE (the other rules ignore the weights).
 #pragma once

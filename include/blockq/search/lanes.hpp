@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The continuous sweep of an element grid (FP4 with a float32 scale, rule
-// `mse`) for several blocks at once: each block is a lane of a vector of
-// doubles, and every lane walks its own breakpoints in step with the others.
+// The continuous sweep of rule `mse` (FP4 with a float32 scale; symmetric
+// integer codes of 2 to 4 bits) for several blocks at once: each block is a
+// lane of a vector of doubles, and every lane walks its own breakpoints in
+// step with the others.
 //
 // API
 //   void continuous_element_mse_lanes<Element>(Arch, span<const lane_block> blocks, tie_mode ties,
@@ -15,6 +16,12 @@
 //     keep their start. A lane's result does not depend on the other lanes
 //     (a lane that has stopped is masked out of every later step), so the
 //     width does not change it either.
+//   bool int_lanes_take(int_format fmt, size_t block);
+//   void continuous_int_mse_lanes(Arch, span<const lane_block> blocks, int_format fmt,
+//                                 scale_min_result* out);
+//     Symmetric integer codes of 2 to 4 bits, blocks of at most lane_block_max
+//     (int_lanes_take): continuous_int_mse's result for each block (both signs
+//     of the scale, start_min 0), two lanes a block.
 //
 // Method (the sweep of continuous.hpp, reorganised for lanes). Each lane
 // sorts its |x| in descending order (a bitonic network across the lanes), so
@@ -29,6 +36,12 @@
 // breakpoint after each head is loaded a step ahead, so that the next
 // maximum never waits on a gather; with AVX-512 the walk runs in mask
 // registers with the L counts as bytes of one vector (walk8 below).
+//
+// Integer codes (int_grid): levels 1..qmax are every element's and walk the
+// sorted |x|; level -qmin = qmax + 1 only the elements of one sign reach
+// (the negative ones under a positive scale), so it walks its own sorted list
+// of that side's |x| (the other elements there at -1, below every
+// breakpoint). Each sign of the scale is a lane of its own.
 //
 // Which intervals count. E(s) is continuous with concave kinks (see
 // continuous.hpp), so every local minimum is a stationary point A / B inside

@@ -413,150 +413,164 @@ TEST(SearchFp4Mse, BeatsDenseScanAndTheRefitAtItsCodes) {
   std::printf("largest (mse / dense-scan min - 1): %.3g\n", worst);
 }
 
+// The blocks of one call of a lane sweep: count blocks of 1..32 elements (32 but for every fourth
+// lane), x from make(n), weights in [0, 3) with zeros among them when weighted, starts from
+// start_of(x).
+struct lane_group {
+  std::vector<std::vector<float>> xs, ws;
+  std::vector<search::lane_block> lane;
+  template <class Make, class Start>
+  lane_group(std::size_t count, bool weighted, int group, std::mt19937_64& g, Make&& make, Start&& start_of)
+      : xs(count), ws(count), lane(count) {
+    for (std::size_t l = 0; l < count; ++l) {
+      const std::size_t n = (static_cast<std::size_t>(group) + l) % 4 == 0 ? 1 + g() % 32 : 32;
+      xs[l] = make(n);
+      if (weighted) {
+        std::uniform_real_distribution<float> u(0.0f, 3.0f);
+        ws[l].resize(n);
+        for (auto& v : ws[l]) v = g() % 7 == 0 ? 0.0f : u(g);
+      }
+      lane[l] = {xs[l].data(), weighted ? ws[l].data() : nullptr, n, start_of(xs[l])};
+    }
+  }
+};
+
+// What the lane-sweep tests check of one lane's result `got`: bit for bit that of its block
+// searched alone; a block left alone (a NaN start) keeps its start; else an error that is the
+// kernel's at its scale (err), never above the start's, at most `bound` (the oracle's minimum
+// and its rounding), and at most the single-block sweep's but for float rounding.
+struct lane_tally {
+  std::size_t searched = 0, equal_to_single = 0;
+  template <class Err>
+  void check(const search::scale_min_result& got, const search::scale_min_result& alone, float start,
+             double start_error, const search::scale_min_result& single, Err&& err, double bound, const std::string& at) {
+    ASSERT_EQ(std::bit_cast<std::uint32_t>(got.scale), std::bit_cast<std::uint32_t>(alone.scale)) << at;
+    ASSERT_EQ(got.error, alone.error) << at;
+    if (!std::isfinite(start)) {
+      EXPECT_TRUE(std::isnan(got.scale)) << at;
+      return;
+    }
+    if (start_error == 0.0) {
+      EXPECT_EQ(got.error, 0.0) << at;
+      return;
+    }
+    ++searched;
+    ASSERT_EQ(got.error, err(got.scale)) << at;
+    EXPECT_LE(got.error, start_error) << at;
+    EXPECT_LE(got.error, bound) << at;
+    EXPECT_LE(got.error, single.error * (1 + 1e-6)) << at;
+    equal_to_single += got.error == single.error;
+  }
+  void expect_searched(std::size_t at_least, const char* what) const {
+    EXPECT_GT(searched, at_least);
+    EXPECT_GT(equal_to_single * 1000, searched * 995) << equal_to_single << " of " << searched;
+    std::printf("%s lane results equal to the single sweep's: %zu of %zu\n", what, equal_to_single, searched);
+  }
+};
+
 // The lane sweep (search/lanes.hpp), which rule mse of fp4 runs: groups of 1..11 blocks of
-// 1..32 elements of every kind (lattice blocks with coinciding breakpoints among them), weighted
-// or not, with lanes the search leaves alone (zeros, a NaN, a zero start). Each lane's result is
-// bit for bit that of its block searched alone (so the lane count of a tier cannot change it);
-// its error is the kernel's at its scale, never above the start's, within float rounding of the
-// interval oracle's exact minimum, and never above the single-block sweep's
-// (continuous_element_mse, which keeps more candidates) by more than that rounding.
+// every kind (lattice blocks with coinciding breakpoints among them), weighted or not, with
+// lanes the search leaves alone (zeros, a NaN, a zero start) — lane_tally's checks, against the
+// interval oracle and continuous_element_mse (the single-block sweep, which keeps more
+// candidates). Each lane's result equal to its block's alone means the lane count of a tier
+// cannot change it.
 TEST(SearchLanes, ExactAndIndependentOfTheOtherLanes) {
   std::mt19937_64 g(35);
   const auto& ev = search::element_levels<blockq::e2m1>();
   std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
-  std::size_t searched = 0, equal_to_single = 0;
+  lane_tally tally;
   for (int group = 0; group < 300; ++group) {
     const std::size_t count = 1 + static_cast<std::size_t>(group % 11);
-    const bool weighted = group % 3 == 1;
     const tie_mode ties = group % 2 ? tie_mode::even : (group % 4 ? tie_mode::away : tie_mode::toward_zero);
-    std::vector<std::vector<float>> xs(count), ws(count);
-    std::vector<search::lane_block> lane(count);
-    for (std::size_t l = 0; l < count; ++l) {
-      const std::size_t n = (group + l) % 4 == 0 ? 1 + g() % 32 : 32;
-      const int kind = static_cast<int>(g() % 9);
-      xs[l] = kind >= 5 ? lattice_block(n, g) : search_test::make_block(search_test::all_kinds[kind], n, g);
-      if (kind == 8) std::fill(xs[l].begin(), xs[l].end(), 0.0f);
-      if (weighted) {
-        std::uniform_real_distribution<float> u(0.0f, 3.0f);
-        ws[l].resize(n);
-        for (auto& v : ws[l]) v = g() % 7 == 0 ? 0.0f : u(g);
-      }
-      const float amax = kernels::block_amax(scalar{}, xs[l].data(), n);
-      float start = amax / 6.0f;
-      if (g() % 13 == 0) start = 0.0f;
-      if (g() % 17 == 0) start = std::numeric_limits<float>::quiet_NaN();
-      lane[l] = {xs[l].data(), weighted ? ws[l].data() : nullptr, n, start};
-    }
+    const lane_group gr(
+        count, group % 3 == 1, group, g,
+        [&](std::size_t n) {
+          const int kind = static_cast<int>(g() % 9);
+          if (kind == 8) return std::vector<float>(n, 0.0f);
+          return kind >= 5 ? lattice_block(n, g) : search_test::make_block(search_test::all_kinds[kind], n, g);
+        },
+        [&](const std::vector<float>& x) {
+          if (g() % 13 == 0) return 0.0f;
+          if (g() % 17 == 0) return std::numeric_limits<float>::quiet_NaN();
+          return kernels::block_amax(scalar{}, x.data(), x.size()) / 6.0f;
+        });
     std::vector<search::scale_min_result> got(count);
-    search::continuous_element_mse_lanes<blockq::e2m1>(scalar{}, lane, ties, got.data());
+    search::continuous_element_mse_lanes<blockq::e2m1>(scalar{}, gr.lane, ties, got.data());
     for (std::size_t l = 0; l < count; ++l) {
-      const std::string at = "group " + std::to_string(group) + ", lane " + std::to_string(l);
+      const search::lane_block& bl = gr.lane[l];
+      const std::span<const float> x(gr.xs[l]), w(gr.ws[l]);
+      const float* wp = w.empty() ? nullptr : w.data();
       search::scale_min_result alone;
-      search::continuous_element_mse_lanes<blockq::e2m1>(scalar{}, std::span<const search::lane_block>(&lane[l], 1), ties, &alone);
-      ASSERT_EQ(std::bit_cast<std::uint32_t>(got[l].scale), std::bit_cast<std::uint32_t>(alone.scale)) << at;
-      ASSERT_EQ(got[l].error, alone.error) << at;
-      const std::span<const float> x(xs[l]), w(ws[l]);
-      const search::scale_min_result single =
-          search::continuous_element_mse<blockq::e2m1>(scalar{}, x, w, lane[l].start, ties, heap);
-      if (!std::isfinite(lane[l].start)) {  // left alone: the start, as the single sweep does
-        EXPECT_TRUE(std::isnan(got[l].scale)) << at;
-        continue;
-      }
+      search::continuous_element_mse_lanes<blockq::e2m1>(scalar{}, std::span<const search::lane_block>(&bl, 1), ties, &alone);
       auto err = [&](float s) {
-        return w.empty() ? kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), s, ties)
-                         : kernels::block_wsse<blockq::e2m1>(scalar{}, x.data(), w.data(), x.size(), s, ties);
+        return wp ? kernels::block_wsse<blockq::e2m1>(scalar{}, x.data(), wp, x.size(), s, ties)
+                  : kernels::block_sse<blockq::e2m1>(scalar{}, x.data(), x.size(), s, ties);
       };
-      const double start_error = lane[l].start > 0.0f ? err(lane[l].start) : kernels::block_energy(scalar{}, x.data(), w.empty() ? nullptr : w.data(), x.size());
-      if (start_error == 0.0) {
-        EXPECT_EQ(got[l].scale, lane[l].start) << at;
-        continue;
-      }
-      ++searched;
-      ASSERT_EQ(got[l].error, err(got[l].scale)) << at;
-      EXPECT_LE(got[l].error, start_error) << at;
+      const double energy = kernels::block_energy(scalar{}, x.data(), wp, x.size());
+      const double start_error = bl.start > 0.0f ? err(bl.start) : energy;
       const double want = interval_oracle(x, w, ev, 7, 7);  // E = C - 2 s A + s² B: rounding ~1e-16 C
-      const double energy = kernels::block_energy(scalar{}, x.data(), w.empty() ? nullptr : w.data(), x.size());
-      EXPECT_LE(got[l].error, want * (1 + 1e-6) + 1e-14 * energy) << at;
-      EXPECT_LE(got[l].error, single.error * (1 + 1e-6)) << at;
-      equal_to_single += got[l].error == single.error;
+      tally.check(got[l], alone, bl.start, start_error,
+                  search::continuous_element_mse<blockq::e2m1>(scalar{}, x, w, bl.start, ties, heap), err,
+                  want * (1 + 1e-6) + 1e-14 * energy, "group " + std::to_string(group) + ", lane " + std::to_string(l));
+      if (::testing::Test::HasFatalFailure()) return;
     }
   }
-  EXPECT_GT(searched, 1000u);
-  EXPECT_GT(equal_to_single * 1000, searched * 995) << equal_to_single << " of " << searched;
-  std::printf("lane results equal to the single sweep's: %zu of %zu\n", equal_to_single, searched);
+  tally.expect_searched(1000, "fp4");
 }
 
 // The lane sweep of symmetric integer codes (2 to 4 bits; two lanes a block, one a sign of the
-// scale), which rule mse of uniform_quantizer runs: groups of 1..9 blocks of 1..32 elements of
-// every kind, weighted or not, starts of either sign, NaN or zero ones among them. Each block's
-// result is bit for bit that of the block searched alone; its error is the kernel's at its
-// scale, never above the start's, within float rounding of the interval oracle's minimum over
-// both signs, and equal to continuous_int_mse's (the single-block sweep of both signs) but for
-// float rounding.
+// scale), which rule mse of uniform_quantizer runs: groups of 1..9 blocks of every kind and on
+// the integer lattice (coinciding breakpoints, ties), zero blocks, weighted or not, starts of
+// either sign and NaN ones — lane_tally's checks, against the interval oracle's minimum over
+// both signs and continuous_int_mse (the single-block sweep of both signs).
 TEST(SearchLanes, IntegerCodesOfBothSigns) {
   std::mt19937_64 g(36);
   const auto& lv = search::integer_levels();
   std::vector<search::sweep_entry> heap(search::continuous_heap_entries(32));
-  std::size_t searched = 0, equal_to_single = 0;
+  lane_tally tally;
   for (int group = 0; group < 240; ++group) {
     const int_format f{2 + group % 3, true};
     ASSERT_TRUE(search::int_lanes_take(f, 32));
     const std::size_t count = 1 + static_cast<std::size_t>(group % 9);
-    const bool weighted = group % 4 == 1;
-    std::vector<std::vector<float>> xs(count), ws(count);
-    std::vector<search::lane_block> lane(count);
-    for (std::size_t l = 0; l < count; ++l) {
-      const std::size_t n = (group + l) % 4 == 0 ? 1 + g() % 32 : 32;
-      const int kind = static_cast<int>(g() % 7);
-      xs[l] = kind == 5 ? std::vector<float>(n, 0.0f) : search_test::make_block(search_test::all_kinds[kind % 5], n, g);
-      if (kind == 6)  // on the integer lattice: coinciding breakpoints, ties
-        for (auto& v : xs[l]) v = 0.5f * static_cast<float>(static_cast<int>(g() % 33) - 16);
-      if (weighted) {
-        std::uniform_real_distribution<float> u(0.0f, 3.0f);
-        ws[l].resize(n);
-        for (auto& v : ws[l]) v = g() % 7 == 0 ? 0.0f : u(g);
-      }
-      const float amax = kernels::block_amax(scalar{}, xs[l].data(), n);
-      float start = amax / static_cast<float>(f.qmax());
-      if (g() % 3 == 0) start = -amax / static_cast<float>(-f.qmin());
-      if (g() % 17 == 0) start = std::numeric_limits<float>::quiet_NaN();
-      lane[l] = {xs[l].data(), weighted ? ws[l].data() : nullptr, n, start};
-    }
+    const lane_group gr(
+        count, group % 4 == 1, group, g,
+        [&](std::size_t n) {
+          const int kind = static_cast<int>(g() % 7);
+          if (kind == 5) return std::vector<float>(n, 0.0f);
+          std::vector<float> x = search_test::make_block(search_test::all_kinds[kind % 5], n, g);
+          if (kind == 6)
+            for (auto& v : x) v = 0.5f * static_cast<float>(static_cast<int>(g() % 33) - 16);
+          return x;
+        },
+        [&](const std::vector<float>& x) {
+          const float amax = kernels::block_amax(scalar{}, x.data(), x.size());
+          if (g() % 17 == 0) return std::numeric_limits<float>::quiet_NaN();
+          return g() % 3 == 0 ? -amax / static_cast<float>(-f.qmin()) : amax / static_cast<float>(f.qmax());
+        });
     std::vector<search::scale_min_result> got(count);
-    search::continuous_int_mse_lanes(scalar{}, lane, f, got.data());
+    search::continuous_int_mse_lanes(scalar{}, gr.lane, f, got.data());
     for (std::size_t l = 0; l < count; ++l) {
-      const std::string at = "group " + std::to_string(group) + ", lane " + std::to_string(l);
+      const search::lane_block& bl = gr.lane[l];
+      const std::span<const float> x(gr.xs[l]), w(gr.ws[l]);
+      const float* wp = w.empty() ? nullptr : w.data();
       search::scale_min_result alone;
-      search::continuous_int_mse_lanes(scalar{}, std::span<const search::lane_block>(&lane[l], 1), f, &alone);
-      ASSERT_EQ(std::bit_cast<std::uint32_t>(got[l].scale), std::bit_cast<std::uint32_t>(alone.scale)) << at;
-      ASSERT_EQ(got[l].error, alone.error) << at;
-      const std::span<const float> x(xs[l]), w(ws[l]);
-      const search::scale_min_result single = search::continuous_int_mse(scalar{}, x, w, f, lane[l].start, 0.0f, heap, {}, {});
-      if (!std::isfinite(lane[l].start)) {
-        EXPECT_TRUE(std::isnan(got[l].scale)) << at;
-        continue;
-      }
+      search::continuous_int_mse_lanes(scalar{}, std::span<const search::lane_block>(&bl, 1), f, &alone);
       auto err = [&](float s) {
-        return w.empty() ? kernels::block_sse_int(scalar{}, x.data(), x.size(), s, 0.0f, f)
-                         : kernels::block_wsse_int(scalar{}, x.data(), w.data(), x.size(), s, 0.0f, f);
+        return wp ? kernels::block_wsse_int(scalar{}, x.data(), wp, x.size(), s, 0.0f, f)
+                  : kernels::block_sse_int(scalar{}, x.data(), x.size(), s, 0.0f, f);
       };
-      const double start_error = err(lane[l].start);
-      ASSERT_EQ(got[l].error, err(got[l].scale)) << at;
-      EXPECT_LE(got[l].error, start_error) << at;
-      if (start_error == 0.0) continue;
-      ++searched;
       const auto qmax = static_cast<std::size_t>(f.qmax()), qneg = static_cast<std::size_t>(-f.qmin());
       const double want = std::min(interval_oracle(x, w, lv, qmax, qneg), interval_oracle(x, w, lv, qneg, qmax));
-      const double energy = kernels::block_energy(scalar{}, x.data(), w.empty() ? nullptr : w.data(), x.size());
+      const double energy = kernels::block_energy(scalar{}, x.data(), wp, x.size());
       // (q s rounded in float: a residual's error is relative to the dequantized value, not to itself)
-      EXPECT_LE(got[l].error, want * (1 + 1e-6) + 1e-6 * std::sqrt(want * energy) + 1e-14 * energy) << at;
-      EXPECT_LE(got[l].error, single.error * (1 + 1e-6)) << at;
-      equal_to_single += got[l].error == single.error;
+      tally.check(got[l], alone, bl.start, std::isfinite(bl.start) ? err(bl.start) : 0.0,
+                  search::continuous_int_mse(scalar{}, x, w, f, bl.start, 0.0f, heap, {}, {}), err,
+                  want * (1 + 1e-6) + 1e-6 * std::sqrt(std::max(want, 0.0) * energy) + 1e-14 * energy,
+                  "group " + std::to_string(group) + ", lane " + std::to_string(l));
+      if (::testing::Test::HasFatalFailure()) return;
     }
   }
-  EXPECT_GT(searched, 800u);
-  EXPECT_GT(equal_to_single * 1000, searched * 995) << equal_to_single << " of " << searched;
-  std::printf("integer lane results equal to the single sweep's: %zu of %zu\n", equal_to_single, searched);
+  tally.expect_searched(800, "integer");
 }
 
 TEST(SearchIntMse, SymmetricBeatsDenseScanOfBothSigns) {

@@ -171,7 +171,7 @@ class fp4_quantizer {
     std::vector<search::sweep_entry> heap;
     std::vector<std::uint8_t> codes;
     workspace(scale_rule r, std::size_t block)
-        : heap(r == scale_rule::mse ? search::continuous_heap_entries(block) : 0),
+        : heap(r == scale_rule::mse && block > search::lane_block_max ? search::continuous_heap_entries(block) : 0),
           codes(r == scale_rule::lsq ? search::lsq_scratch_bytes(block) : 0) {}
   };
 

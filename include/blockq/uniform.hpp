@@ -101,7 +101,7 @@ class uniform_quantizer {
   // element, or empty). A block with NaN or Inf gets a NaN scale (and min),
   // which quantizes to code 0 and dequantizes to NaN.
   uniform_params block_params(std::span<const float> blk, std::span<const float> w = {}) const {
-    workspace ws(*opt_.rule, opt_.symmetric, blk.size());
+    workspace ws(*opt_.rule, fmt_, blk.size());
     return block_params(blk, w, ws);
   }
 
@@ -236,7 +236,7 @@ class uniform_quantizer {
       quantize_mse_lanes(x, w, codes, scales, block);
       return;
     }
-    workspace ws(*opt_.rule, opt_.symmetric, block);
+    workspace ws(*opt_.rule, fmt_, block);
     [[maybe_unused]] detail::float_buffer<T> buf(block);
     detail::for_each_block(x.size(), block, [&](std::size_t b, std::size_t begin, std::size_t len) {
       std::span<const float> blk;
@@ -262,13 +262,7 @@ class uniform_quantizer {
     [[maybe_unused]] detail::float_buffer<T> buf(group);
     for (std::size_t begin = 0; begin < x.size(); begin += group) {
       const std::size_t len = std::min(group, x.size() - begin);
-      const float* xs = nullptr;
-      if constexpr (std::is_same_v<T, float>) {
-        xs = x.data() + begin;
-      } else {
-        kernels::to_float(Arch{}, x.data() + begin, len, buf.data());
-        xs = buf.data();
-      }
+      const float* xs = detail::floats_of<Arch>(x, begin, len, buf);
       auto blk_of = [&](std::size_t off) { return std::span<const float>(xs + off, std::min(block, len - off)); };
       auto w_of = [&](std::size_t off) { return w.empty() ? w : w.subspan(begin + off, std::min(block, len - off)); };
       std::array<uniform_params, search::sweep_lanes> p;
@@ -276,7 +270,7 @@ class uniform_quantizer {
       std::array<std::size_t, search::sweep_lanes> at;  // the lanes' blocks, 0.. in the group
       std::size_t count = 0, nb = 0;
       for (std::size_t off = 0; off < len; off += block, ++nb) {
-        p[nb] = mse_start(blk_of(off), w_of(off));
+        p[nb] = symmetric_start(blk_of(off), w_of(off));
         if (detail::is_finite(p[nb].scale))
           lane[count] = {xs + off, w.empty() ? nullptr : w.data() + begin + off, blk_of(off).size(), p[nb].scale},
           at[count++] = nb;
@@ -294,7 +288,7 @@ class uniform_quantizer {
 
   // The start of the symmetric search rules: the better of absmax and signed_max (absmax on
   // a tie; signed_max alone for 1 bit).
-  uniform_params mse_start(std::span<const float> blk, std::span<const float> w) const noexcept {
+  uniform_params symmetric_start(std::span<const float> blk, std::span<const float> w) const noexcept {
     uniform_params start = rule_params(blk, scale_rule::signed_max);
     if (opt_.bits >= 2) {
       const uniform_params a = rule_params(blk, scale_rule::absmax);
@@ -308,10 +302,10 @@ class uniform_quantizer {
     std::vector<std::uint8_t> codes;
     std::vector<search::sweep_entry> heap;
     std::vector<float> shifted;
-    workspace(scale_rule r, bool symmetric, std::size_t block)
-        : codes(r == scale_rule::lsq || (r == scale_rule::mse && !symmetric) ? search::lsq_scratch_bytes(block) : 0),
-          heap(r == scale_rule::mse ? search::continuous_heap_entries(block) : 0),
-          shifted(r == scale_rule::mse && !symmetric ? block : 0) {}
+    workspace(scale_rule r, int_format fmt, std::size_t block)
+        : codes(r == scale_rule::lsq || (r == scale_rule::mse && !fmt.is_signed) ? search::lsq_scratch_bytes(block) : 0),
+          heap(r == scale_rule::mse && !search::int_lanes_take(fmt, block) ? search::continuous_heap_entries(block) : 0),
+          shifted(r == scale_rule::mse && !fmt.is_signed ? block : 0) {}
   };
 
   uniform_params block_params(std::span<const float> blk, std::span<const float> w, workspace& ws) const noexcept {
@@ -345,7 +339,7 @@ class uniform_quantizer {
   uniform_params computed_params(std::span<const float> blk, std::span<const float> w, workspace& ws) const noexcept {
     const scale_rule r = *opt_.rule;
     if (r != scale_rule::lsq && r != scale_rule::mse) return rule_params(blk, r);
-    const uniform_params start = opt_.symmetric ? mse_start(blk, w) : rule_params(blk, scale_rule::minmax);
+    const uniform_params start = opt_.symmetric ? symmetric_start(blk, w) : rule_params(blk, scale_rule::minmax);
     if (!detail::is_finite(start.scale) || !detail::is_finite(start.min)) return start;
     if (r == scale_rule::mse && opt_.symmetric && search::int_lanes_take(fmt_, blk.size())) {  // as quantize takes it
       const search::lane_block lane{blk.data(), w.empty() ? nullptr : w.data(), blk.size(), start.scale};

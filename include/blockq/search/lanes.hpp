@@ -105,7 +105,6 @@ struct lane_block {
 };
 
 #if defined(__GNUC__) || defined(__clang__)
-#define BLOCKQ_HAS_LANE_SWEEP 1
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call: every helper is inlined
@@ -490,50 +489,92 @@ void sort_rows(VD* y, VD* w, std::size_t rows) noexcept {
   }
 }
 
+// Loads count blocks into lanes, K lanes a block (lane K i + k: x itself, the sign kept),
+// each block's error at its start in out[i] (error_at(block)) and its budget; returns the rows
+// to sort (0: no block to search).
+template <std::size_t K, class VD, class VI, class ErrorAt>
+std::size_t load_lanes(const lane_block* blocks, std::size_t count, ErrorAt error_at, VD* y, VD* w, VD& bud, VI& act,
+                       scale_min_result* out) noexcept {
+  std::size_t n_max = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const lane_block& bl = blocks[i];
+    out[i] = {bl.start, 0.0f, 0.0};
+    if (bl.n == 0 || bl.n > lane_block_max || !blockq::detail::is_finite(bl.start)) continue;
+    out[i].error = error_at(bl);
+    if (!(out[i].error > 0.0)) continue;
+    n_max = std::max(n_max, bl.n);
+    for (std::size_t k = 0; k < K; ++k) {
+      const std::size_t l = K * i + k;
+      act[l] = -1;
+      bud[l] = detail::budget(out[i].error);
+      for (std::size_t j = 0; j < bl.n; ++j) {
+        y[j][l] = static_cast<double>(bl.x[j]);
+        if (bl.w) w[j][l] = static_cast<double>(bl.w[j]);
+      }
+    }
+  }
+  return n_max ? std::bit_ceil(n_max) : 0;
+}
+
+template <class VD>
+BLOCKQ_ALWAYS_INLINE VD magnitude(const VD& v) noexcept {
+  using VI = decltype(v < v);
+  return (VD)((VI)v & std::numeric_limits<std::int64_t>::max());
+}
+
+// Sorts the row sets (at 0 and, when long_rows, at long_rows), ends each with its sentinels
+// (below every breakpoint) and runs the sweep: the lanes' four best minima in es / ss (es
+// starting at the budget). Returns the lanes' energy C = sum w y².
+template <class Grid, class VD, class VI>
+VD sort_and_sweep(VD* y, VD* w, std::size_t rows, std::size_t long_rows, bool weighted, const VD& bud, const VI& act,
+                  VD (&es)[4], VD (&ss)[4]) noexcept {
+  for (std::size_t set = 0; set < (long_rows ? 2 : 1); ++set) {
+    VD* ys = y + set * long_rows;
+    VD* ws = w + set * long_rows;
+    if (weighted)
+      sort_rows<true>(ys, ws, rows);
+    else
+      sort_rows<false>(ys, ws, rows);
+    ys[rows] = ys[rows + 1] = VD{} - 1.0;
+    ws[rows] = ws[rows + 1] = VD{};
+  }
+  VD c = VD{};
+  for (std::size_t j = 0; j < rows; ++j) c += weighted ? w[j] * y[j] * y[j] : y[j] * y[j];
+  for (std::size_t j = 0; j < 4; ++j) es[j] = bud, ss[j] = VD{};
+  if (weighted)
+    sweep<Grid, true>(y, w, rows, long_rows, c, bud, act, es, ss);
+  else
+    sweep<Grid, false>(y, w, rows, long_rows, c, bud, act, es, ss);
+  return c;
+}
+
+// Lane l's minima to score: the best, and the others whose error is below cut.
+template <class VD>
+std::size_t lane_minima(const VD* es, const VD* ss, std::size_t l, double cut, std::array<scale_candidate, 4>& cands) noexcept {
+  std::size_t got = 0;
+  for (std::size_t j = 0; j < 4; ++j)
+    if (ss[j][l] > 0.0 && (j == 0 || es[j][l] < cut)) cands[got++] = {ss[j][l], es[j][l]};
+  return got;
+}
+
 // The lane sweep of W blocks (count of them real).
 template <class Element, class Arch, std::size_t W>
 void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, scale_min_result* out) noexcept {
   using vd = typename of<W>::vd;
   using vi = typename of<W>::vi;
-  const bool weighted = blocks[0].w != nullptr;
   auto score = [&](const lane_block& bl, float s) {
     return bl.w ? kernels::block_wsse<Element>(Arch{}, bl.x, bl.w, bl.n, s, ties)
                 : kernels::block_sse<Element>(Arch{}, bl.x, bl.n, s, ties);
   };
-  vd y[lane_block_max + 2], w[lane_block_max + 2], bud = vd{};
+  vd y[lane_block_max + 2] = {}, w[lane_block_max + 2] = {}, bud = vd{};
   vi act = vi{};
-  std::size_t n_max = 1;
-  for (std::size_t j = 0; j < lane_block_max + 2; ++j) y[j] = w[j] = vd{};
-  for (std::size_t l = 0; l < count; ++l) {
-    const lane_block& bl = blocks[l];
-    out[l] = {bl.start, 0.0f, 0.0};
-    if (bl.n == 0 || bl.n > lane_block_max || !blockq::detail::is_finite(bl.start)) continue;
-    out[l].error = bl.start > 0.0f ? score(bl, bl.start) : kernels::block_energy(Arch{}, bl.x, bl.w, bl.n);
-    if (!(out[l].error > 0.0)) continue;
-    act[l] = -1;
-    bud[l] = detail::budget(out[l].error);
-    n_max = std::max(n_max, bl.n);
-    for (std::size_t j = 0; j < bl.n; ++j) {
-      y[j][l] = std::fabs(static_cast<double>(bl.x[j]));
-      if (weighted) w[j][l] = static_cast<double>(bl.w[j]);
-    }
-  }
-  if (!any(act)) return;
-  const std::size_t rows = std::bit_ceil(n_max);
-  if (weighted)
-    sort_rows<true>(y, w, rows);
-  else
-    sort_rows<false>(y, w, rows);
-  y[rows] = y[rows + 1] = vd{} - 1.0;  // the sentinels: below every breakpoint
-  w[rows] = w[rows + 1] = vd{};
-  vd c = vd{};
-  for (std::size_t j = 0; j < rows; ++j) c += weighted ? w[j] * y[j] * y[j] : y[j] * y[j];
+  const std::size_t rows = load_lanes<1>(blocks, count, [&](const lane_block& bl) {
+    return bl.start > 0.0f ? score(bl, bl.start) : kernels::block_energy(Arch{}, bl.x, bl.w, bl.n);
+  }, y, w, bud, act, out);
+  if (rows == 0) return;
+  for (std::size_t j = 0; j < rows; ++j) y[j] = magnitude(y[j]);
   vd es[4], ss[4];
-  for (std::size_t j = 0; j < 4; ++j) es[j] = bud, ss[j] = vd{};
-  if (weighted)
-    sweep<element_grid<Element>, true>(y, w, rows, 0, c, bud, act, es, ss);
-  else
-    sweep<element_grid<Element>, false>(y, w, rows, 0, c, bud, act, es, ss);
+  const vd c = sort_and_sweep<element_grid<Element>>(y, w, rows, 0, blocks[0].w != nullptr, bud, act, es, ss);
   for (std::size_t l = 0; l < count; ++l) {
     if (!act[l]) continue;
     // The best minimum is scored (with its float neighbours); another one only when it could
@@ -541,13 +582,11 @@ void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, sc
     // most 2^-22 C over one float step (|E'| <= 2 sqrt(B E) and s² B <= 4 C), and the kernel's
     // codes differ from the nearest levels only at ties worth 2^-21 C: a minimum above
     // e_0 (1 + 2^-20) + 2^-18 C scores above e_0's own float.
-    std::array<scale_candidate, 4> cands{};
-    std::size_t got = 0;
-    const double cut = es[0][l] * (1.0 + 0x1p-20) + 0x1p-18 * c[l];
     const float f0 = static_cast<float>(ss[0][l]);
-    const bool f0_scored = blockq::detail::is_finite(f0) && f0 != 0.0f;
-    for (std::size_t j = 0; j < 4; ++j)
-      if (ss[j][l] > 0.0 && (j == 0 || !f0_scored || es[j][l] < cut)) cands[got++] = {ss[j][l], es[j][l]};
+    const double cut = blockq::detail::is_finite(f0) && f0 != 0.0f ? es[0][l] * (1.0 + 0x1p-20) + 0x1p-18 * c[l]
+                                                                   : std::numeric_limits<double>::infinity();
+    std::array<scale_candidate, 4> cands{};
+    const std::size_t got = lane_minima(es, ss, l, cut, cands);
     const lane_block& bl = blocks[l];
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f,
                              [&](float s, float) { return score(bl, s); }, out[l]);
@@ -568,64 +607,27 @@ void search_group_int(const lane_block* blocks, std::size_t count, int_format fm
     return bl.w ? kernels::block_wsse_int(Arch{}, bl.x, bl.w, bl.n, s, 0.0f, fmt)
                 : kernels::block_sse_int(Arch{}, bl.x, bl.n, s, 0.0f, fmt);
   };
-  vd y[2 * R], w[2 * R], bud = vd{};
+  vd y[2 * R] = {}, w[2 * R] = {}, bud = vd{};
   vi act = vi{};
-  std::size_t n_max = 1;
-  for (std::size_t j = 0; j < 2 * R; ++j) y[j] = w[j] = vd{};
-  for (std::size_t i = 0; i < count; ++i) {
-    const lane_block& bl = blocks[i];
-    out[i] = {bl.start, 0.0f, 0.0};
-    if (bl.n == 0 || bl.n > lane_block_max || !blockq::detail::is_finite(bl.start)) continue;
-    out[i].error = score(bl, bl.start);
-    if (!(out[i].error > 0.0)) continue;
-    const std::size_t lp = 2 * i, ln = 2 * i + 1;
-    act[lp] = act[ln] = -1;
-    bud[lp] = bud[ln] = detail::budget(out[i].error);
-    n_max = std::max(n_max, bl.n);
-    for (std::size_t j = 0; j < bl.n; ++j) {  // x itself for now (its sign picks the long side)
-      y[j][lp] = y[j][ln] = static_cast<double>(bl.x[j]);
-      if (weighted) w[j][lp] = w[j][ln] = static_cast<double>(bl.w[j]);
-    }
-  }
-  if (!any(act)) return;
-  const std::size_t rows = std::bit_ceil(n_max);
+  const std::size_t rows =
+      load_lanes<2>(blocks, count, [&](const lane_block& bl) { return score(bl, bl.start); }, y, w, bud, act, out);
+  if (rows == 0) return;
   vi odd = vi{};  // the lanes of negative scales
   for (std::size_t l = 1; l < W; l += 2) odd[l] = -1;
   for (std::size_t j = 0; j < rows; ++j) {
-    const vi neg = (vi)y[j] < 0;  // the sign bit, -0 included
-    const vi long_side = neg ^ odd;
-    y[j] = (vd)((vi)y[j] & std::numeric_limits<std::int64_t>::max());  // |x|
+    const vi long_side = ((vi)y[j] < 0) ^ odd;  // the sign bit, -0 included
+    y[j] = magnitude(y[j]);
     y[R + j] = long_side ? y[j] : vd{} - 1.0;
     if (weighted) w[R + j] = long_side ? w[j] : vd{};
   }
-  if (weighted) {
-    sort_rows<true>(y, w, rows);
-    sort_rows<true>(y + R, w + R, rows);
-  } else {
-    sort_rows<false>(y, w, rows);
-    sort_rows<false>(y + R, w + R, rows);
-  }
-  for (std::size_t base : {std::size_t{0}, R}) {  // the sentinels
-    y[base + rows] = y[base + rows + 1] = vd{} - 1.0;
-    w[base + rows] = w[base + rows + 1] = vd{};
-  }
-  vd c = vd{};
-  for (std::size_t j = 0; j < rows; ++j) c += weighted ? w[j] * y[j] * y[j] : y[j] * y[j];
   vd es[4], ss[4];
-  for (std::size_t j = 0; j < 4; ++j) es[j] = bud, ss[j] = vd{};
-  if (weighted)
-    sweep<int_grid<Q>, true>(y, w, rows, R, c, bud, act, es, ss);
-  else
-    sweep<int_grid<Q>, false>(y, w, rows, R, c, bud, act, es, ss);
+  sort_and_sweep<int_grid<Q>>(y, w, rows, R, weighted, bud, act, es, ss);
   for (std::size_t i = 0; i < count; ++i) {
     if (!act[2 * i]) continue;
     const lane_block& bl = blocks[i];
     for (std::size_t side = 0; side < 2; ++side) {  // the positive scales' minima first, as continuous_int_mse
-      const std::size_t l = 2 * i + side;
       std::array<scale_candidate, 4> cands{};
-      std::size_t got = 0;
-      for (std::size_t j = 0; j < 4; ++j)
-        if (ss[j][l] > 0.0) cands[got++] = {ss[j][l], es[j][l]};
+      const std::size_t got = lane_minima(es, ss, 2 * i + side, std::numeric_limits<double>::infinity(), cands);
       detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), side ? -1.0 : 1.0, 0.0f,
                                [&](float s, float) { return score(bl, s); }, out[i]);
     }

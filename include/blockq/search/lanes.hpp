@@ -169,17 +169,26 @@ BLOCKQ_ALWAYS_INLINE void unrolled(F&& f) {
   (std::make_index_sequence<N>{});
 }
 
-// A grid of levels g_0 = 0 < g_1 < ... < g_L. Levels 1..Lc are every element's; level L
-// (L = Lc + 1) only the long side's elements' (two's-complement integers: one level more for
-// the elements of one sign, which depends on the sign of the scale).
+// |v| of each lane (the sign bit cleared).
+template <class VD>
+BLOCKQ_ALWAYS_INLINE VD magnitude(const VD& v) noexcept {
+  using VI = decltype(v < v);
+  return (VD)((VI)v & std::numeric_limits<std::int64_t>::max());
+}
+
+// A grid of levels g_0 = 0 < g_1 < ... < g_L, and the sides (signs of the scale) a lane
+// sweeps. Levels 1..Lc are every element's. Two's-complement integers have one level more
+// for the elements of one sign, which depends on the sign of the scale: level L = Lc + 1,
+// which a lane walks for both sides at once (side 0, a positive scale: the negative
+// elements reach it; side 1, a negative scale: the others).
 template <class Element>
 struct element_grid {
-  static constexpr std::size_t L = Element::max_code, Lc = L;
+  static constexpr std::size_t L = Element::max_code, Lc = L, sides = 1;
   static double level(std::size_t k) noexcept { return element_levels<Element>()[k]; }
 };
 template <std::size_t Q>
 struct int_grid {
-  static constexpr std::size_t L = Q + 1, Lc = Q;
+  static constexpr std::size_t L = Q + 1, Lc = Q, sides = 2;
   static double level(std::size_t k) noexcept { return static_cast<double>(k); }
 };
 
@@ -187,16 +196,20 @@ struct int_grid {
 // The walk of sweep below for 8 lanes in AVX-512 registers, its operations one for one
 // (the masks in mask registers; each level's count a byte of one vector, so the chosen
 // level's count, step and constants are a shift and a permutation away).
-template <std::size_t L, bool Weighted, class VD, class VI>
+template <std::size_t L, std::size_t S, bool Weighted, class VD, class VI>
 BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* r, const double* dg, const double* dg2,
-                                const VD& top_, const VD& c_, const VD& lo_, const VD& y0_, const VD& w0_, const VI& act_,
-                                const VI* cnt, const VD* ev_, const VD& a_, const VD& b_, const VD& upper_,
-                                VD (&es_)[4], VD (&ss_)[4]) noexcept {
+                                const VD* top_, const VD& c_, const VD& lo_, const VD& y0_, const VD& w0_, const VI& act_,
+                                const VI* cnt, const VD* ev_, const VD* a_, const VD* b_, const VD& upper_,
+                                VD (*es_)[4], VD (*ss_)[4]) noexcept {
   auto pd = [](const VD& v) BLOCKQ_LAMBDA_INLINE { return (__m512d)v; };
   const __m512d c = pd(c_), lo = pd(lo_), y0 = pd(y0_), w0 = pd(w0_), zero = _mm512_setzero_pd();
-  __m512d a = pd(a_), b = pd(b_), upper = pd(upper_), es[4], ss[4], ev[L], evn[L];
-  for (std::size_t j = 0; j < 4; ++j) es[j] = pd(es_[j]), ss[j] = pd(ss_[j]);
-  __mmask8 act = _mm512_test_epi64_mask((__m512i)act_, (__m512i)act_);
+  __m512d a[S], b[S], upper[S], top[S], es[S][4], ss[S][4], ev[L], evn[L];
+  __mmask8 on[S];
+  for (std::size_t s = 0; s < S; ++s) {
+    a[s] = pd(a_[s]), b[s] = pd(b_[s]), upper[s] = pd(upper_), top[s] = pd(top_[s]);
+    on[s] = _mm512_test_epi64_mask((__m512i)act_, (__m512i)act_);
+    for (std::size_t j = 0; j < 4; ++j) es[s][j] = pd(es_[s][j]), ss[s][j] = pd(ss_[s][j]);
+  }
   alignas(64) double rt[8] = {}, dgt[8] = {}, dg2t[8] = {};
   __m512i packed = _mm512_setzero_si512();  // level k's count in byte k - 1
   for (std::size_t k = 1; k <= L; ++k) {
@@ -207,94 +220,148 @@ BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* 
   const __m512d rtab = _mm512_load_pd(rt), dgtab = _mm512_load_pd(dgt), dg2tab = _mm512_load_pd(dg2t);
   const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), byte = _mm512_set1_epi64(0xff),
                 one = _mm512_set1_epi64(1), two_rows = _mm512_set1_epi64(16);
+  auto mag = [](__m512d v) BLOCKQ_LAMBDA_INLINE {
+    if constexpr (S == 1) return v;  // the rows hold |x|
+    else return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(v), _mm512_set1_epi64(0x7fffffffffffffff)));
+  };
   // The breakpoint after each head, gathered a step ahead so that the walk's next maximum
   // never waits on a gather.
   unrolled<L>([&](auto k) BLOCKQ_LAMBDA_INLINE {
     const __m512i row = _mm512_add_epi64(_mm512_slli_epi64((__m512i)cnt[k + 1], 3), lane);
-    evn[k] = _mm512_mul_pd(_mm512_i64gather_pd(_mm512_add_epi64(row, _mm512_set1_epi64(8)), y, 8), _mm512_set1_pd(r[k + 1]));
+    evn[k] = _mm512_mul_pd(mag(_mm512_i64gather_pd(_mm512_add_epi64(row, _mm512_set1_epi64(8)), y, 8)),
+                           _mm512_set1_pd(r[k + 1]));
   });
-  const __m512d two = _mm512_set1_pd(2.0), top = pd(top_), slack = _mm512_set1_pd(1.0 + 1e-12);
+  // S == 2: whether the long level's head element is negative, and the one after it (so that
+  // the sides a step moves never wait on a gather).
+  __mmask8 lneg = 0, lnegn = 0;
+  auto negative = [](__m512d v) BLOCKQ_LAMBDA_INLINE {
+    return _mm512_cmplt_epi64_mask(_mm512_castpd_si512(v), _mm512_setzero_si512());
+  };
+  if constexpr (S == 2) {
+    const __m512i row = _mm512_add_epi64(_mm512_slli_epi64((__m512i)cnt[L], 3), lane);
+    lneg = negative(_mm512_i64gather_pd(row, y, 8));
+    lnegn = negative(_mm512_i64gather_pd(_mm512_add_epi64(row, _mm512_set1_epi64(8)), y, 8));
+  }
+  const __m512d two = _mm512_set1_pd(2.0), slack = _mm512_set1_pd(1.0 + 1e-12);
   for (;;) {
     __m512d m;  // the largest head, by a tree
     if constexpr (L == 7) {
       m = _mm512_max_pd(_mm512_max_pd(_mm512_max_pd(ev[0], ev[1]), _mm512_max_pd(ev[2], ev[3])),
                         _mm512_max_pd(_mm512_max_pd(ev[4], ev[5]), ev[6]));
+    } else if constexpr (L == 8) {
+      m = _mm512_max_pd(_mm512_max_pd(_mm512_max_pd(ev[0], ev[1]), _mm512_max_pd(ev[2], ev[3])),
+                        _mm512_max_pd(_mm512_max_pd(ev[4], ev[5]), _mm512_max_pd(ev[6], ev[7])));
     } else {
       m = ev[0];
       unrolled<L - 1>([&](auto k) BLOCKQ_LAMBDA_INLINE { m = _mm512_max_pd(ev[k + 1], m); });
     }
-    __mmask8 pre = _mm512_mask_cmp_pd_mask(act, a, _mm512_mul_pd(m, b), _CMP_GE_OQ);
-    pre = _mm512_mask_cmp_pd_mask(pre, a, _mm512_mul_pd(upper, b), _CMP_LE_OQ);
-    pre = _mm512_mask_cmp_pd_mask(pre, _mm512_sub_pd(_mm512_mul_pd(c, b), _mm512_mul_pd(a, a)),
-                                  _mm512_mul_pd(es[3], b), _CMP_LT_OQ);
-    if (pre) [[unlikely]] {
-      const __m512d s = _mm512_div_pd(a, b);
-      const __m512d e = _mm512_add_pd(_mm512_sub_pd(c, _mm512_mul_pd(_mm512_mul_pd(two, s), a)),
-                                      _mm512_mul_pd(_mm512_mul_pd(s, s), b));
-      const __mmask8 in = _mm512_mask_cmp_pd_mask(pre, e, es[3], _CMP_LT_OQ);
-#pragma GCC unroll 4
-      for (std::size_t j = 3; j > 0; --j) {
-        const __mmask8 up = _mm512_mask_cmp_pd_mask(in, e, es[j - 1], _CMP_LT_OQ);
-        const __mmask8 here = _mm512_mask_cmp_pd_mask(in & ~up, e, es[j], _CMP_LT_OQ);
-        es[j] = _mm512_mask_mov_pd(_mm512_mask_mov_pd(es[j], here, e), up, es[j - 1]);
-        ss[j] = _mm512_mask_mov_pd(_mm512_mask_mov_pd(ss[j], here, s), up, ss[j - 1]);
-      }
-      const __mmask8 first = _mm512_mask_cmp_pd_mask(in, e, es[0], _CMP_LT_OQ);
-      es[0] = _mm512_mask_mov_pd(es[0], first, e);
-      ss[0] = _mm512_mask_mov_pd(ss[0], first, s);
-    }
-    const __m512d clip = _mm512_sub_pd(y0, _mm512_mul_pd(top, m));
-    const __mmask8 clipped =
-        _mm512_mask_cmp_pd_mask(_mm512_cmp_pd_mask(clip, zero, _CMP_GT_OQ), _mm512_mul_pd(_mm512_mul_pd(clip, clip), w0),
-                                _mm512_mul_pd(es[0], slack), _CMP_GT_OQ);
-    act = _mm512_mask_cmp_pd_mask(act, m, lo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(m, zero, _CMP_GT_OQ) &
-          static_cast<__mmask8>(~clipped);
-    if (!act) break;
     __m512i kid = _mm512_setzero_si512();  // the first level whose head is at m, less one
     unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
       constexpr std::size_t k = L - 1 - j;  // from the last level down: the first one wins
       kid = _mm512_mask_mov_epi64(kid, _mm512_cmp_pd_mask(ev[k], m, _CMP_EQ_OQ),
                                   _mm512_set1_epi64(static_cast<long long>(k)));
     });
+    // The lanes step while their breakpoints are positive, on or not (a lane that is off
+    // records nothing): the step never waits on the bounds.
+    const __mmask8 walk = _mm512_cmp_pd_mask(m, zero, _CMP_GT_OQ);
     const __m512i sh = _mm512_slli_epi64(kid, 3);
     const __m512i at = _mm512_and_si512(_mm512_srlv_epi64(packed, sh), byte);
-    packed = _mm512_mask_add_epi64(packed, act, packed, _mm512_sllv_epi64(one, sh));
     const __m512i row = _mm512_add_epi64(_mm512_slli_epi64(at, 3), lane);
-    const __m512d yc = _mm512_mask_i64gather_pd(zero, act, row, y, 8);
-    const __m512d dgs = _mm512_permutexvar_pd(kid, dgtab), dg2s = _mm512_permutexvar_pd(kid, dg2tab);
-    if constexpr (Weighted) {
-      const __m512d wc = _mm512_mask_i64gather_pd(zero, act, row, w, 8);
-      a = _mm512_mask_add_pd(a, act, a, _mm512_mul_pd(_mm512_mul_pd(wc, yc), dgs));
-      b = _mm512_mask_add_pd(b, act, b, _mm512_mul_pd(wc, dg2s));
+    // The sides this breakpoint moves: every level's but the long one, which moves the side of
+    // its element's sign; the last one (m <= 0) ends both.
+    __mmask8 mv[S];
+    if constexpr (S == 1) {
+      mv[0] = on[0];
     } else {
-      a = _mm512_mask_add_pd(a, act, a, _mm512_mul_pd(yc, dgs));
-      b = _mm512_mask_add_pd(b, act, b, dg2s);
+      const __mmask8 lng = _mm512_cmpeq_epi64_mask(kid, _mm512_set1_epi64(static_cast<long long>(L - 1)));
+      const __mmask8 end = static_cast<__mmask8>(~walk);
+      mv[0] = on[0] & static_cast<__mmask8>(~lng | lneg | end);
+      mv[1] = on[1] & static_cast<__mmask8>(~lng | ~lneg | end);
     }
-    upper = _mm512_mask_mov_pd(upper, act, m);
-    // The chosen head moves on to the breakpoint after it, and that one to the next element's.
-    const __m512d after = _mm512_mul_pd(_mm512_mask_i64gather_pd(zero, act, _mm512_add_epi64(row, two_rows), y, 8),
-                                        _mm512_permutexvar_pd(kid, rtab));
+    for (std::size_t s = 0; s < S; ++s) {
+      // The interval [m, upper] of the side's current codes: its stationary point A / B when
+      // inside and below the fourth best (C - A²/B < e3, without the division; B = 0 fails it).
+      __mmask8 pre = _mm512_mask_cmp_pd_mask(mv[s], a[s], _mm512_mul_pd(m, b[s]), _CMP_GE_OQ);
+      pre = _mm512_mask_cmp_pd_mask(pre, a[s], _mm512_mul_pd(upper[s], b[s]), _CMP_LE_OQ);
+      pre = _mm512_mask_cmp_pd_mask(pre, _mm512_sub_pd(_mm512_mul_pd(c, b[s]), _mm512_mul_pd(a[s], a[s])),
+                                    _mm512_mul_pd(es[s][3], b[s]), _CMP_LT_OQ);
+      if (pre) [[unlikely]] {
+        const __m512d sc = _mm512_div_pd(a[s], b[s]);
+        const __m512d e = _mm512_add_pd(_mm512_sub_pd(c, _mm512_mul_pd(_mm512_mul_pd(two, sc), a[s])),
+                                        _mm512_mul_pd(_mm512_mul_pd(sc, sc), b[s]));
+        const __mmask8 in = _mm512_mask_cmp_pd_mask(pre, e, es[s][3], _CMP_LT_OQ);
+#pragma GCC unroll 4
+        for (std::size_t j = 3; j > 0; --j) {
+          const __mmask8 up = _mm512_mask_cmp_pd_mask(in, e, es[s][j - 1], _CMP_LT_OQ);
+          const __mmask8 here = _mm512_mask_cmp_pd_mask(in & ~up, e, es[s][j], _CMP_LT_OQ);
+          es[s][j] = _mm512_mask_mov_pd(_mm512_mask_mov_pd(es[s][j], here, e), up, es[s][j - 1]);
+          ss[s][j] = _mm512_mask_mov_pd(_mm512_mask_mov_pd(ss[s][j], here, sc), up, ss[s][j - 1]);
+        }
+        const __mmask8 first = _mm512_mask_cmp_pd_mask(in, e, es[s][0], _CMP_LT_OQ);
+        es[s][0] = _mm512_mask_mov_pd(es[s][0], first, e);
+        ss[s][0] = _mm512_mask_mov_pd(ss[s][0], first, sc);
+      }
+      // Below m the largest element alone is clipped by more than the side's best minimum:
+      // its walk ends.
+      const __m512d clip = _mm512_sub_pd(y0, _mm512_mul_pd(top[s], m));
+      const __mmask8 clipped = _mm512_mask_cmp_pd_mask(_mm512_cmp_pd_mask(clip, zero, _CMP_GT_OQ),
+                                                       _mm512_mul_pd(_mm512_mul_pd(clip, clip), w0),
+                                                       _mm512_mul_pd(es[s][0], slack), _CMP_GT_OQ);
+      const __mmask8 keep = _mm512_cmp_pd_mask(m, lo, _CMP_GE_OQ) & walk & static_cast<__mmask8>(~clipped);
+      on[s] &= static_cast<__mmask8>(~mv[s] | keep);
+    }
+    if (!(S == 1 ? on[0] : on[0] | on[S - 1])) break;
+    // Step: the level's head moves its element up (for the sides the breakpoint moves that are
+    // on), and on to the breakpoint after it, and that one to the next element's.
+    packed = _mm512_mask_add_epi64(packed, walk, packed, _mm512_sllv_epi64(one, sh));
+    const __m512d dgs = _mm512_permutexvar_pd(kid, dgtab), dg2s = _mm512_permutexvar_pd(kid, dg2tab);
+    const __m512d ym = mag(_mm512_mask_i64gather_pd(zero, walk, row, y, 8));
+    __m512d da, db;
+    if constexpr (Weighted) {
+      const __m512d wc = _mm512_mask_i64gather_pd(zero, walk, row, w, 8);
+      da = _mm512_mul_pd(_mm512_mul_pd(wc, ym), dgs);
+      db = _mm512_mul_pd(wc, dg2s);
+    } else {
+      da = _mm512_mul_pd(ym, dgs);
+      db = dg2s;
+    }
+    for (std::size_t s = 0; s < S; ++s) {
+      const __mmask8 moved = mv[s] & on[s];
+      a[s] = _mm512_mask_add_pd(a[s], moved, a[s], da);
+      b[s] = _mm512_mask_add_pd(b[s], moved, b[s], db);
+      upper[s] = _mm512_mask_mov_pd(upper[s], moved, m);
+    }
+    const __m512d next = _mm512_mask_i64gather_pd(zero, walk, _mm512_add_epi64(row, two_rows), y, 8);
+    const __m512d after = _mm512_mul_pd(mag(next), _mm512_permutexvar_pd(kid, rtab));
+    if constexpr (S == 2) {
+      const __mmask8 sel = walk & _mm512_cmpeq_epi64_mask(kid, _mm512_set1_epi64(static_cast<long long>(L - 1)));
+      lneg = (lneg & static_cast<__mmask8>(~sel)) | (lnegn & sel);
+      lnegn = (lnegn & static_cast<__mmask8>(~sel)) | (negative(next) & sel);
+    }
     unrolled<L>([&](auto k) BLOCKQ_LAMBDA_INLINE {
-      const __mmask8 sel = act & _mm512_cmpeq_epi64_mask(kid, _mm512_set1_epi64(static_cast<long long>(k())));
+      const __mmask8 sel = walk & _mm512_cmpeq_epi64_mask(kid, _mm512_set1_epi64(static_cast<long long>(k())));
       ev[k] = _mm512_mask_mov_pd(ev[k], sel, evn[k]);
       evn[k] = _mm512_mask_mov_pd(evn[k], sel, after);
     });
   }
-  for (std::size_t j = 0; j < 4; ++j) es_[j] = (VD)es[j], ss_[j] = (VD)ss[j];
+  for (std::size_t s = 0; s < S; ++s)
+    for (std::size_t j = 0; j < 4; ++j) es_[s][j] = (VD)es[s][j], ss_[s][j] = (VD)ss[s][j];
 }
 #endif
 
-// The sweep of the lanes whose mask is set: y (sorted |x|, descending) and
-// w (their weights, Weighted only) in rows 0..rows-1, rows `rows` and `rows` + 1 the
-// sentinels (y = -1); c = Σ w y²; bud the budget. es / ss: the best four minima a lane
-// (errors ascending, scales; unfilled: error bud, scale 0).
+// The sweep of the lanes whose mask is set: y (sorted by |y|, descending: |x| for an element
+// grid, x for an integer one) and w (their weights, Weighted only) in rows 0..rows-1, rows
+// `rows` and `rows` + 1 the sentinels (0: at or below every breakpoint); c = Σ w y²; bud the
+// budget. es[s] / ss[s]: the best four minima of side s a lane (errors ascending, scales;
+// unfilled: error bud, scale 0).
 template <class Grid, bool Weighted, class VD, class VI>
-void sweep(const VD* y, const VD* w, std::size_t rows, std::size_t long_rows, const VD& c, const VD& bud, VI act,
-           VD (&es)[4], VD (&ss)[4]) noexcept {
+void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bud, VI act, VD (*es)[4],
+           VD (*ss)[4]) noexcept {
   using vd = VD;
   using vi = VI;
   constexpr std::size_t W = sizeof(VD) / sizeof(double);
-  constexpr std::size_t L = Grid::L, Lc = Grid::Lc;  // levels above zero: all, every element's
+  constexpr std::size_t L = Grid::L, Lc = Grid::Lc, S = Grid::sides;  // levels above zero: all, every element's
+  static_assert(S == 1 ? L == Lc : L == Lc + 1);
   double r[L + 1], dg[L + 1], dg2[L + 1];  // 1 / t_k, Δg, Δ(g²) of level k
   for (std::size_t k = 1; k <= L; ++k) {
     const double g0 = Grid::level(k - 1), g1 = Grid::level(k);
@@ -303,14 +370,31 @@ void sweep(const VD* y, const VD* w, std::size_t rows, std::size_t long_rows, co
     dg2[k] = g1 * g1 - g0 * g0;
   }
   const double g_top = Grid::level(L);
-  // The top level of the largest element (of an equal one on the long side, whose bound is weaker).
-  vd top0 = vd{} + g_top;
-  if constexpr (L > Lc) top0 = y[long_rows] == y[0] ? top0 : vd{} + Grid::level(Lc);
+  auto mag = [](const vd& v) BLOCKQ_LAMBDA_INLINE {
+    if constexpr (S == 1) return v;  // the rows hold |x|
+    else return magnitude(v);
+  };
+  const vd y0 = mag(y[0]), w0 = Weighted ? w[0] : vd{} + 1.0;
+  // Each side's top level of the largest element (of an equal one of the side's sign, whose
+  // bound is weaker).
+  vd top0[S];
+  if constexpr (S == 1) {
+    top0[0] = vd{} + g_top;
+  } else {
+    vi neg_top = vi{}, pos_top = vi{};
+    for (std::size_t j = 0; j < rows; ++j) {
+      const vi largest = mag(y[j]) == y0, neg = (vi)y[j] < 0;  // the sign bit, -0 included
+      neg_top |= largest & neg;
+      pos_top |= largest & ~neg;
+    }
+    top0[0] = neg_top ? vd{} + g_top : vd{} + Grid::level(Lc);
+    top0[1] = pos_top ? vd{} + g_top : vd{} + Grid::level(Lc);
+  }
 
   // lo: below it some element's clipping alone exceeds the budget (weighted: any element;
   // the largest one's bound, the only one without weights, is tested as the walk goes).
   vd lo = vd{};
-  if constexpr (Weighted && L == Lc) {
+  if constexpr (Weighted && S == 1) {
     for (std::size_t j = 0; j < rows; ++j) {
       vd q = bud / w[j];
       for (std::size_t l = 0; l < W; ++l) q[l] = std::sqrt(q[l]);
@@ -319,7 +403,7 @@ void sweep(const VD* y, const VD* w, std::size_t rows, std::size_t long_rows, co
     }
   }
   // hi: above |y_p| / t_1 the elements p.. round to zero, and carry more than the budget.
-  vd hi = y[0] * r[1];
+  vd hi = y0 * r[1];
   {
     vd tail = vd{};
     vi found = vi{};
@@ -329,40 +413,45 @@ void sweep(const VD* y, const VD* w, std::size_t rows, std::size_t long_rows, co
       else
         tail += y[j] * y[j];
       const vi hit = (tail > bud) & ~found;
-      hi = hit ? y[j] * r[1] : hi;
+      hi = hit ? mag(y[j]) * r[1] : hi;
       found |= hit;
     }
   }
-  // The codes just below hi: element j is past level k when y_j / t_k > hi.
-  vd a = vd{}, b = vd{};
-  vi cnt[L + 1];  // each level's head: a row of y (the long side's level: of its own rows)
+  // The codes just below hi: element j is past level k when |y_j| / t_k > hi.
+  vd a[S], b[S];
+  a[0] = b[0] = vd{};
+  vi cnt[L + 1];  // each level's head: a row of y
   for (std::size_t k = 1; k <= L; ++k) cnt[k] = vi{};
   for (std::size_t j = 0; j < rows; ++j) {
+    const vd yj = mag(y[j]);
     vd gj = vd{};
     for (std::size_t k = 1; k <= Lc; ++k) {
-      const vi past = y[j] * r[k] > hi;
+      const vi past = yj * r[k] > hi;
       gj = past ? gj + dg[k] : gj;
       cnt[k] -= past;
     }
     if constexpr (Weighted) {
-      a += w[j] * y[j] * gj;
-      b += w[j] * gj * gj;
+      a[0] += w[j] * yj * gj;
+      b[0] += w[j] * gj * gj;
     } else {
-      a += y[j] * gj;
-      b += gj * gj;
+      a[0] += yj * gj;
+      b[0] += gj * gj;
     }
   }
-  if constexpr (L > Lc) {  // the long side's elements past its extra level
-    cnt[L] = vi{} + static_cast<std::int64_t>(long_rows);
-    for (std::size_t j = long_rows; j < long_rows + rows; ++j) {
-      const vi past = y[j] * r[L] > hi;
-      const vd one = past ? vd{} + 1.0 : vd{};
-      if constexpr (Weighted) {
-        a += w[j] * y[j] * dg[L] * one;
-        b += w[j] * dg2[L] * one;
-      } else {
-        a += y[j] * dg[L] * one;
-        b += dg2[L] * one;
+  if constexpr (S == 2) {  // level L: each side's elements past it
+    a[1] = a[0], b[1] = b[0];
+    for (std::size_t j = 0; j < rows; ++j) {
+      const vd yj = mag(y[j]);
+      const vi past = yj * r[L] > hi, neg = (vi)y[j] < 0;
+      for (std::size_t s = 0; s < S; ++s) {
+        const vd one = (past & (s == 0 ? neg : ~neg)) ? vd{} + 1.0 : vd{};
+        if constexpr (Weighted) {
+          a[s] += w[j] * yj * dg[L] * one;
+          b[s] += w[j] * dg2[L] * one;
+        } else {
+          a[s] += yj * dg[L] * one;
+          b[s] += dg2[L] * one;
+        }
       }
       cnt[L] -= past;
     }
@@ -373,77 +462,118 @@ void sweep(const VD* y, const VD* w, std::size_t rows, std::size_t long_rows, co
   for (std::size_t k = 1; k <= L; ++k) {
     vd yk;
     gather(yk, y, cnt[k]);
-    ev[k] = yk * r[k];
+    ev[k] = mag(yk) * r[k];
   }
-  const vd y0 = y[0], w0 = Weighted ? w[0] : vd{} + 1.0;
   vd upper = hi;
 #if defined(__AVX512F__)
   if constexpr (W == 8 && L <= 8) {
-    walk8<L, Weighted>(reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r, dg, dg2, top0,
-                       c, lo, y0, w0, act, cnt, ev, a, b, upper, es, ss);
+    walk8<L, S, Weighted>(reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r, dg, dg2, top0, c,
+                          lo, y0, w0, act, cnt, ev, a, b, upper, es, ss);
     return;
   }
 #endif
+  vd up[S];
+  vi on[S];
+  for (std::size_t s = 0; s < S; ++s) up[s] = upper, on[s] = act;
   vd evn[L + 1];  // the breakpoint after each head (so the next maximum never waits on a gather)
   unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
     constexpr std::size_t k = j + 1;
     vd yk;
     gather(yk, y, cnt[k] + 1);
-    evn[k] = yk * r[k];
+    evn[k] = mag(yk) * r[k];
   });
+  // S == 2: whether the long level's head element is negative, and the one after it (so that
+  // the sides a step moves never wait on a gather).
+  vi lneg = vi{}, lnegn = vi{};
+  if constexpr (S == 2) {
+    vd yk;
+    gather(yk, y, cnt[L]);
+    lneg = (vi)yk < 0;
+    gather(yk, y, cnt[L] + 1);
+    lnegn = (vi)yk < 0;
+  }
   for (;;) {
     vd m = ev[1];
     unrolled<L - 1>([&](auto j) BLOCKQ_LAMBDA_INLINE { m = ev[j + 2] > m ? ev[j + 2] : m; });
-    // The interval [m, upper] of the current codes: its stationary point A / B when inside
-    // and below the fourth best (C - A²/B < e3, without the division; B = 0 fails it).
-    const vi pre = act & (a >= m * b) & (a <= upper * b) & (c * b - a * a < es[3] * b);
-    if (any(pre)) [[unlikely]] {
-      const vd s = a / b;
-      const vd e = c - 2.0 * s * a + s * s * b;
-      const vi in = pre & (e < es[3]);
-      for (std::size_t j = 3; j > 0; --j) {
-        const vi up = in & (e < es[j - 1]);  // the entry above moves down
-        const vi here = in & ~up & (e < es[j]);
-        es[j] = up ? es[j - 1] : (here ? e : es[j]);
-        ss[j] = up ? ss[j - 1] : (here ? s : ss[j]);
-      }
-      const vi top = in & (e < es[0]);
-      es[0] = top ? e : es[0];
-      ss[0] = top ? s : ss[0];
-    }
-    // Below m the largest element alone is clipped by more than the best minimum when
-    // w_0 (y_0 - g_top m)² exceeds it: the walk of the lane ends.
-    const vd clip = y0 - top0 * m;
-    act &= (m >= lo) & (m > 0.0) & ~((clip > 0.0) & (clip * clip * w0 > es[0] * (1.0 + 1e-12)));
-    if (!any(act)) break;
-    // Step: the first level whose head is at m moves its element up, and its head on to
-    // the breakpoint after it.
+    // The lanes step while their breakpoints are positive, on or not (a lane that is off
+    // records nothing): the step never waits on the bounds. The first level whose head is at
+    // m, its element's row and its constants.
+    const vi walk = m > 0.0;
     vi taken = vi{}, sel[L + 1], at = vi{};
     vd dgs = vd{}, dg2s = vd{}, rs = vd{};
     unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
       constexpr std::size_t k = j + 1;
-      sel[k] = act & (ev[k] == m) & ~taken;
+      sel[k] = walk & (ev[k] == m) & ~taken;
       taken |= sel[k];
       at = sel[k] ? cnt[k] : at;
       dgs = sel[k] ? vd{} + dg[k] : dgs;
       dg2s = sel[k] ? vd{} + dg2[k] : dg2s;
       rs = sel[k] ? vd{} + r[k] : rs;
-      cnt[k] -= sel[k];
     });
-    vd yc, ya;
+    // The sides this breakpoint moves: every level's but the long one, which moves the side of
+    // its element's sign; the last one (m <= 0) ends both.
+    vi mv[S];
+    if constexpr (S == 1) {
+      mv[0] = on[0];
+    } else {
+      const vi end = ~walk;
+      mv[0] = on[0] & (~sel[L] | lneg | end);
+      mv[1] = on[1] & (~sel[L] | ~lneg | end);
+    }
+    for (std::size_t s = 0; s < S; ++s) {
+      // The interval [m, upper] of the side's current codes: its stationary point A / B when
+      // inside and below the fourth best (C - A²/B < e3, without the division; B = 0 fails it).
+      const vi pre = mv[s] & (a[s] >= m * b[s]) & (a[s] <= up[s] * b[s]) & (c * b[s] - a[s] * a[s] < es[s][3] * b[s]);
+      if (any(pre)) [[unlikely]] {
+        const vd sc = a[s] / b[s];
+        const vd e = c - 2.0 * sc * a[s] + sc * sc * b[s];
+        const vi in = pre & (e < es[s][3]);
+        for (std::size_t j = 3; j > 0; --j) {
+          const vi above = in & (e < es[s][j - 1]);  // the entry above moves down
+          const vi here = in & ~above & (e < es[s][j]);
+          es[s][j] = above ? es[s][j - 1] : (here ? e : es[s][j]);
+          ss[s][j] = above ? ss[s][j - 1] : (here ? sc : ss[s][j]);
+        }
+        const vi first = in & (e < es[s][0]);
+        es[s][0] = first ? e : es[s][0];
+        ss[s][0] = first ? sc : ss[s][0];
+      }
+      // Below m the largest element alone is clipped by more than the side's best minimum
+      // when w_0 (y_0 - g_top m)² exceeds it: its walk ends.
+      const vd clip = y0 - top0[s] * m;
+      const vi keep = (m >= lo) & walk & ~((clip > 0.0) & (clip * clip * w0 > es[s][0] * (1.0 + 1e-12)));
+      on[s] &= ~mv[s] | keep;
+    }
+    if (!any(S == 1 ? on[0] : on[0] | on[S - 1])) break;
+    // Step: the level's head moves its element up (for the sides the breakpoint moves that are
+    // on), and on to the breakpoint after it.
+    unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE { cnt[j + 1] -= sel[j + 1]; });
+    vd yc;
     gather(yc, y, at);
+    const vd ym = mag(yc);
+    vd da, db;
     if constexpr (Weighted) {
       vd wc;
       gather(wc, w, at);
-      a += wc * yc * dgs;
-      b += wc * dg2s;
+      da = wc * ym * dgs;
+      db = wc * dg2s;
     } else {
-      a += yc * dgs;
-      b += dg2s;
+      da = ym * dgs;
+      db = dg2s;
     }
-    upper = act ? m : upper;
+    for (std::size_t s = 0; s < S; ++s) {
+      const vi moved = mv[s] & on[s];
+      a[s] = moved ? a[s] + da : a[s];
+      b[s] = moved ? b[s] + db : b[s];
+      up[s] = moved ? m : up[s];
+    }
+    vd ya;
     gather(ya, y, at + 2);
-    const vd after = ya * rs;
+    const vd after = mag(ya) * rs;
+    if constexpr (S == 2) {
+      lneg = sel[L] ? lnegn : lneg;
+      lnegn = sel[L] ? (vi)ya < 0 : lnegn;
+    }
     unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
       constexpr std::size_t k = j + 1;
       ev[k] = sel[k] ? evn[k] : ev[k];
@@ -452,9 +582,9 @@ void sweep(const VD* y, const VD* w, std::size_t rows, std::size_t long_rows, co
   }
 }
 
-// Bitonic sort, descending, of each lane's N rows (weights alongside when Weighted), every
-// compare-exchange unrolled: no branch, no loop.
-template <std::size_t N, bool Weighted, class VD>
+// Bitonic sort, descending by |y| (Signed: the rows hold x, else |x|), of each lane's N rows
+// (weights alongside when Weighted), every compare-exchange unrolled: no branch, no loop.
+template <std::size_t N, bool Signed, bool Weighted, class VD>
 BLOCKQ_ALWAYS_INLINE void bitonic(VD* y, VD* w) noexcept {
   constexpr std::size_t stages = std::bit_width(N) - 1;
   unrolled<stages>([&](auto st) BLOCKQ_LAMBDA_INLINE {
@@ -464,7 +594,8 @@ BLOCKQ_ALWAYS_INLINE void bitonic(VD* y, VD* w) noexcept {
       unrolled<N / 2>([&](auto t) BLOCKQ_LAMBDA_INLINE {
         constexpr std::size_t i = ((t & ~(j - 1)) << 1) | (t & (j - 1)), p = i | j;
         const VD a = y[i], b = y[p];
-        const auto swap = (i & k) == 0 ? a < b : a > b;  // descending within blocks of k that start at a multiple of 2k
+        const VD ka = Signed ? magnitude(a) : a, kb = Signed ? magnitude(b) : b;
+        const auto swap = (i & k) == 0 ? ka < kb : ka > kb;  // descending within blocks of k that start at a multiple of 2k
         y[i] = swap ? b : a;
         y[p] = swap ? a : b;
         if constexpr (Weighted) {
@@ -477,22 +608,22 @@ BLOCKQ_ALWAYS_INLINE void bitonic(VD* y, VD* w) noexcept {
   });
 }
 
-template <bool Weighted, class VD>
+template <bool Signed, bool Weighted, class VD>
 void sort_rows(VD* y, VD* w, std::size_t rows) noexcept {
   switch (rows) {
     case 1: return;
-    case 2: return bitonic<2, Weighted>(y, w);
-    case 4: return bitonic<4, Weighted>(y, w);
-    case 8: return bitonic<8, Weighted>(y, w);
-    case 16: return bitonic<16, Weighted>(y, w);
-    default: return bitonic<32, Weighted>(y, w);
+    case 2: return bitonic<2, Signed, Weighted>(y, w);
+    case 4: return bitonic<4, Signed, Weighted>(y, w);
+    case 8: return bitonic<8, Signed, Weighted>(y, w);
+    case 16: return bitonic<16, Signed, Weighted>(y, w);
+    default: return bitonic<32, Signed, Weighted>(y, w);
   }
 }
 
-// Loads count blocks into lanes, K lanes a block (lane K i + k: x itself, the sign kept),
-// each block's error at its start in out[i] (error_at(block)) and its budget; returns the rows
-// to sort (0: no block to search).
-template <std::size_t K, class VD, class VI, class ErrorAt>
+// Loads count blocks into lanes (lane i: x itself, the sign kept), each block's error at its
+// start in out[i] (error_at(block)) and its budget; returns the rows to sort (0: no block to
+// search).
+template <class VD, class VI, class ErrorAt>
 std::size_t load_lanes(const lane_block* blocks, std::size_t count, ErrorAt error_at, VD* y, VD* w, VD& bud, VI& act,
                        scale_min_result* out) noexcept {
   std::size_t n_max = 0;
@@ -503,48 +634,36 @@ std::size_t load_lanes(const lane_block* blocks, std::size_t count, ErrorAt erro
     out[i].error = error_at(bl);
     if (!(out[i].error > 0.0)) continue;
     n_max = std::max(n_max, bl.n);
-    for (std::size_t k = 0; k < K; ++k) {
-      const std::size_t l = K * i + k;
-      act[l] = -1;
-      bud[l] = detail::budget(out[i].error);
-      for (std::size_t j = 0; j < bl.n; ++j) {
-        y[j][l] = static_cast<double>(bl.x[j]);
-        if (bl.w) w[j][l] = static_cast<double>(bl.w[j]);
-      }
+    act[i] = -1;
+    bud[i] = detail::budget(out[i].error);
+    for (std::size_t j = 0; j < bl.n; ++j) {
+      y[j][i] = static_cast<double>(bl.x[j]);
+      if (bl.w) w[j][i] = static_cast<double>(bl.w[j]);
     }
   }
   return n_max ? std::bit_ceil(n_max) : 0;
 }
 
-template <class VD>
-BLOCKQ_ALWAYS_INLINE VD magnitude(const VD& v) noexcept {
-  using VI = decltype(v < v);
-  return (VD)((VI)v & std::numeric_limits<std::int64_t>::max());
-}
-
-// Sorts the row sets (at 0 and, when long_rows, at long_rows), ends each with its sentinels
-// (below every breakpoint) and runs the sweep: the lanes' four best minima in es / ss (es
-// starting at the budget). Returns the lanes' energy C = sum w y².
+// Sorts the rows, ends them with the sentinels (0: at or below every breakpoint) and runs the
+// sweep: each side's four best minima a lane in es[s] / ss[s] (es starting at the budget).
+// Returns the lanes' energy C = Σ w y².
 template <class Grid, class VD, class VI>
-VD sort_and_sweep(VD* y, VD* w, std::size_t rows, std::size_t long_rows, bool weighted, const VD& bud, const VI& act,
-                  VD (&es)[4], VD (&ss)[4]) noexcept {
-  for (std::size_t set = 0; set < (long_rows ? 2 : 1); ++set) {
-    VD* ys = y + set * long_rows;
-    VD* ws = w + set * long_rows;
-    if (weighted)
-      sort_rows<true>(ys, ws, rows);
-    else
-      sort_rows<false>(ys, ws, rows);
-    ys[rows] = ys[rows + 1] = VD{} - 1.0;
-    ws[rows] = ws[rows + 1] = VD{};
-  }
+VD sort_and_sweep(VD* y, VD* w, std::size_t rows, bool weighted, const VD& bud, const VI& act, VD (*es)[4],
+                  VD (*ss)[4]) noexcept {
+  constexpr bool Signed = Grid::sides == 2;
+  if (weighted)
+    sort_rows<Signed, true>(y, w, rows);
+  else
+    sort_rows<Signed, false>(y, w, rows);
+  y[rows] = y[rows + 1] = w[rows] = w[rows + 1] = VD{};
   VD c = VD{};
   for (std::size_t j = 0; j < rows; ++j) c += weighted ? w[j] * y[j] * y[j] : y[j] * y[j];
-  for (std::size_t j = 0; j < 4; ++j) es[j] = bud, ss[j] = VD{};
+  for (std::size_t s = 0; s < Grid::sides; ++s)
+    for (std::size_t j = 0; j < 4; ++j) es[s][j] = bud, ss[s][j] = VD{};
   if (weighted)
-    sweep<Grid, true>(y, w, rows, long_rows, c, bud, act, es, ss);
+    sweep<Grid, true>(y, w, rows, c, bud, act, es, ss);
   else
-    sweep<Grid, false>(y, w, rows, long_rows, c, bud, act, es, ss);
+    sweep<Grid, false>(y, w, rows, c, bud, act, es, ss);
   return c;
 }
 
@@ -568,13 +687,13 @@ void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, sc
   };
   vd y[lane_block_max + 2] = {}, w[lane_block_max + 2] = {}, bud = vd{};
   vi act = vi{};
-  const std::size_t rows = load_lanes<1>(blocks, count, [&](const lane_block& bl) {
+  const std::size_t rows = load_lanes(blocks, count, [&](const lane_block& bl) {
     return bl.start > 0.0f ? score(bl, bl.start) : kernels::block_energy(Arch{}, bl.x, bl.w, bl.n);
   }, y, w, bud, act, out);
   if (rows == 0) return;
   for (std::size_t j = 0; j < rows; ++j) y[j] = magnitude(y[j]);
-  vd es[4], ss[4];
-  const vd c = sort_and_sweep<element_grid<Element>>(y, w, rows, 0, blocks[0].w != nullptr, bud, act, es, ss);
+  vd es[1][4], ss[1][4];
+  const vd c = sort_and_sweep<element_grid<Element>>(y, w, rows, blocks[0].w != nullptr, bud, act, es, ss);
   for (std::size_t l = 0; l < count; ++l) {
     if (!act[l]) continue;
     // The best minimum is scored (with its float neighbours); another one only when it could
@@ -582,54 +701,42 @@ void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, sc
     // most 2^-22 C over one float step (|E'| <= 2 sqrt(B E) and s² B <= 4 C), and the kernel's
     // codes differ from the nearest levels only at ties worth 2^-21 C: a minimum above
     // e_0 (1 + 2^-20) + 2^-18 C scores above e_0's own float.
-    const float f0 = static_cast<float>(ss[0][l]);
-    const double cut = blockq::detail::is_finite(f0) && f0 != 0.0f ? es[0][l] * (1.0 + 0x1p-20) + 0x1p-18 * c[l]
+    const float f0 = static_cast<float>(ss[0][0][l]);
+    const double cut = blockq::detail::is_finite(f0) && f0 != 0.0f ? es[0][0][l] * (1.0 + 0x1p-20) + 0x1p-18 * c[l]
                                                                    : std::numeric_limits<double>::infinity();
     std::array<scale_candidate, 4> cands{};
-    const std::size_t got = lane_minima(es, ss, l, cut, cands);
+    const std::size_t got = lane_minima(es[0], ss[0], l, cut, cands);
     const lane_block& bl = blocks[l];
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f,
                              [&](float s, float) { return score(bl, s); }, out[l]);
   }
 }
 
-// The lane sweep of symmetric integer codes with qmax = Q: two lanes a block, the two signs of
-// the scale (lane 2i positive: the negative elements reach -qmin = Q + 1; lane 2i + 1 negative:
-// the non-negative ones do), count blocks (W / 2 at most). The long side's |x| in rows from
-// lane_block_max + 2 on, the other elements there at -1 (never a breakpoint).
+// The lane sweep of symmetric integer codes with qmax = Q, W blocks (count of them real): a
+// lane a block, which sweeps both signs of the scale (int_grid).
 template <class Arch, std::size_t W, std::size_t Q>
 void search_group_int(const lane_block* blocks, std::size_t count, int_format fmt, scale_min_result* out) noexcept {
   using vd = typename of<W>::vd;
   using vi = typename of<W>::vi;
-  constexpr std::size_t R = lane_block_max + 2;
-  const bool weighted = blocks[0].w != nullptr;
   auto score = [&](const lane_block& bl, float s) {
     return bl.w ? kernels::block_wsse_int(Arch{}, bl.x, bl.w, bl.n, s, 0.0f, fmt)
                 : kernels::block_sse_int(Arch{}, bl.x, bl.n, s, 0.0f, fmt);
   };
-  vd y[2 * R] = {}, w[2 * R] = {}, bud = vd{};
+  vd y[lane_block_max + 2] = {}, w[lane_block_max + 2] = {}, bud = vd{};
   vi act = vi{};
   const std::size_t rows =
-      load_lanes<2>(blocks, count, [&](const lane_block& bl) { return score(bl, bl.start); }, y, w, bud, act, out);
+      load_lanes(blocks, count, [&](const lane_block& bl) { return score(bl, bl.start); }, y, w, bud, act, out);
   if (rows == 0) return;
-  vi odd = vi{};  // the lanes of negative scales
-  for (std::size_t l = 1; l < W; l += 2) odd[l] = -1;
-  for (std::size_t j = 0; j < rows; ++j) {
-    const vi long_side = ((vi)y[j] < 0) ^ odd;  // the sign bit, -0 included
-    y[j] = magnitude(y[j]);
-    y[R + j] = long_side ? y[j] : vd{} - 1.0;
-    if (weighted) w[R + j] = long_side ? w[j] : vd{};
-  }
-  vd es[4], ss[4];
-  sort_and_sweep<int_grid<Q>>(y, w, rows, R, weighted, bud, act, es, ss);
-  for (std::size_t i = 0; i < count; ++i) {
-    if (!act[2 * i]) continue;
-    const lane_block& bl = blocks[i];
+  vd es[2][4], ss[2][4];
+  sort_and_sweep<int_grid<Q>>(y, w, rows, blocks[0].w != nullptr, bud, act, es, ss);
+  for (std::size_t l = 0; l < count; ++l) {
+    if (!act[l]) continue;
+    const lane_block& bl = blocks[l];
     for (std::size_t side = 0; side < 2; ++side) {  // the positive scales' minima first, as continuous_int_mse
       std::array<scale_candidate, 4> cands{};
-      const std::size_t got = lane_minima(es, ss, 2 * i + side, std::numeric_limits<double>::infinity(), cands);
+      const std::size_t got = lane_minima(es[side], ss[side], l, std::numeric_limits<double>::infinity(), cands);
       detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), side ? -1.0 : 1.0, 0.0f,
-                               [&](float s, float) { return score(bl, s); }, out[i]);
+                               [&](float s, float) { return score(bl, s); }, out[l]);
     }
   }
 }
@@ -651,13 +758,13 @@ constexpr bool int_lanes_take(int_format fmt, std::size_t block) noexcept {
 
 // Symmetric integer codes of 2 to 4 bits, blocks of at most lane_block_max elements (all
 // weighted or none): for each block, continuous_int_mse's result (both signs of the scale, the
-// start kept unless strictly beaten; start_min 0), two lanes a block.
+// start kept unless strictly beaten; start_min 0), a lane a block.
 template <class Arch>
 void continuous_int_mse_lanes(Arch, std::span<const lane_block> blocks, int_format fmt, scale_min_result* out) noexcept {
-  constexpr std::size_t per = lanes::width<Arch>() / 2;
+  constexpr std::size_t W = lanes::width<Arch>();
   auto run = [&]<std::size_t Q>(std::integral_constant<std::size_t, Q>) {
-    for (std::size_t b = 0; b < blocks.size(); b += per)
-      lanes::search_group_int<Arch, 2 * per, Q>(blocks.data() + b, std::min(per, blocks.size() - b), fmt, out + b);
+    for (std::size_t b = 0; b < blocks.size(); b += W)
+      lanes::search_group_int<Arch, W, Q>(blocks.data() + b, std::min(W, blocks.size() - b), fmt, out + b);
   };
   if (fmt.bits == 2)
     run(std::integral_constant<std::size_t, 1>{});

@@ -270,9 +270,10 @@ class uniform_quantizer {
       std::array<std::size_t, search::sweep_lanes> at;  // the lanes' blocks, 0.. in the group
       std::size_t count = 0, nb = 0;
       for (std::size_t off = 0; off < len; off += block, ++nb) {
-        p[nb] = symmetric_start(blk_of(off), w_of(off));
+        double e = -1.0;
+        p[nb] = symmetric_start(blk_of(off), w_of(off), &e);
         if (detail::is_finite(p[nb].scale))
-          lane[count] = {xs + off, w.empty() ? nullptr : w.data() + begin + off, blk_of(off).size(), p[nb].scale},
+          lane[count] = {xs + off, w.empty() ? nullptr : w.data() + begin + off, blk_of(off).size(), p[nb].scale, e},
           at[count++] = nb;
       }
       std::array<search::scale_min_result, search::sweep_lanes> r;
@@ -287,12 +288,16 @@ class uniform_quantizer {
   }
 
   // The start of the symmetric search rules: the better of absmax and signed_max (absmax on
-  // a tie; signed_max alone for 1 bit).
-  uniform_params symmetric_start(std::span<const float> blk, std::span<const float> w) const noexcept {
+  // a tie; signed_max alone for 1 bit), and in *start_error its error when that was computed
+  // (2 bits and more).
+  uniform_params symmetric_start(std::span<const float> blk, std::span<const float> w,
+                                 double* start_error = nullptr) const noexcept {
     uniform_params start = rule_params(blk, scale_rule::signed_max);
     if (opt_.bits >= 2) {
       const uniform_params a = rule_params(blk, scale_rule::absmax);
-      if (!(error(blk, w, start) < error(blk, w, a))) start = a;
+      const double e_signed = error(blk, w, start), e_abs = error(blk, w, a);
+      if (!(e_signed < e_abs)) start = a;
+      if (start_error) *start_error = e_signed < e_abs ? e_signed : e_abs;
     }
     return start;
   }
@@ -339,10 +344,12 @@ class uniform_quantizer {
   uniform_params computed_params(std::span<const float> blk, std::span<const float> w, workspace& ws) const noexcept {
     const scale_rule r = *opt_.rule;
     if (r != scale_rule::lsq && r != scale_rule::mse) return rule_params(blk, r);
-    const uniform_params start = opt_.symmetric ? symmetric_start(blk, w) : rule_params(blk, scale_rule::minmax);
+    double start_error = -1.0;
+    const uniform_params start =
+        opt_.symmetric ? symmetric_start(blk, w, &start_error) : rule_params(blk, scale_rule::minmax);
     if (!detail::is_finite(start.scale) || !detail::is_finite(start.min)) return start;
     if (r == scale_rule::mse && opt_.symmetric && search::int_lanes_take(fmt_, blk.size())) {  // as quantize takes it
-      const search::lane_block lane{blk.data(), w.empty() ? nullptr : w.data(), blk.size(), start.scale};
+      const search::lane_block lane{blk.data(), w.empty() ? nullptr : w.data(), blk.size(), start.scale, start_error};
       search::scale_min_result res;
       search::continuous_int_mse_lanes(Arch{}, std::span<const search::lane_block>(&lane, 1), fmt_, &res);
       return {res.scale, 0.0f};

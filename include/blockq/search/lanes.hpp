@@ -96,12 +96,14 @@ namespace search {
 inline constexpr std::size_t sweep_lanes = 8;
 inline constexpr std::size_t lane_block_max = 32;
 
-// One block of a lane sweep: n elements at x (and weights at w, or null), and its start.
+// One block of a lane sweep: n elements at x (and weights at w, or null), its start, and the
+// start's kernel error when the caller has it (else negative: the sweep computes it).
 struct lane_block {
   const float* x = nullptr;
   const float* w = nullptr;
   std::size_t n = 0;
   float start = 0.0f;
+  double start_error = -1.0;
 };
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -181,14 +183,17 @@ BLOCKQ_ALWAYS_INLINE VD magnitude(const VD& v) noexcept {
 // for the elements of one sign, which depends on the sign of the scale: level L = Lc + 1,
 // which a lane walks for both sides at once (side 0, a positive scale: the negative
 // elements reach it; side 1, a negative scale: the others).
+// score_slack: see score_cut.
 template <class Element>
 struct element_grid {
   static constexpr std::size_t L = Element::max_code, Lc = L, sides = 1;
+  static constexpr double score_slack = 0x1p-20;
   static double level(std::size_t k) noexcept { return element_levels<Element>()[k]; }
 };
 template <std::size_t Q>
 struct int_grid {
   static constexpr std::size_t L = Q + 1, Lc = Q, sides = 2;
+  static constexpr double score_slack = 0x1p-18;
   static double level(std::size_t k) noexcept { return static_cast<double>(k); }
 };
 
@@ -196,7 +201,7 @@ struct int_grid {
 // The walk of sweep below for 8 lanes in AVX-512 registers, its operations one for one
 // (the masks in mask registers; each level's count a byte of one vector, so the chosen
 // level's count, step and constants are a shift and a permutation away).
-template <std::size_t L, std::size_t S, bool Weighted, class VD, class VI>
+template <std::size_t L, std::size_t S, double Slack, bool Weighted, class VD, class VI>
 BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* r, const double* dg, const double* dg2,
                                 const VD* top_, const VD& c_, const VD& lo_, const VD& y0_, const VD& w0_, const VI& act_,
                                 const VI* cnt, const VD* ev_, const VD* a_, const VD* b_, const VD& upper_,
@@ -243,6 +248,9 @@ BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* 
     lnegn = negative(_mm512_i64gather_pd(_mm512_add_epi64(row, _mm512_set1_epi64(8)), y, 8));
   }
   const __m512d two = _mm512_set1_pd(2.0), slack = _mm512_set1_pd(1.0 + 1e-12);
+  const __m512d cut_e = _mm512_set1_pd(1.0 + Slack), cut_c = _mm512_mul_pd(_mm512_set1_pd(4.0 * Slack), c),
+                tiny = _mm512_set1_pd(0x1p-149), huge = _mm512_set1_pd(0x1p127),
+                inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
   for (;;) {
     __m512d m;  // the largest head, by a tree
     if constexpr (L == 7) {
@@ -278,18 +286,30 @@ BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* 
       mv[0] = on[0] & static_cast<__mmask8>(~lng | lneg | end);
       mv[1] = on[1] & static_cast<__mmask8>(~lng | ~lneg | end);
     }
+    // The score cut of the best minimum of both sides (score_cut; infinite unless its scale
+    // is well inside the floats): a minimum above it would never be scored.
+    __m512d e0 = es[0][0], s0 = ss[0][0];
+    if constexpr (S == 2) {
+      const __mmask8 other = _mm512_cmp_pd_mask(es[1][0], es[0][0], _CMP_LT_OQ);
+      e0 = _mm512_mask_mov_pd(e0, other, es[1][0]);
+      s0 = _mm512_mask_mov_pd(s0, other, ss[1][0]);
+    }
+    const __mmask8 usable = _mm512_cmp_pd_mask(s0, tiny, _CMP_GT_OQ) & _mm512_cmp_pd_mask(s0, huge, _CMP_LT_OQ);
+    const __m512d cut = _mm512_mask_add_pd(inf, usable, _mm512_mul_pd(e0, cut_e), cut_c);
     for (std::size_t s = 0; s < S; ++s) {
       // The interval [m, upper] of the side's current codes: its stationary point A / B when
-      // inside and below the fourth best (C - A²/B < e3, without the division; B = 0 fails it).
+      // inside and below both the fourth best and the cut (C - A²/B < e, without the
+      // division; B = 0 fails it).
+      const __m512d lim = _mm512_min_pd(es[s][3], cut);
       __mmask8 pre = _mm512_mask_cmp_pd_mask(mv[s], a[s], _mm512_mul_pd(m, b[s]), _CMP_GE_OQ);
       pre = _mm512_mask_cmp_pd_mask(pre, a[s], _mm512_mul_pd(upper[s], b[s]), _CMP_LE_OQ);
       pre = _mm512_mask_cmp_pd_mask(pre, _mm512_sub_pd(_mm512_mul_pd(c, b[s]), _mm512_mul_pd(a[s], a[s])),
-                                    _mm512_mul_pd(es[s][3], b[s]), _CMP_LT_OQ);
+                                    _mm512_mul_pd(lim, b[s]), _CMP_LT_OQ);
       if (pre) [[unlikely]] {
         const __m512d sc = _mm512_div_pd(a[s], b[s]);
         const __m512d e = _mm512_add_pd(_mm512_sub_pd(c, _mm512_mul_pd(_mm512_mul_pd(two, sc), a[s])),
                                         _mm512_mul_pd(_mm512_mul_pd(sc, sc), b[s]));
-        const __mmask8 in = _mm512_mask_cmp_pd_mask(pre, e, es[s][3], _CMP_LT_OQ);
+        const __mmask8 in = _mm512_mask_cmp_pd_mask(pre, e, lim, _CMP_LT_OQ);
 #pragma GCC unroll 4
         for (std::size_t j = 3; j > 0; --j) {
           const __mmask8 up = _mm512_mask_cmp_pd_mask(in, e, es[s][j - 1], _CMP_LT_OQ);
@@ -467,7 +487,7 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
   vd upper = hi;
 #if defined(__AVX512F__)
   if constexpr (W == 8 && L <= 8) {
-    walk8<L, S, Weighted>(reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r, dg, dg2, top0, c,
+    walk8<L, S, Grid::score_slack, Weighted>(reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r, dg, dg2, top0, c,
                           lo, y0, w0, act, cnt, ev, a, b, upper, es, ss);
     return;
   }
@@ -520,14 +540,26 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
       mv[0] = on[0] & (~sel[L] | lneg | end);
       mv[1] = on[1] & (~sel[L] | ~lneg | end);
     }
+    // The score cut of the best minimum of both sides (score_cut; infinite unless its scale
+    // is well inside the floats): a minimum above it would never be scored.
+    vd e0 = es[0][0], s0 = ss[0][0];
+    if constexpr (S == 2) {
+      const vi other = es[1][0] < es[0][0];
+      e0 = other ? es[1][0] : e0;
+      s0 = other ? ss[1][0] : s0;
+    }
+    const vd cut = ((s0 > 0x1p-149) & (s0 < 0x1p127)) ? e0 * (1.0 + Grid::score_slack) + 4.0 * Grid::score_slack * c
+                                                      : vd{} + std::numeric_limits<double>::infinity();
     for (std::size_t s = 0; s < S; ++s) {
       // The interval [m, upper] of the side's current codes: its stationary point A / B when
-      // inside and below the fourth best (C - A²/B < e3, without the division; B = 0 fails it).
-      const vi pre = mv[s] & (a[s] >= m * b[s]) & (a[s] <= up[s] * b[s]) & (c * b[s] - a[s] * a[s] < es[s][3] * b[s]);
+      // inside and below both the fourth best and the cut (C - A²/B < e, without the
+      // division; B = 0 fails it).
+      const vd lim = es[s][3] < cut ? es[s][3] : cut;
+      const vi pre = mv[s] & (a[s] >= m * b[s]) & (a[s] <= up[s] * b[s]) & (c * b[s] - a[s] * a[s] < lim * b[s]);
       if (any(pre)) [[unlikely]] {
         const vd sc = a[s] / b[s];
         const vd e = c - 2.0 * sc * a[s] + sc * sc * b[s];
-        const vi in = pre & (e < es[s][3]);
+        const vi in = pre & (e < lim);
         for (std::size_t j = 3; j > 0; --j) {
           const vi above = in & (e < es[s][j - 1]);  // the entry above moves down
           const vi here = in & ~above & (e < es[s][j]);
@@ -631,7 +663,7 @@ std::size_t load_lanes(const lane_block* blocks, std::size_t count, ErrorAt erro
     const lane_block& bl = blocks[i];
     out[i] = {bl.start, 0.0f, 0.0};
     if (bl.n == 0 || bl.n > lane_block_max || !blockq::detail::is_finite(bl.start)) continue;
-    out[i].error = error_at(bl);
+    out[i].error = bl.start_error >= 0.0 ? bl.start_error : error_at(bl);
     if (!(out[i].error > 0.0)) continue;
     n_max = std::max(n_max, bl.n);
     act[i] = -1;
@@ -667,13 +699,25 @@ VD sort_and_sweep(VD* y, VD* w, std::size_t rows, bool weighted, const VD& bud, 
   return c;
 }
 
-// Lane l's minima to score: the best, and the others whose error is below cut.
+// Lane l's minima to score: the first `kept` (best first), and the others whose error is
+// below cut.
 template <class VD>
-std::size_t lane_minima(const VD* es, const VD* ss, std::size_t l, double cut, std::array<scale_candidate, 4>& cands) noexcept {
+std::size_t lane_minima(const VD* es, const VD* ss, std::size_t l, std::size_t kept, double cut,
+                        std::array<scale_candidate, 4>& cands) noexcept {
   std::size_t got = 0;
   for (std::size_t j = 0; j < 4; ++j)
-    if (ss[j][l] > 0.0 && (j == 0 || es[j][l] < cut)) cands[got++] = {ss[j][l], es[j][l]};
+    if (ss[j][l] > 0.0 && (j < kept || es[j][l] < cut)) cands[got++] = {ss[j][l], es[j][l]};
   return got;
+}
+
+// The error e0 (1 + slack) + 4 slack C below which a minimum could still beat the best one
+// (error e0, scale s0; C the block's energy) once both are scored in float, slack from the
+// kernel's rounding (below); infinity when s0 does not round to a usable float (it is not
+// scored).
+inline double score_cut(double e0, double s0, double c, double slack) noexcept {
+  const auto f0 = static_cast<float>(s0);
+  return blockq::detail::is_finite(f0) && f0 != 0.0f ? e0 * (1.0 + slack) + 4.0 * slack * c
+                                                     : std::numeric_limits<double>::infinity();
 }
 
 // The lane sweep of W blocks (count of them real).
@@ -701,11 +745,9 @@ void search_group(const lane_block* blocks, std::size_t count, tie_mode ties, sc
     // most 2^-22 C over one float step (|E'| <= 2 sqrt(B E) and s² B <= 4 C), and the kernel's
     // codes differ from the nearest levels only at ties worth 2^-21 C: a minimum above
     // e_0 (1 + 2^-20) + 2^-18 C scores above e_0's own float.
-    const float f0 = static_cast<float>(ss[0][0][l]);
-    const double cut = blockq::detail::is_finite(f0) && f0 != 0.0f ? es[0][0][l] * (1.0 + 0x1p-20) + 0x1p-18 * c[l]
-                                                                   : std::numeric_limits<double>::infinity();
+    const double cut = score_cut(es[0][0][l], ss[0][0][l], c[l], element_grid<Element>::score_slack);
     std::array<scale_candidate, 4> cands{};
-    const std::size_t got = lane_minima(es[0], ss[0], l, cut, cands);
+    const std::size_t got = lane_minima(es[0], ss[0], l, 1, cut, cands);
     const lane_block& bl = blocks[l];
     detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), 1.0, 0.0f,
                              [&](float s, float) { return score(bl, s); }, out[l]);
@@ -728,13 +770,21 @@ void search_group_int(const lane_block* blocks, std::size_t count, int_format fm
       load_lanes(blocks, count, [&](const lane_block& bl) { return score(bl, bl.start); }, y, w, bud, act, out);
   if (rows == 0) return;
   vd es[2][4], ss[2][4];
-  sort_and_sweep<int_grid<Q>>(y, w, rows, blocks[0].w != nullptr, bud, act, es, ss);
+  const vd c = sort_and_sweep<int_grid<Q>>(y, w, rows, blocks[0].w != nullptr, bud, act, es, ss);
   for (std::size_t l = 0; l < count; ++l) {
     if (!act[l]) continue;
     const lane_block& bl = blocks[l];
+    // The best minimum of both signs is scored (with its float neighbours); another one only
+    // when it could beat it in float. The kernel's residual fl(x - fl(q s)) is off by at most
+    // 2^-24 (|q s| + |r|) each, so its error is within 2^-23 (sqrt(E C) + 2 E) of E; E moves by
+    // at most 2^-21 sqrt(C E) over one float step (|E'| <= 2 sqrt(B E), s² B <= 4 C); codes
+    // off the nearest level (x / s rounded in float near a tie) cost at most 2^-22 C: within
+    // 2^-20 (E + C) in all, so a minimum above e_0 (1 + 2^-18) + 2^-16 C scores above e_0's float.
+    const std::size_t best = es[1][0][l] < es[0][0][l] ? 1 : 0;
+    const double cut = score_cut(es[best][0][l], (best ? -1.0 : 1.0) * ss[best][0][l], c[l], int_grid<Q>::score_slack);
     for (std::size_t side = 0; side < 2; ++side) {  // the positive scales' minima first, as continuous_int_mse
       std::array<scale_candidate, 4> cands{};
-      const std::size_t got = lane_minima(es[side], ss[side], l, std::numeric_limits<double>::infinity(), cands);
+      const std::size_t got = lane_minima(es[side], ss[side], l, side == best ? 1 : 0, cut, cands);
       detail::score_candidates(std::span<const scale_candidate>(cands.data(), got), side ? -1.0 : 1.0, 0.0f,
                                [&](float s, float) { return score(bl, s); }, out[l]);
     }

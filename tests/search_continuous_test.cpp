@@ -518,8 +518,8 @@ TEST(SearchLanes, ExactAndIndependentOfTheOtherLanes) {
   tally.expect_searched(1000, "fp4");
 }
 
-// The lane sweep of symmetric integer codes (2 to 4 bits; two lanes a block, one a sign of the
-// scale), which rule mse of uniform_quantizer runs: groups of 1..9 blocks of every kind and on
+// The lane sweep of symmetric integer codes (2 to 4 bits; a lane a block, which sweeps both
+// signs of the scale), which rule mse of uniform_quantizer runs: groups of 1..9 blocks of every kind and on
 // the integer lattice (coinciding breakpoints, ties), zero blocks, weighted or not, starts of
 // either sign and NaN ones — lane_tally's checks, against the interval oracle's minimum over
 // both signs and continuous_int_mse (the single-block sweep of both signs).

@@ -8,7 +8,8 @@
 //   void continuous_element_mse_lanes<Element>(Arch, span<const lane_block> blocks, tie_mode ties,
 //                                              scale_min_result* out);
 //     blocks: any number, each of at most lane_block_max elements, all
-//     weighted or all unweighted; they are searched in groups of the tier's
+//     weighted or all unweighted, each with its start (and the start's kernel
+//     error when the caller has it); they are searched in groups of the tier's
 //     width (8 lanes with AVX-512, 4 with AVX2, 2 otherwise). out[l] is what
 //     continuous_element_mse defines for block l: the best float scale, never
 //     worse than the block's start under the quantizer's kernel. Blocks the
@@ -21,7 +22,7 @@
 //                                 scale_min_result* out);
 //     Symmetric integer codes of 2 to 4 bits, blocks of at most lane_block_max
 //     (int_lanes_take): continuous_int_mse's result for each block (both signs
-//     of the scale, start_min 0), two lanes a block.
+//     of the scale, start_min 0), a lane a block.
 //
 // Method (the sweep of continuous.hpp, reorganised for lanes). Each lane
 // sorts its |x| in descending order (a bitonic network across the lanes), so
@@ -37,17 +38,23 @@
 // maximum never waits on a gather; with AVX-512 the walk runs in mask
 // registers with the L counts as bytes of one vector (walk8 below).
 //
-// Integer codes (int_grid): levels 1..qmax are every element's and walk the
-// sorted |x|; level -qmin = qmax + 1 only the elements of one sign reach
-// (the negative ones under a positive scale), so it walks its own sorted list
-// of that side's |x| (the other elements there at -1, below every
-// breakpoint). Each sign of the scale is a lane of its own.
+// Integer codes (int_grid): a lane sweeps both signs of the scale (its two
+// sides) at once. Its rows hold x itself, sorted by |x|; levels 1..qmax are
+// every element's, and level -qmin = qmax + 1 only the elements of one sign
+// reach (the negative ones under a positive scale). That level walks the same
+// rows, and each of its breakpoints moves only the side of its element's sign
+// (known a step ahead). Each side keeps its own A, B, minima and bounds, and
+// checks its interval and its bounds only at the breakpoints that move it:
+// its calls are those of a sweep of that side alone, in the same order.
 //
 // Which intervals count. E(s) is continuous with concave kinks (see
 // continuous.hpp), so every local minimum is a stationary point A / B inside
 // its interval, and only those are kept: the best four below the budget (the
-// start's kernel error, raised by 1e-5 of it), which are then scored in float
-// as in continuous_element_mse. The walk is bounded as the single sweep's:
+// start's kernel error, raised by 1e-5 of it) and below the score cut of the
+// best so far (score_cut: a minimum above it cannot score below the best's
+// float), which are then scored in float as in continuous_element_mse. The
+// cut only falls as the best does, so the minima kept and scored are those of
+// keeping the best four and cutting at the end. The walk is bounded as the single sweep's:
 // above hi = |x|_(p) / t_1 the elements from p on (the least ones, whose
 // energy exceeds the budget) all round to zero; below lo = max (|x| -
 // sqrt(budget / w)) / g_top (weighted) an element's clipping alone exceeds
@@ -56,6 +63,9 @@
 // computed as |x| · (1 / t_k) (one rounding off the exact quotient): at a
 // breakpoint the element is equally far from both levels, so codes that
 // differ only there give the same error.
+//
+// The walk steps every lane whose breakpoint is positive, on or not (a lane
+// that has stopped records nothing), so the step never waits on the bounds.
 //
 // Floating point. Every tier runs the same IEEE operations in the same order
 // on each lane (the project builds with -ffp-contract=off), so every tier

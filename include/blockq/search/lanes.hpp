@@ -211,10 +211,10 @@ struct int_grid {
 // The walk of sweep below for 8 lanes in AVX-512 registers, its operations one for one
 // (the masks in mask registers; each level's count a byte of one vector, so the chosen
 // level's count, step and constants are a shift and a permutation away).
-template <std::size_t L, std::size_t S, double Slack, bool Weighted, class VD, class VI>
-BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* r, const double* dg, const double* dg2,
-                                const VD* top_, const VD& c_, const VD& lo_, const VD& y0_, const VD& w0_, const VI& act_,
-                                const VI* cnt, const VD* ev_, const VD* a_, const VD* b_, const VD& upper_,
+template <std::size_t L, std::size_t S, bool Weighted, class VD, class VI>
+BLOCKQ_ALWAYS_INLINE void walk8(double score_slack, const double* y, const double* w, const double* r,
+                                const double* dg, const double* dg2, const VD* top_, const VD& c_, const VD& lo_,
+                                const VD& y0_, const VD& w0_, const VI& act_, const VI* cnt, const VD* ev_, const VD* a_, const VD* b_, const VD& upper_,
                                 VD (*es_)[4], VD (*ss_)[4]) noexcept {
   auto pd = [](const VD& v) BLOCKQ_LAMBDA_INLINE { return (__m512d)v; };
   const __m512d c = pd(c_), lo = pd(lo_), y0 = pd(y0_), w0 = pd(w0_), zero = _mm512_setzero_pd();
@@ -258,7 +258,7 @@ BLOCKQ_ALWAYS_INLINE void walk8(const double* y, const double* w, const double* 
     lnegn = negative(_mm512_i64gather_pd(_mm512_add_epi64(row, _mm512_set1_epi64(8)), y, 8));
   }
   const __m512d two = _mm512_set1_pd(2.0), slack = _mm512_set1_pd(1.0 + 1e-12);
-  const __m512d cut_e = _mm512_set1_pd(1.0 + Slack), cut_c = _mm512_mul_pd(_mm512_set1_pd(4.0 * Slack), c),
+  const __m512d cut_e = _mm512_set1_pd(1.0 + score_slack), cut_c = _mm512_mul_pd(_mm512_set1_pd(4.0 * score_slack), c),
                 tiny = _mm512_set1_pd(0x1p-149), huge = _mm512_set1_pd(0x1p127),
                 inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
   for (;;) {
@@ -497,8 +497,8 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
   vd upper = hi;
 #if defined(__AVX512F__)
   if constexpr (W == 8 && L <= 8) {
-    walk8<L, S, Grid::score_slack, Weighted>(reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r, dg, dg2, top0, c,
-                          lo, y0, w0, act, cnt, ev, a, b, upper, es, ss);
+    walk8<L, S, Weighted>(Grid::score_slack, reinterpret_cast<const double*>(y), reinterpret_cast<const double*>(w), r,
+                          dg, dg2, top0, c, lo, y0, w0, act, cnt, ev, a, b, upper, es, ss);
     return;
   }
 #endif

@@ -614,7 +614,7 @@ void sweep(const VD* y, const VD* w, std::size_t rows, const VD& c, const VD& bu
     const vd after = mag(ya) * rs;
     if constexpr (S == 2) {
       lneg = sel[L] ? lnegn : lneg;
-      lnegn = sel[L] ? (vi)ya < 0 : lnegn;
+      lnegn = sel[L] ? (vi)((vi)ya < 0) : lnegn;
     }
     unrolled<L>([&](auto j) BLOCKQ_LAMBDA_INLINE {
       constexpr std::size_t k = j + 1;

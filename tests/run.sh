@@ -43,11 +43,13 @@ step "2/4 scalar kernels forced, under the sanitizers (address, undefined)"
 # quantizer once rather than once per tier, which halves most files' compile time.
 # -O1 -g1, as AddressSanitizer's documentation suggests, with line tables for the reports:
 # at -O2 -g the instrumented arch_test alone took 379 s to compile on the 2-core CI machine
-# (133 s at -O1 -g1).
+# (133 s at -O1 -g1). -fno-tree-pta: GCC's points-to analysis of the integer lane sweep
+# (search/lanes.hpp) under the sanitizers took a minute a file that instantiates it (uniform_test
+# 78 s to compile, 26 s without it; 27 s before that sweep swept both signs in one lane).
 # GptqQuality.CorrelatedLayer* is a table of error figures (58 s sanitized, 7 s plain): it
 # runs in step 1; the other error-feedback tests run here.
 cmake -S . -B build-test-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLOCKQ_SANITIZE=ON \
-  -DBLOCKQ_FORCE_ARCH=scalar -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+  -DBLOCKQ_FORCE_ARCH=scalar -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG -fno-tree-pta" \
   -DBLOCKQ_BUILD_BENCH=OFF -DBLOCKQ_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-test-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
